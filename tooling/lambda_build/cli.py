@@ -1,0 +1,176 @@
+"""Command line of the layer tooling (``scripts/manage-layers.sh`` runs it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import zipfile
+from collections import defaultdict
+from pathlib import PurePosixPath
+
+from . import build as buildmod
+from . import config as configmod
+from . import lock as lockmod
+from . import tools
+from .optimize import package_of
+from .verify import raise_for_problems, verify, verify_cached
+
+COMMANDS = {
+    "lock": "re-resolve layers/requirements.lock for the target (floors and no-downgrade enforced)",
+    "build": "install, optimize, zip and verify layers (cached: unchanged layers are not rebuilt)",
+    "optimize": "re-run the optimizer rules on the cached install (after editing layers.toml)",
+    "validate": "verify built layers on the target interpreter: imports, workloads, ELF checks",
+    "report": "sizes per layer and per package, unzipped and zipped, and what each rule removed",
+    "status": "which layers are built, stale or missing",
+    "clean": "remove built layers and their cached installs",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--arch", help="target architecture: x86_64 (default) or arm64; also $ITEM_PREDICTION_ARCH")
+    common.add_argument("--format", choices=("text", "json"), default="text", help="output format (json for CI)")
+    common.add_argument("--verbose", action="store_true", help="show every command and step timing")
+    parser = argparse.ArgumentParser(
+        prog="manage-layers.sh",
+        description="Build, optimize, verify and report the shared Lambda layers declared in layers/layers.toml.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary, parents=[common])
+        if name == "lock":
+            sub.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed version")
+            sub.add_argument("--allow-downgrade", action="store_true", help="accept a resolution that lowers a pin")
+        else:
+            sub.add_argument("layer", nargs="?", default="all", help="a layer name or 'all' (default)")
+        if name == "build":
+            sub.add_argument("--clean", action="store_true", help="rebuild from scratch, ignoring caches")
+    return parser
+
+
+def _emit(args: argparse.Namespace, payload, text: str) -> None:
+    if args.format == "json":
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(text)
+
+
+def zipped_by_package(path) -> dict[str, int]:
+    sizes: dict[str, int] = defaultdict(int)
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            relative = info.filename.split("/", 1)[1] if "/" in info.filename else info.filename
+            sizes[package_of(PurePosixPath(relative))] += info.compress_size
+    return dict(sizes)
+
+
+def report(config: configmod.Config, names: str) -> dict:
+    layers = {}
+    for layer in config.select(names):
+        info = buildmod.read_info(config, layer)
+        if info is None:
+            layers[layer.name] = {"state": "missing"}
+            continue
+        zipped = zipped_by_package(config.layer_zip(layer)) if config.layer_zip(layer).exists() else {}
+        packages = {
+            name: {"unzipped_bytes": size, "zipped_bytes": zipped.get(name, 0), "naive_bytes": info["packages"]["naive"].get(name, 0)}
+            for name, size in info["packages"]["optimized"].items()
+        }
+        layers[layer.name] = {
+            key: info[key] for key in ("architecture", "runtime", "bytecode", "naive_bytes", "unzipped_bytes", "zip_bytes", "zip_sha256", "rules", "distributions")
+        } | {"packages": packages}
+    total = sum(item.get("unzipped_bytes", 0) for item in layers.values())
+    budget = config.budgets["all_layers_unzipped"]
+    return {"layers": layers, "total_unzipped_bytes": total, "budget_bytes": budget, "within_budget": total <= budget}
+
+
+def _report_text(data: dict) -> str:
+    lines = []
+    for name, layer in data["layers"].items():
+        if "unzipped_bytes" not in layer:
+            lines.append(f"{name}: {layer['state']}")
+            continue
+        lines.append(
+            f"{name} ({layer['architecture']}, {layer['bytecode']}): {layer['naive_bytes']:,} naive -> "
+            f"{layer['unzipped_bytes']:,} unzipped, {layer['zip_bytes']:,} zipped"
+        )
+        lines.append(f"  {'package':<26}{'naive':>14}{'unzipped':>14}{'zipped':>13}")
+        for package, sizes in layer["packages"].items():
+            lines.append(f"  {package:<26}{sizes['naive_bytes']:>14,}{sizes['unzipped_bytes']:>14,}{sizes['zipped_bytes']:>13,}")
+        lines.append(f"  {'rule':<26}{'files':>8}{'bytes removed':>20}")
+        for rule in layer["rules"]:
+            lines.append(f"  {rule['rule']:<26}{rule['files']:>8,}{rule['bytes_removed']:>20,}")
+    lines.append(
+        f"all layers: {data['total_unzipped_bytes']:,} bytes unzipped, budget {data['budget_bytes']:,} "
+        f"({'within' if data['within_budget'] else 'OVER'} budget)"
+    )
+    return "\n".join(lines)
+
+
+def status(config: configmod.Config, arch, names: str) -> dict:
+    entries = lockmod.read_lock(config)
+    assignment = lockmod.assign_layers(config, entries)
+    states = {}
+    for layer in config.select(names):
+        state, info = buildmod.layer_state(config, layer, arch, assignment[layer.name])
+        states[layer.name] = {"state": state, "architecture": (info or {}).get("architecture"), "unzipped_bytes": (info or {}).get("unzipped_bytes")}
+    return states
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.verbose:
+        tools.VERBOSE = True
+        os.environ["ITEM_PREDICTION_VERBOSE"] = "1"
+    try:
+        config = configmod.load()
+        arch = config.architecture(args.arch)
+        if args.command == "lock":
+            result = lockmod.update_lock(config, upgrade=args.upgrade, allow_downgrade=args.allow_downgrade)
+            changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in result["changed"].items()) or "no changes"
+            _emit(args, result, f"{result['lock']}: {result['distributions']} distributions; {changed}")
+        elif args.command in ("build", "optimize"):
+            if args.command == "optimize":
+                for layer in config.select(args.layer):
+                    config.layer_info(layer).unlink(missing_ok=True)  # forces the rules to run again on the cached install
+            results = buildmod.build(config, arch, args.layer, clean=getattr(args, "clean", False))
+            all_built = all(buildmod.read_info(config, layer) for layer in config.layers)
+            verification = verify_cached(config, arch) if all_built else None
+            if verification is not None:
+                raise_for_problems(verification)
+            summary = {name: {k: info[k] for k in ("rebuilt", "unzipped_bytes", "zip_bytes", "zip_sha256")} for name, info in results.items()}
+            total = sum(info["unzipped_bytes"] for info in results.values())
+            verified = "not verified (build all layers first)" if verification is None else (
+                "verified (cached)" if verification["cached"] else "verified"
+            )
+            _emit(
+                args,
+                {"layers": summary, "verified": verification is not None},
+                "\n".join(f"{name}: {'rebuilt' if s['rebuilt'] else 'up to date'}, {s['unzipped_bytes']:,} bytes, zip sha256 {s['zip_sha256'][:16]}" for name, s in summary.items())
+                + f"\ntotal {total:,} bytes unzipped; {verified}",
+            )
+        elif args.command == "validate":
+            result = verify(config, arch)
+            if args.layer != "all":
+                result["problems"] = [p for p in result["problems"] if args.layer in p or not any(layer.name in p for layer in config.layers)]
+            _emit(args, result, "\n".join(result["problems"]) or f"all layers verified on {config.runtime} {arch.name}: {', '.join(result['sets'])}")
+            raise_for_problems(result)
+        elif args.command == "report":
+            data = report(config, args.layer)
+            _emit(args, data, _report_text(data))
+        elif args.command == "status":
+            data = status(config, arch, args.layer)
+            _emit(args, data, "\n".join(f"{name}: {item['state']}" + (f" ({item['architecture']}, {item['unzipped_bytes']:,} bytes)" if item["unzipped_bytes"] else "") for name, item in data.items()))
+        elif args.command == "clean":
+            removed = buildmod.clean(config, args.layer)
+            _emit(args, {"removed": removed}, f"removed {len(removed)} build outputs")
+    except (tools.BuildError, configmod.ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
