@@ -56,7 +56,7 @@ def parse_lock(text: str) -> dict[str, LockEntry]:
             continue
         current.hashes.extend(_HASH.findall(line))
         via = _VIA.match(line)
-        if via and not line.startswith("# via -r"):
+        if via and line != "# via" and not line.startswith("# via -r"):
             current.required_by.add(canonicalize_name(via.group(1)))
     return entries
 

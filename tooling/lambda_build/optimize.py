@@ -147,7 +147,10 @@ def prune_aws_service_models(root: Path, ctx: Context) -> RuleResult:
 
 def prune_unused_modules(root: Path, ctx: Context) -> RuleResult:
     result = RuleResult("unused-modules", "submodules and data no function uses (layers.toml [optimize.unused])")
-    targets = [root / item for item in ctx.config.prune_unused if not _kept(Path(item), ctx.config.keep)]
+    targets = [
+        path for pattern in ctx.config.prune_unused for path in root.glob(pattern)
+        if not _kept(path.relative_to(root), ctx.config.keep)
+    ]  # fmt: skip
     return _remove(root, targets, result)
 
 

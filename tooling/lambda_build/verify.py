@@ -56,7 +56,7 @@ def distribution_owners(config: Config) -> dict[str, list[str]]:
     owners: dict[str, list[str]] = {}
     for layer in config.layers:
         for info in sorted((config.layer_output(layer) / "python").glob("*.dist-info")):
-            name = info.name.rsplit("-", 1)[0].lower().replace("_", "-")
+            name = info.name.removesuffix(".dist-info").rsplit("-", 1)[0].lower().replace("_", "-")
             owners.setdefault(name, []).append(layer.name)
     return owners
 

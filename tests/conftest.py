@@ -1,0 +1,56 @@
+"""Fixtures shared by the whole suite: the layer tooling's config and the built layers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_layers_cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the layer tooling's command line as users do (manage-layers.sh execs exactly this)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "lambda_build", *args],
+        cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    if check and completed.returncode != 0:
+        raise AssertionError(f"lambda_build {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}")
+    return completed
+
+
+@pytest.fixture(scope="session")
+def layer_config():
+    from lambda_build import config
+
+    return config.load()
+
+
+@pytest.fixture(scope="session")
+def built_layers(layer_config):
+    """The three layers built for the default architecture (cached: a no-op when up to date)."""
+    run_layers_cli("build", "all")
+    return layer_config
+
+
+@pytest.fixture
+def layer_copy(built_layers, tmp_path, monkeypatch):
+    """A private copy of the built layers (hard links) that a test may break without harm.
+
+    Files are hard links to the real build: replace a file (``replace_file``), never write into it.
+    """
+    destination = tmp_path / "build"
+    shutil.copytree(built_layers.build_dir / "layers", destination / "layers", copy_function=os.link)
+    monkeypatch.setenv("ITEM_PREDICTION_BUILD_DIR", str(destination))
+    return destination
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` as a new inode, leaving any hard-linked original untouched."""
+    path.unlink()
+    path.write_bytes(data)
