@@ -27,14 +27,14 @@ WORKLOADS_DIR = Path(__file__).resolve().parent / "workloads"
 RUNNER = WORKLOADS_DIR / "runner.py"
 
 
-def merge_layers(config: Config, layers: tuple[str, ...], destination: Path) -> list[str]:
-    """Merge layers into ``destination`` as Lambda does (hard links, later wins); return collisions."""
+def merge_layers(folders: dict[str, Path], destination: Path) -> list[str]:
+    """Merge layer folders (name -> folder holding ``python/``), in order, into ``destination``
+    as Lambda does (hard links, later wins); return the paths that collided."""
     shutil.rmtree(destination, ignore_errors=True)
     destination.mkdir(parents=True)
     owner: dict[str, str] = {}
     collisions = []
-    for name in layers:
-        source = config.layer_output(config.layer(name))
+    for name, source in folders.items():
         for path in iter_files(source):
             relative = path.relative_to(source)
             target = destination / relative
@@ -114,7 +114,7 @@ def verify(config: Config, arch: Architecture, *, sets: dict[str, tuple[str, ...
     for set_name, layers in sets.items():
         merged = config.build_dir / "verify" / set_name.replace("+", "_")
         with step(f"verifying {set_name} ({' + '.join(layers)}) on {config.runtime}"):
-            collisions = merge_layers(config, layers, merged)
+            collisions = merge_layers({name: config.layer_output(config.layer(name)) for name in layers}, merged)
             problems.extend(f"{set_name}: file in two layers: {item}" for item in collisions)
             outcome = run_workloads(config, merged / "python", layers)
         for failure in outcome.get("failures", []):
