@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command. On a fresh machine it installs what it needs (.venv with python3.13 and the
+# pinned dev dependencies; the layers are built, cached, by the tests that need them), then runs
+# the whole suite. Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" -x
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/bootstrap.sh"
+cd "$root"
+exec .venv/bin/python -m pytest "$@"
