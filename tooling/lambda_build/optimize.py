@@ -103,7 +103,14 @@ def _walk_dirs(root: Path) -> Iterable[Path]:
 
 
 def drop_console_scripts(root: Path, ctx: Context) -> RuleResult:
+    """Remove ``bin/`` and its RECORD lines: the installer wrote the build machine's interpreter
+    path into those scripts, which would make the layer differ from one checkout to another."""
     result = RuleResult("console-scripts", "command-line entry points (python/bin): nothing runs them in Lambda")
+    for record in root.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith("bin/")]
+        if kept != lines:
+            record.write_text("".join(kept))
     return _remove(root, [root / "bin"], result)
 
 

@@ -99,3 +99,17 @@ def test_bytecode_is_sourceless_hash_based_and_names_opt_python(tmp_path, ctx):
     assert flags == 0b01, "expected unchecked-hash bytecode (PEP 552 flags=1)"
     assert b"/opt/python/pkg/__init__.py" in data, "tracebacks must name the path Lambda mounts"
     assert result.files == 1
+
+
+def test_console_scripts_go_with_their_record_lines(tmp_path, ctx):
+    """Installers write the build machine's interpreter into scripts: keeping them (or their
+    hashes in RECORD) would make a layer differ between two checkouts."""
+    _tree(tmp_path, {
+        "bin/jp.py": b"#!/home/someone/.venv/bin/python\n",
+        "jmespath/__init__.py": b"",
+        "jmespath-1.0.dist-info/RECORD": b"bin/jp.py,sha256=abc,30\njmespath/__init__.py,sha256=def,0\n",
+    })  # fmt: skip
+    result = optimize.drop_console_scripts(tmp_path, ctx)
+    assert _files(tmp_path) == {"jmespath/__init__.py", "jmespath-1.0.dist-info/RECORD"}
+    assert (tmp_path / "jmespath-1.0.dist-info" / "RECORD").read_text() == "jmespath/__init__.py,sha256=def,0\n"
+    assert result.files == 1
