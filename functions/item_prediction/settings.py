@@ -1,0 +1,57 @@
+"""Runtime settings, read from the environment in one place (the template sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where data lives and how much of it a function may take on."""
+
+    bucket: str
+    table: str
+    raw_prefix: str = "raw/"
+    validated_prefix: str = "validated/"
+    quarantine_prefix: str = "quarantine/"
+    reports_prefix: str = "reports/"
+    features_prefix: str = "features/"
+    models_prefix: str = "models/"
+    predictions_prefix: str = "predictions/"
+    mappings_prefix: str = "config/mappings/"
+    forecast_horizon: int = 0  # periods; 0 means the frequency's default (14 days, 8 weeks)
+    chunk_rows: int = 100_000
+    max_input_bytes: int = 2_000_000_000
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            bucket=os.environ.get("BUCKET_NAME", ""),
+            table=os.environ.get("TABLE_NAME", ""),
+            raw_prefix=os.environ.get("RAW_PREFIX", cls.raw_prefix),
+            validated_prefix=os.environ.get("VALIDATED_PREFIX", cls.validated_prefix),
+            quarantine_prefix=os.environ.get("QUARANTINE_PREFIX", cls.quarantine_prefix),
+            reports_prefix=os.environ.get("REPORTS_PREFIX", cls.reports_prefix),
+            features_prefix=os.environ.get("FEATURES_PREFIX", cls.features_prefix),
+            models_prefix=os.environ.get("MODELS_PREFIX", cls.models_prefix),
+            predictions_prefix=os.environ.get("PREDICTIONS_PREFIX", cls.predictions_prefix),
+            mappings_prefix=os.environ.get("MAPPINGS_PREFIX", cls.mappings_prefix),
+            forecast_horizon=_int("FORECAST_HORIZON", 0),
+            chunk_rows=_int("CHUNK_ROWS", cls.chunk_rows),
+            max_input_bytes=_int("MAX_INPUT_BYTES", cls.max_input_bytes),
+        )
+
+    def dataset_of(self, raw_key: str) -> str:
+        """``raw/<dataset>/<file>`` -> ``<dataset>``; a file directly under raw/ is dataset ``default``."""
+        relative = raw_key[len(self.raw_prefix):] if raw_key.startswith(self.raw_prefix) else raw_key
+        parts = relative.split("/")
+        return parts[0] if len(parts) > 1 and parts[0] else "default"

@@ -1,0 +1,162 @@
+"""The AWS adapter: S3 objects and DynamoDB items, and nothing else.
+
+boto3 finds its endpoint in ``AWS_ENDPOINT_URL`` when set (a local emulator), so nothing here
+names one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An S3 object as an event names it."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    size: int | None = None
+
+
+class CsvGzipWriter:
+    """Collects DataFrames into one gzip CSV in a temporary file (bounded memory), deterministic bytes."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()
+        self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0)
+        self._text = io.TextIOWrapper(self._gzip, encoding="utf-8", newline="")
+        self._columns: list[str] | None = None
+        self.rows = 0
+
+    def __call__(self, frame: pd.DataFrame) -> None:
+        if self._columns is None:
+            self._columns = list(frame.columns)
+            frame.to_csv(self._text, index=False, lineterminator="\n")
+        else:
+            frame.reindex(columns=self._columns).to_csv(self._text, index=False, header=False, lineterminator="\n")
+        self.rows += len(frame)
+
+    def finish(self) -> io.BufferedRandom:
+        self._text.flush()
+        self._text.detach()
+        self._gzip.close()
+        self._file.seek(0)
+        return self._file
+
+
+class Storage:
+    """S3 and DynamoDB access for one bucket and one table."""
+
+    def __init__(self, bucket: str, table: str, *, s3=None, dynamodb=None) -> None:
+        self.bucket = bucket
+        self.table_name = table
+        self._s3 = s3
+        self._dynamodb = dynamodb
+
+    @property
+    def s3(self):
+        if self._s3 is None:
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    @property
+    def table(self):
+        if self._dynamodb is None:
+            self._dynamodb = boto3.resource("dynamodb")
+        return self._dynamodb.Table(self.table_name)
+
+    # -- S3 -------------------------------------------------------------------------------
+    def open(self, ref: ObjectRef):
+        """The object's body as a stream, with its version and size."""
+        args = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            args["VersionId"] = ref.version_id
+        response = self.s3.get_object(**args)
+        return response["Body"], response.get("VersionId"), response.get("ContentLength")
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except self.s3.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def get_json(self, key: str) -> dict:
+        return json.loads(self.get_bytes(key))
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        return key
+
+    def put_json(self, key: str, payload: dict) -> str:
+        return self.put_bytes(key, (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode(), "application/json")
+
+    def put_file(self, key: str, handle, content_type: str = "application/gzip") -> str:
+        self.s3.upload_fileobj(handle, self.bucket, key, ExtraArgs={"ContentType": content_type})
+        return key
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return sorted(keys)
+
+    def read_csv(self, key: str, **kwargs) -> pd.DataFrame:
+        import pandas as pd  # here, not at the top: the API function has no pandas layer
+
+        with tempfile.TemporaryFile() as handle:
+            self.s3.download_fileobj(self.bucket, key, handle)
+            handle.seek(0)
+            return pd.read_csv(handle, compression="gzip" if key.endswith(".gz") else None, **kwargs)
+
+    def write_csv(self, key: str, frame: pd.DataFrame) -> str:
+        writer = CsvGzipWriter()
+        writer(frame)
+        with writer.finish() as handle:
+            return self.put_file(key, handle)
+
+    # -- DynamoDB -------------------------------------------------------------------------
+    def put_items(self, items: Iterable[dict]) -> int:
+        """Write items; a re-run with the same keys overwrites them, never duplicates."""
+        count = 0
+        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for item in items:
+                batch.put_item(Item=_decimals(item))
+                count += 1
+        return count
+
+    def query(self, pk: str, sk_from: str, sk_to: str) -> list[dict]:
+        items, start = [], None
+        while True:
+            args = {"KeyConditionExpression": Key("pk").eq(pk) & Key("sk").between(sk_from, sk_to)}
+            if start:
+                args["ExclusiveStartKey"] = start
+            page = self.table.query(**args)
+            items += page.get("Items", [])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+
+def _decimals(item: dict) -> dict:
+    return {key: Decimal(str(value)) if isinstance(value, float) else value for key, value in item.items()}
+
+
+def from_env() -> Storage:
+    return Storage(os.environ.get("BUCKET_NAME", ""), os.environ.get("TABLE_NAME", ""))
