@@ -16,7 +16,6 @@ whatever the file's size; duplicate keys are caught across chunks.
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
 import zlib
@@ -78,6 +77,39 @@ class _Hashing:
         self.sha256.update(chunk)
         self.bytes += len(chunk)
         return chunk
+
+
+class _Gunzip:
+    """Streaming gzip decompression that keeps what it could read from a truncated or corrupt
+    file and records why it stopped (``error``), instead of losing the whole file."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._buffer = b""
+        self._done = False
+        self.error: str | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        size = size if size >= 0 else 1 << 62
+        while len(self._buffer) < size and not self._done:
+            chunk = self._stream.read(1 << 16)
+            if not chunk:
+                self._done = True
+                if not self._inflate.eof:
+                    self.error = "gzip stream is truncated"
+                break
+            try:
+                self._buffer += self._inflate.decompress(chunk)
+                while self._inflate.eof and self._inflate.unused_data:  # concatenated gzip members
+                    rest = self._inflate.unused_data
+                    self._inflate = zlib.decompressobj(wbits=31)
+                    self._buffer += self._inflate.decompress(rest)
+            except zlib.error as exc:
+                self._done = True
+                self.error = f"gzip stream is corrupt ({exc})"
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
 
 
 class _Prefixed(io.RawIOBase):
@@ -152,16 +184,8 @@ def _records(text: io.TextIOBase, delimiter: str) -> Iterator[tuple[int, list[st
         except csv.Error:
             yield reader.line_num, None
             continue
-        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip stream
-            raise _StreamBroken(reader.line_num, str(exc)) from None
         if fields and any(field.strip() for field in fields):
             yield reader.line_num, fields
-
-
-class _StreamBroken(Exception):
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
 
 
 @dataclass
@@ -219,13 +243,13 @@ def _check_chunk(frame: pd.DataFrame, state: _State) -> tuple[pd.DataFrame, pd.S
     quantity = pd.to_numeric(frame[schema.QUANTITY], errors="coerce")
     failed["invalid_quantity"] = (quantity.isna() | ~np.isfinite(quantity.fillna(0))) & ~blank[schema.QUANTITY]
     failed["negative_quantity"] = quantity.lt(0)
-    failed["absurd_quantity"] = quantity.gt(schema.MAX_QUANTITY)
+    failed["absurd_quantity"] = quantity.gt(schema.MAX_QUANTITY) & np.isfinite(quantity)
 
     if schema.PRICE in frame:
         price = pd.to_numeric(frame[schema.PRICE], errors="coerce")
         failed["invalid_price"] = (price.isna() | ~np.isfinite(price.fillna(0))) & ~blank[schema.PRICE]
         failed["non_positive_price"] = price.le(0)
-        failed["absurd_price"] = price.gt(schema.MAX_UNIT_PRICE)
+        failed["absurd_price"] = price.gt(schema.MAX_UNIT_PRICE) & np.isfinite(price)
     else:
         price = pd.Series(np.nan, index=index)
     if schema.PROMOTION in frame:
@@ -368,12 +392,8 @@ def validate(
     raw = _Hashing(stream)
     first = raw.read(HEAD_BYTES)
     compressed = first[:2] == b"\x1f\x8b"
-    source = gzip.GzipFile(fileobj=io.BufferedReader(_Prefixed(first, raw)), mode="rb") if compressed else _Prefixed(first, raw)
-    try:
-        head = source.read(HEAD_BYTES) or b""
-    except (OSError, EOFError, zlib.error):
-        head, source = first, _Prefixed(first, raw)  # not gzip after all: validate the bytes as they are
-        compressed = False
+    source = _Gunzip(_Prefixed(first, raw)) if compressed else _Prefixed(first, raw)
+    head = source.read(HEAD_BYTES) or b""
     codec, codec_reason = detect_encoding(head)
     text = io.TextIOWrapper(io.BufferedReader(_Prefixed(head, source), buffer_size=HEAD_BYTES), encoding=codec, errors="replace", newline="")
     sample = head.decode(codec if codec != "utf-16" else "utf-16", errors="replace")
@@ -386,11 +406,8 @@ def validate(
         state.file_reason = "binary_content"
     rows: list[tuple[int, list[str]]] = []
     ragged: list[tuple[int, list[str] | None]] = []
-    stream_error = None
-    try:
-        _consume(_records(text, delimiter), state, mapping, rows, ragged, chunk_rows, clean_sink, quarantine_sink, delimiter)
-    except _StreamBroken as exc:
-        stream_error = f"input ended early at line {exc.line}: {exc}"
+    _consume(_records(text, delimiter), state, mapping, rows, ragged, chunk_rows, clean_sink, quarantine_sink, delimiter)
+    stream_error = source.error if compressed else None
     _flush(state, rows, ragged, clean_sink, quarantine_sink, delimiter)
     text.detach()
     if state.rows_in == 0 and state.file_reason is None:
