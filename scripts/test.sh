@@ -4,6 +4,6 @@
 # the whole suite. Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" -x
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/scripts/bootstrap.sh"
+"$root/scripts/bootstrap.sh" --with-sam
 cd "$root"
 exec .venv/bin/python -m pytest "$@"

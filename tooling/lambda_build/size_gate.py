@@ -20,7 +20,6 @@ from pathlib import Path
 from . import config as configmod
 from . import lock as lockmod
 from . import template as templatemod
-from .build import read_info
 from .config import REPO_ROOT, Config
 from .package import sizes_by_package
 from .tools import BuildError, iter_files, tree_bytes
@@ -77,8 +76,7 @@ def _layer_sizes(config: Config) -> dict[str, dict]:
         folder = config.layer_output(layer)
         if not (folder / "python").is_dir():
             raise BuildError(f"layer {layer.name} is not built: run 'scripts/manage-layers.sh build all' (or ./build.sh)")
-        info = read_info(config, layer) or {}
-        packages = info.get("packages", {}).get("optimized") or sizes_by_package(folder / "python")
+        packages = sizes_by_package(folder / "python")  # measured, never taken from the build record
         zip_path = config.layer_zip(layer)
         sizes[layer.name] = {
             "bytes": tree_bytes(folder),

@@ -1,0 +1,81 @@
+"""build.sh, the SAM CLI and the size gate, as CI runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import REPO_ROOT
+
+SAM = REPO_ROOT / ".tools" / "sam" / "bin" / "sam"
+ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def sam():
+    if not SAM.exists():
+        subprocess.run([str(REPO_ROOT / "scripts" / "bootstrap.sh"), "--with-sam", "--quiet"], check=True)
+    return SAM
+
+
+def gate(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/size-validation.py", *args], cwd=REPO_ROOT, capture_output=True, text=True, env={**ENV, **(env or {})})
+
+
+def test_sam_validate_lint_passes(sam):
+    completed = subprocess.run([str(sam), "validate", "--lint"], cwd=REPO_ROOT, capture_output=True, text=True, env=ENV)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "is a valid SAM Template" in completed.stdout + completed.stderr
+
+
+@pytest.mark.layers
+@pytest.mark.slow
+def test_build_sh_builds_offline_and_prints_the_size_table(sam, built_layers):
+    completed = subprocess.run(["./build.sh"], cwd=REPO_ROOT, capture_output=True, text=True, env=ENV)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "PredictionsFunction" in completed.stdout and "262,144,000" in completed.stdout
+    for name in ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction", "PredictionsApiFunction"):
+        artifact = REPO_ROOT / ".aws-sam" / "build" / name
+        assert (artifact / "item_prediction" / "validation.py").exists()
+        assert any(artifact.rglob("*.cpython-313.pyc")), "function code ships hash-based bytecode"
+    report = json.loads(gate("report", "--format", "json").stdout)
+    assert all(item["code_source"] == "sam build" for item in report["functions"])
+
+
+def _predictions(report: dict) -> dict:
+    return next(item for item in report["functions"] if item["function"] == "PredictionsFunction")
+
+
+def _add_file(layer_dir, size: int) -> None:
+    with open(layer_dir / "python" / "ballast.bin", "wb") as handle:
+        handle.truncate(size)  # sparse: Lambda counts its size, the disk does not pay for it
+
+
+@pytest.mark.layers
+def test_an_oversized_layer_fails_the_gate_naming_the_function(layer_copy):
+    env = {"ITEM_PREDICTION_BUILD_DIR": str(layer_copy)}
+    _add_file(layer_copy / "layers" / "ml-libraries", 100_000_000)
+    completed = gate("validate", env=env)
+    assert completed.returncode == 1
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("error: PredictionsFunction:")]
+    assert len(lines) == 1, completed.stderr
+    assert "is not smaller than the limit 262,144,000" in lines[0] and "largest: ballast.bin (ml-libraries) 100.0 MB" in lines[0]
+    total = _predictions(json.loads(gate("report", "--format", "json", env=env).stdout))["total_bytes"]
+    assert f"{total:,} bytes unzipped" in lines[0]
+    assert not any("DataValidationFunction:" in line for line in completed.stderr.splitlines()), "it does not mount ml-libraries"
+
+
+@pytest.mark.layers
+@pytest.mark.parametrize(("over", "fails"), [(0, True), (-1, False)])
+def test_exactly_the_limit_fails_one_byte_less_passes(layer_copy, over, fails):
+    env = {"ITEM_PREDICTION_BUILD_DIR": str(layer_copy)}
+    before = _predictions(json.loads(gate("report", "--target", "functions", "--format", "json", env=env).stdout))
+    _add_file(layer_copy / "layers" / "ml-libraries", before["limit_bytes"] - before["total_bytes"] + over)
+    report = json.loads(gate("report", "--target", "functions", "--format", "json", env=env).stdout)
+    assert _predictions(report)["total_bytes"] == 262_144_000 + over
+    limit_lines = [line for line in report["violations"] if line.startswith("PredictionsFunction:") and "not smaller than" in line]
+    assert bool(limit_lines) is fails
