@@ -85,7 +85,7 @@ class LocalFunction:
         self.python = target_python(python_version)
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
-        self.environment = environment or {}
+        self.environment = {key: str(value) for key, value in (environment or {}).items()}
         self.work_dir = Path(work_dir)
         self.sandbox = sandbox_available() if use_sandbox is None else use_sandbox
         self.log_group = f"/aws/lambda/{name}"
