@@ -1,0 +1,79 @@
+"""The main job end to end, offline: emulator, template-created stack, local runner, built layers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import boto3
+import pytest
+
+from ..conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.layers, pytest.mark.slow]
+ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+
+
+def main_job(*args: str) -> dict:
+    completed = subprocess.run(["./deploy.sh", "--local", "--format", "json", "--keep-running", *args],
+                               cwd=REPO_ROOT, capture_output=True, text=True, env=ENV, timeout=1200)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout)
+
+
+@pytest.fixture
+def stop_emulator():
+    yield
+    subprocess.run(["./deploy.sh", "--local", "--stop"], cwd=REPO_ROOT, capture_output=True, env=ENV)
+
+
+def dynamodb_items(summary: dict) -> list[dict]:
+    client = boto3.client("dynamodb", endpoint_url=summary["endpoint"], region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+    items, start = [], None
+    while True:
+        page = client.scan(TableName=summary["table"], **({"ExclusiveStartKey": start} if start else {}))
+        items += page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
+def test_sample_data_runs_through_the_whole_pipeline(built_layers, stop_emulator):
+    summary = main_job("--items", "3", "--stores", "2", "--periods", "300", "--horizon", "7")
+    assert summary["failure"] is None
+    validation = summary["validation"]
+    assert validation["rows_clean"] + validation["rows_quarantined"] == validation["rows_in"] > 0
+    assert validation["rows_quarantined"] == sum(validation["rules"].values()) > 0
+    metrics = summary["result"]["metrics"]
+    assert {"mae", "wape"} <= metrics["model"].keys() and {"mae", "wape"} <= metrics["seasonal_naive"].keys()
+    items = dynamodb_items(summary)
+    series = {(i["item_id"]["S"], i["store_id"]["S"]) for i in items}
+    assert len(series) == 6
+    for key in series:
+        assert sum(1 for i in items if (i["item_id"]["S"], i["store_id"]["S"]) == key) == 7
+    invoked = [call["function"] for call in summary["invocations"]]
+    assert invoked == ["DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"]
+    assert all(call["init_ms"] and call["error"] is None for call in summary["invocations"])
+
+    logs = boto3.client("logs", endpoint_url=summary["endpoint"], region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l")
+    group = "/aws/lambda/item-prediction-local-Predictions"
+    messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+    assert any(m.startswith("REPORT RequestId:") for m in messages)
+    assert any('"message":"predicted"' in m.replace(" ", "") for m in messages)
+
+
+def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers, tmp_path, stop_emulator):
+    sys.path.insert(0, str(REPO_ROOT / "functions"))
+    from item_prediction.sample_data import generate_sales
+
+    names = {"date": "Day", "item_id": "Article", "quantity": "Sold", "store_id": "Branch", "unit_price": "Unit Price", "promotion": "Promo?"}
+    sample = generate_sales(items=2, stores=1, periods=200, seed=9, column_names=names, delimiter=";")
+    (tmp_path / "export.csv").write_bytes(sample.content)
+    (tmp_path / "mapping.json").write_text(sample.mapping_json)
+    summary = main_job("--skip-build", "--input", str(tmp_path / "export.csv"), "--mapping", str(tmp_path / "mapping.json"), "--dataset", "export")
+    assert summary["failure"] is None
+    assert summary["validation"]["rows_clean"] == len(sample.frame)
+    assert summary["result"]["series"] == 2 and summary["result"]["predictions_written"] == 2 * 14
