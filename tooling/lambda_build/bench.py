@@ -126,13 +126,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-source-variant", action="store_true", help="skip the source+bytecode variant (saves a minute)")
     parser.add_argument("--arch", help="architecture (default from layers.toml)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--cold-starts", action="store_true", help="instead: init duration per function, ours vs source-only layers")
     args = parser.parse_args(argv)
     if args.runs < 5:
         parser.error("--runs must be at least 5")
     try:
-        report = run(args.runs, not args.no_source_variant, args.arch)
+        if args.cold_starts:
+            report = cold_starts(args.runs, args.arch)
+            text = render_cold_starts(report)
+        else:
+            report = run(args.runs, not args.no_source_variant, args.arch)
+            text = render(report)
     except (BuildError, configmod.ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(report, indent=2) if args.format == "json" else render(report))
+    print(json.dumps(report, indent=2) if args.format == "json" else text)
     return 0
+
+
+def cold_starts(runs: int = 5, arch_name: str | None = None) -> dict:
+    """Init duration of each function from our layers beside a source-only build of the same layers.
+
+    The source-only variant applies every rule but bytecode: same files, ``.py`` instead of
+    hash-based ``.pyc``. Each sample is a fresh environment in the local runner (read-only
+    /opt and /var/task, as on Lambda, so nothing compiled at import is kept).
+    """
+    from .bytecode_free import source_only_layers
+    from .local_runner import LocalFunction
+    from .template import functions
+
+    config = configmod.load()
+    arch = config.architecture(arch_name)
+    buildmod.build(config, arch)
+    build_dir = Path(__file__).resolve().parents[2] / ".aws-sam" / "build"
+    specs = [spec for spec in functions(config) if (build_dir / spec.logical_id).is_dir()]
+    if not specs:
+        raise BuildError("no built functions: run ./build.sh first")
+    with tempfile.TemporaryDirectory(dir=config.build_dir) as tmp:
+        source_only = source_only_layers(config, arch, Path(tmp) / "source-only")
+        variants = {"ours": {layer.name: config.layer_output(layer) for layer in config.layers}, "source-only": source_only}
+        samples: dict[str, dict[str, list[float]]] = {spec.logical_id: {name: [] for name in variants} for spec in specs}
+        env = {"AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_NAMESPACE": "Bench", "BUCKET_NAME": "b", "TABLE_NAME": "t"}
+        for run_index in range(runs):
+            progress(f"cold starts: round {run_index + 1} of {runs}")
+            for spec in specs:
+                for name, folders in variants.items():
+                    function = LocalFunction(
+                        spec.logical_id, spec.handler, build_dir / spec.logical_id, {layer: folders[layer] for layer in spec.layers},
+                        python_version=config.python_version, memory_mb=3008, timeout_s=60, environment=env,
+                        work_dir=Path(tmp) / "work" / name / spec.logical_id,
+                    )  # fmt: skip
+                    samples[spec.logical_id][name].append(function.start_only())
+                    function.stop()
+    result = {}
+    for function_name, by_variant in samples.items():
+        medians = {name: round(statistics.median(values), 1) for name, values in by_variant.items()}
+        result[function_name] = {"init_ms_median": medians, "samples": by_variant, "speedup": round(medians["source-only"] / medians["ours"], 2)}
+    return {"runs": runs, "functions": result}
+
+
+def render_cold_starts(report: dict) -> str:
+    lines = [f"Init duration (median of {report['runs']} cold starts in the local runner)", f"{'function':<28}{'ours ms':>10}{'source-only ms':>16}{'speedup':>9}"]
+    for name, item in report["functions"].items():
+        lines.append(f"{name:<28}{item['init_ms_median']['ours']:>10.0f}{item['init_ms_median']['source-only']:>16.0f}{item['speedup']:>8.2f}x")
+    return "\n".join(lines)

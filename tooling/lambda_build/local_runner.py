@@ -182,6 +182,11 @@ class LocalFunction:
             self._process.wait()
         self._process = None
 
+    def start_only(self) -> float:
+        """Start a cold environment (runtime up, handler module imported); return its init duration in ms."""
+        self.stop()
+        return self._start()
+
     # -- invocation ---------------------------------------------------------------------
     def invoke(self, event: object) -> Invocation:
         """Invoke once: start the environment if cold, enforce timeout and memory, collect logs."""
