@@ -17,6 +17,7 @@ Usage: ./deploy.sh [options]
   --skip-layer-build       reuse the built layers; build the functions only
   --enable-rollback        roll back a failed deploy (always on for staging and prod)
   --guided                 let SAM ask for every setting
+  --yes                    do not ask to confirm the changeset (CI, behind its own approval)
   --dry-run                print the exact sam deploy command and stop
   --local [ARGS]           run the pipeline offline on a local AWS emulator (see ./deploy.sh --local --help)
   -h, --help               this help
@@ -29,7 +30,7 @@ if [ "${1:-}" = "--local" ]; then
   exec .venv/bin/python -m lambda_build.local "$@"
 fi
 
-environment=dev stack="" region="" arch="" skip_size=0 skip_layers=0 rollback=0 guided=0 dry_run=0
+environment=dev stack="" region="" arch="" skip_size=0 skip_layers=0 rollback=0 guided=0 dry_run=0 yes=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --environment) environment="${2:?--environment needs dev, staging or prod}"; shift ;;
@@ -40,6 +41,7 @@ while [ $# -gt 0 ]; do
     --skip-layer-build) skip_layers=1 ;;
     --enable-rollback) rollback=1 ;;
     --guided) guided=1 ;;
+    --yes) yes=1 ;;
     --dry-run) dry_run=1 ;;
     --local) echo "deploy.sh: --local must come first: ./deploy.sh --local [ARGS]" >&2; exit 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -57,6 +59,7 @@ cmd=(.tools/sam/bin/sam deploy --config-env "$environment" --stack-name "$stack"
      --no-fail-on-empty-changeset --parameter-overrides "Environment=$environment" "Architecture=$arch")
 [ "$rollback" = 0 ] && cmd+=(--disable-rollback)
 [ "$guided" = 1 ] && cmd+=(--guided)
+[ "$yes" = 1 ] && cmd+=(--no-confirm-changeset)
 
 if [ "$dry_run" = 1 ]; then
   printf '%q ' "${cmd[@]}"; echo
