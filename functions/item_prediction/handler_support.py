@@ -37,3 +37,12 @@ def correlate(key: str | None, version: str | None) -> None:
 def carried(event: dict) -> dict:
     """The fields each step passes on, so the next step (and its logs) know the source object."""
     return {name: event[name] for name in CARRIED if isinstance(event, dict) and name in event}
+
+
+def begin_step(event: dict) -> str | None:
+    """Start a step after validation: correlate its logs with the source object and return the
+    dataset to work on, or None when validation skipped the object (nothing to do)."""
+    correlate(event.get("source_key"), event.get("source_version"))
+    if event.get("skipped"):
+        return None
+    return event.get("dataset") or "default"

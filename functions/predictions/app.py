@@ -6,16 +6,15 @@ Output: model and prediction keys, the backtest metrics and how many predictions
 """
 
 from item_prediction import prediction_step
-from item_prediction.handler_support import COUNT, carried, correlate, logger, metrics, settings, storage
+from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, storage
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
-    correlate(event.get("source_key"), event.get("source_version"))
-    if event.get("skipped"):
+    dataset = begin_step(event)
+    if dataset is None:
         return {**carried(event), "skipped": True}
-    dataset = event.get("dataset") or "default"
     manifest_key = event.get("manifest_key") or f"{settings().features_prefix}{dataset}/manifest.json"
     result = prediction_step.run(
         storage(), settings(), dataset, manifest_key, mode=event.get("mode", "train_and_predict"), horizon=event.get("horizon")

@@ -148,3 +148,16 @@ def test_a_garbage_file_is_quarantined_whole_not_crashed(aws):
     result = validate(object_created("raw/sales/photo.csv"), FakeContext())
     assert result["file_reason"] == "binary_content"
     assert result["rows"]["clean"] == 0 and result["rows"]["quarantined"] == result["rows"]["in"]
+
+
+def test_objects_outside_raw_are_skipped_through_every_step(aws):
+    from data_validation.app import lambda_handler as validate
+    from feature_engineering.app import lambda_handler as build_features
+    from predictions.app import lambda_handler as predict
+
+    aws.put_object(Bucket=BUCKET, Key="reports/x.json", Body=b"{}")
+    skipped = validate(object_created("reports/x.json"), FakeContext())
+    assert skipped["skipped"] is True
+    assert build_features(skipped, FakeContext())["skipped"] is True
+    assert predict(build_features(skipped, FakeContext()), FakeContext())["skipped"] is True
+    assert all_items() == []
