@@ -29,8 +29,7 @@ class Settings:
     predictions_prefix: str = "predictions/"
     mappings_prefix: str = "config/mappings/"
     forecast_horizon: int = 0  # periods; 0 means the frequency's default (14 days, 8 weeks)
-    chunk_rows: int = 100_000
-    max_input_bytes: int = 2_000_000_000
+    chunk_rows: int = 100_000  # rows validated at a time: memory stays bounded whatever the file's size
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -47,7 +46,6 @@ class Settings:
             mappings_prefix=os.environ.get("MAPPINGS_PREFIX", cls.mappings_prefix),
             forecast_horizon=_int("FORECAST_HORIZON", 0),
             chunk_rows=_int("CHUNK_ROWS", cls.chunk_rows),
-            max_input_bytes=_int("MAX_INPUT_BYTES", cls.max_input_bytes),
         )
 
     def dataset_of(self, raw_key: str) -> str:

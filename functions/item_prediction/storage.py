@@ -14,9 +14,13 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import boto3
 from boto3.dynamodb.conditions import Key
+
+if TYPE_CHECKING:  # pandas is imported where frames are read: the API function has no pandas layer
+    import pandas as pd
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from lambda_build import build as buildmod
-from lambda_build import config as configmod
 from lambda_build.tools import tree_bytes
 
 from ..conftest import replace_file, run_layers_cli

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from item_prediction import features, schema
+from item_prediction import features
 from item_prediction.sample_data import generate_sales
 
 
