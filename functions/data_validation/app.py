@@ -1,8 +1,22 @@
 """DataValidation: validate one uploaded sales file into clean and quarantined rows and a report.
 
-Input: the EventBridge "Object Created" event for ``raw/<dataset>/<file>`` (the state machine's
-input), an S3 notification, or ``{"bucket", "key"}``. Output: the keys written and row counts,
-the input of FeatureEngineering.
+Input (any of):
+
+* the EventBridge "Object Created" event for ``raw/<dataset>/<file>`` (the state machine's input);
+* an S3 event notification (``Records``);
+* ``{"bucket": ..., "key": ..., "version_id": ..., "mapping_key": ...}`` (a re-run, the backfill);
+  ``mapping_key`` optionally names the column mapping to use.
+
+Output (the input of FeatureEngineering)::
+
+    {"bucket", "dataset", "source_key", "source_version", "validated_key" (when rows were clean),
+     "quarantine_key" (when rows were quarantined), "report_key",
+     "rows": {"in", "clean", "quarantined"}, "rules": {rule: count}, "file_reason",
+     "frequency", "frequency_source", ["skipped": true, "reason"]}
+
+``skipped`` (the state machine stops there) when the object is not a sales file (outside
+``raw/``, a ``_mapping.json``, a hidden file) or brought no clean rows. A user's broken file is
+never an error: it is quarantined with its reasons and the report says why.
 """
 
 from item_prediction import steps
@@ -15,11 +29,14 @@ from item_prediction.handler_support import COUNT, correlate, logger, metrics, s
 def lambda_handler(event, context):
     ref = object_ref(event)
     correlate(ref.key, ref.version_id)
-    if not ref.key.startswith(settings().raw_prefix):
-        logger.warning("not under the raw prefix: nothing to validate", extra={"key": ref.key})
-        return {"skipped": True, "source_key": ref.key, "reason": f"not under {settings().raw_prefix}"}
-    result = steps.validate_object(storage(), settings(), ref)
+    reason = steps.skip_reason(settings(), ref.key)
+    if reason:
+        logger.info("not a sales file: nothing to validate", extra={"key": ref.key, "reason": reason})
+        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
+        return {"skipped": True, "bucket": ref.bucket, "source_key": ref.key, "reason": reason}
+    result = steps.validate_object(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
     for name, value in (("RowsIn", result["rows"]["in"]), ("RowsClean", result["rows"]["clean"]), ("RowsQuarantined", result["rows"]["quarantined"])):
         metrics.add_metric(name=name, unit=COUNT, value=value)
-    logger.info("validated", extra={"rows": result["rows"], "rules": result["rules"], "file_reason": result["file_reason"]})
+    log = logger.warning if result["file_reason"] or result["rows"]["quarantined"] else logger.info
+    log("validated", extra={"rows": result["rows"], "rules": result["rules"], "file_reason": result["file_reason"], "report_key": result["report_key"]})
     return result

@@ -1,7 +1,13 @@
-"""FeatureEngineering: build the feature set of a dataset from all its validated files.
+"""FeatureEngineering: rebuild the feature set of a dataset from all its validated files.
 
-Input: DataValidation's output (``dataset``, ``frequency``) or ``{"dataset": ...}``.
-Output: the feature set's and manifest's keys, the input of Predictions.
+Input: DataValidation's output, or ``{"dataset": ...}`` (the backfill), optionally with
+``frequency`` (``D``/``W``); a frequency that DataValidation inferred from one file is not
+trusted for the whole dataset (it is inferred again from all of it), one from the mapping is.
+
+Output (the input of Predictions): the input's ``bucket``, ``dataset``, ``source_key`` and
+``source_version``, plus ``features_key``, ``manifest_key``, ``rows``, ``series``, ``gaps``,
+``date_range`` and ``frequency``; or ``{"skipped": true, "reason"}`` when the input was skipped
+or the dataset has no validated data.
 """
 
 from item_prediction import steps
@@ -13,8 +19,15 @@ from item_prediction.handler_support import COUNT, begin_step, carried, logger, 
 def lambda_handler(event, context):
     dataset = begin_step(event)
     if dataset is None:
-        return {**carried(event), "skipped": True}
-    result = steps.build_feature_set(storage(), settings(), dataset, event.get("frequency"))
+        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
+        return {**carried(event), "skipped": True, "reason": event.get("reason", "skipped upstream")}
+    configured = event.get("frequency") if event.get("frequency_source", "mapping") == "mapping" else None
+    try:
+        result = steps.build_feature_set(storage(), settings(), dataset, configured)
+    except steps.NothingToDo as exc:
+        logger.warning("no features to build", extra={"reason": str(exc)})
+        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
+        return {**carried(event), "skipped": True, "reason": str(exc)}
     metrics.add_metric(name="FeatureRows", unit=COUNT, value=result["rows"])
-    logger.info("features built", extra={"rows": result["rows"], "series": result["series"], "frequency": result["frequency"]})
+    logger.info("features built", extra={k: result[k] for k in ("rows", "series", "gaps", "frequency", "date_range")})
     return {**carried(event), **result}

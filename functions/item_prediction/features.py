@@ -1,10 +1,30 @@
 """FeatureEngineering: from validated rows to a model-ready feature set, with no future leakage.
 
-Each series (item x store) is put on a regular time grid at its frequency, so that gaps become
-explicit rows (``is_gap = 1``, quantity 0: a period with no recorded sale). Features at period t
-only ever use quantities up to t-1: lags are shifts, rolling statistics are computed over the
-shifted series, and the series' running mean is an expanding mean of the shifted series. Price,
-promotion and calendar are known for the period itself (they are planned, not observed).
+The grid. Each series (item x store) is put on a regular time grid at the dataset's frequency,
+from its first to its last period. A period without a record becomes an explicit row with
+``is_gap = 1`` and quantity 0: exports usually leave out periods without sales, so a missing
+period is read as "nothing sold". Weekly periods start on the dataset's usual weekday (the most
+common one) and are labelled by that day; records of one series in the same week are summed
+(prices averaged, promotion if any day had one).
+
+Two kinds of features (scikit-learn's vocabulary: all are computed per row, from the row's own
+series only):
+
+* history features use quantities strictly before the row's period: lags are shifts, rolling
+  means, standard deviations and the share of gap periods are computed over the series shifted
+  by one period, and ``series_mean_to_date`` is the expanding mean of the shifted series (a
+  target encoding that only ever sees the past);
+* known-in-advance features describe the period itself and are planned, not observed: calendar
+  (at the series' frequency), unit price, promotion flag, price relative to the series' median
+  price up to and including the period, price change against the previous period, and ordinal
+  codes of the series, item and store from a vocabulary kept in the manifest.
+
+``is_gap`` is kept in the feature set but is not a model feature: it is known only once the
+period is over (it would leak the target).
+
+Because history features only look back a bounded number of periods (plus the running sum and
+count behind ``series_mean_to_date``), a forecast can compute them on a short tail of each series,
+given those running totals (``prior``), and get exactly the values a full recomputation would.
 """
 
 from __future__ import annotations
@@ -16,140 +36,258 @@ import pandas as pd
 
 from . import schema
 
-FEATURES_VERSION = "1.0"
-LAGS = {"D": (1, 2, 3, 7, 14, 28), "W": (1, 2, 4, 8, 13, 52)}
+FEATURES_VERSION = "2.0"
+LAGS = {"D": (1, 2, 3, 7, 14, 21, 28), "W": (1, 2, 3, 4, 8, 13, 26, 52)}
 WINDOWS = {"D": (7, 28), "W": (4, 13)}
-CALENDAR = ("day_of_week", "day_of_month", "week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos", "is_weekend")
+CALENDAR = {
+    "D": ("day_of_week", "day_of_month", "week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos", "is_weekend"),
+    "W": ("week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos"),
+}
 PRICE_PROMO = ("unit_price", "price_ratio", "price_change", "promotion")
-ENCODINGS = ("series_code", "item_code", "store_code", "series_mean_to_date")
+ENCODINGS = ("series_code", "item_code", "store_code")
+SERIES = [schema.ITEM, schema.STORE]
 KEY_COLUMNS = (schema.DATE, schema.ITEM, schema.STORE)
+BASE_COLUMNS = [schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION, "is_gap"]
 TARGET = schema.QUANTITY
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
 def history_needed(frequency: str) -> int:
-    """Periods of history that features at one period look back on."""
+    """Periods of history that the bounded history features of one period look back on."""
     return max(max(LAGS[frequency]), max(WINDOWS[frequency]) + 1)
 
 
-def feature_names(frequency: str) -> list[str]:
+def history_feature_names(frequency: str) -> list[str]:
     lags = [f"lag_{k}" for k in LAGS[frequency]]
     windows = [f"rolling_{stat}_{w}" for w in WINDOWS[frequency] for stat in ("mean", "std")]
-    return [*lags, *windows, *CALENDAR, *PRICE_PROMO, "is_gap", *ENCODINGS]
+    gaps = [f"gap_share_{max(WINDOWS[frequency])}"]
+    return [*lags, *windows, *gaps, "series_mean_to_date"]
+
+
+def feature_names(frequency: str) -> list[str]:
+    """The model's inputs, in order."""
+    return [*history_feature_names(frequency), *CALENDAR[frequency], *PRICE_PROMO, *ENCODINGS]
 
 
 def grid_freq(frequency: str, dates: pd.Series) -> str:
+    """The pandas frequency of the grid: ``D``, or ``W-<weekday>`` with the data's usual weekday."""
     if frequency == "D":
         return "D"
+    if frequency != "W":
+        raise ValueError(f"frequency must be 'D' or 'W', got {frequency!r}")
     weekday = pd.to_datetime(dates).dt.day_of_week.mode().iloc[0]
-    return f"W-{('MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN')[weekday]}"
+    return f"W-{WEEKDAYS[weekday]}"
 
 
 def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
     """One row per series and period from its first to its last period; gaps flagged and zero-filled."""
-    frame = clean.copy()
+    frame = clean[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION]].copy()
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     freq = grid_freq(frequency, frame[schema.DATE])
-    if frequency == "W":  # align every date on the series' weekly anchor, summing what shares a week
-        frame[schema.DATE] = frame[schema.DATE].dt.to_period(freq).dt.end_time.dt.normalize()
-        frame = frame.groupby([schema.ITEM, schema.STORE, schema.DATE], as_index=False).agg(
+    if frequency == "W":  # move every date back to its week's start (the anchor), summing what shares a week
+        anchor = WEEKDAYS.index(freq.split("-")[1])
+        frame[schema.DATE] = frame[schema.DATE] - pd.to_timedelta((frame[schema.DATE].dt.day_of_week - anchor) % 7, unit="D")
+        frame = frame.groupby([*SERIES, schema.DATE], as_index=False, sort=False).agg(
             {schema.QUANTITY: "sum", schema.PRICE: "mean", schema.PROMOTION: "max"}
         )
-    pieces = []
-    for (item, store), series in frame.groupby([schema.ITEM, schema.STORE], sort=True):
-        series = series.set_index(schema.DATE).sort_index()
-        index = pd.date_range(series.index.min(), series.index.max(), freq=freq, name=schema.DATE)
-        series = series.reindex(index)
-        series[schema.ITEM], series[schema.STORE] = item, store
-        pieces.append(series.reset_index())
-    grid = pd.concat(pieces, ignore_index=True) if pieces else frame.iloc[0:0]
+    frame = frame.sort_values([*SERIES, schema.DATE], kind="stable").reset_index(drop=True)
+    # Every series' full range of periods at once: repeat each series' key and count periods up.
+    bounds = frame.groupby(SERIES, sort=False)[schema.DATE].agg(["min", "max"])
+    days = 1 if frequency == "D" else 7
+    periods = ((bounds["max"] - bounds["min"]).dt.days // days + 1).to_numpy()
+    starts = np.repeat(np.cumsum(periods) - periods, periods)
+    grid = pd.DataFrame(
+        {
+            schema.ITEM: np.repeat(bounds.index.get_level_values(0).to_numpy(dtype=object), periods),
+            schema.STORE: np.repeat(bounds.index.get_level_values(1).to_numpy(dtype=object), periods),
+            schema.DATE: np.repeat(bounds["min"].to_numpy(), periods) + (np.arange(periods.sum()) - starts) * np.timedelta64(days, "D"),
+        }
+    )
+    grid = grid.merge(frame, on=[*SERIES, schema.DATE], how="left", validate="one_to_one")
     grid["is_gap"] = grid[schema.QUANTITY].isna().astype("int8")
-    grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype(float)
-    grid[schema.PRICE] = grid.groupby([schema.ITEM, schema.STORE])[schema.PRICE].transform(lambda s: s.ffill().bfill())
+    grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype("float64")
+    # A gap's price is the series' last known price (then the next one, before the first record).
+    by_series = grid[schema.PRICE].groupby(series_ids(grid), sort=False)
+    grid[schema.PRICE] = by_series.ffill().groupby(series_ids(grid), sort=False).bfill().astype("float64")
     grid[schema.PROMOTION] = grid[schema.PROMOTION].fillna(0).astype("int8")
-    return grid[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION, "is_gap"]]
+    return grid[BASE_COLUMNS]
 
 
-def add_calendar(frame: pd.DataFrame) -> pd.DataFrame:
+def add_calendar(frame: pd.DataFrame, frequency: str) -> pd.DataFrame:
     dates = frame[schema.DATE].dt
     day_of_year = dates.day_of_year.to_numpy()
-    frame["day_of_week"] = dates.day_of_week.astype("int8")
-    frame["day_of_month"] = dates.day.astype("int8")
-    frame["week_of_year"] = dates.isocalendar().week.astype("int16").to_numpy()
-    frame["month"] = dates.month.astype("int8")
-    frame["quarter"] = dates.quarter.astype("int8")
-    frame["year"] = dates.year.astype("int16")
-    frame["day_of_year_sin"] = np.sin(2 * np.pi * day_of_year / 365.25)
-    frame["day_of_year_cos"] = np.cos(2 * np.pi * day_of_year / 365.25)
-    frame["is_weekend"] = (frame["day_of_week"] >= 5).astype("int8")
+    values = {
+        "day_of_week": dates.day_of_week.astype("int8"),
+        "day_of_month": dates.day.astype("int8"),
+        "week_of_year": dates.isocalendar().week.astype("int16").to_numpy(),
+        "month": dates.month.astype("int8"),
+        "quarter": dates.quarter.astype("int8"),
+        "year": dates.year.astype("int16"),
+        "day_of_year_sin": np.sin(2 * np.pi * day_of_year / 365.25),
+        "day_of_year_cos": np.cos(2 * np.pi * day_of_year / 365.25),
+        "is_weekend": (dates.day_of_week >= 5).astype("int8"),
+    }
+    for name in CALENDAR[frequency]:
+        frame[name] = values[name]
     return frame
 
 
-def add_history(frame: pd.DataFrame, frequency: str) -> pd.DataFrame:
-    """Lags, rolling statistics and the running mean, all from periods strictly before each row."""
-    grouped = frame.groupby([schema.ITEM, schema.STORE], sort=False)[TARGET]
+def series_ids(frame: pd.DataFrame) -> np.ndarray:
+    """An integer per series (factorizing the string keys once; grouping by it is much cheaper)."""
+    return frame.groupby(SERIES, sort=False).ngroup().to_numpy()
+
+
+def _by_series(values: pd.Series, ids: np.ndarray):
+    return values.groupby(ids, sort=False)
+
+
+def _rolling(values: pd.Series, ids: np.ndarray, window: int, stat: str, min_periods: int) -> pd.Series:
+    """A per-series rolling ``mean`` or ``std`` of ``values`` (frame sorted by series, then date).
+
+    One pass over the whole column, then the first ``window - 1`` rows of each series, whose
+    window would reach into the previous series, are replaced by the expanding statistic of
+    their own series (what a per-series rolling window holds there). Much faster than a
+    grouped rolling window with many series, and the same values.
+    """
+    rolled = getattr(values.rolling(window, min_periods=min_periods), stat)()
+    position = _by_series(values, ids).cumcount().to_numpy()
+    early = position < window - 1
+    if early.any():
+        count = _by_series(values.notna().astype("float64"), ids).cumsum()
+        total = _by_series(values.fillna(0.0), ids).cumsum()
+        if stat == "mean":
+            expanding = total / count.where(count >= min_periods)
+        else:
+            squares = _by_series(values.fillna(0.0) ** 2, ids).cumsum()
+            variance = ((squares - total**2 / count) / (count - 1)).where(count >= max(min_periods, 2)).clip(lower=0.0)
+            expanding = np.sqrt(variance)
+        rolled = rolled.where(~early, expanding)
+    return rolled
+
+
+def add_history(frame: pd.DataFrame, frequency: str, prior: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Lags, rolling statistics, gap share and the running mean, from periods strictly before each row.
+
+    ``frame`` must be sorted by series, then date. ``prior`` (indexed by item and store, columns
+    ``sum`` and ``count``) holds the quantities of each series before the frame's first row, for a
+    frame that is the tail of longer series; the running mean then covers the whole history.
+    """
+    ids = series_ids(frame)
+    grouped = _by_series(frame[TARGET], ids)
     for k in LAGS[frequency]:
         frame[f"lag_{k}"] = grouped.shift(k)
-    previous = grouped.shift(1)
-    by_series = previous.groupby([frame[schema.ITEM], frame[schema.STORE]], sort=False)
+    previous = grouped.shift(1)  # what is known at each period: everything up to the one before
     for window in WINDOWS[frequency]:
-        frame[f"rolling_mean_{window}"] = by_series.transform(lambda s, w=window: s.rolling(w, min_periods=1).mean())
-        frame[f"rolling_std_{window}"] = by_series.transform(lambda s, w=window: s.rolling(w, min_periods=2).std())
-    frame["series_mean_to_date"] = by_series.transform(lambda s: s.expanding().mean())
+        frame[f"rolling_mean_{window}"] = _rolling(previous, ids, window, "mean", 1)
+        frame[f"rolling_std_{window}"] = _rolling(previous, ids, window, "std", 2)
+    longest = max(WINDOWS[frequency])
+    previous_gap = _by_series(frame["is_gap"].astype("float64"), ids).shift(1)
+    frame[f"gap_share_{longest}"] = _rolling(previous_gap, ids, longest, "mean", 1)
+    running_sum = _by_series(previous.fillna(0.0), ids).cumsum()
+    running_count = _by_series(previous.notna().astype("float64"), ids).cumsum()
+    if prior is not None and len(prior):
+        keys = pd.MultiIndex.from_frame(frame[SERIES])
+        running_sum = running_sum + prior["sum"].reindex(keys, fill_value=0.0).to_numpy()
+        running_count = running_count + prior["count"].reindex(keys, fill_value=0.0).to_numpy()
+    frame["series_mean_to_date"] = (running_sum / running_count.where(running_count > 0)).astype("float64")
     return frame
+
+
+def running_totals(grid: pd.DataFrame) -> pd.DataFrame:
+    """Per series: the sum and count of quantities in ``grid`` (the ``prior`` of :func:`add_history`)."""
+    return grid.groupby(SERIES, sort=False)[TARGET].agg(sum="sum", count="count").astype("float64")
 
 
 def add_price_and_promotion(frame: pd.DataFrame) -> pd.DataFrame:
-    series = frame.groupby([schema.ITEM, schema.STORE], sort=False)[schema.PRICE]
-    median = series.transform("median")
-    frame["price_ratio"] = frame[schema.PRICE] / median
-    frame["price_change"] = series.pct_change(fill_method=None).fillna(0.0)
+    """Relative price and price change; the reference median covers the series up to each period."""
+    ids = series_ids(frame)
+    price = frame[schema.PRICE]
+    reference = _by_series(price, ids).expanding(min_periods=1).median().reset_index(level=0, drop=True).reindex(frame.index)
+    frame["price_ratio"] = price / reference
+    frame["price_change"] = _by_series(price, ids).pct_change(fill_method=None).fillna(0.0)
+    frame[schema.PROMOTION] = frame[schema.PROMOTION].astype("int8")
     return frame
 
 
 def add_encodings(frame: pd.DataFrame, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
-    """Ordinal codes from a fixed vocabulary (kept in the manifest, so forecasts encode alike)."""
-    series_key = frame[schema.ITEM] + "|" + frame[schema.STORE]
-    frame["series_code"] = series_key.map(codes["series"]).fillna(-1).astype("int32")
-    frame["item_code"] = frame[schema.ITEM].map(codes["item"]).fillna(-1).astype("int32")
-    frame["store_code"] = frame[schema.STORE].map(codes["store"]).fillna(-1).astype("int32")
+    """Ordinal codes from a fixed vocabulary (kept in the manifest, so forecasts encode alike);
+    a series, item or store the vocabulary does not know gets -1."""
+    ids = series_ids(frame)
+    pairs = frame[SERIES].drop_duplicates()  # in order of first appearance: the order of ngroup ids
+    series = [codes["series"].get(f"{item}|{store}", -1) for item, store in pairs.itertuples(index=False, name=None)]
+    items = [codes["item"].get(item, -1) for item in pairs[schema.ITEM]]
+    stores = [codes["store"].get(store, -1) for store in pairs[schema.STORE]]
+    frame["series_code"] = np.asarray(series, dtype="int32")[ids]
+    frame["item_code"] = np.asarray(items, dtype="int32")[ids]
+    frame["store_code"] = np.asarray(stores, dtype="int32")[ids]
     return frame
 
 
 def vocabulary(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
-    series = sorted(set(frame[schema.ITEM] + "|" + frame[schema.STORE]))
+    pairs = frame[SERIES].drop_duplicates()
+    series = sorted(f"{item}|{store}" for item, store in pairs.itertuples(index=False, name=None))
     return {
         "series": {key: code for code, key in enumerate(series)},
-        "item": {key: code for code, key in enumerate(sorted(frame[schema.ITEM].unique()))},
-        "store": {key: code for code, key in enumerate(sorted(frame[schema.STORE].unique()))},
+        "item": {key: code for code, key in enumerate(sorted(pairs[schema.ITEM].unique()))},
+        "store": {key: code for code, key in enumerate(sorted(pairs[schema.STORE].unique()))},
     }
 
 
-def compute_features(grid: pd.DataFrame, frequency: str, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
-    """All feature families on a regular grid (sorted by series, then date)."""
-    frame = grid.sort_values([schema.ITEM, schema.STORE, schema.DATE]).reset_index(drop=True)
-    frame = add_calendar(frame)
-    frame = add_history(frame, frequency)
+def known_in_advance(grid: pd.DataFrame, frequency: str, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
+    """Calendar, price, promotion and encodings of a grid sorted by series, then date."""
+    frame = add_calendar(grid, frequency)
     frame = add_price_and_promotion(frame)
-    frame = add_encodings(frame, codes)
-    return frame
+    return add_encodings(frame, codes)
+
+
+def sort_grid(grid: pd.DataFrame) -> pd.DataFrame:
+    return grid.sort_values([*SERIES, schema.DATE], kind="stable").reset_index(drop=True)
+
+
+def compute_features(grid: pd.DataFrame, frequency: str, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
+    """All feature families on a regular grid; returns the grid sorted by series, then date."""
+    frame = sort_grid(grid)
+    frame = known_in_advance(frame, frequency, codes)
+    return add_history(frame, frequency)
 
 
 def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: str = "") -> tuple[pd.DataFrame, dict]:
-    """The feature set and its manifest for validated rows at ``frequency`` (``D`` or ``W``)."""
+    """The feature set and its manifest for validated rows at ``frequency`` (``D`` or ``W``).
+
+    Parameters
+    ----------
+    clean : DataFrame
+        Validated rows: ``date`` (ISO text or datetime), ``item_id``, ``store_id``, ``quantity``,
+        ``unit_price`` (may be NaN) and ``promotion``; other columns are ignored.
+    frequency : {"D", "W"}
+    source_fingerprint : str, optional
+        Identifies the input (default: a content hash of ``clean``).
+
+    Returns
+    -------
+    features : DataFrame
+        One row per series and period: keys, base columns, ``is_gap`` and every feature.
+    manifest : dict
+        Feature names, frequency, version, row and series counts, gaps, date range, the
+        encodings' vocabulary and the source fingerprint.
+    """
     if clean.empty:
         raise ValueError("no validated rows to build features from")
     frame = clean.copy()
     frame[schema.ITEM] = frame[schema.ITEM].astype(str)
     frame[schema.STORE] = frame[schema.STORE].fillna(schema.NO_STORE).astype(str)
+    if schema.PRICE not in frame:
+        frame[schema.PRICE] = np.nan
+    if schema.PROMOTION not in frame:
+        frame[schema.PROMOTION] = 0
     grid = regular_grid(frame, frequency)
     codes = vocabulary(grid)
     features = compute_features(grid, frequency, codes)
-    names = feature_names(frequency)
     manifest = {
         "version": FEATURES_VERSION,
         "frequency": frequency,
         "grid_freq": grid_freq(frequency, grid[schema.DATE]),
-        "features": names,
+        "features": feature_names(frequency),
         "target": TARGET,
         "keys": list(KEY_COLUMNS),
         "rows": len(features),
@@ -163,6 +301,8 @@ def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: s
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
-    """A content hash of a frame, independent of row order."""
-    hashed = pd.util.hash_pandas_object(frame.sort_values(list(frame.columns[:3])).reset_index(drop=True), index=False)
+    """A content hash of a frame's canonical columns, independent of row order."""
+    columns = [column for column in (schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION) if column in frame]
+    canonical = frame[columns].astype(str).sort_values(columns).reset_index(drop=True)
+    hashed = pd.util.hash_pandas_object(canonical, index=False)
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()

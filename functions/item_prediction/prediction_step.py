@@ -1,4 +1,17 @@
-"""The Predictions step: train (with its backtest) or load the latest model, forecast, store."""
+"""The Predictions step: train (with its backtest) or load the latest model, forecast, store.
+
+Modes:
+
+* ``train_and_predict`` (default): backtest on the last ``horizon`` periods against seasonal
+  naive, fit on everything, save ``models/<dataset>/<version>/model.joblib`` and
+  ``metadata.json``, point ``models/<dataset>/latest.json`` at it, then forecast;
+* ``predict``: forecast with the model ``models/<dataset>/latest.json`` points at (fails with a
+  clear message when there is none yet).
+
+Predictions go to DynamoDB (``pk = ITEM#<item>#STORE#<store or _>``, ``sk = DATE#<yyyy-mm-dd>``;
+a re-run overwrites the same items, never duplicates) and to S3 as
+``predictions/<dataset>/<version>/predictions.csv.gz``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +19,7 @@ import pandas as pd
 
 from . import model, records, schema
 from .settings import Settings
+from .steps import NothingToDo
 from .storage import Storage
 
 MODES = ("train_and_predict", "predict")
@@ -35,23 +49,37 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str) -> list
     ]
 
 
-def run(storage: Storage, settings: Settings, dataset: str, manifest_key: str, *, mode: str = "train_and_predict", horizon: int | None = None) -> dict:
+def resolve_horizon(requested, settings: Settings, frequency: str) -> int:
+    """The event's horizon, else FORECAST_HORIZON, else the frequency's default (14 days, 8 weeks)."""
+    if requested not in (None, "", 0):
+        return model.check_horizon(requested)
+    return model.check_horizon(settings.forecast_horizon or schema.DEFAULT_HORIZON[frequency])
+
+
+def run(storage: Storage, settings: Settings, dataset: str, manifest_key: str, *, mode: str = "train_and_predict", horizon=None) -> dict:
+    """Run the step; raises NothingToDo when the dataset is too short to train and backtest on."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     frame, manifest = load_features(storage, manifest_key)
-    horizon = horizon or settings.forecast_horizon or schema.DEFAULT_HORIZON[manifest["frequency"]]
+    horizon = resolve_horizon(horizon, settings, manifest["frequency"])
     prefix = f"{settings.models_prefix}{dataset}/"
     if mode == "train_and_predict":
-        bundle = model.train(frame, manifest, horizon)
+        try:
+            bundle = model.train(frame, manifest, horizon)
+        except model.InsufficientHistory as exc:
+            raise NothingToDo(f"not enough history to train and backtest {horizon} periods: {exc}") from None
         version = bundle.metadata["version"]
         model_key = storage.put_bytes(f"{prefix}{version}/model.joblib", bundle.dumps())
         storage.put_json(f"{prefix}{version}/metadata.json", bundle.metadata)
-        storage.put_json(f"{prefix}latest.json", {"version": version, "model_key": model_key})
+        storage.put_json(f"{prefix}latest.json", {"version": version, "model_key": model_key, "metrics": bundle.metadata["metrics"]})
     else:
-        latest = storage.get_json(f"{prefix}latest.json")
-        model_key = latest["model_key"]
+        if not storage.exists(f"{prefix}latest.json"):
+            raise ValueError(f"mode 'predict' needs a trained model: {prefix}latest.json does not exist; run 'train_and_predict' first")
+        model_key = storage.get_json(f"{prefix}latest.json")["model_key"]
         bundle = model.ModelBundle.loads(storage.get_bytes(model_key))
         version = bundle.metadata["version"]
+        if bundle.frequency != manifest["frequency"]:
+            raise ValueError(f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain")
     forecast = model.forecast(bundle, frame, horizon)
     written = storage.put_items(prediction_items(forecast, version, dataset))
     predictions_key = storage.write_csv(f"{settings.predictions_prefix}{dataset}/{version}/predictions.csv.gz", forecast)
@@ -65,5 +93,6 @@ def run(storage: Storage, settings: Settings, dataset: str, manifest_key: str, *
         "predictions_written": written,
         "series": int(forecast.groupby([schema.ITEM, schema.STORE]).ngroups),
         "horizon": horizon,
+        "forecast_range": [forecast[schema.DATE].min().strftime("%Y-%m-%d"), forecast[schema.DATE].max().strftime("%Y-%m-%d")],
         "metrics": bundle.metadata["metrics"],
     }

@@ -18,6 +18,16 @@ import pandas as pd
 
 from . import schema
 
+# Export-style column names for the "user's own CSV" demo (with the mapping file that reads them).
+RENAMED_COLUMNS = {
+    schema.DATE: "Order Date",
+    schema.ITEM: "SKU",
+    schema.QUANTITY: "Units Sold",
+    schema.STORE: "Shop",
+    schema.PRICE: "Price",
+    schema.PROMOTION: "On Promo",
+}
+
 # One invalid row per kind: (rule the validator must report, how to break a valid row).
 INVALID_KINDS = (
     ("negative_quantity", {schema.QUANTITY: "-3"}),
@@ -28,7 +38,8 @@ INVALID_KINDS = (
     ("date_out_of_range", {schema.DATE: "1900-01-01"}),
     ("missing_item_id", {schema.ITEM: ""}),
     ("missing_quantity", {schema.QUANTITY: ""}),
-    ("invalid_price", {schema.PRICE: "n/a"}),
+    ("missing_store_id", {schema.STORE: "NULL"}),
+    ("invalid_price", {schema.PRICE: "cheap"}),
     ("non_positive_price", {schema.PRICE: "0"}),
     ("absurd_price", {schema.PRICE: "99999999"}),
     ("invalid_promotion", {schema.PROMOTION: "maybe"}),

@@ -6,10 +6,18 @@ as they are. Real exports never use our names, so a small JSON mapping file rena
 
     {"columns": {"date": "Order Date", "item_id": "SKU", "quantity": "Units Sold",
                  "store_id": "Shop", "unit_price": "Price", "promotion": "On Promo"},
-     "frequency": "D", "date_format": "%d/%m/%Y", "dayfirst": true}
+     "frequency": "D", "date_format": null, "dayfirst": true, "decimal": ","}
 
-Every key is optional: unmapped columns are looked up under our own names, the frequency
-(``D`` daily or ``W`` weekly) is inferred from the data when absent.
+Every key is optional: unmapped columns are looked up under our own names (case- and
+whitespace-insensitively); ``frequency`` (``D`` daily or ``W`` weekly) is inferred from the data
+when absent; ``date_format`` (a ``strftime`` format) makes date parsing strict to that format;
+``dayfirst`` settles numeric dates such as ``01/02/2024`` (inferred from the data when absent);
+``decimal`` is the decimal mark of numbers (default: ``.``, and ``,`` is also accepted in
+files not delimited by commas, as European exports write ``2,50``).
+
+Where the mapping comes from (first found wins): the ``mapping_key`` of the event, then
+``raw/<dataset>/_mapping.json`` next to the data, then ``config/mappings/<dataset>.json``, then
+``config/mappings/default.json``; without any, names are taken as they are (identity).
 """
 
 from __future__ import annotations
@@ -36,9 +44,14 @@ MAX_QUANTITY = 1_000_000
 MAX_UNIT_PRICE = 1_000_000.0
 MAX_ID_LENGTH = 128
 EARLIEST_DATE = "1990-01-01"
+# Days a date may lie after the function's (UTC) today: an upload made early in the morning in a
+# time zone ahead of UTC carries "today" in local time.
+FUTURE_TOLERANCE_DAYS = 1
 
-TRUE_VALUES = frozenset({"1", "true", "t", "yes", "y", "promo", "on"})
-FALSE_VALUES = frozenset({"0", "false", "f", "no", "n", "off", ""})
+# Values that mean "no value" in real exports (compared case-insensitively, after stripping).
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a"})
+TRUE_VALUES = frozenset({"1", "1.0", "true", "t", "yes", "y", "promo", "on"})
+FALSE_VALUES = frozenset({"0", "0.0", "false", "f", "no", "n", "off"})
 
 FREQUENCIES = {"D": "daily", "W": "weekly"}
 SEASON_LENGTH = {"D": 7, "W": 52}
@@ -56,7 +69,8 @@ class ColumnMapping:
     columns: dict[str, str] = field(default_factory=dict)  # canonical -> source column name
     frequency: str | None = None
     date_format: str | None = None
-    dayfirst: bool = False
+    dayfirst: bool | None = None  # None: inferred from the data
+    decimal: str | None = None  # None: "." (and "," in files not delimited by commas)
 
     @classmethod
     def identity(cls) -> "ColumnMapping":
@@ -70,7 +84,7 @@ class ColumnMapping:
             raise MappingError(f"mapping file is not valid JSON: {exc}") from None
         if not isinstance(raw, dict):
             raise MappingError("mapping file must hold a JSON object")
-        unknown = set(raw) - {"columns", "frequency", "date_format", "dayfirst"}
+        unknown = set(raw) - {"columns", "frequency", "date_format", "dayfirst", "decimal"}
         if unknown:
             raise MappingError(f"mapping file has unknown keys: {sorted(unknown)}")
         columns = raw.get("columns", {})
@@ -84,15 +98,31 @@ class ColumnMapping:
         frequency = raw.get("frequency")
         if frequency not in (None, *FREQUENCIES):
             raise MappingError(f"mapping 'frequency' must be one of {list(FREQUENCIES)} or null")
-        return cls(columns=dict(columns), frequency=frequency, date_format=raw.get("date_format"), dayfirst=bool(raw.get("dayfirst", False)))
+        date_format = raw.get("date_format")
+        if date_format is not None and (not isinstance(date_format, str) or "%" not in date_format):
+            raise MappingError("mapping 'date_format' must be a strftime format such as '%d.%m.%Y', or null")
+        dayfirst = raw.get("dayfirst")
+        if dayfirst is not None and not isinstance(dayfirst, bool):
+            raise MappingError("mapping 'dayfirst' must be true, false or null")
+        decimal = raw.get("decimal")
+        if decimal not in (None, ".", ","):
+            raise MappingError("mapping 'decimal' must be '.' or ',' or null")
+        return cls(columns=dict(columns), frequency=frequency, date_format=date_format, dayfirst=dayfirst, decimal=decimal)
+
+    def describe(self) -> dict:
+        """The mapping as the report shows it."""
+        return {"columns": self.columns, "frequency": self.frequency, "date_format": self.date_format, "dayfirst": self.dayfirst, "decimal": self.decimal}
 
     def rename_header(self, header: list[str]) -> tuple[list[str], list[str]]:
         """Rename a file's header to canonical names; return (new header, missing required columns).
 
-        Source names match case- and whitespace-insensitively, as exports vary in both.
+        Source names match case- and whitespace-insensitively, as exports vary in both. Columns
+        without a name (a trailing delimiter) are called ``unnamed_<position>``.
         """
-        normalized = {name.strip().lower(): index for index, name in enumerate(header)}
-        renamed = [name.strip() for name in header]
+        renamed = [name.strip() or f"unnamed_{index + 1}" for index, name in enumerate(header)]
+        normalized: dict[str, int] = {}
+        for index, name in enumerate(renamed):
+            normalized.setdefault(name.lower(), index)
         for canonical in CANONICAL_COLUMNS:
             source = self.columns.get(canonical, canonical)
             index = normalized.get(source.strip().lower())

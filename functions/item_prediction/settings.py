@@ -1,4 +1,26 @@
-"""Runtime settings, read from the environment in one place (the template sets them)."""
+"""Runtime settings, read from the environment in one place (the template sets them).
+
+=========================  ===================  ==================================================
+Variable                   Default              Meaning
+=========================  ===================  ==================================================
+``BUCKET_NAME``            (required)           the data bucket
+``TABLE_NAME``             (required)           the predictions table (pk, sk)
+``RAW_PREFIX``             ``raw/``             uploads: ``raw/<dataset>/<file>.csv[.gz]``
+``VALIDATED_PREFIX``       ``validated/``       clean rows, ``<dataset>/<file>.csv.gz``
+``QUARANTINE_PREFIX``      ``quarantine/``      rejected rows with ``_reasons``
+``REPORTS_PREFIX``         ``reports/``         ``<dataset>/<file>.validation.json``
+``FEATURES_PREFIX``        ``features/``        ``<dataset>/features.csv.gz`` and ``manifest.json``
+``MODELS_PREFIX``          ``models/``          ``<dataset>/<version>/model.joblib``, ``latest.json``
+``PREDICTIONS_PREFIX``     ``predictions/``     ``<dataset>/<version>/predictions.csv.gz``
+``MAPPINGS_PREFIX``        ``config/mappings/``  ``<dataset>.json`` or ``default.json``
+``FORECAST_HORIZON``       ``0``                periods; 0 = 14 for daily, 8 for weekly data
+``CHUNK_ROWS``             ``100000``           rows validated at a time (bounds memory)
+=========================  ===================  ==================================================
+
+Powertools reads its own: ``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_METRICS_NAMESPACE``,
+``POWERTOOLS_LOG_LEVEL``. boto3 reads ``AWS_ENDPOINT_URL`` (a local emulator) by itself.
+A malformed number is a configuration error, raised when the settings are first read.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +28,15 @@ import os
 from dataclasses import dataclass
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, *, minimum: int) -> int:
     value = os.environ.get(name, "").strip()
     try:
-        return int(value) if value else default
+        number = int(value) if value else default
     except ValueError:
         raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"environment variable {name} must be at least {minimum}, got {number}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -44,8 +69,8 @@ class Settings:
             models_prefix=os.environ.get("MODELS_PREFIX", cls.models_prefix),
             predictions_prefix=os.environ.get("PREDICTIONS_PREFIX", cls.predictions_prefix),
             mappings_prefix=os.environ.get("MAPPINGS_PREFIX", cls.mappings_prefix),
-            forecast_horizon=_int("FORECAST_HORIZON", 0),
-            chunk_rows=_int("CHUNK_ROWS", cls.chunk_rows),
+            forecast_horizon=_int("FORECAST_HORIZON", 0, minimum=0),
+            chunk_rows=_int("CHUNK_ROWS", cls.chunk_rows, minimum=1),
         )
 
     def dataset_of(self, raw_key: str) -> str:

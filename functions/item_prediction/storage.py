@@ -98,6 +98,9 @@ class Storage:
                 return False
             raise
 
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
+
     def get_bytes(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
@@ -145,17 +148,20 @@ class Storage:
                 count += 1
         return count
 
-    def query(self, pk: str, sk_from: str, sk_to: str) -> list[dict]:
+    def query(self, pk: str, sk_from: str, sk_to: str, *, limit: int | None = None) -> list[dict]:
+        """Items of one partition with ``sk`` between the bounds (inclusive), in sk order."""
         items, start = [], None
         while True:
             args = {"KeyConditionExpression": Key("pk").eq(pk) & Key("sk").between(sk_from, sk_to)}
             if start:
                 args["ExclusiveStartKey"] = start
+            if limit:
+                args["Limit"] = limit
             page = self.table.query(**args)
             items += page.get("Items", [])
             start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
+            if not start or (limit and len(items) >= limit):
+                return items[:limit] if limit else items
 
 
 def _decimals(item: dict) -> dict:

@@ -1,48 +1,55 @@
-"""DataValidation: split one uploaded sales file into clean rows and quarantined rows.
+"""DataValidation: split one uploaded sales file into clean rows and quarantined rows, and report.
 
-**Invariant:** every data record of the input ends up either clean or quarantined, with its
-reasons: ``rows_clean + rows_quarantined == rows_in``, always, whatever the bytes.
+**Invariant:** every row of the input ends up either clean or quarantined, the quarantined ones
+with all their reasons: ``rows_clean + rows_quarantined == rows_in``, always, whatever the bytes.
 
-What counts as a row: the file is decoded (BOM, UTF-8, UTF-16, else Latin-1, so any bytes
-decode), split into records by the CSV parser with the sniffed delimiter, and blank lines are
-dropped; the first remaining record is the header and every record after it is one input row.
-A file that cannot be used as a whole (binary content, no header, required columns missing after
-mapping) has every one of its rows quarantined with that reason; an empty file has no rows.
+What a row is, precisely: the stored bytes are gunzipped if they are gzip, decoded (the
+encoding is detected; every byte sequence decodes, see :func:`decoding.detect_encoding`) and
+split into *records* by Python's ``csv`` reader with the sniffed delimiter; records with no
+non-blank field (blank lines) are skipped. In a text file the first record is the header and
+every later record is one row, whatever its field count (a record with too few or too many
+fields is a row quarantined for ``field_count``; one the reader rejects, for
+``unparseable_record``). A file that is not text (binary, a workbook, an image) has no header:
+every record is a row. When the file cannot be used as a whole (not text, no parsable header,
+required columns missing after mapping, duplicate columns, a broken mapping file), every one of
+its rows is quarantined with that file-level reason; an empty file has no rows.
 
-The file is streamed and validated in chunks of ``chunk_rows`` records, so memory stays bounded
-whatever the file's size; duplicate keys are caught across chunks.
+Memory is bounded whatever the file's size: the stream is read in chunks of ``chunk_rows``
+records, clean and quarantined rows go to sinks as each chunk is done, and duplicate keys are
+caught across chunks with 8 bytes per key (64-bit hashes: the chance that two different keys of a
+one-million-row file collide, quarantining one of them as a duplicate, is below 1e-7).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import zlib
+import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
 from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
-from dateutil import parser as date_parser
 
-from . import schema
+from . import decoding, schema
+from .dates import DateReader
 from .schema import ColumnMapping
 
-HEAD_BYTES = 64 * 1024
-DELIMITERS = (",", ";", "\t", "|")
 EXAMPLES_PER_RULE = 3
+DEFAULT_CHUNK_ROWS = 100_000
 
-# Row rules, in the order reasons are listed; each name is what the report and quarantine say.
+# Row rules, in the order a row's reasons are listed; each name is what the report and the
+# quarantine file say.
 RULES = (
     "field_count",
+    "unparseable_record",
     "encoding_error",
     "missing_date",
     "missing_item_id",
     "missing_quantity",
+    "missing_store_id",
     "invalid_id",
     "invalid_date",
     "date_out_of_range",
@@ -56,327 +63,316 @@ RULES = (
     "invalid_promotion",
     "duplicate_key",
 )
-FILE_RULES = ("empty_file", "binary_content", "no_header", "duplicate_columns", "missing_required_columns", "unparseable_record")
-
-csv.field_size_limit(1 << 20)  # a 1 MB field is a broken file, not data; csv.Error is caught per record
-
+# File rules: the reason every row of the file is quarantined.
+FILE_RULES = (
+    "empty_file",
+    "binary_content",
+    "unsupported_format",
+    "no_header",
+    "duplicate_columns",
+    "missing_required_columns",
+    "invalid_mapping",
+)
+QUARANTINE_META = ("_line", "_reasons")
+RAW = "_raw"  # a record that could not be split into the header's columns, re-serialized
 
 Sink = Callable[[pd.DataFrame], None]
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class _Hashing:
-    """Passes reads through, hashing and counting the bytes as they were stored."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.sha256 = hashlib.sha256()
-        self.bytes = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size) or b""
-        self.sha256.update(chunk)
-        self.bytes += len(chunk)
-        return chunk
+def _per_value(column: pd.Series, function: Callable[[str], object]) -> pd.Series:
+    """``function`` applied once per distinct value of a text column, mapped back onto its rows."""
+    uniques = column.unique()
+    return column.map(dict(zip(uniques, map(function, uniques))))
 
 
-class _Gunzip:
-    """Streaming gzip decompression that keeps what it could read from a truncated or corrupt
-    file and records why it stopped (``error``), instead of losing the whole file."""
-
-    def __init__(self, stream) -> None:
-        self._stream = stream
-        self._inflate = zlib.decompressobj(wbits=31)
-        self._buffer = b""
-        self._done = False
-        self.error: str | None = None
-
-    def read(self, size: int = -1) -> bytes:
-        size = size if size >= 0 else 1 << 62
-        while len(self._buffer) < size and not self._done:
-            chunk = self._stream.read(1 << 16)
-            if not chunk:
-                self._done = True
-                if not self._inflate.eof:
-                    self.error = "gzip stream is truncated"
-                break
-            try:
-                self._buffer += self._inflate.decompress(chunk)
-                while self._inflate.eof and self._inflate.unused_data:  # concatenated gzip members
-                    rest = self._inflate.unused_data
-                    self._inflate = zlib.decompressobj(wbits=31)
-                    self._buffer += self._inflate.decompress(rest)
-            except zlib.error as exc:
-                self._done = True
-                self.error = f"gzip stream is corrupt ({exc})"
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
+def _matches(column: pd.Series, predicate: Callable[[str], bool]) -> np.ndarray:
+    """Rows whose text satisfies ``predicate``, judged once per distinct value."""
+    hits = [text for text in column.unique() if predicate(text)]
+    return column.isin(hits).to_numpy() if hits else np.zeros(len(column), dtype=bool)
 
 
-class _Prefixed(io.RawIOBase):
-    """Reads ``head`` (already consumed to sniff the file) and then the rest of ``stream``."""
+class KeySet:
+    """A set of 64-bit hashes in sorted runs that merge as they grow (log-structured).
 
-    def __init__(self, head: bytes, stream) -> None:
-        self._head = memoryview(head)
-        self._stream = stream
+    8 bytes a key and O(log n) membership; adding n keys in chunks costs O(n log n) in all.
+    """
 
-    def readable(self) -> bool:
-        return True
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
 
-    def readinto(self, buffer) -> int:
-        if self._head:
-            count = min(len(buffer), len(self._head))
-            buffer[:count] = self._head[:count]
-            self._head = self._head[count:]
-            return count
-        chunk = self._stream.read(len(buffer)) or b""
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
 
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(hashes), dtype=bool)
+        for run in self._runs:
+            position = np.minimum(np.searchsorted(run, hashes), len(run) - 1)
+            found |= run[position] == hashes
+        return found
 
-def detect_encoding(head: bytes) -> tuple[str, str]:
-    """(codec, how it was decided) for the file's first bytes."""
-    if head.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig", "utf-8 BOM"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16", "utf-16 BOM"
-    try:
-        head[: max(0, len(head) - 4)].decode("utf-8") if len(head) >= HEAD_BYTES else head.decode("utf-8")
-        return "utf-8", "valid utf-8"
-    except UnicodeDecodeError:
-        return "latin-1", "not utf-8: decoded as latin-1"
+    def add(self, hashes: np.ndarray) -> None:
+        run = np.unique(hashes)
+        run = run[~self.contains(run)]
+        while self._runs and len(self._runs[-1]) <= len(run):
+            run = np.union1d(self._runs.pop(), run)
+        if len(run):
+            self._runs.append(run)
 
 
-def sniff_delimiter(sample: str) -> str:
-    """The delimiter that splits the first lines most consistently (``,`` when nothing does)."""
-    lines = [line for line in sample.splitlines()[:20] if line.strip()]
-    if not lines:
-        return ","
-    best, best_score = ",", 0
-    for delimiter in DELIMITERS:
-        counts = [line.count(delimiter) for line in lines]
-        if counts[0] == 0:
-            continue
-        consistent = sum(1 for count in counts if count == counts[0])
-        score = consistent * 1000 + counts[0]
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
+def key_hashes(items: pd.Series, stores: pd.Series, days: pd.Series) -> np.ndarray:
+    """One 64-bit hash per (item, store, date) row key."""
+    frame = pd.DataFrame({"i": items.to_numpy(dtype=object), "s": stores.to_numpy(dtype=object), "d": days.to_numpy(dtype=object)})
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
-def _looks_binary(head: bytes, codec: str) -> bool:
-    if codec == "utf-16":
-        return False
-    if b"\x00" in head:
-        return True
-    text = head.decode("latin-1")
-    control = sum(1 for char in text if ord(char) < 32 and char not in "\r\n\t")
-    return len(text) > 0 and control / len(text) > 0.05
-
-
-def _records(text: io.TextIOBase, delimiter: str) -> Iterator[tuple[int, list[str] | None]]:
-    """(physical line, fields) per non-blank record; fields is None for a record the parser rejects."""
-    reader = csv.reader(text, delimiter=delimiter)
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error:
-            yield reader.line_num, None
-            continue
-        if fields and any(field.strip() for field in fields):
-            yield reader.line_num, fields
-
-
-@dataclass
-class _State:
-    header: list[str]
-    canonical: list[str]
-    file_reason: str | None
-    today: pd.Timestamp
-    mapping: ColumnMapping
-    seen_keys: set
-    counts: Counter
-    examples: dict
-    dates: set
-    series: set
-    rows_in: int = 0
-    rows_clean: int = 0
-    rows_quarantined: int = 0
-
-
-def _parse_dates(values: pd.Series, mapping: ColumnMapping) -> pd.Series:
-    """pandas first (the mapping's format, else ISO 8601), python-dateutil for what pandas rejects."""
-    fmt = mapping.date_format or "ISO8601"
-    parsed = pd.to_datetime(values, format=fmt, errors="coerce", dayfirst=mapping.dayfirst)
-    retry = parsed.isna() & values.ne("")
-    if retry.any():
-        fallback = {}
-        for text in values[retry].unique():
-            try:
-                fallback[text] = pd.Timestamp(date_parser.parse(text, dayfirst=mapping.dayfirst))
-            except (ValueError, OverflowError, TypeError, pd.errors.OutOfBoundsDatetime):
-                fallback[text] = pd.NaT
-        parsed = parsed.where(~retry, values[retry].map(fallback))
-    parsed = pd.to_datetime(parsed, errors="coerce")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)
-    return parsed.dt.normalize()
-
-
-def _check_chunk(frame: pd.DataFrame, state: _State) -> tuple[pd.DataFrame, pd.Series]:
-    """Apply every row rule to a chunk of string fields; return typed clean columns and reasons."""
-    index = frame.index
-    failed: dict[str, pd.Series] = {}
-    blank = {column: frame[column].eq("") if column in frame else pd.Series(True, index=index) for column in schema.CANONICAL_COLUMNS}
-    failed["encoding_error"] = frame.apply(lambda column: column.str.contains("\ufffd", regex=False)).any(axis=1)
-    for column in schema.REQUIRED_COLUMNS:
-        failed[f"missing_{column}"] = blank[column]
-    ids = [frame[c] for c in (schema.ITEM, schema.STORE) if c in frame]
-    failed["invalid_id"] = pd.Series(np.logical_or.reduce([s.str.len().gt(schema.MAX_ID_LENGTH).to_numpy() for s in ids]), index=index)
-
-    dates = _parse_dates(frame[schema.DATE], state.mapping)
-    failed["invalid_date"] = dates.isna() & ~blank[schema.DATE]
-    failed["date_out_of_range"] = dates.lt(pd.Timestamp(schema.EARLIEST_DATE))
-    failed["future_date"] = dates.gt(state.today)
-
-    quantity = pd.to_numeric(frame[schema.QUANTITY], errors="coerce")
-    failed["invalid_quantity"] = (quantity.isna() | ~np.isfinite(quantity.fillna(0))) & ~blank[schema.QUANTITY]
-    failed["negative_quantity"] = quantity.lt(0)
-    failed["absurd_quantity"] = quantity.gt(schema.MAX_QUANTITY) & np.isfinite(quantity)
-
-    if schema.PRICE in frame:
-        price = pd.to_numeric(frame[schema.PRICE], errors="coerce")
-        failed["invalid_price"] = (price.isna() | ~np.isfinite(price.fillna(0))) & ~blank[schema.PRICE]
-        failed["non_positive_price"] = price.le(0)
-        failed["absurd_price"] = price.gt(schema.MAX_UNIT_PRICE) & np.isfinite(price)
-    else:
-        price = pd.Series(np.nan, index=index)
-    if schema.PROMOTION in frame:
-        flags = frame[schema.PROMOTION].str.lower()
-        failed["invalid_promotion"] = ~flags.isin(schema.TRUE_VALUES | schema.FALSE_VALUES)
-        promotion = flags.isin(schema.TRUE_VALUES).astype("int8")
-    else:
-        promotion = pd.Series(0, index=index, dtype="int8")
-
-    store = frame[schema.STORE].where(frame[schema.STORE].ne(""), schema.NO_STORE) if schema.STORE in frame else pd.Series(schema.NO_STORE, index=index)
-    bad = np.logical_or.reduce([np.asarray(mask, dtype=bool) for mask in failed.values()])
-    keys = pd.Series(list(zip(frame[schema.ITEM], store, dates.dt.strftime("%Y-%m-%d"))), index=index)
-    duplicate = pd.Series(False, index=index)
-    candidates = keys[~bad]
-    if len(candidates):
-        duplicate.loc[candidates.index] = candidates.duplicated(keep="first") | candidates.isin(state.seen_keys)
-        state.seen_keys.update(candidates[~duplicate.loc[candidates.index]])
-    failed["duplicate_key"] = duplicate
-
-    reasons = pd.Series("", index=index)
-    for rule in RULES:
-        if rule in failed:
-            mask = pd.Series(np.asarray(failed[rule], dtype=bool), index=index)
-            reasons = reasons.where(~mask, reasons + np.where(reasons.eq(""), "", ";") + rule)
-    clean = pd.DataFrame(
-        {
-            schema.DATE: dates.dt.strftime("%Y-%m-%d"),
-            schema.ITEM: frame[schema.ITEM],
-            schema.STORE: store,
-            schema.QUANTITY: quantity,
-            schema.PRICE: price,
-            schema.PROMOTION: promotion,
-        }
-    )
-    extras = [column for column in frame.columns if column not in schema.CANONICAL_COLUMNS and column != "_line"]
-    for column in extras:
-        clean[column] = frame[column]
-    return clean, reasons
-
-
-def _record_examples(state: _State, lines: pd.Series, reasons: pd.Series) -> None:
-    for line, text in zip(lines, reasons):
-        for rule in text.split(";"):
-            state.counts[rule] += 1
-            if len(state.examples[rule]) < EXAMPLES_PER_RULE:
-                state.examples[rule].append(int(line))
-
-
-def _flush(state: _State, rows: list[tuple[int, list[str]]], ragged: list[tuple[int, list[str] | None]], clean_sink: Sink, quarantine_sink: Sink, delimiter: str) -> None:
-    """Validate one chunk and hand its clean and quarantined rows to the sinks."""
-    quarantined: list[pd.DataFrame] = []
-    if ragged or (rows and state.file_reason):
-        reason = state.file_reason or "field_count"
-        items = ragged + ([(line, fields) for line, fields in rows] if state.file_reason else [])
-        bad = pd.DataFrame(
-            {
-                "_line": [line for line, _ in items],
-                "_reasons": [state.file_reason or ("unparseable_record" if fields is None else reason) for line, fields in items],
-                "_raw": [delimiter.join(fields) if fields is not None else "" for _, fields in items],
-            }
-        )
-        quarantined.append(bad)
-        _record_examples(state, bad["_line"], bad["_reasons"])
-    if rows and not state.file_reason:
-        frame = pd.DataFrame([fields for _, fields in rows], columns=state.canonical, dtype="str").fillna("")
-        frame = frame.apply(lambda column: column.str.strip())
-        lines = pd.Series([line for line, _ in rows])
-        clean, reasons = _check_chunk(frame, state)
-        good = reasons.eq("")
-        if good.any():
-            kept = clean[good]
-            clean_sink(kept.reset_index(drop=True))
-            state.rows_clean += int(good.sum())
-            state.dates.update(kept[schema.DATE].unique())
-            state.series.update(zip(kept[schema.ITEM], kept[schema.STORE]))
-        if (~good).any():
-            rejected = frame[~good].copy()
-            rejected.insert(0, "_reasons", reasons[~good])
-            rejected.insert(0, "_line", lines[~good].to_numpy())
-            quarantined.append(rejected)
-            _record_examples(state, lines[~good], reasons[~good])
-    for frame in quarantined:
-        state.rows_quarantined += len(frame)
-        quarantine_sink(frame.reset_index(drop=True))
-
-
-def _consume(records, state: _State, mapping: ColumnMapping, rows: list, ragged: list, chunk_rows: int, clean_sink: Sink, quarantine_sink: Sink, delimiter: str) -> None:
-    """Take records into rows (or ragged records), flushing a chunk whenever it is full."""
-    for line, fields in records:
-        if not state.header and state.file_reason is None:
-            if fields is None:
-                state.file_reason = "no_header"
-                state.header = ["?"]
-                state.rows_in += 1
-                ragged.append((line, None))
-                continue
-            state.header = fields
-            state.canonical, missing = mapping.rename_header(fields)
-            if len(set(state.canonical)) != len(state.canonical):
-                state.file_reason = "duplicate_columns"
-            elif missing:
-                state.file_reason = "missing_required_columns"
-                state.examples["missing_required_columns_detail"] = missing
-            continue
-        if not state.header:
-            state.header = ["?"]  # binary file: nothing is a header
-        state.rows_in += 1
-        if fields is None or (state.file_reason is None and len(fields) != len(state.header)):
-            ragged.append((line, fields))
-        else:
-            rows.append((line, fields))
-        if len(rows) + len(ragged) >= chunk_rows:
-            _flush(state, rows, ragged, clean_sink, quarantine_sink, delimiter)
-            rows.clear()
-            ragged.clear()
-
-
-def infer_frequency(dates: set[str], configured: str | None) -> str:
-    """``D`` or ``W``: configured, else from the spacing of the distinct dates seen."""
+def infer_frequency(dates: Iterable[str], configured: str | None) -> str:
+    """``D`` or ``W``: configured, else from the distinct dates: weekly when they all fall on one
+    weekday and are typically a week apart, daily otherwise."""
     if configured:
         return configured
-    if len(dates) < 2:
+    distinct = sorted(set(dates))
+    if len(distinct) < 2:
         return "D"
-    ordered = pd.to_datetime(sorted(dates))
-    gaps = np.diff(ordered.values).astype("timedelta64[D]").astype(int)
-    weekdays = set(ordered.day_of_week)
-    return "W" if len(weekdays) == 1 and np.median(gaps) >= 7 else "D"
+    ordered = pd.to_datetime(distinct)
+    gaps = np.diff(ordered.to_numpy()).astype("timedelta64[D]").astype(int)
+    return "W" if ordered.day_of_week.nunique() == 1 and np.median(gaps) >= 7 else "D"
+
+
+class _Validator:
+    """The state of one file's validation, fed record by record (see :func:`validate`)."""
+
+    def __init__(self, mapping: ColumnMapping, today: date, chunk_rows: int, clean_sink: Sink, quarantine_sink: Sink, delimiter: str) -> None:
+        self.mapping = mapping
+        self.latest_date = today + timedelta(days=schema.FUTURE_TOLERANCE_DAYS)
+        self.earliest_date = date.fromisoformat(schema.EARLIEST_DATE)
+        self.chunk_rows = max(1, chunk_rows)
+        self.clean_sink, self.quarantine_sink = clean_sink, quarantine_sink
+        self.delimiter = delimiter
+        self.decimal_comma = mapping.decimal == "," or (mapping.decimal is None and delimiter != ",")
+        self.dates = DateReader(mapping.date_format, mapping.dayfirst)
+        self.header: list[str] | None = None  # the file's column names, stripped
+        self.columns: list[str] = []  # the same, renamed to canonical names
+        self.has_header = True
+        self.file_reason: str | None = None
+        self.file_detail: str | None = None
+        self.missing_columns: list[str] | None = None
+        self.pending: list[tuple[int, list[str] | None]] = []
+        self.rows_in = self.rows_clean = self.rows_quarantined = 0
+        self.counts: Counter = Counter()
+        self.examples: dict[str, list[int]] = defaultdict(list)
+        self.missing_optional: Counter = Counter()
+        self.decimal_commas = 0
+        self.keys = KeySet()
+        self.days: set[str] = set()
+        self.series: set[tuple[str, str]] = set()
+
+    # -- file level -------------------------------------------------------------------------
+    def fail_file(self, reason: str, detail: str | None = None) -> None:
+        """Quarantine every row of the file with ``reason``."""
+        if self.file_reason is None:
+            self.file_reason, self.file_detail = reason, detail
+
+    def take_header(self, fields: list[str] | None) -> None:
+        if fields is None:
+            self.fail_file("no_header", "the first record could not be parsed as CSV")
+            self.has_header = False  # the broken first record is a row like the others
+            return
+        self.header = [name.strip() or f"unnamed_{index + 1}" for index, name in enumerate(fields)]
+        self.columns, missing = self.mapping.rename_header(fields)
+        duplicated = sorted({name for name in self.columns if self.columns.count(name) > 1})
+        if duplicated:
+            self.fail_file("duplicate_columns", f"columns named more than once: {duplicated}")
+        elif missing:
+            self.missing_columns = missing
+            mapped = {column: self.mapping.columns[column] for column in missing if column in self.mapping.columns}
+            self.fail_file(
+                "missing_required_columns",
+                f"required columns not found: {missing}" + (f" (the mapping looks for {mapped})" if mapped else "") + f"; the header is {self.header}",
+            )
+
+    def feed(self, records: Iterable[tuple[int, list[str] | None]]) -> None:
+        for line, fields in records:
+            if self.header is None and self.has_header:
+                if self.file_reason in ("binary_content", "unsupported_format"):
+                    self.has_header = False  # not text: nothing in it is a header
+                else:
+                    self.take_header(fields)
+                    if self.has_header:
+                        continue
+            self.rows_in += 1
+            self.pending.append((line, fields))
+            if len(self.pending) >= self.chunk_rows:
+                self.flush()
+        self.flush()
+
+    # -- chunks -------------------------------------------------------------------------------
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        if self.file_reason:
+            self._quarantine_raw(pending, [self.file_reason] * len(pending))
+            return
+        width = len(self.columns)
+        rows = [(line, fields) for line, fields in pending if fields is not None and len(fields) == width]
+        ragged = [(line, fields) for line, fields in pending if fields is None or len(fields) != width]
+        if ragged:
+            self._quarantine_raw(ragged, ["unparseable_record" if fields is None else "field_count" for _, fields in ragged])
+        if rows:
+            self._check([line for line, _ in rows], [fields for _, fields in rows])
+
+    def _serialize(self, fields: list[str] | None) -> str:
+        if fields is None:
+            return ""
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=self.delimiter, lineterminator="").writerow(fields)
+        return buffer.getvalue()
+
+    def _count(self, lines: np.ndarray, matrix: np.ndarray, names: np.ndarray) -> None:
+        """Tally rules (columns of ``matrix``) and keep the first example lines of each."""
+        for column, rule in enumerate(names):
+            hits = np.flatnonzero(matrix[:, column])
+            if len(hits):
+                self.counts[rule] += len(hits)
+                room = EXAMPLES_PER_RULE - len(self.examples[rule])
+                if room > 0:
+                    self.examples[rule] += [int(line) for line in lines[hits[:room]]]
+
+    def _quarantine_raw(self, records: list[tuple[int, list[str] | None]], reasons: list[str]) -> None:
+        lines = np.array([line for line, _ in records], dtype=np.int64)
+        names = np.array(sorted(set(reasons)), dtype=object)
+        self._count(lines, np.array(reasons, dtype=object)[:, None] == names[None, :], names)
+        frame = pd.DataFrame({"_line": lines, "_reasons": reasons})
+        if self.header is not None and not self.file_reason:
+            for name in self.header:
+                frame[name] = ""
+        frame[RAW] = [self._serialize(fields) for _, fields in records]
+        self._emit_quarantine(frame)
+
+    def _emit_quarantine(self, frame: pd.DataFrame) -> None:
+        self.rows_quarantined += len(frame)
+        self.quarantine_sink(frame.reset_index(drop=True))
+
+    def _numbers(self, values: pd.Series) -> pd.Series:
+        """Numbers from text (NaN where it is not one); a decimal comma is read where allowed."""
+        counts = values.value_counts(sort=False)
+        texts = list(counts.index)
+        if self.decimal_comma:
+            commas = [bool(_DECIMAL_COMMA.match(text)) for text in texts]
+            self.decimal_commas += int(counts[np.array(commas, dtype=bool)].sum()) if texts else 0
+            texts = [text.replace(",", ".") if comma else text for text, comma in zip(texts, commas)]
+        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").astype("float64").to_numpy()
+        return values.map(dict(zip(counts.index, numbers))).astype("float64")
+
+    def _check(self, lines_list: list[int], records: list[list[str]]) -> None:
+        """Apply every row rule to a chunk of well-formed records; emit clean and quarantined rows.
+
+        Exports repeat values a lot (dates, ids, prices, flags), so text is judged once per
+        distinct value of a column and rows are mapped onto the verdicts.
+        """
+        lines = np.array(lines_list, dtype=np.int64)
+        raw = pd.DataFrame(records, columns=range(len(self.columns)), dtype=object)
+        present = set(self.columns)
+        frame = pd.DataFrame(
+            {name: _per_value(raw[index], str.strip) if name in schema.CANONICAL_COLUMNS else raw[index] for index, name in enumerate(self.columns)}
+        )
+        index = frame.index
+        failed: dict[str, np.ndarray] = {}
+
+        def blank(column: str) -> np.ndarray:
+            if column not in present:
+                return np.ones(len(frame), dtype=bool)
+            return _matches(frame[column], lambda text: text.lower() in schema.MISSING_TOKENS)
+
+        failed["encoding_error"] = np.logical_or.reduce([_matches(frame[c], lambda text: "\ufffd" in text) for c in self.columns])
+        for column in schema.REQUIRED_COLUMNS:
+            failed[f"missing_{column}"] = blank(column)
+        if schema.STORE in present:
+            failed["missing_store_id"] = blank(schema.STORE)
+        bad_id = lambda text: len(text) > schema.MAX_ID_LENGTH or _CONTROL.search(text) is not None  # noqa: E731
+        failed["invalid_id"] = np.logical_or.reduce([_matches(frame[c], bad_id) for c in (schema.ITEM, schema.STORE) if c in present])
+
+        parsed = self.dates.parse(frame[schema.DATE].unique())
+        iso = {text: day.isoformat() for text, day in parsed.items() if day is not None}
+        days = frame[schema.DATE].map(iso).astype(object).fillna("")
+        valid_date = days.ne("").to_numpy()
+        failed["invalid_date"] = ~valid_date & ~blank(schema.DATE)
+        failed["date_out_of_range"] = valid_date & days.lt(self.earliest_date.isoformat()).to_numpy()
+        failed["future_date"] = valid_date & days.gt(self.latest_date.isoformat()).to_numpy()
+
+        quantity = self._numbers(frame[schema.QUANTITY])
+        finite = np.isfinite(quantity.to_numpy())
+        failed["invalid_quantity"] = ~finite & ~blank(schema.QUANTITY)
+        failed["negative_quantity"] = finite & quantity.lt(0).to_numpy()
+        failed["absurd_quantity"] = finite & quantity.gt(schema.MAX_QUANTITY).to_numpy()
+
+        if schema.PRICE in present:
+            price_blank = blank(schema.PRICE)
+            price = self._numbers(frame[schema.PRICE].where(~price_blank, ""))
+            finite = np.isfinite(price.to_numpy())
+            failed["invalid_price"] = ~finite & ~price_blank
+            failed["non_positive_price"] = finite & price.le(0).to_numpy()
+            failed["absurd_price"] = finite & price.gt(schema.MAX_UNIT_PRICE).to_numpy()
+            price = price.where(np.isfinite(price))
+        else:
+            price_blank = np.ones(len(frame), dtype=bool)
+            price = pd.Series(np.nan, index=index)
+        if schema.PROMOTION in present:
+            flags = _per_value(frame[schema.PROMOTION], str.lower)
+            promotion_blank = flags.isin(schema.MISSING_TOKENS).to_numpy()
+            failed["invalid_promotion"] = ~flags.isin(schema.TRUE_VALUES | schema.FALSE_VALUES).to_numpy() & ~promotion_blank
+            promotion = flags.isin(schema.TRUE_VALUES).astype("int8")
+        else:
+            promotion_blank = np.ones(len(frame), dtype=bool)
+            promotion = pd.Series(0, index=index, dtype="int8")
+        store = frame[schema.STORE] if schema.STORE in present else pd.Series(schema.NO_STORE, index=index, dtype=object)
+
+        # Duplicates among rows that pass every other rule: the first occurrence in the file wins.
+        bad = np.logical_or.reduce(list(failed.values()))
+        duplicate = np.zeros(len(frame), dtype=bool)
+        candidates = np.flatnonzero(~bad)
+        if len(candidates):
+            hashes = key_hashes(frame[schema.ITEM].iloc[candidates], store.iloc[candidates], days.iloc[candidates])
+            repeated = pd.Series(hashes).duplicated(keep="first").to_numpy() | self.keys.contains(hashes)
+            duplicate[candidates[repeated]] = True
+            self.keys.add(hashes[~repeated])
+        failed["duplicate_key"] = duplicate
+
+        names = np.array([rule for rule in RULES if rule in failed], dtype=object)
+        matrix = np.column_stack([np.asarray(failed[rule], dtype=bool) for rule in names])
+        self._count(lines, matrix, names)
+        rejected = matrix.any(axis=1)
+        good = ~rejected
+
+        if good.any():
+            clean = pd.DataFrame(
+                {
+                    schema.DATE: days[good].to_numpy(dtype=object),
+                    schema.ITEM: frame[schema.ITEM][good].to_numpy(dtype=object),
+                    schema.STORE: store[good].to_numpy(dtype=object),
+                    schema.QUANTITY: quantity[good].to_numpy(),
+                    schema.PRICE: price[good].to_numpy(),
+                    schema.PROMOTION: promotion[good].to_numpy(),
+                }
+            )
+            for column in self.columns:
+                if column not in schema.CANONICAL_COLUMNS:
+                    clean[column] = frame[column][good].to_numpy(dtype=object)
+            self.rows_clean += len(clean)
+            self.days.update(clean[schema.DATE].unique())
+            self.series.update(clean[[schema.ITEM, schema.STORE]].drop_duplicates().itertuples(index=False, name=None))
+            self.missing_optional[schema.PRICE] += int(price_blank[good].sum()) if schema.PRICE in present else 0
+            self.missing_optional[schema.PROMOTION] += int(promotion_blank[good].sum()) if schema.PROMOTION in present else 0
+            self.clean_sink(clean)
+        if rejected.any():
+            reasons = [";".join(names[row]) for row in matrix[rejected]]
+            quarantined = pd.DataFrame({"_line": lines[rejected], "_reasons": reasons})
+            for position, name in enumerate(self.header or []):
+                quarantined[name] = raw[position][rejected].to_numpy(dtype=object)
+            quarantined[RAW] = ""
+            self._emit_quarantine(quarantined)
 
 
 def validate(
@@ -386,43 +382,71 @@ def validate(
     clean_sink: Sink,
     quarantine_sink: Sink,
     today: date | None = None,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    mapping_error: str | None = None,
 ) -> dict:
-    """Validate one sales file, streaming; return the report (see module docstring for the invariant)."""
-    raw = _Hashing(stream)
-    first = raw.read(HEAD_BYTES)
+    """Validate one sales file, streaming; return the report.
+
+    Parameters
+    ----------
+    stream : binary file-like
+        The object's bytes as stored (gzip is recognised by its magic number).
+    mapping : ColumnMapping
+        How the file's columns map onto the contract (:mod:`item_prediction.schema`).
+    clean_sink, quarantine_sink : callable
+        Called with each chunk's clean rows (canonical, typed columns plus extra columns) and
+        quarantined rows (``_line``, ``_reasons``, the file's own columns, ``_raw``).
+    today : date, optional
+        The reference for ``future_date`` (default: today, UTC on Lambda).
+    chunk_rows : int
+        Records validated at a time; memory is bounded by it, not by the file's size.
+    mapping_error : str, optional
+        Why the dataset's mapping file could not be used: every row is quarantined with
+        ``invalid_mapping`` (the data cannot be read as the user meant without it).
+
+    Returns
+    -------
+    dict
+        Row counts (``rows_in == rows_clean + rows_quarantined``), ``file_reason``, counts per
+        rule, example line numbers per rule, the input's fingerprint (sha256 of the stored
+        bytes), compression, encoding, delimiter, header, how dates were read, the frequency,
+        series and date range of the clean rows.
+    """
+    raw = decoding.HashingReader(stream)
+    first = raw.read(decoding.HEAD_BYTES)
     compressed = first[:2] == b"\x1f\x8b"
-    source = _Gunzip(_Prefixed(first, raw)) if compressed else _Prefixed(first, raw)
-    head = source.read(HEAD_BYTES) or b""
-    codec, codec_reason = detect_encoding(head)
-    text = io.TextIOWrapper(io.BufferedReader(_Prefixed(head, source), buffer_size=HEAD_BYTES), encoding=codec, errors="replace", newline="")
-    sample = head.decode(codec if codec != "utf-16" else "utf-16", errors="replace")
-    delimiter = sniff_delimiter(sample)
-    state = _State(
-        header=[], canonical=[], file_reason=None, today=pd.Timestamp(today or date.today()), mapping=mapping,
-        seen_keys=set(), counts=Counter(), examples=defaultdict(list), dates=set(), series=set(),
-    )  # fmt: skip
-    if _looks_binary(head, codec):
-        state.file_reason = "binary_content"
-    rows: list[tuple[int, list[str]]] = []
-    ragged: list[tuple[int, list[str] | None]] = []
-    _consume(_records(text, delimiter), state, mapping, rows, ragged, chunk_rows, clean_sink, quarantine_sink, delimiter)
-    stream_error = source.error if compressed else None
-    _flush(state, rows, ragged, clean_sink, quarantine_sink, delimiter)
+    source = decoding.GunzipReader(decoding.PrefixedReader(first, raw)) if compressed else decoding.PrefixedReader(first, raw)
+    head = source.read(decoding.HEAD_BYTES) or b""
+    codec, codec_reason = decoding.detect_encoding(head)
+    sample = head.decode(codec, errors="replace")
+    delimiter = decoding.sniff_delimiter(sample)
+    text = io.TextIOWrapper(io.BufferedReader(decoding.PrefixedReader(head, source), buffer_size=decoding.HEAD_BYTES), encoding=codec, errors="replace", newline="")
+
+    validator = _Validator(mapping, today or date.today(), chunk_rows, clean_sink, quarantine_sink, delimiter)
+    foreign = decoding.foreign_format(head)
+    if foreign:
+        validator.fail_file("unsupported_format", f"this is {foreign}")
+    elif decoding.looks_binary(head, codec):
+        validator.fail_file("binary_content", "the file holds binary data, not text")
+    elif mapping_error:
+        validator.fail_file("invalid_mapping", mapping_error)
+    validator.feed(decoding.records(text, delimiter))
     text.detach()
-    if state.rows_in == 0 and state.file_reason is None:
-        state.file_reason = "empty_file" if not state.header else None
-    frequency = infer_frequency(state.dates, mapping.frequency)
-    detail = state.examples.pop("missing_required_columns_detail", None)
+    raw.drain()  # the fingerprint covers the whole object, even after a corrupt gzip stream
+    if not validator.rows_in and validator.header is None and not validator.file_reason:
+        validator.fail_file("empty_file", "the file has no records")
+
     report = {
-        "stream_error": stream_error,
-        "rows_in": state.rows_in,
-        "rows_clean": state.rows_clean,
-        "rows_quarantined": state.rows_quarantined,
-        "file_reason": state.file_reason,
-        "missing_columns": detail,
-        "rules": {rule: state.counts[rule] for rule in (*RULES, *FILE_RULES) if state.counts[rule]},
-        "examples": {rule: lines for rule, lines in state.examples.items()},
+        "rows_in": validator.rows_in,
+        "rows_clean": validator.rows_clean,
+        "rows_quarantined": validator.rows_quarantined,
+        "file_reason": validator.file_reason,
+        "file_detail": validator.file_detail,
+        "missing_columns": validator.missing_columns,
+        "stream_error": source.error if compressed else None,
+        "rules": {rule: validator.counts[rule] for rule in (*RULES, *FILE_RULES) if validator.counts[rule]},
+        "examples": {rule: lines for rule, lines in validator.examples.items() if lines},
+        "missing_values": {column: count for column, count in validator.missing_optional.items() if count},
         "input": {
             "sha256": raw.sha256.hexdigest(),
             "bytes": raw.bytes,
@@ -430,14 +454,18 @@ def validate(
             "encoding": codec,
             "encoding_reason": codec_reason,
             "delimiter": delimiter,
-            "header": state.header if state.header != ["?"] else [],
-            "columns": state.canonical,
+            "decimal_comma_values": validator.decimal_commas,
+            "dates": validator.dates.describe(),
+            "header": validator.header or [],
+            "columns": validator.columns,
         },
-        "frequency": frequency,
-        "series": len(state.series),
-        "date_range": [min(state.dates), max(state.dates)] if state.dates else None,
+        "frequency": infer_frequency(validator.days, mapping.frequency),
+        "frequency_source": "mapping" if mapping.frequency else "inferred",
+        "series": len(validator.series),
+        "date_range": [min(validator.days), max(validator.days)] if validator.days else None,
     }
-    assert report["rows_clean"] + report["rows_quarantined"] == report["rows_in"], report  # the invariant
+    if report["rows_clean"] + report["rows_quarantined"] != report["rows_in"]:  # the invariant: a bug if broken
+        raise AssertionError(f"row accounting broken: {report['rows_in']} in, {report['rows_clean']} clean, {report['rows_quarantined']} quarantined")
     return report
 
 
@@ -448,4 +476,3 @@ def describe_reasons(report: dict) -> str:
     if report.get("file_reason"):
         line += f"; whole file: {report['file_reason']}"
     return line + (f" ({rules})" if rules else "")
-

@@ -1,12 +1,25 @@
 """Predictions: train and backtest the model (or load the latest), forecast every series, store.
 
-Input: FeatureEngineering's output (``dataset``, ``manifest_key``), optionally ``mode``
-(``train_and_predict``, the default, or ``predict`` with the latest model) and ``horizon``.
-Output: model and prediction keys, the backtest metrics and how many predictions were written.
+Input: FeatureEngineering's output (``dataset``, ``manifest_key``), or ``{"dataset": ...}``,
+optionally with ``mode`` and ``horizon`` (periods, 1 to 366; default ``FORECAST_HORIZON``, else
+14 for daily and 8 for weekly data):
+
+* ``"mode": "train_and_predict"`` (default): backtest against seasonal naive, train on all
+  periods, save the model under ``models/<dataset>/<version>/`` and ``latest.json``, forecast;
+* ``"mode": "predict"``: forecast with the model ``models/<dataset>/latest.json`` points at.
+
+Output: ``model_key``, ``model_version``, ``predictions_key``, ``predictions_written``,
+``series``, ``horizon``, ``forecast_range`` and the backtest ``metrics`` (``model`` and
+``seasonal_naive`` MAE/WAPE, ``mae_improvement``, ``mae_ratio``, ``beats_baseline``), with the
+input's ``bucket``, ``dataset``, ``source_key`` and ``source_version``; or ``{"skipped": true,
+"reason"}`` when the input was skipped or the dataset is too short to train and backtest on.
+
+The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.handler``).
 """
 
 from item_prediction import prediction_step
 from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, storage
+from item_prediction.steps import NothingToDo
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -14,11 +27,15 @@ from item_prediction.handler_support import COUNT, begin_step, carried, logger, 
 def lambda_handler(event, context):
     dataset = begin_step(event)
     if dataset is None:
-        return {**carried(event), "skipped": True}
+        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
+        return {**carried(event), "skipped": True, "reason": event.get("reason", "skipped upstream")}
     manifest_key = event.get("manifest_key") or f"{settings().features_prefix}{dataset}/manifest.json"
-    result = prediction_step.run(
-        storage(), settings(), dataset, manifest_key, mode=event.get("mode", "train_and_predict"), horizon=event.get("horizon")
-    )
+    try:
+        result = prediction_step.run(storage(), settings(), dataset, manifest_key, mode=event.get("mode") or "train_and_predict", horizon=event.get("horizon"))
+    except NothingToDo as exc:
+        logger.warning("nothing to predict", extra={"reason": str(exc)})
+        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
+        return {**carried(event), "skipped": True, "reason": str(exc)}
     metrics.add_metric(name="PredictionsWritten", unit=COUNT, value=result["predictions_written"])
     logger.info("predicted", extra={"metrics": result["metrics"], "written": result["predictions_written"], "model_version": result["model_version"]})
     return {**carried(event), **result}

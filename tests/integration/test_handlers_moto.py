@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -11,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from item_prediction import handler_support, records
-from item_prediction.sample_data import generate_sales
+from item_prediction.sample_data import RENAMED_COLUMNS, generate_sales
 
 BUCKET, TABLE = "item-prediction-test", "item-prediction-predictions"
 
@@ -74,15 +78,40 @@ def all_items() -> list[dict]:
     return sorted(table.scan()["Items"], key=lambda item: (item["pk"], item["sk"]))
 
 
-def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws):
+def read_json(s3, key: str) -> dict:
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def read_csv_gz(s3, key: str):
+    import pandas as pd
+
+    return pd.read_csv(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), compression="gzip", dtype=str, keep_default_na=False)
+
+
+@pytest.fixture
+def log_lines():
+    """The Powertools logger's JSON lines (its handler holds the stdout of import time, which
+    pytest's capture fixtures do not see; the stdlib's setStream swaps it for the test)."""
+    handler = logging.getLogger(handler_support.logger.service).handlers[0]
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    handler.setStream(previous)
+
+
+def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, log_lines):
     sample = generate_sales(items=3, stores=2, periods=400, seed=3)
     aws.put_object(Bucket=BUCKET, Key="raw/sales/2024-01.csv", Body=sample.content)
     validated, featured, predicted = run_pipeline("raw/sales/2024-01.csv")
 
     assert validated["rows"] == {"in": sample.rows, "clean": len(sample.frame), "quarantined": len(sample.invalid_lines)}
-    report = json.loads(aws.get_object(Bucket=BUCKET, Key=validated["report_key"])["Body"].read())
+    report = read_json(aws, validated["report_key"])
     assert report["rows_clean"] + report["rows_quarantined"] == report["rows_in"]
-    assert sum(report["rules"].values()) == len(sample.invalid_lines)
+    assert report["rules"] == dict(Counter(sample.invalid_lines.values()))  # every expected rule, as often as expected
+    quarantined = read_csv_gz(aws, validated["quarantine_key"])
+    assert dict(zip(quarantined["_line"].astype(int), quarantined["_reasons"])) == sample.invalid_lines
+    assert len(read_csv_gz(aws, validated["validated_key"])) == len(sample.frame)
+    assert report["input"]["sha256"] == __import__("hashlib").sha256(sample.content).hexdigest()
 
     assert featured["series"] == 6 and featured["dataset"] == "sales"
     assert predicted["horizon"] == 10 and predicted["series"] == 6
@@ -98,8 +127,22 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws):
         assert len(days) == 10 and min(days) > last_day, (item_id, store_id)
     assert all(item["prediction"] >= Decimal(0) for item in items)
 
-    latest = json.loads(aws.get_object(Bucket=BUCKET, Key="models/sales/latest.json")["Body"].read())
+    latest = read_json(aws, "models/sales/latest.json")
     assert latest["model_key"] == predicted["model_key"]
+    metadata = read_json(aws, predicted["model_key"].replace("model.joblib", "metadata.json"))
+    manifest = read_json(aws, featured["manifest_key"])
+    assert metadata["metrics"] == predicted["metrics"] and metadata["training_fingerprint"] == manifest["source_fingerprint"]
+    assert len(read_csv_gz(aws, predicted["predictions_key"])) == len(items)
+
+    # Structured logs carry the source object as correlation id; EMF metrics are emitted.
+    logs = log_lines()
+    assert {log["message"] for log in logs} >= {"validated", "features built", "predicted"}
+    assert all(log["correlation_id"] == "raw/sales/2024-01.csv#null" for log in logs if log["message"] in ("validated", "predicted"))
+    assert all(log["cold_start"] in (True, False) for log in logs)
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    emitted = {metric["Name"] for blob in emf for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]}
+    assert {"RowsIn", "RowsClean", "RowsQuarantined", "PredictionsWritten"} <= emitted
+    assert any(blob.get("RowsQuarantined") == [float(len(sample.invalid_lines))] for blob in emf)
 
 
 def test_running_again_leaves_the_same_items(aws):
@@ -129,25 +172,115 @@ def test_api_reads_a_date_range_and_rejects_bad_requests(aws):
     event["queryStringParameters"] = {"from": "yesterday"}
     bad = api(event, FakeContext("PredictionsApi"))
     assert bad["statusCode"] == 400 and "'from' must be a date" in json.loads(bad["body"])["message"]
+    event["queryStringParameters"] = None  # no store: the series without one, which this item has not
+    missing = api(event, FakeContext("PredictionsApi"))
+    assert missing["statusCode"] == 404 and "?store=" in json.loads(missing["body"])["message"]
+    event["queryStringParameters"] = {"store": "STORE-00", "from": "1999-01-01", "to": "1999-01-31"}
+    empty = api(event, FakeContext("PredictionsApi"))
+    assert empty["statusCode"] == 200 and json.loads(empty["body"])["predictions"] == []
 
 
-def test_users_columns_are_mapped(aws):
-    names = {"date": "Order Date", "item_id": "SKU", "quantity": "Units Sold", "store_id": "Shop", "unit_price": "Price", "promotion": "On Promo"}
-    sample = generate_sales(items=2, stores=1, periods=100, seed=6, column_names=names, delimiter=";")
-    aws.put_object(Bucket=BUCKET, Key="config/mappings/export.json", Body=sample.mapping_json.encode())
+@pytest.mark.parametrize("where", ["config/mappings/export.json", "raw/export/_mapping.json", "event"])
+def test_users_columns_are_mapped(aws, where):
+    sample = generate_sales(items=2, stores=1, periods=100, seed=6, column_names=RENAMED_COLUMNS, delimiter=";")
+    mapping_key = "config/custom.json" if where == "event" else where
+    aws.put_object(Bucket=BUCKET, Key=mapping_key, Body=sample.mapping_json.encode())
     aws.put_object(Bucket=BUCKET, Key="raw/export/sales.csv", Body=sample.content)
-    validated, _, predicted = run_pipeline("raw/export/sales.csv")
-    assert validated["rows"]["clean"] == len(sample.frame)
+    from data_validation.app import lambda_handler as validate
+
+    event = {"bucket": BUCKET, "key": "raw/export/sales.csv", "mapping_key": mapping_key} if where == "event" else object_created("raw/export/sales.csv")
+    validated = validate(event, FakeContext())
+    assert validated["rows"] == {"in": sample.rows, "clean": len(sample.frame), "quarantined": len(sample.invalid_lines)}
+    assert read_json(aws, validated["report_key"])["mapping"]["source"] == mapping_key
+    from feature_engineering.app import lambda_handler as build_features
+    from predictions.app import lambda_handler as predict
+
+    predicted = predict(build_features(validated, FakeContext()), FakeContext())
     assert predicted["predictions_written"] == 2 * 10
+
+
+def test_the_mapping_file_itself_is_not_validated_as_data(aws):
+    from data_validation.app import lambda_handler as validate
+
+    aws.put_object(Bucket=BUCKET, Key="raw/export/_mapping.json", Body=b'{"columns": {}}')
+    result = validate(object_created("raw/export/_mapping.json"), FakeContext())
+    assert result["skipped"] is True and "configuration" in result["reason"]
+    assert aws.list_objects_v2(Bucket=BUCKET, Prefix="reports/").get("KeyCount") == 0
+
+
+def test_a_broken_mapping_quarantines_the_file_and_says_why(aws):
+    from data_validation.app import lambda_handler as validate
+
+    sample = generate_sales(items=1, stores=1, periods=30, seed=8)
+    aws.put_object(Bucket=BUCKET, Key="raw/shop/_mapping.json", Body=b'{"columns": {"price": "P"}}')
+    aws.put_object(Bucket=BUCKET, Key="raw/shop/a.csv", Body=sample.content)
+    result = validate(object_created("raw/shop/a.csv"), FakeContext())
+    assert result["file_reason"] == "invalid_mapping" and result["skipped"] is True
+    assert result["rows"] == {"in": sample.rows, "clean": 0, "quarantined": sample.rows}
+    report = read_json(aws, result["report_key"])
+    assert "raw/shop/_mapping.json" in report["file_detail"] and "unknown canonical columns" in report["file_detail"]
+
+
+def test_a_dataset_too_short_to_backtest_is_skipped_with_the_reason(aws):
+    sample = generate_sales(items=1, stores=1, periods=12, seed=9, invalid=False)
+    aws.put_object(Bucket=BUCKET, Key="raw/new/a.csv", Body=sample.content)
+    validated, featured, predicted = run_pipeline("raw/new/a.csv")
+    assert validated["rows"]["clean"] == 12 and featured["rows"] == 12
+    assert predicted["skipped"] is True and "not enough history" in predicted["reason"]
+    assert all_items() == []
+
+
+def test_predict_mode_uses_the_latest_model_and_bad_modes_fail_clearly(aws):
+    from predictions.app import lambda_handler as predict
+
+    sample = generate_sales(items=2, stores=1, periods=120, seed=10)
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=sample.content)
+    _, featured, _ = run_pipeline_until_features("raw/sales/a.csv")
+    with pytest.raises(ValueError, match="needs a trained model"):
+        predict({**featured, "mode": "predict"}, FakeContext())
+    trained = predict(featured, FakeContext())
+    again = predict({**featured, "mode": "predict", "horizon": 3}, FakeContext())
+    assert again["model_version"] == trained["model_version"] and again["mode"] == "predict"
+    assert again["horizon"] == 3 and again["predictions_written"] == 2 * 3
+    with pytest.raises(ValueError, match="mode must be one of"):
+        predict({**featured, "mode": "guess"}, FakeContext())
+    with pytest.raises(ValueError, match="horizon must be"):
+        predict({**featured, "horizon": 0.5}, FakeContext())
+
+
+def run_pipeline_until_features(key: str) -> tuple[dict, dict, None]:
+    from data_validation.app import lambda_handler as validate
+    from feature_engineering.app import lambda_handler as build_features
+
+    validated = validate(object_created(key), FakeContext())
+    return validated, build_features(validated, FakeContext()), None
 
 
 def test_a_garbage_file_is_quarantined_whole_not_crashed(aws):
     from data_validation.app import lambda_handler as validate
+    from feature_engineering.app import lambda_handler as build_features
 
     aws.put_object(Bucket=BUCKET, Key="raw/sales/photo.csv", Body=bytes(range(256)) * 50)
     result = validate(object_created("raw/sales/photo.csv"), FakeContext())
-    assert result["file_reason"] == "binary_content"
-    assert result["rows"]["clean"] == 0 and result["rows"]["quarantined"] == result["rows"]["in"]
+    assert result["file_reason"] == "binary_content" and result["skipped"] is True
+    assert result["rows"]["clean"] == 0 and result["rows"]["quarantined"] == result["rows"]["in"] > 0
+    assert len(read_csv_gz(aws, result["quarantine_key"])) == result["rows"]["in"]
+    # The backfill starts FeatureEngineering with only a dataset: no validated data is a skip, not a crash.
+    skipped = build_features({"dataset": "sales"}, FakeContext())
+    assert skipped["skipped"] is True and "no validated data" in skipped["reason"]
+
+
+def test_re_uploading_a_fixed_file_replaces_its_outputs(aws):
+    from data_validation.app import lambda_handler as validate
+
+    bad = "date,item_id,quantity\n2024-01-01,A,-1\n".encode()
+    good = "date,item_id,quantity\n2024-01-01,A,1\n".encode()
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=bad)
+    first = validate(object_created("raw/sales/a.csv"), FakeContext())
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=good)
+    second = validate(object_created("raw/sales/a.csv"), FakeContext())
+    keys = {item["Key"] for item in aws.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert first["quarantine_key"] not in keys and second["validated_key"] in keys
 
 
 def test_objects_outside_raw_are_skipped_through_every_step(aws):

@@ -41,18 +41,29 @@ def test_lags_and_rolling_use_only_the_past():
     assert np.isnan(frame.iloc[0]["lag_1"])
 
 
-def test_changing_the_future_changes_no_past_feature():
-    sample = generate_sales(items=2, stores=2, periods=120, seed=2, invalid=False)
-    base, manifest = features.build_features(sample.frame, "D")
-    cutoff = "2023-03-15"
+@pytest.mark.parametrize("frequency", ["D", "W"])
+def test_changing_the_future_changes_no_past_feature(frequency):
+    """Quantities, prices and promotions after a cutoff are rewritten: no feature before it moves."""
+    sample = generate_sales(items=2, stores=2, periods=120, frequency=frequency, seed=2, invalid=False)
+    base, manifest = features.build_features(sample.frame, frequency)
+    cutoff = sorted(sample.frame["date"].unique())[80]
     altered = sample.frame.copy()
     future = altered["date"] > cutoff
     altered.loc[future, "quantity"] = altered.loc[future, "quantity"] * 100 + 7
-    other, _ = features.build_features(altered, "D")
-    past = base["date"] <= pd.Timestamp(cutoff)
-    columns = [name for name in manifest["features"]]
-    pd.testing.assert_frame_equal(base.loc[past, columns].reset_index(drop=True), other.loc[past, columns].reset_index(drop=True))
-    assert not base.loc[~past, "lag_1"].equals(other.loc[~past, "lag_1"])  # the test can tell a change
+    altered.loc[future, "unit_price"] = altered.loc[future, "unit_price"] * 3
+    altered.loc[future, "promotion"] = 1 - altered.loc[future, "promotion"]
+    altered = altered[~(future & (altered.index % 5 == 0))]  # and some future records vanish (gaps)
+    other, _ = features.build_features(altered, frequency)
+    keys = ["item_id", "store_id", "date"]
+    columns = keys + list(manifest["features"])
+    before = base.loc[base["date"] <= pd.Timestamp(cutoff), columns].reset_index(drop=True)
+    after = other.loc[other["date"] <= pd.Timestamp(cutoff), columns].reset_index(drop=True)
+    assert len(before) > 100
+    pd.testing.assert_frame_equal(before, after)
+    # The test can tell a change: features after the cutoff did move.
+    later = base[columns].merge(other[columns], on=keys, suffixes=("", "_altered"))
+    later = later[later["date"] > pd.Timestamp(cutoff)]
+    assert (later["lag_1"] != later["lag_1_altered"]).any() and (later["price_ratio"] != later["price_ratio_altered"]).any()
 
 
 def test_price_and_promotion_features():
@@ -61,7 +72,8 @@ def test_price_and_promotion_features():
     frame.loc[3, "promotion"] = 1
     result, _ = features.build_features(frame, "D")
     assert list(result["price_change"].round(3)) == [0.0, 0.0, 0.5, 0.0]
-    assert list(result["price_ratio"].round(3)) == [0.8, 0.8, 1.2, 1.2]
+    # against the median price of the series up to and including each period: 2, 2, 2, 2.5
+    assert list(result["price_ratio"].round(3)) == [1.0, 1.0, 1.5, 1.2]
     assert list(result["promotion"]) == [0, 0, 0, 1]
 
 
@@ -81,6 +93,52 @@ def test_weekly_data_uses_weekly_lags():
     assert result.iloc[55]["lag_52"] == result.iloc[3]["quantity"]
 
 
+def test_gap_share_counts_missing_periods_before_each_row():
+    frame = daily([1.0] * 10).drop(index=[2, 3])
+    result, manifest = features.build_features(frame, "D")
+    assert "is_gap" not in manifest["features"], "whether a period has a record is known only afterwards"
+    assert list(result["is_gap"]) == [0, 0, 1, 1, 0, 0, 0, 0, 0, 0]
+    np.testing.assert_allclose(result["gap_share_28"].iloc[:6], [np.nan, 0.0, 0.0, 1 / 3, 2 / 4, 2 / 5])
+
+
+def test_history_features_on_a_tail_with_running_totals_match_the_full_history():
+    """What the recursive forecast relies on: a tail plus prior totals gives the same features."""
+    sample = generate_sales(items=2, stores=2, periods=90, seed=3, invalid=False)
+    grid = features.regular_grid(sample.frame, "D")
+    full = features.add_history(features.sort_grid(grid), "D")
+    position = full.groupby(["item_id", "store_id"]).cumcount(ascending=False)
+    tail = position < features.history_needed("D") + 5
+    prior = features.running_totals(features.sort_grid(grid)[~tail.to_numpy()])
+    partial = features.add_history(features.sort_grid(grid)[tail.to_numpy()].reset_index(drop=True), "D", prior)
+    last = position[tail] < 5  # rows with a full look-back inside the tail
+    names = features.history_feature_names("D")
+    np.testing.assert_allclose(partial.loc[last.to_numpy(), names].to_numpy(float), full.loc[tail & (position < 5), names].to_numpy(float), rtol=1e-9)
+
+
+def test_weekly_records_in_one_week_are_summed_on_the_datasets_weekday():
+    frame = pd.DataFrame(
+        {"date": ["2024-01-01", "2024-01-03", "2024-01-08", "2024-01-22"], "item_id": "A", "store_id": "S",
+         "quantity": [1.0, 2.0, 4.0, 8.0], "unit_price": 1.0, "promotion": 0}
+    )  # fmt: skip
+    grid = features.regular_grid(frame, "W")
+    # Weeks start on the usual weekday (Monday here): Wednesday the 3rd is in the week of the 1st.
+    assert list(grid["date"].dt.strftime("%Y-%m-%d")) == ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]
+    assert list(grid["quantity"]) == [3.0, 4.0, 0.0, 8.0]
+    assert list(grid["is_gap"]) == [0, 0, 1, 0]
+
+
 def test_no_rows_is_a_clear_error():
     with pytest.raises(ValueError, match="no validated rows"):
         features.build_features(daily([]).iloc[0:0], "D")
+
+
+@pytest.mark.parametrize(("window", "stat", "min_periods"), [(7, "mean", 1), (28, "mean", 1), (7, "std", 2), (28, "std", 2)])
+def test_fast_rolling_equals_a_rolling_window_per_series(window, stat, min_periods):
+    sample = generate_sales(items=5, stores=3, periods=100, seed=1, invalid=False, gap_rate=0.1)
+    grid = features.sort_grid(features.regular_grid(sample.frame, "D"))
+    previous = grid.groupby(["item_id", "store_id"], sort=False)["quantity"].shift(1)
+    fast = features._rolling(previous, features.series_ids(grid), window, stat, min_periods)
+    grouped = previous.groupby([grid["item_id"], grid["store_id"]], sort=False).rolling(window, min_periods=min_periods)
+    slow = getattr(grouped, stat)().reset_index(level=[0, 1], drop=True).reindex(grid.index)
+    assert slow.notna().sum() > 1000
+    np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-9)

@@ -60,5 +60,58 @@ def test_forecast_covers_every_series_and_horizon_and_round_trips():
 
 def test_backtest_needs_history():
     frame, manifest = feature_set(items=1, stores=1, periods=10, seed=0)
-    with pytest.raises(ValueError, match="not enough history"):
+    with pytest.raises(model.InsufficientHistory, match="rows to train on"):
         model.backtest(frame, manifest, horizon=14)
+
+
+@pytest.mark.parametrize("frequency", ["D", "W"])
+def test_forecast_features_equal_a_recomputation_over_history_plus_predictions(frequency):
+    """No train/serve skew: the features the recursive forecast fed the model for each future
+    period are the ones training would compute if the predictions had been observed."""
+    frame, manifest = feature_set(items=2, stores=2, periods=150 if frequency == "D" else 120, frequency=frequency, seed=7)
+    estimator = model.fit(frame, manifest["features"])
+    forecast, used = model.recursive_forecast(estimator, frame, 6, frequency, manifest["codes"], manifest["features"], return_features=True)
+    observed = forecast.rename(columns={"prediction": "quantity"})
+    last_price = frame.sort_values("date").groupby(["item_id", "store_id"])["unit_price"].last()
+    observed["unit_price"] = [last_price[(item, store)] for item, store in zip(observed["item_id"], observed["store_id"])]
+    observed["promotion"], observed["is_gap"] = 0, 0
+    extended = pd.concat([frame[features.BASE_COLUMNS], observed[features.BASE_COLUMNS]], ignore_index=True)
+    recomputed = features.compute_features(extended, frequency, manifest["codes"])
+    keys = ["item_id", "store_id", "date"]
+    merged = used.merge(recomputed[keys + manifest["features"]], on=keys, suffixes=("", "_full"))
+    assert len(merged) == len(forecast) == 4 * 6
+    for name in manifest["features"]:
+        np.testing.assert_allclose(merged[name].to_numpy(float), merged[f"{name}_full"].to_numpy(float), rtol=1e-9, atol=1e-12, err_msg=name)
+    # (Predictions are not compared: a 1e-12 rounding difference may fall on a split threshold.)
+    written = forecast.merge(used[keys + ["prediction"]], on=keys, suffixes=("", "_used"))
+    np.testing.assert_array_equal(written["prediction"], written["prediction_used"])
+
+
+def test_weekly_seasonal_naive_steps_back_52_weeks_and_falls_back_to_the_last_value():
+    dates = pd.date_range("2022-01-03", periods=60, freq="W-MON")
+    history = pd.DataFrame({"item_id": "A", "store_id": "S", "date": dates, "quantity": np.arange(60, dtype=float)})
+    short = history.iloc[:30]
+    targets = pd.DataFrame({"item_id": ["A", "A", "B"], "store_id": "S", "date": [dates[59] + pd.Timedelta(weeks=1), dates[59] + pd.Timedelta(weeks=3), dates[59]]})
+    assert list(model.seasonal_naive(history, targets.iloc[:2], "W")) == [8.0, 10.0]  # 52 weeks before
+    soon = pd.DataFrame({"item_id": ["A", "A", "B"], "store_id": "S", "date": [dates[29] + pd.Timedelta(weeks=1), dates[29] + pd.Timedelta(weeks=3), dates[29]]})
+    # 52 weeks before lies before a 30-week history: the last value; an unknown series: NaN.
+    np.testing.assert_array_equal(model.seasonal_naive(short, soon, "W"), [29.0, 29.0, np.nan])
+
+
+@pytest.mark.parametrize(("value", "expected"), [(7, 7), ("14", 14), (366, 366)])
+def test_horizon_accepts_whole_periods(value, expected):
+    assert model.check_horizon(value) == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, 367, "two", 1.5, True, None])
+def test_horizon_rejects_anything_else(value):
+    with pytest.raises(ValueError, match="horizon must be"):
+        model.check_horizon(value)
+
+
+def test_model_version_follows_data_and_recipe():
+    _, manifest = feature_set(items=1, stores=1, periods=60, seed=1)
+    version = model.model_version(manifest)
+    assert version == model.model_version(dict(manifest))
+    assert version != model.model_version({**manifest, "source_fingerprint": "0" * 64})
+    assert version != model.model_version({**manifest, "features": manifest["features"][:-1]})

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from item_prediction import schema, validation
+from item_prediction import decoding, schema, validation
 from item_prediction.sample_data import INVALID_KINDS, generate_sales
 from item_prediction.schema import ColumnMapping, MappingError
+from item_prediction.storage import CsvGzipWriter
 
 TODAY = date(2024, 6, 1)
 HEADER = "date,item_id,store_id,quantity,unit_price,promotion\n"
 GOOD = "2024-01-01,A,S1,3,2.5,0\n"
 
 
-def run(content: bytes | str, mapping: ColumnMapping | None = None, chunk_rows: int = 1000):
+def run(content: bytes | str, mapping: ColumnMapping | None = None, chunk_rows: int = 1000, **kwargs):
     data = content.encode() if isinstance(content, str) else content
     clean, quarantined = [], []
     report = validation.validate(
         io.BytesIO(data), mapping or ColumnMapping.identity(), clean_sink=clean.append,
-        quarantine_sink=quarantined.append, today=TODAY, chunk_rows=chunk_rows,
+        quarantine_sink=quarantined.append, today=TODAY, chunk_rows=chunk_rows, **kwargs,
     )  # fmt: skip
     clean_frame = pd.concat(clean, ignore_index=True) if clean else pd.DataFrame()
     quarantine_frame = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
@@ -39,9 +44,19 @@ def run(content: bytes | str, mapping: ColumnMapping | None = None, chunk_rows: 
         ("2024-01-02,A,S1,three,2.5,0", "invalid_quantity"),
         ("2024-01-02,A,S1,inf,2.5,0", "invalid_quantity"),
         ("2024-01-02,A,S1,,2.5,0", "missing_quantity"),
+        ("2024-01-02,A,S1,NA,2.5,0", "missing_quantity"),
+        ("2024-01-02,A,,1,2.5,0", "missing_store_id"),
+        ("2024-01-02,A,null,1,2.5,0", "missing_store_id"),
+        ("2024-01-02,A\x07,S1,1,2.5,0", "invalid_id"),
+        ("3,A,S1,1,2.5,0", "invalid_date"),
+        ("May,A,S1,1,2.5,0", "invalid_date"),
+        ("2024,A,S1,1,2.5,0", "invalid_date"),
+        ("2024-05,A,S1,1,2.5,0", "invalid_date"),
+        ("2024-06-03,A,S1,1,2.5,0", "future_date"),
         ("2024-13-45,A,S1,1,2.5,0", "invalid_date"),
         (",A,S1,1,2.5,0", "missing_date"),
         ("2030-01-01,A,S1,1,2.5,0", "future_date"),
+        ("1e400-01-01,A,S1,1,2.5,0", "invalid_date"),
         ("1901-01-01,A,S1,1,2.5,0", "date_out_of_range"),
         ("2024-01-02,,S1,1,2.5,0", "missing_item_id"),
         (f"2024-01-02,{'X' * 200},S1,1,2.5,0", "invalid_id"),
@@ -62,6 +77,11 @@ def test_each_rule_quarantines_its_row_with_its_reason(row, rule):
     assert report["rules"] == {rule: 1}
 
 
+def test_a_date_one_day_ahead_is_allowed_for_time_zones_ahead_of_utc():
+    report, clean, _ = run(HEADER + "2024-06-02,A,S1,1,2.5,0\n")
+    assert report["rows_clean"] == 1 and list(clean["date"]) == ["2024-06-02"]
+
+
 def test_a_row_lists_every_rule_it_breaks():
     _, _, quarantined = run(HEADER + "2030-01-01,A,S1,-5,0,maybe\n")
     assert quarantined["_reasons"].iloc[0] == "future_date;negative_quantity;non_positive_price;invalid_promotion"
@@ -71,6 +91,80 @@ def test_dates_pandas_cannot_read_fall_back_to_dateutil():
     report, clean, _ = run(HEADER + "3rd of March 2024,A,S1,1,2,0\nMar 4 2024,A,S1,1,2,0\n")
     assert list(clean["date"]) == ["2024-03-03", "2024-03-04"]
     assert report["rows_quarantined"] == 0
+
+
+def test_dates_with_mixed_utc_offsets_keep_the_date_as_written():
+    body = "2024-01-01T23:30:00-05:00,A,S1,1,2,0\n2024-01-02,A,S1,1,2,0\n2024-01-03T01:00:00Z,A,S1,1,2,0\n2024-01-04 10:00,A,S1,1,2,0\n"
+    report, clean, _ = run(HEADER + body)
+    assert list(clean["date"]) == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected", "order"),
+    [
+        (["13/02/2024", "01/03/2024"], ["2024-02-13", "2024-03-01"], "day-first"),
+        (["02/13/2024", "03/01/2024"], ["2024-02-13", "2024-03-01"], "month-first"),
+        (["01.03.2024", "14.03.24"], ["2024-03-01", "2024-03-14"], "day-first"),
+    ],
+)
+def test_numeric_dates_take_one_order_for_the_whole_file(dates, expected, order):
+    body = "".join(f"{day},A,S1,1,2,0\n" for day in dates)
+    report, clean, _ = run(HEADER + body)
+    assert sorted(clean["date"]) == expected and order in report["input"]["dates"]
+
+
+def test_numeric_dates_contradicting_the_files_order_are_invalid_not_swapped():
+    # The first chunk settles day-first; a later month-first date must not be read day-first.
+    body = "13/02/2024,A,S1,1,2,0\n01/03/2024,A,S1,1,2,0\n02/14/2024,A,S1,1,2,0\n"
+    report, clean, quarantined = run(HEADER + body, chunk_rows=2)
+    assert list(clean["date"]) == ["2024-02-13", "2024-03-01"]
+    assert list(quarantined["_reasons"]) == ["invalid_date"]
+
+
+def test_mapping_settles_ambiguous_dates_and_a_format_is_strict():
+    body = "01/02/2024,A,S1,1,2,0\n03/02/2024,A,S1,1,2,0\n"
+    _, clean, _ = run(HEADER + body, ColumnMapping(dayfirst=True))
+    assert list(clean["date"]) == ["2024-02-01", "2024-02-03"]
+    _, clean, _ = run(HEADER + body)  # no evidence, no mapping: month-first, said in the report
+    assert list(clean["date"]) == ["2024-01-02", "2024-03-02"]
+    report, clean, quarantined = run(HEADER + "2024.02.01,A,S1,1,2,0\n2024-02-02,A,S1,1,2,0\n", ColumnMapping(date_format="%Y.%m.%d"))
+    assert list(clean["date"]) == ["2024-02-01"] and list(quarantined["_reasons"]) == ["invalid_date"]
+
+
+def test_decimal_commas_in_semicolon_files():
+    report, clean, _ = run("date;item_id;quantity;unit_price\n2024-01-01;A;2,5;1,99\n")
+    assert list(clean["quantity"]) == [2.5] and list(clean["unit_price"]) == [1.99]
+    assert report["input"]["decimal_comma_values"] == 2
+    _, _, quarantined = run("date;item_id;quantity\n2024-01-01;A;2,5\n", ColumnMapping(decimal="."))
+    assert list(quarantined["_reasons"]) == ["invalid_quantity"]
+
+
+def test_missing_optional_values_are_clean_and_counted():
+    report, clean, _ = run(HEADER + "2024-01-01,A,S1,3,,\n2024-01-02,A,S1,3,n/a,NULL\n2024-01-03,A,S1,3,2,1\n")
+    assert report["rows_clean"] == 3
+    assert report["missing_values"] == {"unit_price": 2, "promotion": 2}
+    assert clean["unit_price"].isna().sum() == 2 and list(clean["promotion"]) == [0, 0, 1]
+
+
+def test_a_trailing_delimiter_is_an_unnamed_column_not_a_failure():
+    report, clean, _ = run("date,item_id,quantity,,\n2024-01-01,A,3,,\n")
+    assert report["file_reason"] is None and report["rows_clean"] == 1
+    assert report["input"]["header"] == ["date", "item_id", "quantity", "unnamed_4", "unnamed_5"]
+
+
+def test_quarantine_keeps_each_rows_content_whatever_mix_of_reasons():
+    """Ragged and row-rule rejects share one file: each keeps its fields (or its raw record)."""
+    body = HEADER + "2024-01-02,A\n" + "2024-01-03,A,S1,-4,2,0\n" + GOOD
+    clean, quarantined = CsvGzipWriter(), CsvGzipWriter()
+    report = validation.validate(io.BytesIO(body.encode()), ColumnMapping.identity(), clean_sink=clean, quarantine_sink=quarantined, today=TODAY)
+    assert report["rows_quarantined"] == 2
+    with quarantined.finish() as handle:
+        frame = pd.read_csv(handle, compression="gzip", dtype=str, keep_default_na=False)
+    assert list(frame.columns) == ["_line", "_reasons", "date", "item_id", "store_id", "quantity", "unit_price", "promotion", "_raw"]
+    ragged = frame[frame["_reasons"] == "field_count"].iloc[0]
+    assert ragged["_raw"] == "2024-01-02,A" and ragged["quantity"] == ""
+    negative = frame[frame["_reasons"] == "negative_quantity"].iloc[0]
+    assert negative["quantity"] == "-4" and negative["item_id"] == "A" and negative["_line"] == "3"
 
 
 def test_clean_rows_are_typed_and_extra_columns_kept():
@@ -86,6 +180,8 @@ def test_clean_rows_are_typed_and_extra_columns_kept():
         (b"", "empty_file"),
         (b"\n\n  \n", "empty_file"),
         (bytes(range(256)) * 4, "binary_content"),
+        (b"PK\x03\x04" + bytes(range(256)) * 4, "unsupported_format"),
+        (b"%PDF-1.7\nsome,thing\n", "unsupported_format"),
         ("sku,units\nA,1\nB,2\n".encode(), "missing_required_columns"),
         ("date,item_id,quantity,quantity\n2024-01-01,A,1,2\n".encode(), "duplicate_columns"),
     ],
@@ -102,6 +198,18 @@ def test_a_file_that_cannot_be_used_is_quarantined_whole(content, reason):
 def test_missing_columns_are_named():
     report, _, _ = run("sku,units\nA,1\n")
     assert report["missing_columns"] == ["date", "item_id", "quantity"]
+    assert "['sku', 'units']" in report["file_detail"]
+
+
+def test_a_broken_mapping_quarantines_the_file_with_the_reason():
+    report, clean, quarantined = run(HEADER + GOOD, mapping_error="config/mappings/x.json: mapping file is not valid JSON")
+    assert clean.empty and report["file_reason"] == "invalid_mapping" and "not valid JSON" in report["file_detail"]
+    assert list(quarantined["_reasons"]) == ["invalid_mapping"]
+
+
+def test_the_first_record_is_a_row_when_the_file_is_not_text():
+    report, _, quarantined = run(b"\x00\x01\x02,\x03\n\x04\x05\n")
+    assert report["rows_in"] == 2 and report["file_reason"] == "binary_content" and report["input"]["header"] == []
 
 
 @pytest.mark.parametrize(
@@ -110,7 +218,10 @@ def test_missing_columns_are_named():
         (lambda text: text.encode("utf-8"), "utf-8"),
         (lambda text: b"\xef\xbb\xbf" + text.encode("utf-8"), "utf-8-sig"),
         (lambda text: text.encode("utf-16"), "utf-16"),
-        (lambda text: text.encode("latin-1"), "latin-1"),
+        (lambda text: text.encode("utf-16-le"), "utf-16-le"),
+        (lambda text: text.encode("utf-16-be"), "utf-16-be"),
+        (lambda text: text.encode("cp1252"), "cp1252"),
+        (lambda text: text.encode("latin-1") + b"\x81", "latin-1"),  # 0x81 is undefined in cp1252
     ],
 )
 def test_encodings_and_bom(encode, encoding):
@@ -122,7 +233,7 @@ def test_encodings_and_bom(encode, encoding):
 
 def test_invalid_utf8_late_in_a_file_quarantines_only_that_row():
     good = "".join(f"2023-{month:02d}-{day:02d},A{n},S1,1,2,0\n" for n in range(150) for month in range(1, 13) for day in (1, 15))
-    assert len(good) > validation.HEAD_BYTES  # the decoder is chosen on the head, which is valid utf-8
+    assert len(good) > decoding.HEAD_BYTES  # the decoder is chosen on the head, which is valid utf-8
     body = (HEADER + good).encode() + b"2024-01-02,B\xff\xfe,S1,1,2,0\n"
     report, clean, quarantined = run(body)
     assert report["input"]["encoding"] == "utf-8"
@@ -134,9 +245,15 @@ def test_gzip_input_is_read_and_fingerprinted_as_stored():
     report, clean, _ = run(data)
     assert report["input"]["compression"] == "gzip" and len(clean) == 1
     assert report["input"]["bytes"] == len(data)
-    import hashlib
-
     assert report["input"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_corrupt_gzip_is_still_fingerprinted_whole():
+    data = gzip.compress((HEADER + GOOD * 50).encode(), mtime=0)
+    data = data[:40] + bytes(b ^ 0xFF for b in data[40:60]) + data[60:]
+    report, clean, quarantined = run(data)
+    assert report["stream_error"] and report["stream_error"].startswith("gzip stream is corrupt")
+    assert report["input"]["sha256"] == hashlib.sha256(data).hexdigest() and report["input"]["bytes"] == len(data)
 
 
 def test_truncated_gzip_keeps_what_it_read_and_says_so():
@@ -154,12 +271,36 @@ def test_duplicates_are_caught_across_chunks():
     assert report["rows_clean"] == 10 and list(quarantined["_reasons"]) == ["duplicate_key"]
 
 
-def test_generated_sample_matches_its_ground_truth():
-    sample = generate_sales(seed=11)
+@pytest.mark.parametrize("seed", [11, 12])
+def test_generated_sample_matches_its_ground_truth(seed):
+    sample = generate_sales(seed=seed)
     report, clean, quarantined = run(sample.content, chunk_rows=777)
     assert dict(zip(quarantined["_line"], quarantined["_reasons"])) == sample.invalid_lines
     assert len(clean) == len(sample.frame)
     assert {rule for rule, _ in INVALID_KINDS} | {"duplicate_key", "field_count"} == set(report["rules"])
+    # The clean rows are the generator's valid rows, values and all.
+    expected = sample.frame.astype({"quantity": float, "unit_price": float}).sort_values(["item_id", "store_id", "date"]).reset_index(drop=True)
+    got = clean[list(expected.columns)].sort_values(["item_id", "store_id", "date"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), max_size=60), max_size=8))
+def test_keyset_answers_like_a_python_set(batches):
+    keys, seen = validation.KeySet(), set()
+    for batch in batches:
+        hashes = np.array(batch, dtype=np.uint64)
+        expected = np.array([value in seen for value in batch], dtype=bool)
+        assert (keys.contains(hashes) == expected).all()
+        keys.add(hashes)
+        seen.update(batch)
+    assert len(keys) == len(seen)
+
+
+def test_delimiter_sniffing_ignores_delimiters_inside_quotes():
+    assert decoding.sniff_delimiter('date;item_id;name\n2024-01-01;A;"a, b, c"\n2024-01-02;B;"d, e"\n') == ";"
+    assert decoding.sniff_delimiter("date|item_id|quantity\n2024-01-01|A|1\n") == "|"
+    assert decoding.sniff_delimiter("date\titem_id\tquantity\n2024-01-01\tA\t1\n") == "\t"
 
 
 def test_mapping_renames_user_columns_case_insensitively():
@@ -176,6 +317,9 @@ def test_mapping_renames_user_columns_case_insensitively():
         ('{"columns": {"date": "X", "item_id": "X"}}', "one source column for two"),
         ('{"frequency": "M"}', "'frequency' must be one of"),
         ('{"colums": {}}', "unknown keys"),
+        ('{"dayfirst": "yes"}', "'dayfirst' must be"),
+        ('{"decimal": ";"}', "'decimal' must be"),
+        ('{"date_format": "dd/mm/yyyy"}', "strftime format"),
     ],
 )
 def test_bad_mapping_files_get_clear_errors(text, message):

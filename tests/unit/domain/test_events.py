@@ -1,0 +1,96 @@
+"""The sample events in events/ are the shapes the handlers accept, and parse as documented."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from item_prediction import records, steps
+from item_prediction.events import EventError, object_ref
+from item_prediction.schema import ColumnMapping
+from item_prediction.settings import Settings
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+
+
+def load(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "version"),
+    [
+        ("object_created.json", "raw/sales/2024-01.csv", "IYV3p45BT0ac8hjHg1houSdS1a.Mo8hQ"),
+        ("s3_notification.json", "raw/sales/2024-01 export.csv", "IYV3p45BT0ac8hjHg1houSdS1a.Mo8hQ"),  # keys arrive URL-encoded
+        ("validate_object.json", "raw/sales/2024-01.csv", None),
+    ],
+)
+def test_validation_inputs_name_one_object(name, key, version):
+    ref = object_ref(load(name))
+    assert (ref.bucket, ref.key, ref.version_id) == ("item-prediction-dev-data", key, version)
+
+
+def test_an_unknown_event_is_a_clear_error():
+    with pytest.raises(EventError, match="expected an S3 Object Created event"):
+        object_ref({"hello": "world"})
+
+
+def test_step_outputs_chain():
+    validation_output, features_output = load("validation_output.json"), load("features_output.json")
+    assert {"bucket", "dataset", "source_key", "source_version", "frequency"} <= validation_output.keys()
+    assert {"dataset", "manifest_key", "features_key"} <= features_output.keys()
+    assert load("predict_with_latest_model.json")["mode"] == "predict" and load("backfill_features.json") == {"dataset": "sales"}
+
+
+def test_the_api_event_is_a_valid_query():
+    event = load("api_get_predictions.json")
+    query = records.parse_query(event["pathParameters"]["item_id"], event["queryStringParameters"])
+    assert query["pk"] == "ITEM#ITEM-000#STORE#STORE-00" and query["sk_from"] == "DATE#2024-02-01" and query["sk_to"] == "DATE#2024-02-14"
+
+
+def test_the_mapping_example_is_a_valid_mapping():
+    mapping = ColumnMapping.from_json((EVENTS / "mapping_example.json").read_text())
+    assert mapping.columns["item_id"] == "SKU" and mapping.dayfirst is True and mapping.decimal == ","
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("raw/sales/a.csv", None),
+        ("raw/sales/2024/jan.csv.gz", None),
+        ("raw/a.csv", None),
+        ("raw/sales/_mapping.json", "configuration"),
+        ("raw/sales/.hidden.csv", "configuration"),
+        ("raw/sales/", "folder"),
+        ("reports/x.json", "not under raw/"),
+    ],
+)
+def test_which_objects_are_sales_files(key, reason):
+    found = steps.skip_reason(Settings(bucket="b", table="t"), key)
+    assert (found is None) if reason is None else (reason in found)
+
+
+def test_mapping_lookup_order_and_dataset_of_a_key():
+    settings = Settings(bucket="b", table="t")
+    assert settings.dataset_of("raw/sales/2024/jan.csv") == "sales" and settings.dataset_of("raw/a.csv") == "default"
+    assert steps.mapping_candidates(settings, "sales", "raw/sales/2024/jan.csv") == [
+        "raw/sales/2024/_mapping.json", "raw/sales/_mapping.json", "config/mappings/sales.json", "config/mappings/default.json",
+    ]  # fmt: skip
+    assert steps.file_stem(settings, "sales", "raw/sales/2024/jan.csv.gz") == "2024/jan"
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("BUCKET_NAME", "data")
+    monkeypatch.setenv("RAW_PREFIX", "incoming/")
+    monkeypatch.setenv("FORECAST_HORIZON", "21")
+    monkeypatch.delenv("CHUNK_ROWS", raising=False)
+    settings = Settings.from_env()
+    assert (settings.bucket, settings.raw_prefix, settings.forecast_horizon, settings.chunk_rows) == ("data", "incoming/", 21, 100_000)
+    monkeypatch.setenv("CHUNK_ROWS", "0")
+    with pytest.raises(ValueError, match="CHUNK_ROWS must be at least 1"):
+        Settings.from_env()
+    monkeypatch.setenv("CHUNK_ROWS", "lots")
+    with pytest.raises(ValueError, match="CHUNK_ROWS must be an integer"):
+        Settings.from_env()
