@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Benchmark the pipeline's stages on generated data: seconds and peak memory per stage.
 
-Each stage (validation, features, prediction = train with backtest + forecast) runs in a fresh
-process, as in Lambda, reading the previous stage's output from disk; peak memory is that
-process's maximum resident set. Run: .venv/bin/python scripts/bench_pipeline.py [--rows 1000000]
+Each stage runs in a fresh process, as in Lambda, and does what its function does apart from
+the S3 and DynamoDB calls: validation streams the raw CSV into gzip CSVs of clean and
+quarantined rows and a report; features reads the clean rows and writes the feature set as gzip
+CSV with its manifest; prediction reads the feature set, trains with its backtest, forecasts
+every series and writes the predictions as gzip CSV. Peak memory is the stage process's high-water
+resident set (VmHWM, fresh after exec; ru_maxrss would carry the parent's size over from fork), the
+number that Lambda's memory setting must cover. The data is generated in a process of its own.
+
+Example: .venv/bin/python scripts/bench_pipeline.py --rows 1000000 --format json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -20,33 +25,57 @@ ROOT = Path(__file__).resolve().parents[1]
 
 STAGES = {
     "validation": """
-import io, datetime, pandas as pd
-from item_prediction import validation, schema
+import datetime, json
+from item_prediction import validation
+from item_prediction.schema import ColumnMapping
 from item_prediction.storage import CsvGzipWriter
 clean, quarantined = CsvGzipWriter(), CsvGzipWriter()
 with open(work / "input.csv", "rb") as handle:
-    report = validation.validate(handle, schema.ColumnMapping.identity(), clean_sink=clean, quarantine_sink=quarantined,
+    report = validation.validate(handle, ColumnMapping.identity(), clean_sink=clean, quarantine_sink=quarantined,
                                  today=datetime.date(2100, 1, 1))
-(work / "clean.csv.gz").write_bytes(clean.finish().read())
-facts = {"rows_in": report["rows_in"], "clean": report["rows_clean"], "quarantined": report["rows_quarantined"]}
+for writer, name in ((clean, "clean.csv.gz"), (quarantined, "quarantine.csv.gz")):
+    with writer.finish() as handle:
+        (work / name).write_bytes(handle.read())
+(work / "report.json").write_text(json.dumps(report))
+facts = {"rows_in": report["rows_in"], "clean": report["rows_clean"], "quarantined": report["rows_quarantined"],
+         "frequency": report["frequency"]}
 """,
     "features": """
-import json, pandas as pd
-from item_prediction import features
-clean = pd.read_csv(work / "clean.csv.gz", dtype={"item_id": "str", "store_id": "str", "date": "str"}, keep_default_na=False, na_values={"unit_price": [""]})
-frame, manifest = features.build_features(clean, "D")
-frame.to_pickle(work / "features.pkl")
+import json
+import pandas as pd
+from item_prediction import features, schema
+from item_prediction.storage import CsvGzipWriter
+dtypes = {schema.ITEM: "str", schema.STORE: "str", schema.DATE: "str", schema.QUANTITY: "float64", schema.PRICE: "float64", schema.PROMOTION: "int8"}
+clean = pd.read_csv(work / "clean.csv.gz", usecols=list(schema.CANONICAL_COLUMNS), dtype=dtypes, keep_default_na=False, na_values={schema.PRICE: [""]})
+frequency = json.loads((work / "report.json").read_text())["frequency"]
+frame, manifest = features.build_features(clean, frequency)
+writer = CsvGzipWriter()
+writer(frame)
+with writer.finish() as handle:
+    (work / "features.csv.gz").write_bytes(handle.read())
 (work / "manifest.json").write_text(json.dumps(manifest))
 facts = {"rows": manifest["rows"], "series": manifest["series"], "features": len(manifest["features"])}
 """,
     "prediction": """
-import json, pandas as pd
-from item_prediction import model
-frame = pd.read_pickle(work / "features.pkl")
+import json, time
+import pandas as pd
+from item_prediction import model, schema
+from item_prediction.storage import CsvGzipWriter
+frame = pd.read_csv(work / "features.csv.gz", dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""])
+frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
 manifest = json.loads((work / "manifest.json").read_text())
-bundle = model.train(frame, manifest, 14)
-forecast = model.forecast(bundle, frame, 14)
-facts = {"predictions": len(forecast), "backtest": bundle.metadata["metrics"]}
+split = time.perf_counter()
+bundle = model.train(frame, manifest, HORIZON)
+trained = time.perf_counter()
+forecast = model.forecast(bundle, frame, HORIZON)
+writer = CsvGzipWriter()
+writer(forecast)
+writer.finish().close()
+metrics = bundle.metadata["metrics"]
+facts = {"train_and_backtest_seconds": round(trained - split, 2), "forecast_seconds": round(time.perf_counter() - trained, 2),
+         "predictions": len(forecast), "model_bytes": len(bundle.dumps()), "model_mae": metrics["model"]["mae"],
+         "seasonal_naive_mae": metrics["seasonal_naive"]["mae"], "mae_improvement": metrics["mae_improvement"],
+         "beats_baseline": metrics["beats_baseline"]}
 """,
 }
 
@@ -55,49 +84,71 @@ import resource, sys, time, json
 from pathlib import Path
 sys.path.insert(0, {functions!r})
 work = Path({work!r})
+HORIZON = {horizon}
+def peak_mb():
+    try:  # this process image's own high-water mark
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 started = time.perf_counter()
 {body}
-print(json.dumps({{"seconds": round(time.perf_counter() - started, 2),
-                  "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "facts": facts}}))
+print(json.dumps({{"seconds": round(time.perf_counter() - started, 2), "peak_mb": peak_mb(), "facts": facts}}))
+"""
+
+GENERATE = """
+import json, math, sys, time
+from pathlib import Path
+sys.path.insert(0, {functions!r})
+from item_prediction.sample_data import generate_sales
+rows, periods, work = {rows}, {periods}, Path({work!r})
+series = max(1, math.ceil(rows / periods))
+stores = min(20, series)
+items = math.ceil(series / stores)
+started = time.perf_counter()
+sample = generate_sales(items=items, stores=stores, periods=periods, seed=0, gap_rate=0.01)
+(work / "input.csv").write_bytes(sample.content)
+print(json.dumps({{"rows": sample.rows, "series": items * stores, "periods": periods, "bytes": len(sample.content),
+                  "seconds": round(time.perf_counter() - started, 2)}}))
 """
 
 
-def generate(rows: int, work: Path) -> dict:
-    sys.path.insert(0, str(ROOT / "functions"))
-    from item_prediction.sample_data import generate_sales
-
-    periods = 730
-    series = max(1, math.ceil(rows / periods))
-    stores = min(20, series)
-    items = math.ceil(series / stores)
-    sample = generate_sales(items=items, stores=stores, periods=periods, seed=0, gap_rate=0.0)
-    (work / "input.csv").write_bytes(sample.content)
-    return {"rows": sample.rows, "series": items * stores, "bytes": len(sample.content)}
+def run_python(code: str) -> dict:
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr.strip()[-3000:])
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
+    parser.add_argument("--periods", type=int, default=730, help="days of history per series (default 730)")
+    parser.add_argument("--horizon", type=int, default=14, help="periods to backtest and forecast (default 14)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.rows < args.periods:
+        parser.error("--rows must be at least --periods (one series)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        functions = str(ROOT / "functions")
         print(f"==> generating about {args.rows:,} rows", file=sys.stderr)
-        data = generate(args.rows, work)
+        data = run_python(GENERATE.format(functions=functions, rows=args.rows, periods=args.periods, work=str(work)))
         results = {}
         for stage, body in STAGES.items():
             print(f"==> {stage}", file=sys.stderr)
-            code = RUNNER.format(functions=str(ROOT / "functions"), work=str(work), body=body)
-            completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-            if completed.returncode != 0:
-                print(f"error: {stage} failed: {completed.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+            try:
+                results[stage] = run_python(RUNNER.format(functions=functions, work=str(work), horizon=args.horizon, body=body))
+            except RuntimeError as exc:
+                print(f"error: {stage} failed:\n{exc}", file=sys.stderr)
                 return 1
-            results[stage] = json.loads(completed.stdout.strip().splitlines()[-1])
-    report = {"input": data, "stages": results}
+    report = {"input": data, "stages": results, "python": sys.version.split()[0]}
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
-        print(f"input: {data['rows']:,} rows, {data['series']:,} series, {data['bytes']:,} bytes")
+        print(f"input: {data['rows']:,} rows, {data['series']:,} series x {data['periods']} days, {data['bytes']:,} bytes")
         print(f"{'stage':<12}{'seconds':>10}{'peak MB':>10}  facts")
         for stage, item in results.items():
             print(f"{stage:<12}{item['seconds']:>10.2f}{item['peak_mb']:>10.1f}  {json.dumps(item['facts'])}")

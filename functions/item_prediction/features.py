@@ -301,8 +301,16 @@ def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: s
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
-    """A content hash of a frame's canonical columns, independent of row order."""
+    """A content hash of a frame's canonical columns, independent of row order: the sha256 of
+    the sorted 64-bit hashes of its rows (dates hashed as ISO text, so text and datetime agree)."""
     columns = [column for column in (schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION) if column in frame]
-    canonical = frame[columns].astype(str).sort_values(columns).reset_index(drop=True)
-    hashed = pd.util.hash_pandas_object(canonical, index=False)
-    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+    canonical = frame[columns].copy()
+    if schema.DATE in canonical and pd.api.types.is_datetime64_any_dtype(canonical[schema.DATE]):
+        canonical[schema.DATE] = canonical[schema.DATE].dt.strftime("%Y-%m-%d")
+    for column in (schema.QUANTITY, schema.PRICE):
+        if column in canonical:
+            canonical[column] = canonical[column].astype("float64")
+    if schema.PROMOTION in canonical:
+        canonical[schema.PROMOTION] = canonical[schema.PROMOTION].astype("int64")
+    rows = np.sort(pd.util.hash_pandas_object(canonical, index=False).to_numpy())
+    return hashlib.sha256(",".join(columns).encode() + rows.tobytes()).hexdigest()

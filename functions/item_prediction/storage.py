@@ -33,17 +33,25 @@ class ObjectRef:
     size: int | None = None
 
 
+GZIP_LEVEL = 6  # level 9 takes twice as long for 1-2% smaller files
+
+
 class CsvGzipWriter:
-    """Collects DataFrames into one gzip CSV in a temporary file (bounded memory), deterministic bytes."""
+    """Collects DataFrames into one gzip CSV in a temporary file (bounded memory), deterministic bytes.
+
+    Float columns whose values are all whole numbers are written as integers (``3``, not
+    ``3.0``): the same values, fewer bytes to format and compress.
+    """
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile()
-        self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0)
+        self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0, compresslevel=GZIP_LEVEL)
         self._text = io.TextIOWrapper(self._gzip, encoding="utf-8", newline="")
         self._columns: list[str] | None = None
         self.rows = 0
 
     def __call__(self, frame: pd.DataFrame) -> None:
+        frame = _whole_numbers_as_integers(frame)
         if self._columns is None:
             self._columns = list(frame.columns)
             frame.to_csv(self._text, index=False, lineterminator="\n")
@@ -162,6 +170,20 @@ class Storage:
             start = page.get("LastEvaluatedKey")
             if not start or (limit and len(items) >= limit):
                 return items[:limit] if limit else items
+
+
+def _whole_numbers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    import numpy as np  # here, not at the top: the API function has no numpy layer
+
+    converted = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == "float64":
+            array = values.to_numpy()
+            known = array[~np.isnan(array)]
+            if np.isfinite(known).all() and (np.abs(known) < 2**53).all() and (known == np.round(known)).all():
+                converted[column] = values.astype("Int64")
+    return frame.assign(**converted) if converted else frame
 
 
 def _decimals(item: dict) -> dict:

@@ -294,3 +294,20 @@ def test_objects_outside_raw_are_skipped_through_every_step(aws):
     assert build_features(skipped, FakeContext())["skipped"] is True
     assert predict(build_features(skipped, FakeContext()), FakeContext())["skipped"] is True
     assert all_items() == []
+
+
+def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
+    monkeypatch.delenv("FORECAST_HORIZON")
+    handler_support.settings.cache_clear()
+    sample = generate_sales(items=2, stores=2, periods=150, frequency="W", seed=12)
+    aws.put_object(Bucket=BUCKET, Key="raw/weekly/sales.csv", Body=sample.content)
+    validated, featured, predicted = run_pipeline("raw/weekly/sales.csv")
+    assert validated["frequency"] == "W" and featured["frequency"] == "W"
+    assert predicted["horizon"] == 8 and predicted["predictions_written"] == 4 * 8  # the weekly default
+    import pandas as pd
+
+    last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
+    for (item_id, store_id), last_day in last.items():  # 8 Mondays, starting the week after the series' last
+        days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == records.series_pk(item_id, store_id)))
+        expected = pd.date_range(pd.Timestamp(last_day) + pd.Timedelta(weeks=1), periods=8, freq="W-MON")
+        assert list(days) == list(expected), (item_id, store_id)

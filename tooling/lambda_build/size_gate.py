@@ -91,7 +91,7 @@ def measure(config: Config, target: str = "all", build_dir: Path = SAM_BUILD_DIR
     limits, budgets = config.limits, config.budgets
     violations: list[str] = []
     layers = _layer_sizes(config)
-    result: dict = {"limits": limits, "budgets": budgets, "layers": {}, "functions": [], "violations": violations}
+    result: dict = {"limits": limits, "budgets": budgets, "layer_names": list(layers), "layers": {}, "functions": [], "violations": violations}
     if target in ("layers", "all"):
         total = sum(item["bytes"] for item in layers.values())
         for name, item in layers.items():
@@ -144,12 +144,14 @@ def render(result: dict) -> str:
         lines.append(f"{'all layers':<22}{result['layers_total_bytes']:>16,}   budget {result['budgets']['all_layers_unzipped']:,}")
         lines.append("")
     if result["functions"]:
-        lines.append(f"{'function':<28}{'code':>10}{'layers':>14}{'total':>16}{'limit':>16}{'headroom':>20}")
+        mounted = {name for item in result["functions"] for name in item["layers"]}
+        names = [name for name in result["layer_names"] if name in mounted]
+        lines.append(f"{'function':<28}{'code':>10}" + "".join(f"{name:>20}" for name in names) + f"{'total':>14}{'limit':>14}{'headroom':>22}")
         for item in result["functions"]:
-            layer_bytes = sum(item["layers"].values())
+            cells = "".join(f"{item['layers'][name]:>20,}" if name in item["layers"] else f"{'-':>20}" for name in names)
             lines.append(
-                f"{item['function']:<28}{item['code_bytes']:>10,}{layer_bytes:>14,}{item['total_bytes']:>16,}"
-                f"{item['limit_bytes']:>16,}{item['headroom_bytes']:>13,} ({item['headroom_percent']:>4}%)"
+                f"{item['function']:<28}{item['code_bytes']:>10,}{cells}{item['total_bytes']:>14,}"
+                f"{item['limit_bytes']:>14,}{item['headroom_bytes']:>14,} ({item['headroom_percent']:>4}%)"
             )
         worst = min(result["functions"], key=lambda item: item["headroom_bytes"])
         lines.append(f"largest in {worst['function']}: " + ", ".join(f"{c['name']} {c['bytes'] / 1e6:.1f} MB" for c in worst["largest"]))

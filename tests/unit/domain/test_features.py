@@ -142,3 +142,14 @@ def test_fast_rolling_equals_a_rolling_window_per_series(window, stat, min_perio
     slow = getattr(grouped, stat)().reset_index(level=[0, 1], drop=True).reindex(grid.index)
     assert slow.notna().sum() > 1000
     np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-9)
+
+
+def test_the_source_fingerprint_follows_content_not_order():
+    sample = generate_sales(items=2, stores=2, periods=30, seed=4, invalid=False)
+    shuffled = sample.frame.sample(frac=1.0, random_state=1)
+    assert features.fingerprint(sample.frame) == features.fingerprint(shuffled)
+    changed = sample.frame.copy()
+    changed.loc[5, "quantity"] += 1
+    assert features.fingerprint(changed) != features.fingerprint(sample.frame)
+    typed = sample.frame.assign(date=pd.to_datetime(sample.frame["date"]), promotion=sample.frame["promotion"].astype("int8"))
+    assert features.fingerprint(typed) == features.fingerprint(sample.frame)

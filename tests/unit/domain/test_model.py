@@ -115,3 +115,34 @@ def test_model_version_follows_data_and_recipe():
     assert version == model.model_version(dict(manifest))
     assert version != model.model_version({**manifest, "source_fingerprint": "0" * 64})
     assert version != model.model_version({**manifest, "features": manifest["features"][:-1]})
+
+
+@pytest.mark.parametrize("signal", [True, False])
+def test_the_backtest_report_matches_an_independent_recomputation(signal):
+    """The reported numbers are what scoring the holdout by hand gives: the baseline with a
+    plain loop (not model.seasonal_naive), the model from a fresh fit on the same cut."""
+    frame, manifest = feature_set(items=2, stores=2, periods=200, seed=5, signal=signal)
+    horizon = 10
+    result = model.backtest(frame, manifest, horizon)
+    cutoff = frame["date"].max() - pd.Timedelta(days=horizon - 1)
+    train = frame[frame["date"] < cutoff]
+    holdout = frame[(frame["date"] >= cutoff) & (frame["is_gap"] == 0)]
+    baseline = []
+    for row in holdout.itertuples():
+        history = train[(train["item_id"] == row.item_id) & (train["store_id"] == row.store_id)].set_index("date")["quantity"]
+        back = row.date
+        while back > history.index.max():
+            back -= pd.Timedelta(days=7)
+        baseline.append(history.get(back, history.iloc[-1]))
+    actual = holdout["quantity"].to_numpy()
+    baseline_mae = np.mean(np.abs(actual - np.array(baseline)))
+    estimator = model.fit(train, manifest["features"])
+    forecast = model.recursive_forecast(estimator, train, horizon, "D", manifest["codes"], manifest["features"])
+    predicted = holdout.merge(forecast, on=["date", "item_id", "store_id"], how="left")["prediction"].to_numpy()
+    model_mae = np.mean(np.abs(actual - predicted))
+    assert result["holdout_rows"] == len(holdout) and result["train_rows"] == len(train) and result["cutoff"] == cutoff.strftime("%Y-%m-%d")
+    assert result["seasonal_naive"]["mae"] == pytest.approx(baseline_mae, abs=1e-6)
+    assert result["model"]["mae"] == pytest.approx(model_mae, abs=1e-6)
+    assert result["model"]["wape"] == pytest.approx(np.abs(actual - predicted).sum() / actual.sum(), abs=1e-6)
+    assert result["beats_baseline"] == (model_mae < baseline_mae)
+    assert result["mae_improvement"] == pytest.approx(1 - model_mae / baseline_mae, abs=1e-4)
