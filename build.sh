@@ -45,8 +45,13 @@ command -v pyenv >/dev/null 2>&1 || [ -n "${TARGET_PYTHON:-}" ] || command -v py
   || fail "python3.13 not found: install it (pyenv install 3.13) or set TARGET_PYTHON"
 scripts/bootstrap.sh --with-sam --quiet || fail "could not set up .venv and the SAM CLI (see scripts/bootstrap.sh --help)"
 py=.venv/bin/python
-export TARGET_PYTHON="${TARGET_PYTHON:-$($py -c 'from lambda_build import config, tools; print(tools.target_python(config.load().python_version))')}"
-arch="${arch:-$($py -c 'from lambda_build import config; print(config.load().default_architecture)')}"
+# The target (runtime version, default architecture, interpreter) comes from layers/layers.toml;
+# functions/Makefile compiles the functions' bytecode with the same interpreter.
+read -r RUNTIME_VERSION default_arch found_python < <($py -c 'from lambda_build import config, tools
+c = config.load(); print(c.python_version, c.default_architecture, tools.target_python(c.python_version))') \
+  || fail "could not read layers/layers.toml or find python3.13"
+export RUNTIME_VERSION TARGET_PYTHON="${TARGET_PYTHON:-$found_python}"
+arch="${arch:-$default_arch}"
 flags=(--arch "$arch"); [ "$verbose" = 1 ] && flags+=(--verbose)
 
 if [ "$layers" = 1 ]; then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import tomllib
 
 import pytest
 
@@ -38,9 +39,30 @@ def test_dry_run_prints_the_exact_sam_deploy_command(environment, rollback):
     assert flags["--config-env"] == environment and flags["--stack-name"] == f"item-prediction-{environment}"
     assert flags["--region"] == "us-east-1"
     assert "--no-fail-on-empty-changeset" in argv
-    overrides = argv[argv.index("--parameter-overrides") + 1 : argv.index("--parameter-overrides") + 3]
-    assert overrides == [f"Environment={environment}", "Architecture=arm64"]
+    start = argv.index("--parameter-overrides") + 1
+    end = next((i for i in range(start, len(argv)) if argv[i].startswith("--")), len(argv))
+    overrides = argv[start:end]
+    # the environment's own overrides from samconfig.toml survive (a command-line value replaces them)
+    configured = shlex.split(tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())[environment]["deploy"]["parameters"]["parameter_overrides"])
+    assert overrides == [item for item in configured if not item.startswith("Environment=")] + [f"Environment={environment}", "Architecture=arm64"]
     assert ("--disable-rollback" not in argv) is rollback
+    assert ("--no-confirm-changeset" in argv) is False
+
+
+def test_staging_and_prod_keep_their_log_retention():
+    for environment, days in (("staging", "90"), ("prod", "365")):
+        argv = shlex.split(deploy("--dry-run", "--environment", environment).stdout)
+        assert f"LogRetentionDays={days}" in argv
+    assert "--no-confirm-changeset" in shlex.split(deploy("--dry-run", "--environment", "prod", "--yes").stdout)
+
+
+def test_the_default_architecture_comes_from_layers_toml():
+    from lambda_build import config
+
+    argv = shlex.split(deploy("--dry-run").stdout)
+    assert f"Architecture={config.load().default_architecture}" in argv
+    bad = deploy("--dry-run", "--arch", "sparc")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("deploy.sh: error: --arch must be one of")
 
 
 def test_overrides_and_bad_options():

@@ -1,23 +1,75 @@
-"""What deploy.sh needs from Python: a credentials check, the stack's outputs and a smoke test."""
+"""What deploy.sh needs from Python: the exact ``sam deploy`` command, a credentials check, the
+stack's outputs and a smoke test.
+
+The command is composed here, not in the shell script, because ``--parameter-overrides`` on the
+command line replaces the environment's ``parameter_overrides`` from ``samconfig.toml`` instead
+of adding to them: the environment's own overrides (log retention, ...) are carried over.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+import tomllib
+from dataclasses import dataclass
 import urllib.error
 import urllib.request
 
+from . import config as configmod
 from .config import REPO_ROOT
 
 EVENTS = REPO_ROOT / "events"
+SAMCONFIG = REPO_ROOT / "samconfig.toml"
+ENVIRONMENTS = ("dev", "staging", "prod")
+SAM = ".tools/sam/bin/sam"
 
 
-def credentials_problem() -> str | None:
+@dataclass(frozen=True)
+class Target:
+    """Where one deploy goes: resolved once from the flags, samconfig.toml and layers.toml."""
+
+    environment: str
+    stack: str
+    region: str
+    architecture: str
+    overrides: tuple[str, ...]  # the environment's parameter_overrides from samconfig.toml
+
+
+def resolve(environment: str, stack: str | None = None, region: str | None = None, arch: str | None = None) -> Target:
+    section = tomllib.loads(SAMCONFIG.read_text())[environment]["deploy"]["parameters"]
+    architecture = arch or configmod.load().default_architecture
+    return Target(
+        environment=environment,
+        stack=stack or section.get("stack_name") or f"item-prediction-{environment}",
+        region=region or section["region"],
+        architecture=architecture,
+        overrides=tuple(shlex.split(section.get("parameter_overrides", ""))),
+    )
+
+
+def sam_deploy_command(target: Target, *, rollback: bool, guided: bool = False, confirm: bool = True) -> list[str]:
+    """The ``sam deploy`` argv: the environment's config, its overrides plus ours (ours win)."""
+    ours = {"Environment": target.environment, "Architecture": target.architecture}
+    overrides = [item for item in target.overrides if item.split("=", 1)[0] not in ours]
+    overrides += [f"{key}={value}" for key, value in ours.items()]
+    command = [SAM, "deploy", "--config-env", target.environment, "--stack-name", target.stack, "--region", target.region,
+               "--no-fail-on-empty-changeset", "--parameter-overrides", *overrides]  # fmt: skip
+    if not rollback:
+        command.append("--disable-rollback")
+    if guided:
+        command.append("--guided")
+    if not confirm:
+        command.append("--no-confirm-changeset")
+    return command
+
+
+def credentials_problem(region: str | None = None) -> str | None:
     """None when boto3 finds credentials; else one line saying what is missing."""
     import boto3
 
-    session = boto3.session.Session()
+    session = boto3.session.Session(region_name=region)
     if session.get_credentials() is None:
         return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use an OIDC role in CI (or run ./deploy.sh --dry-run / --local)"
     if not session.region_name:
@@ -77,22 +129,42 @@ def smoke(stack: str, region: str, *, lam=None, opener=urllib.request.urlopen) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lambda_build.deploy")
-    parser.add_argument("command", choices=("check-credentials", "outputs", "smoke"))
+    parser = argparse.ArgumentParser(prog="python -m lambda_build.deploy", description="deploy.sh's helpers")
+    parser.add_argument("command", choices=("command", "target", "check-credentials", "outputs", "smoke"))
+    parser.add_argument("--environment", choices=ENVIRONMENTS, default="dev")
     parser.add_argument("--stack-name")
     parser.add_argument("--region")
+    parser.add_argument("--arch")
+    parser.add_argument("--rollback", action="store_true", help="roll back a failed deploy (always for staging and prod)")
+    parser.add_argument("--guided", action="store_true")
+    parser.add_argument("--yes", action="store_true", help="do not ask to confirm the changeset")
     args = parser.parse_args(argv)
+    try:
+        target = resolve(args.environment, args.stack_name, args.region, args.arch)
+    except (KeyError, configmod.ConfigError) as exc:
+        print(f"deploy.sh: error: samconfig.toml has no deploy settings for {args.environment}: {exc}", file=sys.stderr)
+        return 2
+    if target.architecture not in configmod.load().architectures:
+        print(f"deploy.sh: error: --arch must be one of {', '.join(configmod.load().architectures)}", file=sys.stderr)
+        return 2
+    if args.command == "command":  # one argument per line, for deploy.sh's mapfile
+        rollback = args.rollback or target.environment != "dev"
+        print("\n".join(sam_deploy_command(target, rollback=rollback, guided=args.guided, confirm=not args.yes)))
+        return 0
+    if args.command == "target":
+        print(f"{target.stack} {target.region} {target.architecture}")
+        return 0
     if args.command == "check-credentials":
-        problem = credentials_problem()
+        problem = credentials_problem(target.region)
         if problem:
             print(f"deploy.sh: error: {problem}", file=sys.stderr)
             return 2
         return 0
     if args.command == "outputs":
-        for key, value in stack_outputs(args.stack_name, args.region).items():
+        for key, value in stack_outputs(target.stack, target.region).items():
             print(f"{key:<32}{value}")
         return 0
-    problems = smoke(args.stack_name, args.region)
+    problems = smoke(target.stack, target.region)
     for line in problems:
         print(f"smoke test: {line}", file=sys.stderr)
     print("smoke test passed" if not problems else "smoke test FAILED")
