@@ -29,6 +29,15 @@ def stop_emulator():
     subprocess.run(["./deploy.sh", "--local", "--stop"], cwd=REPO_ROOT, capture_output=True, env=ENV)
 
 
+def sam_logs(summary: dict, *args: str) -> str:
+    """``sam logs --stack-name ...``, as in the README, against the kept emulator."""
+    env = {**ENV, "AWS_ENDPOINT_URL": summary["endpoint"], "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+    completed = subprocess.run([str(REPO_ROOT / ".tools/sam/bin/sam"), "logs", "--stack-name", summary["stack"], "--region", "us-east-1", *args],
+                               capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout
+
+
 def dynamodb_items(summary: dict) -> list[dict]:
     client = boto3.client("dynamodb", endpoint_url=summary["endpoint"], region_name="us-east-1",
                           aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
@@ -58,11 +67,13 @@ def test_sample_data_runs_through_the_whole_pipeline(built_layers, stop_emulator
     assert invoked == ["DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"]
     assert all(call["init_ms"] and call["error"] is None for call in summary["invocations"])
 
-    logs = boto3.client("logs", endpoint_url=summary["endpoint"], region_name="us-east-1", aws_access_key_id="l", aws_secret_access_key="l")
-    group = "/aws/lambda/item-prediction-local-Predictions"
-    messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
-    assert any(m.startswith("REPORT RequestId:") for m in messages)
-    assert any('"message":"predicted"' in m.replace(" ", "") for m in messages)
+    # the operations command users run against AWS, here against the emulator the run kept
+    everything = sam_logs(summary)
+    for function, message in (("DataValidation", "validated"), ("FeatureEngineering", "features built"), ("Predictions", "predicted")):
+        assert f"item-prediction-local-{function}" in everything and f'"message": "{message}"' in everything, function
+    assert everything.count("REPORT RequestId:") == 3
+    reports = sam_logs(summary, "--name", "PredictionsFunction", "--filter", "REPORT")
+    assert reports.count("REPORT RequestId:") == 1 and "Init Duration:" in reports
 
 
 def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers, tmp_path, stop_emulator):

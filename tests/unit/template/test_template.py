@@ -162,6 +162,20 @@ def test_every_function_has_a_log_group_with_retention(raw):
         assert groups[group]["Properties"]["LogGroupName"]["Fn::Sub"] == f"/aws/lambda/{function_name}"
 
 
+def test_state_machines_log_failures_to_their_own_log_groups(raw):
+    groups = resources_of(raw, "AWS::Logs::LogGroup")
+    machines = resources_of(raw, "AWS::Serverless::StateMachine")
+    assert set(machines) == {"PipelineStateMachine", "BackfillStateMachine"}
+    for machine in machines.values():
+        logging = machine["Properties"]["Logging"]
+        assert logging["Level"] in ("ERROR", "ALL")
+        (destination,) = logging["Destinations"]
+        group = groups[destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]]
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        delivery = [s for p in machine["Properties"]["Policies"] if "Statement" in p for s in p["Statement"] if "logs:CreateLogDelivery" in s["Action"]]
+        assert len(delivery) == 1
+
+
 def test_functions_share_thin_code_and_build_with_make(raw):
     assert raw["Globals"]["Function"]["CodeUri"] == "functions/"
     for function in resources_of(raw, "AWS::Serverless::Function").values():
