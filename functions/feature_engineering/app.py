@@ -11,7 +11,7 @@ or the dataset has no validated data.
 """
 
 from item_prediction import steps
-from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, storage
+from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, skipped, storage
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -19,15 +19,13 @@ from item_prediction.handler_support import COUNT, begin_step, carried, logger, 
 def lambda_handler(event, context):
     dataset = begin_step(event)
     if dataset is None:
-        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
-        return {**carried(event), "skipped": True, "reason": event.get("reason", "skipped upstream")}
+        return skipped(event, event.get("reason", "skipped upstream"))
     configured = event.get("frequency") if event.get("frequency_source", "mapping") == "mapping" else None
     try:
         result = steps.build_feature_set(storage(), settings(), dataset, configured)
     except steps.NothingToDo as exc:
         logger.warning("no features to build", extra={"reason": str(exc)})
-        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
-        return {**carried(event), "skipped": True, "reason": str(exc)}
+        return skipped(event, str(exc))
     metrics.add_metric(name="FeatureRows", unit=COUNT, value=result["rows"])
     logger.info("features built", extra={k: result[k] for k in ("rows", "series", "gaps", "frequency", "date_range")})
     return {**carried(event), **result}

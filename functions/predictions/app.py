@@ -18,7 +18,7 @@ The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.hand
 """
 
 from item_prediction import prediction_step
-from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, storage
+from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, skipped, storage
 from item_prediction.steps import NothingToDo
 
 
@@ -27,15 +27,13 @@ from item_prediction.steps import NothingToDo
 def lambda_handler(event, context):
     dataset = begin_step(event)
     if dataset is None:
-        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
-        return {**carried(event), "skipped": True, "reason": event.get("reason", "skipped upstream")}
+        return skipped(event, event.get("reason", "skipped upstream"))
     manifest_key = event.get("manifest_key") or f"{settings().features_prefix}{dataset}/manifest.json"
     try:
         result = prediction_step.run(storage(), settings(), dataset, manifest_key, mode=event.get("mode") or "train_and_predict", horizon=event.get("horizon"))
     except NothingToDo as exc:
         logger.warning("nothing to predict", extra={"reason": str(exc)})
-        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
-        return {**carried(event), "skipped": True, "reason": str(exc)}
+        return skipped(event, str(exc))
     metrics.add_metric(name="PredictionsWritten", unit=COUNT, value=result["predictions_written"])
     logger.info("predicted", extra={"metrics": result["metrics"], "written": result["predictions_written"], "model_version": result["model_version"]})
     return {**carried(event), **result}

@@ -70,6 +70,20 @@ def test_an_oversized_layer_fails_the_gate_naming_the_function(layer_copy):
 
 
 @pytest.mark.layers
+@pytest.mark.slow
+def test_build_sh_blocks_an_oversized_build_and_skip_validation_only_warns(sam, layer_copy):
+    env = {**ENV, "ITEM_PREDICTION_BUILD_DIR": str(layer_copy)}
+    _add_file(layer_copy / "layers" / "ml-libraries", 100_000_000)
+    blocked = subprocess.run(["./build.sh", "--functions-only"], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    assert blocked.returncode == 1
+    (line,) = [line for line in blocked.stderr.splitlines() if line.startswith("error: PredictionsFunction:")]
+    assert "is not smaller than the limit 262,144,000" in line and "ballast.bin (ml-libraries) 100.0 MB" in line
+    assert blocked.stderr.strip().splitlines()[-1].startswith("build.sh: error: size gate failed")
+    warned = subprocess.run(["./build.sh", "--functions-only", "--skip-validation"], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    assert warned.returncode == 0 and "WARNING: --skip-validation" in warned.stderr
+
+
+@pytest.mark.layers
 @pytest.mark.parametrize(("over", "fails"), [(0, True), (-1, False)])
 def test_exactly_the_limit_fails_one_byte_less_passes(layer_copy, over, fails):
     env = {"ITEM_PREDICTION_BUILD_DIR": str(layer_copy)}

@@ -66,6 +66,13 @@ def test_each_handler_imports_with_only_its_layers(spec):
     assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
 
 
+def test_the_api_loads_neither_pandas_nor_sklearn():
+    """The read path answers from DynamoDB alone: a cold start without the data-science imports."""
+    completed = subprocess.run([sys.executable, "-c", BLOCKER, "predictions.api", "pandas,numpy,sklearn,scipy,joblib"], cwd=FUNCTIONS,
+                               capture_output=True, text=True, env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
+
+
 def test_the_light_functions_really_avoid_the_ml_layer():
     completed = subprocess.run([sys.executable, "-c", BLOCKER, "data_validation.app", "sklearn,scipy,joblib"], cwd=FUNCTIONS,
                                capture_output=True, text=True, env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"})  # fmt: skip

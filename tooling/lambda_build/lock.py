@@ -155,23 +155,29 @@ def check_no_downgrade(old: dict[str, LockEntry], new: dict[str, LockEntry]) -> 
     ]
 
 
-def _compile(config: Config, arch_name: str, output: Path, upgrade: bool) -> None:
+def _uv_compile(config: Config, arch_name: str, output: Path, *options: str) -> None:
+    """Resolve the layers' requirements jointly with uv for one target architecture."""
     arch = config.architectures[arch_name]
+    root = config.path.parents[1]
     command = uv_command() + [
         "pip", "compile",
-        *[str(layer.requirements.relative_to(config.path.parents[1])) for layer in config.layers],
+        *[str(layer.requirements.relative_to(root)) for layer in config.layers],
         "--python-version", config.python_version,
         "--python-platform", arch.uv_platform,
         "--only-binary", ":all:",
-        "--generate-hashes",
         "--no-config",
-        "--custom-compile-command", "scripts/manage-layers.sh lock",
         "--output-file", str(output),
         "--quiet",
+        *options,
     ]  # fmt: skip
+    run(command, cwd=root)
+
+
+def _compile(config: Config, arch_name: str, output: Path, upgrade: bool) -> None:
+    options = ["--generate-hashes", "--custom-compile-command", "scripts/manage-layers.sh lock"]
     if upgrade:
-        command.append("--upgrade")  # otherwise uv keeps the pins already in the output file
-    run(command, cwd=config.path.parents[1])
+        options.append("--upgrade")  # otherwise uv keeps the pins already in the output file
+    _uv_compile(config, arch_name, output, *options)
 
 
 def update_lock(config: Config, *, upgrade: bool = False, allow_downgrade: bool = False) -> dict:
@@ -212,19 +218,8 @@ def update_lock(config: Config, *, upgrade: bool = False, allow_downgrade: bool 
 
 
 def _compile_other(config: Config, arch_name: str, constraint: Path, output: Path) -> None:
-    arch = config.architectures[arch_name]
-    command = uv_command() + [
-        "pip", "compile",
-        *[str(layer.requirements) for layer in config.layers],
-        "--python-version", config.python_version,
-        "--python-platform", arch.uv_platform,
-        "--only-binary", ":all:",
-        "--no-config", "--quiet",
-        "--constraint", str(constraint),
-        "--output-file", str(output),
-    ]  # fmt: skip
     try:
-        run(command, cwd=config.path.parents[1])
+        _uv_compile(config, arch_name, output, "--constraint", str(constraint))
     except BuildError as exc:
         raise BuildError(f"the lock does not resolve for {arch_name}: {exc}") from None
 
