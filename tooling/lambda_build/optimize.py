@@ -200,8 +200,11 @@ def compile_bytecode(root: Path, ctx: Context) -> RuleResult:
     sources = [f for f in iter_files(root) if f.suffix == ".py" and not is_metadata(f.relative_to(root))]
     before = {f: f.stat().st_size for f in sources}
     python = target_python(ctx.config.python_version)
+    # One process, files in compileall's sorted order: the bytes of a .pyc can depend on what the
+    # compiling process compiled before it (whether equal constants are shared), so a worker pool,
+    # which hands files out by timing, gave a different ml-libraries zip on one build in several.
     command = [
-        str(python), "-I", "-m", "compileall", "-q", "-j", "0",
+        str(python), "-I", "-m", "compileall", "-q", "-j", "1",
         "--invalidation-mode", "unchecked-hash",
         "-s", str(root), "-p", "/opt/python",
     ]  # fmt: skip
