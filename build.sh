@@ -14,13 +14,15 @@ Usage: ./build.sh [options]
   --skip-validation   do not run the size gate (a build Lambda rejects may get through)
   --clean             rebuild the layers from scratch and clear SAM's build folder
   --arch ARCH         x86_64 (default) or arm64
+  --static-only       verify foreign-architecture layers by their ELF files alone (arm64 built
+                      on x86_64: the imports and workloads cannot run here; the build says so)
   --use-container     build functions in a container (needs a Docker engine)
   --verbose           show every command
   -h, --help          this help
 USAGE
 }
 
-layers=1 functions=1 validate=1 clean=0 verbose=0 arch="" container=0
+layers=1 functions=1 validate=1 clean=0 verbose=0 arch="" container=0 static_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers-only) functions=0 ;;
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
     --arch) arch="${2:?--arch needs x86_64 or arm64}"; shift ;;
     --arch=*) arch="${1#--arch=}" ;;
     --use-container) container=1 ;;
+    --static-only) static_only=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -56,7 +59,7 @@ flags=(--arch "$arch"); [ "$verbose" = 1 ] && flags+=(--verbose)
 
 if [ "$layers" = 1 ]; then
   step layers "build, optimize and verify for $arch (cached)"
-  build_flags=(); [ "$clean" = 1 ] && build_flags+=(--clean)
+  build_flags=(); [ "$clean" = 1 ] && build_flags+=(--clean); [ "$static_only" = 1 ] && build_flags+=(--static-only)
   $py -m lambda_build "${flags[@]}" build all "${build_flags[@]}" >/dev/null || fail "layer build failed (see above)"
 fi
 

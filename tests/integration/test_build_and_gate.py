@@ -93,3 +93,25 @@ def test_exactly_the_limit_fails_one_byte_less_passes(layer_copy, over, fails):
     assert _predictions(report)["total_bytes"] == 262_144_000 + over
     limit_lines = [line for line in report["violations"] if line.startswith("PredictionsFunction:") and "not smaller than" in line]
     assert bool(limit_lines) is fails
+
+
+@pytest.mark.layers
+def test_the_layers_budget_follows_the_architecture_they_were_built_for(layer_copy, layer_config):
+    """arm64's own budget applies to arm64 layers, the default budget to the default's."""
+    from ..conftest import replace_file
+
+    env = {"ITEM_PREDICTION_BUILD_DIR": str(layer_copy)}
+    arm64, default = layer_config.budgets_for("arm64"), layer_config.budgets_for(None)
+    assert arm64["all_layers_unzipped"] > default["all_layers_unzipped"], "the test needs arm64's budget to be the larger"
+    before = json.loads(gate("report", "--target", "layers", "--format", "json", env=env).stdout)["layers_total_bytes"]
+    _add_file(layer_copy / "layers" / "ml-libraries", default["all_layers_unzipped"] - before + 1)  # one byte over the default's
+    over = json.loads(gate("report", "--target", "layers", "--format", "json", env=env).stdout)
+    assert over["architecture"] == layer_config.default_architecture
+    assert over["violations"] == [f"all layers: {default['all_layers_unzipped'] + 1:,} bytes unzipped is over the budget {default['all_layers_unzipped']:,}"]
+    for layer in layer_config.layers:  # the same bytes, recorded as built for arm64
+        info_path = layer_copy / "layers" / f"{layer.name}.build.json"
+        info = json.loads(info_path.read_text())
+        replace_file(info_path, json.dumps({**info, "architecture": "arm64"}).encode())
+    as_arm64 = json.loads(gate("report", "--target", "layers", "--format", "json", env=env).stdout)
+    assert as_arm64["architecture"] == "arm64" and as_arm64["violations"] == []
+    assert as_arm64["budgets"]["all_layers_unzipped"] == arm64["all_layers_unzipped"]

@@ -28,7 +28,7 @@ def test_all_layers_fit_the_budget_and_zip_limit(built_layers):
 def test_validate_all_passes_on_the_target_interpreter(built_layers):
     completed = run_layers_cli("validate", "all", "--format", "json")
     report = json.loads(completed.stdout)
-    assert report["problems"] == []
+    assert report["problems"] == [] and report["runtime_checks"] == "run"
     predictions = report["sets"]["PredictionsFunction"]
     assert predictions["python"].startswith(built_layers.python_version + ".")
     assert {"pandas", "numpy", "sklearn", "scipy", "joblib", "boto3", "aws_lambda_powertools"} <= set(predictions["imports"])
@@ -116,3 +116,49 @@ def test_two_clean_builds_give_identical_zips(built_layers, tmp_path):
         original = buildmod.read_info(built_layers, layer)["zip_sha256"]
         assert result["layers"][layer.name]["rebuilt"] is True
         assert result["layers"][layer.name]["zip_sha256"] == original, layer.name
+
+
+@pytest.fixture
+def interpreter_on(monkeypatch):
+    """Make verification believe the target interpreter runs on another machine (arm64 layers
+    built on an x86_64 host look like this from the other side)."""
+    from lambda_build import verify as verifymod
+
+    def pretend(machine: str) -> None:
+        monkeypatch.setattr(verifymod, "interpreter_machine", lambda python: machine)
+
+    return pretend
+
+
+def test_layers_the_interpreter_cannot_load_fail_verification_with_the_way_out(layer_copy, interpreter_on):
+    from lambda_build import config, verify
+
+    cfg = config.load()
+    interpreter_on("aarch64")
+    report = verify.verify(cfg, cfg.architecture("x86_64"))
+    (problem,) = report["problems"]
+    assert problem.startswith("x86_64: the target interpreter ") and "runs on aarch64, not x86_64" in problem and "--static-only" in problem
+    assert report["sets"] == {}, "nothing was imported"
+
+
+def test_static_only_says_what_did_not_run_and_still_checks_elf_files(layer_copy, interpreter_on):
+    from lambda_build import config, verify
+
+    cfg = config.load()
+    interpreter_on("aarch64")
+    report = verify.verify(cfg, cfg.architecture("x86_64"), static_only=True)
+    assert report["problems"] == [] and report["runtime_checks"].startswith("not run (--static-only): ")
+    checked = {name: layer["elf_files_checked"] for name, layer in report["layers"].items()}
+    assert report["sets"] == {} and set(checked) == {layer.name for layer in cfg.layers}
+    assert checked["core-data-science"] > 0 and checked["ml-libraries"] > 0  # aws-utilities is pure Python
+    vendored = next((layer_copy / "layers" / "core-data-science" / "python").glob("numpy.libs/*.so*"))
+    data = vendored.read_bytes()
+    replace_file(vendored, data[:-1] + bytes([data[-1] ^ 0xFF]))  # one byte changed
+    broken = verify.verify(cfg, cfg.architecture("x86_64"), static_only=True)
+    assert len(broken["problems"]) == 1 and "vendored library differs from its wheel" in broken["problems"][0]
+
+
+def test_on_its_own_machine_the_interpreter_runs_everything(built_layers):
+    from lambda_build import verify
+
+    assert verify.foreign_architecture(built_layers, built_layers.architecture(None)) is None

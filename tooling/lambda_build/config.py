@@ -72,6 +72,11 @@ class Config:
         """Where layers are built: ``$ITEM_PREDICTION_BUILD_DIR`` or ``.build/`` in the repo."""
         return Path(os.environ.get("ITEM_PREDICTION_BUILD_DIR", REPO_ROOT / ".build"))
 
+    def budgets_for(self, arch_name: str | None) -> dict[str, int]:
+        """Our budgets, with an architecture's own numbers where ``layers.toml`` gives any."""
+        overrides = self.raw["budgets"].get("architectures", {}).get(arch_name or self.default_architecture, {})
+        return {**self.budgets, **overrides}
+
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
             if layer.name == name:
@@ -154,7 +159,7 @@ def load(path: Path | None = None) -> Config:
         default_architecture=target["default_architecture"],
         architectures=architectures,
         limits=dict(raw["limits"]),
-        budgets=dict(raw["budgets"]),
+        budgets={key: value for key, value in raw["budgets"].items() if key != "architectures"},
         lock_file=root / raw["lock"]["file"],
         floors=dict(raw["lock"].get("floors", {})),
         layers=layers,
@@ -164,6 +169,9 @@ def load(path: Path | None = None) -> Config:
         keep=tuple(optimize.get("unused", {}).get("keep", ())),
         raw=raw,
     )
+    unknown = set(raw["budgets"].get("architectures", {})) - set(architectures)
+    if unknown:
+        raise ConfigError(f"{path}: budgets for unknown architectures {sorted(unknown)}")
     if config.default_architecture not in architectures:
         raise ConfigError(f"{path}: default_architecture is not one of {list(architectures)}")
     if config.runtime != f"python{config.python_version}":

@@ -175,15 +175,19 @@ def strip_extensions(root: Path, ctx: Context) -> RuleResult:
         raise BuildError(
             f"no strip for {ctx.arch.name} (tried {', '.join(ctx.arch.strip)}): apt-get install binutils-{ctx.arch.multiarch}"
         )
-    before = {f: f.stat().st_size for f in targets}
-    for start in range(0, len(targets), 200):
-        run([strip, "--strip-debug", *map(str, targets[start : start + 200])])
-    for file, size in before.items():
-        saved = size - file.stat().st_size
-        if saved:
+    for file in targets:
+        # strip into a copy and keep it only when smaller: aarch64's strip can re-pad segments to
+        # 64 KiB pages and grow a file
+        stripped = file.with_name(file.name + ".stripped")
+        run([strip, "--strip-debug", "-o", str(stripped), str(file)])
+        saved = file.stat().st_size - stripped.stat().st_size
+        if saved > 0:
+            os.replace(stripped, file)
             result.files += 1
             result.bytes_removed += saved
             result.by_package[package_of(file.relative_to(root))] += saved
+        else:
+            stripped.unlink()
     return result
 
 

@@ -21,6 +21,7 @@ from . import config as configmod
 from . import lock as lockmod
 from . import template as templatemod
 from .config import REPO_ROOT, Config
+from .build import read_info
 from .package import sizes_by_package
 from .tools import BuildError, iter_files, tree_bytes
 
@@ -79,6 +80,7 @@ def _layer_sizes(config: Config) -> dict[str, dict]:
         packages = sizes_by_package(folder / "python")  # measured, never taken from the build record
         zip_path = config.layer_zip(layer)
         sizes[layer.name] = {
+            "architecture": (read_info(config, layer) or {}).get("architecture"),
             "bytes": tree_bytes(folder),
             "zip_bytes": zip_path.stat().st_size if zip_path.exists() else None,
             "packages": packages,
@@ -88,10 +90,14 @@ def _layer_sizes(config: Config) -> dict[str, dict]:
 
 def measure(config: Config, target: str = "all", build_dir: Path = SAM_BUILD_DIR) -> dict:
     """Sizes and violations (one line each) for layers, functions or both."""
-    limits, budgets = config.limits, config.budgets
     violations: list[str] = []
     layers = _layer_sizes(config)
-    result: dict = {"limits": limits, "budgets": budgets, "layer_names": list(layers), "layers": {}, "functions": [], "violations": violations}
+    architectures = sorted({item["architecture"] or "unknown" for item in layers.values()})
+    if len(architectures) > 1:
+        violations.append(f"layers built for different architectures: {', '.join(architectures)} (rebuild with one --arch)")
+    limits, budgets = config.limits, config.budgets_for(architectures[0] if architectures[0] in config.architectures else None)
+    result: dict = {"limits": limits, "budgets": budgets, "architecture": architectures[0], "layer_names": list(layers), "layers": {},
+                    "functions": [], "violations": violations}  # fmt: skip
     if target in ("layers", "all"):
         total = sum(item["bytes"] for item in layers.values())
         for name, item in layers.items():

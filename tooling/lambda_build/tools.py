@@ -94,6 +94,13 @@ def target_python(version: str) -> Path:
     )
 
 
+@cache
+def interpreter_machine(python: Path) -> str:
+    """The machine an interpreter runs on (``platform.machine()``: x86_64, aarch64)."""
+    probe = subprocess.run([str(python), "-I", "-c", "import platform; print(platform.machine())"], capture_output=True, text=True, check=False)
+    return probe.stdout.strip() or "unknown"
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

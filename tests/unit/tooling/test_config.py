@@ -42,3 +42,19 @@ def test_broken_config_is_reported_with_its_path(tmp_path):
     bad.write_text("[target\n")
     with pytest.raises(config.ConfigError, match=str(bad)):
         config.load(bad)
+
+
+def test_an_architecture_can_have_its_own_budget(layer_config, tmp_path):
+    raw = layer_config.raw["budgets"]
+    for arch in layer_config.architectures:
+        budgets = layer_config.budgets_for(arch)
+        expected = raw.get("architectures", {}).get(arch, {}).get("all_layers_unzipped", raw["all_layers_unzipped"])
+        assert budgets["all_layers_unzipped"] == expected < layer_config.limits["function_and_layers_unzipped"]
+        assert budgets["function_code_unzipped"] == raw["function_code_unzipped"]
+    assert layer_config.budgets_for(None) == layer_config.budgets_for(layer_config.default_architecture)
+    text = layer_config.path.read_text() + "\n[budgets.architectures.sparc]\nall_layers_unzipped = 1\n"
+    broken = tmp_path / "layers" / "layers.toml"
+    broken.parent.mkdir()
+    broken.write_text(text)
+    with pytest.raises(config.ConfigError, match=r"budgets for unknown architectures \['sparc'\]"):
+        config.load(broken)

@@ -113,3 +113,21 @@ def test_console_scripts_go_with_their_record_lines(tmp_path, ctx):
     assert _files(tmp_path) == {"jmespath/__init__.py", "jmespath-1.0.dist-info/RECORD"}
     assert (tmp_path / "jmespath-1.0.dist-info" / "RECORD").read_text() == "jmespath/__init__.py,sha256=def,0\n"
     assert result.files == 1
+
+
+def test_a_strip_that_would_grow_a_file_is_not_kept(tmp_path, ctx, monkeypatch):
+    """aarch64's strip can re-pad segments to 64 KiB pages: the original stays when smaller."""
+    grown, shrunk = tmp_path / "pkg" / "a.cpython-313-x86_64-linux-gnu.so", tmp_path / "pkg" / "b.cpython-313-x86_64-linux-gnu.so"
+    _tree(tmp_path, {"pkg/a.cpython-313-x86_64-linux-gnu.so": b"\x7fELF" + b"a" * 100, "pkg/b.cpython-313-x86_64-linux-gnu.so": b"\x7fELF" + b"b" * 100})
+
+    def fake_strip(command):
+        output, source = Path(command[-2]), Path(command[-1])
+        output.write_bytes(source.read_bytes() + b"pad" * 50 if source == grown else source.read_bytes()[:50])
+        return ""
+
+    monkeypatch.setattr(optimize, "run", fake_strip)
+    monkeypatch.setattr(optimize, "is_elf", lambda path: True)
+    result = optimize.strip_extensions(tmp_path, ctx)
+    assert grown.read_bytes() == b"\x7fELF" + b"a" * 100 and len(shrunk.read_bytes()) == 50
+    assert (result.files, result.bytes_removed) == (1, 54)
+    assert _files(tmp_path) == {"pkg/a.cpython-313-x86_64-linux-gnu.so", "pkg/b.cpython-313-x86_64-linux-gnu.so"}
