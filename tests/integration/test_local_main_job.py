@@ -88,3 +88,21 @@ def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers,
     assert summary["failure"] is None
     assert summary["validation"]["rows_clean"] == len(sample.frame)
     assert summary["result"]["series"] == 2 and summary["result"]["predictions_written"] == 2 * 14
+
+
+def test_a_broken_mapping_quarantines_the_file_with_its_reason_and_loses_nothing(built_layers, tmp_path, stop_emulator):
+    (tmp_path / "sales.csv").write_text("Day,SKU,Units\n2024-01-01,A,3\n2024-01-02,A,4\n")
+    (tmp_path / "mapping.json").write_text('{"columns": {"date": "Day",')  # cut off mid-way
+    summary = main_job("--skip-build", "--input", str(tmp_path / "sales.csv"), "--mapping", str(tmp_path / "mapping.json"))
+    validation = summary["validation"]
+    assert (validation["rows_in"], validation["rows_clean"], validation["rows_quarantined"]) == (2, 0, 2)
+    assert validation["file_reason"] == "invalid_mapping" and "not valid JSON" in validation["file_detail"]
+    assert summary["failure"] is None and summary["result"]["skipped"] is True
+
+
+def test_a_missing_input_file_is_one_clear_line():
+    completed = subprocess.run(["./deploy.sh", "--local", "--skip-build", "--input", "/nonexistent/sales.csv"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, env=ENV, timeout=300)  # fmt: skip
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines()[-1] == "./deploy.sh --local: error: --input /nonexistent/sales.csv: no such file"
+    assert "Traceback" not in completed.stderr

@@ -355,7 +355,8 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator) -> dict:
                "invocations": stack.reports, "failure": failure, "result": result}  # fmt: skip
     if result:
         report = json.loads(s3.get_object(Bucket=bucket, Key=f"reports/{dataset}/{Path(name).stem.removesuffix('.csv')}.validation.json")["Body"].read())
-        summary["validation"] = {k: report[k] for k in ("rows_in", "rows_clean", "rows_quarantined", "rules", "file_reason")}
+        summary["validation"] = {k: report.get(k) for k in ("rows_in", "rows_clean", "rows_quarantined", "rules", "file_reason", "file_detail")}
+        summary["validation"]["report_key"] = f"reports/{dataset}/{Path(name).stem.removesuffix('.csv')}.validation.json"
         items = _boto("dynamodb").scan(TableName=table)["Items"]
         summary["predictions"] = sorted(
             ({"item_id": i["item_id"]["S"], "store_id": i["store_id"]["S"], "date": i["date"]["S"], "prediction": float(i["prediction"]["N"])} for i in items),
@@ -375,7 +376,13 @@ def render(summary: dict) -> str:
         v = summary["validation"]
         rules = ", ".join(f"{rule} {count}" for rule, count in sorted(v["rules"].items(), key=lambda item: -item[1])) or "none"
         lines += ["", f"Validation: {v['rows_in']:,} rows in, {v['rows_clean']:,} clean, {v['rows_quarantined']:,} quarantined ({rules})"]
+        if v.get("file_reason"):
+            lines.append(f"  the whole file was quarantined: {v['file_reason']}: {v.get('file_detail') or ''}".rstrip(": "))
+        if v.get("rows_quarantined"):
+            lines.append(f"  each quarantined row and its reasons: s3://{summary['bucket']}/quarantine/...; report: s3://{summary['bucket']}/{v['report_key']}")
     result = summary.get("result") or {}
+    if result.get("skipped"):
+        lines.append(f"Nothing to predict: {result.get('reason', 'skipped')}")
     if "metrics" in result:
         m = result["metrics"]
         verdict = f"beats it by {m['mae_improvement']:.1%} on MAE" if m["beats_baseline"] else f"does NOT beat it (MAE {m['mae_improvement']:.1%})"
@@ -429,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.mapping and not args.input:
         parser.error("--mapping goes with --input")
+    for option, path in (("--input", args.input), ("--mapping", args.mapping)):
+        if path and not Path(path).is_file():
+            parser.error(f"{option} {path}: no such file")
     try:
         if not args.skip_build:
             progress("building (cached): ./build.sh")
