@@ -8,6 +8,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tooling"))
 
+from lambda_build.entry import ensure_project_python  # noqa: E402
+
+ensure_project_python(__file__)
+
 from lambda_build.bench import main  # noqa: E402
 
 sys.exit(main(["--cold-starts", *sys.argv[1:]]))

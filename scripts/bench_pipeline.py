@@ -22,6 +22,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tooling"))
+
+from lambda_build.entry import ensure_project_python  # noqa: E402
+
+ensure_project_python(__file__)
 
 STAGES = {
     "validation": """

@@ -19,7 +19,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "functions"), str(Path(__file__).resolve().parents[1] / "tooling")]
+
+from lambda_build.entry import ensure_project_python  # noqa: E402
+
+ensure_project_python(__file__)
 
 from item_prediction.sample_data import RENAMED_COLUMNS, generate_sales  # noqa: E402
 

@@ -115,3 +115,23 @@ def test_the_layers_budget_follows_the_architecture_they_were_built_for(layer_co
     as_arm64 = json.loads(gate("report", "--target", "layers", "--format", "json", env=env).stdout)
     assert as_arm64["architecture"] == "arm64" and as_arm64["violations"] == []
     assert as_arm64["budgets"]["all_layers_unzipped"] == arm64["all_layers_unzipped"]
+
+
+@pytest.mark.layers
+def test_scripts_run_from_any_python3_in_the_project_environment(built_layers):
+    """``python3 scripts/size-validation.py ...`` as the users' guide types it: an interpreter
+    outside .venv (here the one .venv was made from) re-runs the script in .venv."""
+    from pathlib import Path
+
+    outside = Path(sys.base_prefix) / "bin" / "python3"
+    assert outside.exists() and Path(sys.prefix) != Path(sys.base_prefix)
+    gate_report = subprocess.run([str(outside), "scripts/size-validation.py", "report", "--format", "json"],
+                                 cwd=REPO_ROOT, capture_output=True, text=True, env=ENV)  # fmt: skip
+    assert gate_report.returncode == 0, gate_report.stderr[-2000:]
+    assert json.loads(gate_report.stdout)["violations"] == []
+    layer = subprocess.run([str(outside), "scripts/layer-utils.py", "report", "--layer", "aws-utilities", "--format", "json"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, env=ENV)  # fmt: skip
+    assert layer.returncode == 0, layer.stderr[-2000:]
+    assert list(json.loads(layer.stdout)["layers"]) == ["aws-utilities"]
+    wrong = subprocess.run([str(outside), "scripts/layer-utils.py", "report", "--layer"], cwd=REPO_ROOT, capture_output=True, text=True, env=ENV)
+    assert wrong.returncode == 2 and wrong.stderr.strip() == "error: --layer needs a layer name or 'all'"

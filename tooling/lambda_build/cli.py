@@ -139,6 +139,32 @@ def status(config: configmod.Config, arch, names: str) -> dict:
     return states
 
 
+def main_with_layer_option(argv: list[str]) -> int:
+    """``COMMAND --layer NAME [...]`` (scripts/layer-utils.py) as ``COMMAND NAME [...]``."""
+    if argv and argv[0] in ("-h", "--help"):
+        print(__import__("textwrap").dedent(f"""\
+            usage: layer-utils.py COMMAND [--layer NAME] [options]   (--layer defaults to all)
+            commands: {', '.join(name for name in COMMANDS if name != 'lock')}
+            options are those of scripts/manage-layers.sh COMMAND --help"""))
+        return 0
+    rest, layer = [], "all"
+    items = iter(argv)
+    for item in items:
+        if item == "--layer":
+            layer = next(items, None)
+            if layer is None:
+                print("error: --layer needs a layer name or 'all'", file=sys.stderr)
+                return 2
+        elif item.startswith("--layer="):
+            layer = item.split("=", 1)[1]
+        else:
+            rest.append(item)
+    if not rest or rest[0] not in COMMANDS or rest[0] == "lock":
+        print(f"error: expected a command: {', '.join(name for name in COMMANDS if name != 'lock')} (see --help)", file=sys.stderr)
+        return 2
+    return main([rest[0], layer, *rest[1:]])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.verbose:
