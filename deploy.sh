@@ -46,7 +46,6 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case "$environment" in dev|staging|prod) ;; *) echo "deploy.sh: error: --environment must be dev, staging or prod" >&2; exit 2 ;; esac
 target_args+=(--environment "$environment")
 
 scripts/bootstrap.sh --with-sam --quiet

@@ -173,7 +173,7 @@ class Storage:
 
 
 def _whole_numbers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
-    import numpy as np  # here, not at the top: the API function has no numpy layer
+    import numpy as np  # here, not at the top: the API function's cold start never loads numpy
 
     converted = {}
     for column in frame.columns:

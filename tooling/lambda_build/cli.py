@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import zipfile
 from collections import defaultdict
 from pathlib import PurePosixPath
@@ -142,7 +143,7 @@ def status(config: configmod.Config, arch, names: str) -> dict:
 def main_with_layer_option(argv: list[str]) -> int:
     """``COMMAND --layer NAME [...]`` (scripts/layer-utils.py) as ``COMMAND NAME [...]``."""
     if argv and argv[0] in ("-h", "--help"):
-        print(__import__("textwrap").dedent(f"""\
+        print(textwrap.dedent(f"""\
             usage: layer-utils.py COMMAND [--layer NAME] [options]   (--layer defaults to all)
             commands: {', '.join(name for name in COMMANDS if name != 'lock')}
             options are those of scripts/manage-layers.sh COMMAND --help"""))

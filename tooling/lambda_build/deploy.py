@@ -13,16 +13,15 @@ import json
 import shlex
 import sys
 import tomllib
-from dataclasses import dataclass
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 from . import config as configmod
 from .config import REPO_ROOT
 
 EVENTS = REPO_ROOT / "events"
 SAMCONFIG = REPO_ROOT / "samconfig.toml"
-ENVIRONMENTS = ("dev", "staging", "prod")
 SAM = ".tools/sam/bin/sam"
 
 
@@ -37,9 +36,26 @@ class Target:
     overrides: tuple[str, ...]  # the environment's parameter_overrides from samconfig.toml
 
 
+class TargetError(ValueError):
+    """A flag that names no environment or architecture of this project; one line for the user."""
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
+
 def resolve(environment: str, stack: str | None = None, region: str | None = None, arch: str | None = None) -> Target:
-    section = tomllib.loads(SAMCONFIG.read_text())[environment]["deploy"]["parameters"]
-    architecture = arch or configmod.load().default_architecture
+    """The environments are samconfig.toml's sections with deploy settings; the architectures
+    and the default one are layers.toml's."""
+    samconfig = tomllib.loads(SAMCONFIG.read_text())
+    environments = [name for name, section in samconfig.items() if name != "default" and isinstance(section, dict) and "deploy" in section]
+    if environment not in environments:
+        raise TargetError(f"--environment must be {_one_of(environments)}")
+    layers = configmod.load()
+    architecture = arch or layers.default_architecture
+    if architecture not in layers.architectures:
+        raise TargetError(f"--arch must be one of {', '.join(layers.architectures)}")
+    section = samconfig[environment]["deploy"]["parameters"]
     return Target(
         environment=environment,
         stack=stack or section.get("stack_name") or f"item-prediction-{environment}",
@@ -131,7 +147,7 @@ def smoke(stack: str, region: str, *, lam=None, opener=urllib.request.urlopen) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lambda_build.deploy", description="deploy.sh's helpers")
     parser.add_argument("command", choices=("command", "target", "check-credentials", "outputs", "smoke"))
-    parser.add_argument("--environment", choices=ENVIRONMENTS, default="dev")
+    parser.add_argument("--environment", default="dev", help="a samconfig.toml environment (dev, staging, prod)")
     parser.add_argument("--stack-name")
     parser.add_argument("--region")
     parser.add_argument("--arch")
@@ -141,11 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         target = resolve(args.environment, args.stack_name, args.region, args.arch)
-    except (KeyError, configmod.ConfigError) as exc:
-        print(f"deploy.sh: error: samconfig.toml has no deploy settings for {args.environment}: {exc}", file=sys.stderr)
-        return 2
-    if target.architecture not in configmod.load().architectures:
-        print(f"deploy.sh: error: --arch must be one of {', '.join(configmod.load().architectures)}", file=sys.stderr)
+    except (TargetError, KeyError, configmod.ConfigError) as exc:
+        print(f"deploy.sh: error: {exc}", file=sys.stderr)
         return 2
     if args.command == "command":  # one argument per line, for deploy.sh's mapfile
         rollback = args.rollback or target.environment != "dev"

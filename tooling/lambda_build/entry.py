@@ -2,7 +2,8 @@
 
 Users type ``python3 scripts/size-validation.py ...`` (the system Python, without our
 dependencies); the script then sets up ``.venv`` if needed (``scripts/bootstrap.sh``) and
-re-executes itself there. Standard library only: it runs before any dependency is importable.
+re-executes itself there. Standard library only (and ``config``, which is too): it runs before
+any dependency is importable.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .config import REPO_ROOT  # config reads layers.toml with the standard library alone
+
 PROJECT_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 
 

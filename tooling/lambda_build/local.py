@@ -354,9 +354,10 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator) -> dict:
     summary = {"stack": args.stack_name, "endpoint": emulator.endpoint, "bucket": bucket, "table": table, "input_key": key,
                "invocations": stack.reports, "failure": failure, "result": result}  # fmt: skip
     if result:
-        report = json.loads(s3.get_object(Bucket=bucket, Key=f"reports/{dataset}/{Path(name).stem.removesuffix('.csv')}.validation.json")["Body"].read())
+        report_key = f"reports/{dataset}/{Path(name).stem.removesuffix('.csv')}.validation.json"
+        report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
         summary["validation"] = {k: report.get(k) for k in ("rows_in", "rows_clean", "rows_quarantined", "rules", "file_reason", "file_detail")}
-        summary["validation"]["report_key"] = f"reports/{dataset}/{Path(name).stem.removesuffix('.csv')}.validation.json"
+        summary["validation"]["report_key"] = report_key
         items = _boto("dynamodb").scan(TableName=table)["Items"]
         summary["predictions"] = sorted(
             ({"item_id": i["item_id"]["S"], "store_id": i["store_id"]["S"], "date": i["date"]["S"], "prediction": float(i["prediction"]["N"])} for i in items),
