@@ -137,7 +137,7 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     # Structured logs carry the source object as correlation id; EMF metrics are emitted.
     logs = log_lines()
     assert {log["message"] for log in logs} >= {"validated", "features built", "predicted"}
-    assert all(log["correlation_id"] == "raw/sales/2024-01.csv#null" for log in logs if log["message"] in ("validated", "predicted"))
+    assert all(log["correlation_id"] == "raw/sales/2024-01.csv" for log in logs if log["message"] in ("validated", "predicted"))  # no version
     assert all(log["cold_start"] in (True, False) for log in logs)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     emitted = {metric["Name"] for blob in emf for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]}
