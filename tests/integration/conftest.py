@@ -22,7 +22,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from item_prediction import handler_support  # noqa: E402
+from item_prediction import handler_support
 
 BUCKET, TABLE = "item-prediction-test", "item-prediction-predictions"
 

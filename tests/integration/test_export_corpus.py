@@ -178,7 +178,7 @@ def upload_and_run(aws, dataset: str, export: Export) -> tuple[dict, dict, dict]
 @pytest.mark.parametrize("shape", list(CORPUS))
 def test_an_export_runs_end_to_end_and_accounts_for_every_row(aws, shape):
     export = CORPUS[shape]()
-    validated, featured, predicted = upload_and_run(aws, shape, export)
+    validated, _, predicted = upload_and_run(aws, shape, export)
 
     rows = validated["rows"]
     assert rows["in"] == export.rows and rows["in"] == rows["clean"] + rows["quarantined"]
