@@ -28,9 +28,10 @@ def storage() -> Storage:
 
 
 def correlate(key: str | None, version: str | None) -> None:
-    """Every log line of this invocation carries the input object's key and version."""
+    """Every log line of this invocation carries the input object's key and version:
+    ``<key>#<version>``, or ``<key>`` alone when the bucket gave no version."""
     if key:
-        logger.set_correlation_id(f"{key}#{version or 'null'}")
+        logger.set_correlation_id(f"{key}#{version}" if version else key)
         logger.append_keys(source_key=key, source_version=version)
 
 

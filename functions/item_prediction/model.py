@@ -10,6 +10,12 @@ record. The result says whether the model beats the baseline and by how much, al
 does not: ``beats_baseline`` and ``mae_improvement`` are computed from the two MAEs reported
 next to them.
 
+Features that carry no information in a fit's training rows (all missing, such as the price
+features of an export without prices or a 52-week lag on less than a year; or one value on every
+row) are left out of that fit: scikit-learn cannot bin an all-missing column, and a constant one
+can never be split on. Each fit decides from its own rows, and the bundle keeps the names it was
+fitted on, which are exactly the ones forecasting feeds it.
+
 This module imports scikit-learn: only the Predictions function (with the ml-libraries layer)
 imports it.
 """
@@ -49,12 +55,21 @@ class InsufficientHistory(ValueError):
     """Too little data to train and backtest: a fact about the dataset, not a failure."""
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """An estimator and the features it was fitted on (in order), with why others were left out."""
+
+    estimator: HistGradientBoostingRegressor
+    names: list[str]
+    dropped: dict[str, str]
+
+
 @dataclass
 class ModelBundle:
     """What is saved with joblib: the estimator and everything needed to forecast with it."""
 
     estimator: HistGradientBoostingRegressor
-    feature_names: list[str]
+    feature_names: list[str]  # the fitted ones: what forecasting feeds the estimator
     frequency: str
     codes: dict
     metadata: dict
@@ -86,10 +101,34 @@ def _step(frequency: str, frame: pd.DataFrame) -> pd.DateOffset:
     return pd.tseries.frequencies.to_offset(feats.grid_freq(frequency, frame[schema.DATE]))
 
 
-def fit(train: pd.DataFrame, names: list[str]) -> HistGradientBoostingRegressor:
+def informative_features(train: pd.DataFrame, names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(the features of ``names`` that carry information in ``train``, {left-out feature: why}).
+
+    Left out: ``all missing`` (nothing to bin) and ``constant`` (one value on every row: no split).
+    A feature with one value and some missing rows stays: whether it is missing can be split on.
+    """
+    values = train[names]
+    present, low, high = values.count(), values.min(), values.max()
+    dropped = {}
+    for name in names:
+        if present[name] == 0:
+            dropped[name] = "all missing"
+        elif present[name] == len(values) and low[name] == high[name]:
+            dropped[name] = "constant"
+    return [name for name in names if name not in dropped], dropped
+
+
+def fit(train: pd.DataFrame, names: list[str]) -> Fitted:
+    """Fit on ``train``'s informative features; InsufficientHistory when there is nothing to learn."""
     if len(train) < MIN_TRAIN_ROWS:
         raise InsufficientHistory(f"{len(train)} rows to train on; at least {MIN_TRAIN_ROWS} are needed")
-    return HistGradientBoostingRegressor(**MODEL_PARAMS).fit(train[names], train[feats.TARGET])
+    if not train[feats.TARGET].gt(0).any():  # the Poisson loss needs some sales
+        raise InsufficientHistory(f"nothing was sold in the {len(train)} rows to train on")
+    used, dropped = informative_features(train, names)
+    if not used:
+        raise InsufficientHistory(f"no feature varies in the {len(train)} rows to train on")
+    estimator = HistGradientBoostingRegressor(**MODEL_PARAMS).fit(train[used], train[feats.TARGET])
+    return Fitted(estimator, used, dropped)
 
 
 def recursive_forecast(
@@ -172,8 +211,8 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
     holdout = feature_frame[(feature_frame[schema.DATE] >= cutoff) & feature_frame["is_gap"].eq(0)]
     if holdout.empty:
         raise InsufficientHistory(f"no sales records in the last {horizon} periods to backtest on")
-    estimator = fit(train, names)
-    forecast = recursive_forecast(estimator, train, horizon, frequency, manifest["codes"], names)
+    fitted = fit(train, names)
+    forecast = recursive_forecast(fitted.estimator, train, horizon, frequency, manifest["codes"], fitted.names)
     scored = holdout[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY]].merge(forecast, on=list(feats.KEY_COLUMNS), how="left")
     # A series that starts inside the holdout has no forecast and no baseline: both say 0.
     scored["prediction"] = scored["prediction"].fillna(0.0)
@@ -193,6 +232,7 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
         "mae_improvement": round(improvement, 4) if improvement is not None else None,
         "mae_ratio": round(model_scores["mae"] / baseline_scores["mae"], 4) if baseline_scores["mae"] else None,
         "beats_baseline": bool(model_scores["mae"] < baseline_scores["mae"]),
+        "features_dropped": fitted.dropped,
     }
 
 
@@ -206,10 +246,12 @@ def model_version(manifest: dict) -> str:
 def train(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> ModelBundle:
     """Backtest, then fit on all periods; the bundle carries the backtest in its metadata."""
     metrics = backtest(feature_frame, manifest, horizon)
-    estimator = fit(feature_frame, manifest["features"])
+    fitted = fit(feature_frame, manifest["features"])
     metadata = {
         "version": model_version(manifest),
         "features": manifest["features"],
+        "features_used": fitted.names,
+        "features_dropped": fitted.dropped,
         "frequency": manifest["frequency"],
         "params": MODEL_PARAMS,
         "metrics": metrics,
@@ -220,7 +262,7 @@ def train(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> ModelBun
         "libraries": {"scikit-learn": sklearn.__version__, "pandas": pd.__version__, "numpy": np.__version__, "joblib": joblib.__version__},
         "python": platform.python_version(),
     }
-    return ModelBundle(estimator, list(manifest["features"]), manifest["frequency"], manifest["codes"], metadata)
+    return ModelBundle(fitted.estimator, list(fitted.names), manifest["frequency"], manifest["codes"], metadata)
 
 
 def forecast(bundle: ModelBundle, feature_frame: pd.DataFrame, horizon: int) -> pd.DataFrame:

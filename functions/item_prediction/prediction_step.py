@@ -82,7 +82,7 @@ def run(storage: Storage, settings: Settings, dataset: str, manifest_key: str, *
             raise ValueError(f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain")
     forecast = model.forecast(bundle, frame, horizon)
     written = storage.put_items(prediction_items(forecast, version, dataset))
-    predictions_key = storage.write_csv(f"{settings.predictions_prefix}{dataset}/{version}/predictions.csv.gz", forecast)
+    predictions_key = storage.write_csv(f"{settings.predictions_prefix}{dataset}/{version}/predictions.csv.gz", forecast, escape_formulas=True)
     return {
         "bucket": storage.bucket,
         "dataset": dataset,

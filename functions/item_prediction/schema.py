@@ -93,7 +93,7 @@ class ColumnMapping:
         bad = set(columns) - set(CANONICAL_COLUMNS)
         if bad:
             raise MappingError(f"mapping names unknown canonical columns {sorted(bad)}; known: {list(CANONICAL_COLUMNS)}")
-        if len(set(columns.values())) != len(columns):
+        if len({name.strip().lower() for name in columns.values()}) != len(columns):
             raise MappingError("mapping uses one source column for two canonical columns")
         frequency = raw.get("frequency")
         if frequency not in (None, *FREQUENCIES):
@@ -116,17 +116,16 @@ class ColumnMapping:
     def rename_header(self, header: list[str]) -> tuple[list[str], list[str]]:
         """Rename a file's header to canonical names; return (new header, missing required columns).
 
-        Source names match case- and whitespace-insensitively, as exports vary in both. Columns
+        Source names match case- and whitespace-insensitively, as exports vary in both. Every
+        column that matches a canonical column's source name is renamed, so two such columns
+        (``Units`` and ``units ``) both read as ``quantity`` and the header has that name twice:
+        the caller refuses the file rather than guess which one was meant. A name the mapping
+        gives a canonical column explicitly wins over our own name of another one. Columns
         without a name (a trailing delimiter) are called ``unnamed_<position>``.
         """
         renamed = [name.strip() or f"unnamed_{index + 1}" for index, name in enumerate(header)]
-        normalized: dict[str, int] = {}
-        for index, name in enumerate(renamed):
-            normalized.setdefault(name.lower(), index)
-        for canonical in CANONICAL_COLUMNS:
-            source = self.columns.get(canonical, canonical)
-            index = normalized.get(source.strip().lower())
-            if index is not None:
-                renamed[index] = canonical
+        sources = {canonical: canonical for canonical in CANONICAL_COLUMNS if canonical not in self.columns}
+        sources |= {source.strip().lower(): canonical for canonical, source in self.columns.items()}
+        renamed = [sources.get(name.lower(), name) for name in renamed]
         missing = [column for column in REQUIRED_COLUMNS if column not in renamed]
         return renamed, missing

@@ -93,7 +93,7 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
     except MappingError as exc:
         mapping, mapping_source, mapping_error = ColumnMapping.identity(), None, str(exc)
     body, version, _ = storage.open(ref)
-    clean, quarantined = CsvGzipWriter(), CsvGzipWriter()
+    clean, quarantined = CsvGzipWriter(), CsvGzipWriter(escape_formulas=True)  # quarantine rows are for people
     report = validation.validate(
         body, mapping, clean_sink=clean, quarantine_sink=quarantined, today=today, chunk_rows=settings.chunk_rows, mapping_error=mapping_error
     )

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import boto3
 from boto3.dynamodb.conditions import Key
 
+from . import csv_safety
+
 if TYPE_CHECKING:  # pandas is imported where frames are read: the API function has no pandas layer
     import pandas as pd
 
@@ -40,10 +42,13 @@ class CsvGzipWriter:
     """Collects DataFrames into one gzip CSV in a temporary file (bounded memory), deterministic bytes.
 
     Float columns whose values are all whole numbers are written as integers (``3``, not
-    ``3.0``): the same values, fewer bytes to format and compress.
+    ``3.0``): the same values, fewer bytes to format and compress. With ``escape_formulas`` (files
+    for people), text cells and column names a spreadsheet would run as a formula are escaped
+    (:mod:`item_prediction.csv_safety`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, escape_formulas: bool = False) -> None:
+        self._escape = escape_formulas
         self._file = tempfile.TemporaryFile()
         self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0, compresslevel=GZIP_LEVEL)
         self._text = io.TextIOWrapper(self._gzip, encoding="utf-8", newline="")
@@ -52,11 +57,15 @@ class CsvGzipWriter:
 
     def __call__(self, frame: pd.DataFrame) -> None:
         frame = _whole_numbers_as_integers(frame)
-        if self._columns is None:
+        header = self._columns is None
+        if header:
             self._columns = list(frame.columns)
-            frame.to_csv(self._text, index=False, lineterminator="\n")
         else:
-            frame.reindex(columns=self._columns).to_csv(self._text, index=False, header=False, lineterminator="\n")
+            frame = frame.reindex(columns=self._columns)
+        if self._escape:
+            frame = csv_safety.escape_formulas(frame)
+            header = header and csv_safety.escape_names(self._columns)
+        frame.to_csv(self._text, index=False, header=header, lineterminator="\n")
         self.rows += len(frame)
 
     def finish(self) -> io.BufferedRandom:
@@ -140,8 +149,8 @@ class Storage:
             handle.seek(0)
             return pd.read_csv(handle, compression="gzip" if key.endswith(".gz") else None, **kwargs)
 
-    def write_csv(self, key: str, frame: pd.DataFrame) -> str:
-        writer = CsvGzipWriter()
+    def write_csv(self, key: str, frame: pd.DataFrame, *, escape_formulas: bool = False) -> str:
+        writer = CsvGzipWriter(escape_formulas=escape_formulas)
         writer(frame)
         with writer.finish() as handle:
             return self.put_file(key, handle)

@@ -93,6 +93,16 @@ def _matches(column: pd.Series, predicate: Callable[[str], bool]) -> np.ndarray:
     return column.isin(hits).to_numpy() if hits else np.zeros(len(column), dtype=bool)
 
 
+def _duplicated_columns(header: list[str], columns: list[str]) -> str:
+    """Which file columns share a (canonical) name, for people: ``quantity = 'Units' (column 3),
+    'units' (column 4)``; empty when every name is unique."""
+    positions: dict[str, list[int]] = defaultdict(list)
+    for index, name in enumerate(columns):
+        positions[name].append(index)
+    groups = [(name, where) for name, where in positions.items() if len(where) > 1]
+    return "; ".join(f"{name} = " + ", ".join(f"{header[index]!r} (column {index + 1})" for index in where) for name, where in groups)
+
+
 class KeySet:
     """A set of 64-bit hashes in sorted runs that merge as they grow (log-structured).
 
@@ -181,9 +191,9 @@ class _Validator:
             return
         self.header = [name.strip() or f"unnamed_{index + 1}" for index, name in enumerate(fields)]
         self.columns, missing = self.mapping.rename_header(fields)
-        duplicated = sorted({name for name in self.columns if self.columns.count(name) > 1})
+        duplicated = _duplicated_columns(self.header, self.columns)
         if duplicated:
-            self.fail_file("duplicate_columns", f"columns named more than once: {duplicated}")
+            self.fail_file("duplicate_columns", f"columns named more than once (keep one of each): {duplicated}")
         elif missing:
             self.missing_columns = missing
             mapped = {column: self.mapping.columns[column] for column in missing if column in self.mapping.columns}

@@ -331,3 +331,40 @@ def test_frequency_is_inferred_or_configured():
     assert validation.infer_frequency({"2024-01-01", "2024-01-02", "2024-01-04"}, None) == "D"
     assert validation.infer_frequency({"2024-01-01", "2024-01-08", "2024-01-15"}, None) == "W"
     assert validation.infer_frequency({"2024-01-01", "2024-01-02"}, "W") == "W"
+
+
+UNITS = ColumnMapping.from_json('{"columns": {"date": "Date", "item_id": "SKU", "quantity": "Units"}}')
+
+
+@pytest.mark.parametrize(
+    ("header", "mapping", "named"),
+    [
+        ("Date,SKU,Units,Units", UNITS, "quantity = 'Units' (column 3), 'Units' (column 4)"),
+        ("Date,SKU,Units, units ", UNITS, "quantity = 'Units' (column 3), 'units' (column 4)"),
+        ("Date,SKU,UNITS,units", UNITS, "quantity = 'UNITS' (column 3), 'units' (column 4)"),
+        ("date,item_id,quantity,Quantity", None, "quantity = 'quantity' (column 3), 'Quantity' (column 4)"),
+        ("date,item_id,quantity,quantity", None, "quantity = 'quantity' (column 3), 'quantity' (column 4)"),
+        ("date,item_id,quantity,Note, Note", None, "Note = 'Note' (column 4), 'Note' (column 5)"),
+        ("Date,SKU,Units,quantity", UNITS, "quantity = 'Units' (column 3), 'quantity' (column 4)"),
+    ],
+)
+def test_two_columns_with_one_name_quarantine_the_file_and_name_them(header, mapping, named):
+    rows = "2024-01-01,A,1,2\n2024-01-02,A,3,4\n2024-01-03,A\n"
+    if header.count(",") == 4:
+        rows = "2024-01-01,A,1,x,y\n2024-01-02,A,3,x,y\n2024-01-03,A\n"
+    report, clean, quarantined = run(f"{header}\n{rows}", mapping)
+    assert report["file_reason"] == "duplicate_columns" and named in report["file_detail"]
+    assert clean.empty and report["rows_in"] == report["rows_quarantined"] == 3
+    assert set(quarantined["_reasons"]) == {"duplicate_columns"}
+    assert list(quarantined["_raw"]) == rows.splitlines()  # every row kept as written
+
+
+def test_columns_that_only_look_alike_are_not_duplicates():
+    report, clean, _ = run("date,item_id,quantity,Note,note,,\n2024-01-01,A,1,x,y,,\n", None)
+    assert report["file_reason"] is None and len(clean) == 1
+    assert list(clean.columns[-4:]) == ["Note", "note", "unnamed_6", "unnamed_7"]
+
+
+def test_a_mapping_naming_one_column_twice_in_different_case_is_refused():
+    with pytest.raises(MappingError, match="one source column for two"):
+        ColumnMapping.from_json('{"columns": {"date": "Day", "item_id": " day"}}')

@@ -1,0 +1,16 @@
+"""The correlation id every log line of a pipeline run carries."""
+
+from __future__ import annotations
+
+import pytest
+
+from item_prediction import handler_support
+
+
+@pytest.mark.parametrize(
+    ("key", "version", "expected"),
+    [("raw/sales/jan.csv", "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "raw/sales/jan.csv#3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"), ("raw/sales/jan.csv", None, "raw/sales/jan.csv"), ("raw/sales/jan.csv", "", "raw/sales/jan.csv")],
+)  # fmt: skip
+def test_the_correlation_id_is_key_and_version_or_the_key_alone(key, version, expected):
+    handler_support.correlate(key, version)
+    assert handler_support.logger.get_correlation_id() == expected
