@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import calendar
 import gzip
+import hashlib
 import io
 import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 import boto3
@@ -74,8 +77,13 @@ def run_pipeline(key: str) -> tuple[dict, dict, dict]:
 
 
 def all_items() -> list[dict]:
+    """Every prediction item in the table, of every run (the CURRENT pointers left out)."""
     table = boto3.resource("dynamodb").Table(TABLE)
-    return sorted(table.scan()["Items"], key=lambda item: (item["pk"], item["sk"]))
+    return sorted((item for item in table.scan()["Items"] if item["sk"].startswith("DATE#")), key=lambda item: (item["pk"], item["sk"]))
+
+
+def current(dataset: str) -> dict | None:
+    return boto3.resource("dynamodb").Table(TABLE).get_item(Key=records.current_key(dataset), ConsistentRead=True).get("Item")
 
 
 def read_json(s3, key: str) -> dict:
@@ -123,12 +131,19 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
         by_series.setdefault(item["pk"], []).append(item["date"])
     last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
     for (item_id, store_id), last_day in last.items():
-        days = by_series[records.series_pk(item_id, store_id)]
+        days = by_series[records.prediction_pk("sales", predicted["forecast_id"], item_id, store_id)]
         assert len(days) == 10 and min(days) > last_day, (item_id, store_id)
     assert all(item["prediction"] >= Decimal(0) for item in items)
 
     latest = read_json(aws, "models/sales/latest.json")
-    assert latest["model_key"] == predicted["model_key"]
+    model_bytes = aws.get_object(Bucket=BUCKET, Key=predicted["model_key"])["Body"].read()
+    assert latest["model_key"] == predicted["model_key"] and latest["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    pointer = current("sales")
+    assert pointer["forecast_id"] == predicted["forecast_id"] and pointer["predictions_key"] == predicted["predictions_key"]
+    assert predicted["predictions_key"] == f"predictions/sales/{predicted['forecast_id']}/predictions.csv.gz"
+    assert {item["forecast_id"] for item in items} == {predicted["forecast_id"]}
+    (expiry,) = {int(item["expires_at"]) for item in items}  # one TTL for the run: 35 days after its end (or after today, if later)
+    assert expiry >= calendar.timegm(date.fromisoformat(pointer["forecast_range"][1]).timetuple()) + 35 * 86400
     metadata = read_json(aws, predicted["model_key"].replace("model.joblib", "metadata.json"))
     manifest = read_json(aws, featured["manifest_key"])
     assert metadata["metrics"] == predicted["metrics"] and metadata["training_fingerprint"] == manifest["source_fingerprint"]
@@ -163,7 +178,7 @@ def test_api_reads_a_date_range_and_rejects_bad_requests(aws):
     days = [item["date"] for item in all_items()]
     with open("events/api_get_predictions.json") as handle:
         event = json.load(handle)
-    event["pathParameters"] = {"item_id": "ITEM-000"}
+    event.update(rawPath="/datasets/shop/predictions/ITEM-000", pathParameters={"dataset": "shop", "item_id": "ITEM-000"})
     event["queryStringParameters"] = {"store": "STORE-00", "from": days[2], "to": days[4]}
     response = api(event, FakeContext("PredictionsApi"))
     body = json.loads(response["body"])
@@ -308,6 +323,7 @@ def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
 
     last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
     for (item_id, store_id), last_day in last.items():  # 8 Mondays, starting the week after the series' last
-        days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == records.series_pk(item_id, store_id)))
+        pk = records.prediction_pk("weekly", predicted["forecast_id"], item_id, store_id)
+        days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == pk))
         expected = pd.date_range(pd.Timestamp(last_day) + pd.Timedelta(weeks=1), periods=8, freq="W-MON")
         assert list(days) == list(expected), (item_id, store_id)
