@@ -327,3 +327,25 @@ def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
         days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == pk))
         expected = pd.date_range(pd.Timestamp(last_day) + pd.Timedelta(weeks=1), periods=8, freq="W-MON")
         assert list(days) == list(expected), (item_id, store_id)
+
+
+def test_two_datasets_with_the_same_item_ids_keep_both_forecasts(aws):
+    from predictions.api import handler as api
+
+    with open("events/api_get_predictions.json") as handle:
+        event = json.load(handle)
+    answers = {}
+    for dataset, seed in (("north", 21), ("south", 22)):  # the same ITEM-000/STORE-00 ids, different sales
+        sample = generate_sales(items=1, stores=1, periods=120, seed=seed)
+        aws.put_object(Bucket=BUCKET, Key=f"raw/{dataset}/a.csv", Body=sample.content)
+        predicted = run_pipeline(f"raw/{dataset}/a.csv")[2]
+        answers[dataset] = predicted
+    for dataset, predicted in answers.items():
+        event.update(rawPath=f"/datasets/{dataset}/predictions/ITEM-000", pathParameters={"dataset": dataset, "item_id": "ITEM-000"})
+        event["queryStringParameters"] = {"store": "STORE-00"}
+        body = json.loads(api(event, FakeContext("PredictionsApi"))["body"])
+        expected = read_csv_gz(aws, predicted["predictions_key"])
+        assert body["forecast_id"] == predicted["forecast_id"] and current(dataset)["forecast_id"] == predicted["forecast_id"]
+        assert [row["prediction"] for row in body["predictions"]] == [round(float(value), 4) for value in expected["prediction"]]
+    assert answers["north"]["forecast_id"] != answers["south"]["forecast_id"]
+    assert len(all_items()) == 2 * 10

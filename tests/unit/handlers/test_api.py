@@ -4,46 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from moto import mock_aws
 
-from item_prediction import handler_support, records
+from item_prediction import records
 
-TABLE = "item-prediction-api-test"
+from .conftest import FakeContext
+
 EVENT = json.loads((Path(__file__).resolve().parents[3] / "events" / "api_get_predictions.json").read_text())
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "PredictionsApi"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:PredictionsApi"
-    aws_request_id: str = "req-1"
-
-
-@pytest.fixture
-def table(monkeypatch):
-    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "TABLE_NAME": TABLE, "BUCKET_NAME": "unused", "POWERTOOLS_SERVICE_NAME": "item-prediction"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    handler_support.settings.cache_clear()
-    handler_support.storage.cache_clear()
-    with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )  # fmt: skip
-        yield handler_support.storage()
-    handler_support.settings.cache_clear()
-    handler_support.storage.cache_clear()
 
 
 def seed(storage, dataset: str, run: str, series: dict[tuple[str, str], float], *, days: int = 5, first: str = "2024-03-01") -> None:
