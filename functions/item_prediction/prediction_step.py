@@ -39,7 +39,9 @@ class ModelIntegrityError(ValueError):
 
 def load_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, dict]:
     manifest = storage.get_json(manifest_key)
-    frame = storage.read_csv(manifest["features_key"], dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""])
+    frame = storage.read_csv(
+        manifest["features_key"], dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""]
+    )
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     return frame, manifest
 
@@ -66,7 +68,9 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecas
             "dataset": dataset,
             "expires_at": expiry,
         }
-        for item, store, day, value in zip(forecast[schema.ITEM], forecast[schema.STORE], days, forecast["prediction"])
+        for item, store, day, value in zip(
+            forecast[schema.ITEM], forecast[schema.STORE], days, forecast["prediction"], strict=True
+        )
     ]
 
 
@@ -84,7 +88,12 @@ def save_model(storage: Storage, prefix: str, bundle: model.ModelBundle) -> str:
     version = bundle.metadata["version"]
     model_key = storage.put_bytes(f"{prefix}{version}/model.joblib", data)
     storage.put_json(f"{prefix}{version}/metadata.json", bundle.metadata)
-    latest = {"version": version, "model_key": model_key, "model_sha256": hashlib.sha256(data).hexdigest(), "metrics": bundle.metadata["metrics"]}
+    latest = {
+        "version": version,
+        "model_key": model_key,
+        "model_sha256": hashlib.sha256(data).hexdigest(),
+        "metrics": bundle.metadata["metrics"],
+    }
     storage.put_json(f"{prefix}latest.json", latest)
     return model_key
 
@@ -97,15 +106,22 @@ def load_latest_model(storage: Storage, prefix: str) -> tuple[model.ModelBundle,
     latest = storage.get_json(latest_key)
     model_key, expected = latest["model_key"], latest.get("model_sha256")
     if not expected:
-        raise ModelIntegrityError(f"{latest_key} records no model_sha256, so {model_key} cannot be checked: retrain with 'train_and_predict'")
+        raise ModelIntegrityError(
+            f"{latest_key} records no model_sha256, so {model_key} cannot be checked: retrain with 'train_and_predict'"
+        )
     data = storage.get_bytes(model_key)
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
-        raise ModelIntegrityError(f"refusing to load {model_key}: its SHA-256 is {actual}, {latest_key} records {expected}; retrain with 'train_and_predict'")
+        raise ModelIntegrityError(
+            f"refusing to load {model_key}: its SHA-256 is {actual}, {latest_key} records {expected}; "
+            "retrain with 'train_and_predict'"
+        )
     return model.ModelBundle.loads(data), model_key
 
 
-def publish(storage: Storage, settings: Settings, dataset: str, forecast: pd.DataFrame, run: dict, *, today: date | None = None) -> dict:
+def publish(
+    storage: Storage, settings: Settings, dataset: str, forecast: pd.DataFrame, run: dict, *, today: date | None = None
+) -> dict:
     """Store a run's forecast and make it the dataset's current one: items, CSV, then the flip.
 
     ``run`` holds ``model_version``, ``model_key``, ``features_fingerprint`` and ``horizon``.
@@ -128,7 +144,9 @@ def publish(storage: Storage, settings: Settings, dataset: str, forecast: pd.Dat
     return {**pointer, "predictions_written": written}
 
 
-def run(storage: Storage, settings: Settings, dataset: str, manifest_key: str, *, mode: str = "train_and_predict", horizon=None) -> dict:
+def run(
+    storage: Storage, settings: Settings, dataset: str, manifest_key: str, *, mode: str = "train_and_predict", horizon=None
+) -> dict:
     """Run the step; raises NothingToDo when the dataset is too short to train and backtest on."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -144,11 +162,19 @@ def run(storage: Storage, settings: Settings, dataset: str, manifest_key: str, *
     else:
         bundle, model_key = load_latest_model(storage, prefix)
         if bundle.frequency != manifest["frequency"]:
-            raise ValueError(f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain")
+            raise ValueError(
+                f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain"
+            )
     version = bundle.metadata["version"]
     forecast = model.forecast(bundle, frame, horizon)
     fingerprint = f"{manifest['version']}:{manifest['source_fingerprint']}"
-    published = publish(storage, settings, dataset, forecast, {"model_version": version, "model_key": model_key, "features_fingerprint": fingerprint, "horizon": horizon})
+    published = publish(
+        storage,
+        settings,
+        dataset,
+        forecast,
+        {"model_version": version, "model_key": model_key, "features_fingerprint": fingerprint, "horizon": horizon},
+    )
     return {
         "bucket": storage.bucket,
         "dataset": dataset,

@@ -148,7 +148,9 @@ class Query:
         if self.token is None:
             return None
         if self.token["pk"] != self.pk(forecast_id) or not self.sk_from <= self.token["sk"] <= self.sk_to:
-            raise QueryError("'next_token' belongs to another request or to a forecast since replaced: repeat the request without it")
+            raise QueryError(
+                "'next_token' belongs to another request or to a forecast since replaced: repeat the request without it"
+            )
         return self.token
 
 
@@ -180,4 +182,6 @@ def parse_query(dataset: str | None, item_id: str | None, params: dict | None) -
 
 def present(items: list[dict]) -> list[dict]:
     """DynamoDB items as the API returns them, in date order."""
-    return [{"date": item["date"], "prediction": float(item["prediction"])} for item in sorted(items, key=lambda item: item["sk"])]
+    return [
+        {"date": item["date"], "prediction": float(item["prediction"])} for item in sorted(items, key=lambda item: item["sk"])
+    ]

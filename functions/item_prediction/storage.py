@@ -165,7 +165,7 @@ class Storage:
         """The item with ``key`` (GetItem, strongly consistent: a flip just made is seen), or None."""
         return self.table.get_item(Key=key, ConsistentRead=True).get("Item")
 
-    def query_page(self, pk: str, sk_from: str, sk_to: str, *, limit: int, start: dict | None = None) -> tuple[list[dict], dict | None]:
+    def query_page(self, pk: str, sk_from: str, sk_to: str, *, limit: int, start: dict | None = None) -> tuple[list, dict | None]:
         """Up to ``limit`` items of one partition with ``sk`` between the bounds (inclusive), in sk
         order, after ``start`` (a key) when given; and the key of the last item returned when more
         follow (None when this page is the last one)."""

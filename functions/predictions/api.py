@@ -21,7 +21,6 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-
 from item_prediction import records
 from item_prediction.handler_support import logger, storage
 
@@ -43,7 +42,9 @@ def _path_parameter(name: str, position: int) -> str | None:
 @app.get("/datasets/[^/]+/predictions/[^/]+")
 def get_predictions() -> dict:
     try:
-        query = records.parse_query(_path_parameter("dataset", 2), _path_parameter("item_id", 4), app.current_event.query_string_parameters)
+        query = records.parse_query(
+            _path_parameter("dataset", 2), _path_parameter("item_id", 4), app.current_event.query_string_parameters
+        )
     except records.QueryError as exc:
         logger.info("bad request", extra={"reason": str(exc)})
         raise BadRequestError(str(exc)) from None
@@ -58,7 +59,9 @@ def get_predictions() -> dict:
     items, last = storage().query_page(query.pk(run), query.sk_from, query.sk_to, limit=query.limit, start=start)
     if not items and start is None and not storage().query_page(query.pk(run), *records.ALL_DATES, limit=1)[0]:
         hint = "" if query.store_id != records.NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
-        raise NotFoundError(f"no predictions for item {query.item_id!r} in store {query.store_id!r} in dataset {query.dataset!r}{hint}")
+        raise NotFoundError(
+            f"no predictions for item {query.item_id!r} in store {query.store_id!r} in dataset {query.dataset!r}{hint}"
+        )
     return {
         "dataset": query.dataset,
         "item_id": query.item_id,

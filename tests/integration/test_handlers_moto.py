@@ -79,7 +79,8 @@ def run_pipeline(key: str) -> tuple[dict, dict, dict]:
 def all_items() -> list[dict]:
     """Every prediction item in the table, of every run (the CURRENT pointers left out)."""
     table = boto3.resource("dynamodb").Table(TABLE)
-    return sorted((item for item in table.scan()["Items"] if item["sk"].startswith("DATE#")), key=lambda item: (item["pk"], item["sk"]))
+    predictions = [item for item in table.scan()["Items"] if item["sk"].startswith("DATE#")]
+    return sorted(predictions, key=lambda item: (item["pk"], item["sk"]))
 
 
 def current(dataset: str) -> dict | None:
@@ -142,7 +143,7 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     assert pointer["forecast_id"] == predicted["forecast_id"] and pointer["predictions_key"] == predicted["predictions_key"]
     assert predicted["predictions_key"] == f"predictions/sales/{predicted['forecast_id']}/predictions.csv.gz"
     assert {item["forecast_id"] for item in items} == {predicted["forecast_id"]}
-    (expiry,) = {int(item["expires_at"]) for item in items}  # one TTL for the run: 35 days after its end (or after today, if later)
+    (expiry,) = {int(item["expires_at"]) for item in items}  # one TTL for the run: 35 days after its end (or today, if later)
     assert expiry >= calendar.timegm(date.fromisoformat(pointer["forecast_range"][1]).timetuple()) + 35 * 86400
     metadata = read_json(aws, predicted["model_key"].replace("model.joblib", "metadata.json"))
     manifest = read_json(aws, featured["manifest_key"])
@@ -341,8 +342,8 @@ def test_two_datasets_with_the_same_item_ids_keep_both_forecasts(aws):
         predicted = run_pipeline(f"raw/{dataset}/a.csv")[2]
         answers[dataset] = predicted
     for dataset, predicted in answers.items():
-        event.update(rawPath=f"/datasets/{dataset}/predictions/ITEM-000", pathParameters={"dataset": dataset, "item_id": "ITEM-000"})
-        event["queryStringParameters"] = {"store": "STORE-00"}
+        event.update(rawPath=f"/datasets/{dataset}/predictions/ITEM-000", queryStringParameters={"store": "STORE-00"})
+        event["pathParameters"] = {"dataset": dataset, "item_id": "ITEM-000"}
         body = json.loads(api(event, FakeContext("PredictionsApi"))["body"])
         expected = read_csv_gz(aws, predicted["predictions_key"])
         assert body["forecast_id"] == predicted["forecast_id"] and current(dataset)["forecast_id"] == predicted["forecast_id"]

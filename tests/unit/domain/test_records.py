@@ -4,7 +4,6 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from item_prediction import records
 
 # Names and ids built from the keys' own pieces find a collision quickly when escaping is missing.
@@ -45,13 +44,18 @@ def test_a_key_splits_back_into_its_series(dataset, item, store):
 @given(st.tuples(datasets, ids, ids), st.tuples(datasets, ids, ids))
 def test_distinct_series_have_distinct_keys(first, second):
     if first != second:
-        assert records.prediction_pk(first[0], "run", first[1], first[2]) != records.prediction_pk(second[0], "run", second[1], second[2])
+        assert records.prediction_pk(first[0], "run", first[1], first[2]) != records.prediction_pk(
+            second[0], "run", second[1], second[2]
+        )
 
 
 def test_the_run_is_named_by_model_features_and_horizon():
     run = records.forecast_id("m1", "f1", 14)
     assert run.startswith("m1-") and run == records.forecast_id("m1", "f1", 14)
-    assert len({run, records.forecast_id("m1", "f2", 14), records.forecast_id("m1", "f1", 7), records.forecast_id("m2", "f1", 14)}) == 4
+    assert (
+        len({run, records.forecast_id("m1", "f2", 14), records.forecast_id("m1", "f1", 7), records.forecast_id("m2", "f1", 14)})
+        == 4
+    )
 
 
 def test_query_defaults_to_every_date_and_a_page_of_100():

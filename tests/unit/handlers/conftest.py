@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from item_prediction import handler_support
+from moto import mock_aws
 
 BUCKET, TABLE = "item-prediction-handlers-test", "item-prediction-handlers-test"
 
@@ -24,8 +23,11 @@ class FakeContext:
 @pytest.fixture
 def table(monkeypatch):
     """The handlers' Storage (handler_support.storage()) on a moto bucket and table."""
-    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "TABLE_NAME": TABLE, "BUCKET_NAME": BUCKET, "POWERTOOLS_SERVICE_NAME": "item-prediction"}.items():  # fmt: skip
+    environment = {
+        **{"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        **{"TABLE_NAME": TABLE, "BUCKET_NAME": BUCKET, "POWERTOOLS_SERVICE_NAME": "item-prediction"},
+    }
+    for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     handler_support.settings.cache_clear()
@@ -33,10 +35,11 @@ def table(monkeypatch):
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )  # fmt: skip
+        )
         yield handler_support.storage()
     handler_support.settings.cache_clear()
     handler_support.storage.cache_clear()

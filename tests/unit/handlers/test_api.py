@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-
 from item_prediction import records
 
 from .conftest import FakeContext
@@ -17,27 +16,49 @@ from .conftest import FakeContext
 EVENT = json.loads((Path(__file__).resolve().parents[3] / "events" / "api_get_predictions.json").read_text())
 
 
-def seed(storage, dataset: str, run: str, series: dict[tuple[str, str], float], *, days: int = 5, first: str = "2024-03-01") -> None:
+def seed(
+    storage, dataset: str, run: str, series: dict[tuple[str, str], float], *, days: int = 5, first: str = "2024-03-01"
+) -> None:
     """A run's items for each (item, store) series, ``days`` dates each, prediction = base + day index."""
     start = date.fromisoformat(first)
+    dated = [(offset, (start + timedelta(days=offset)).isoformat()) for offset in range(days)]
     storage.put_items(
-        {"pk": records.prediction_pk(dataset, run, item, store), "sk": records.date_sk(day.isoformat()), "item_id": item, "store_id": store,
-         "date": day.isoformat(), "prediction": base + offset, "model_version": run.split("-")[0], "forecast_id": run, "dataset": dataset}
+        {
+            **{
+                "pk": records.prediction_pk(dataset, run, item, store),
+                "sk": records.date_sk(day),
+                "item_id": item,
+                "store_id": store,
+            },
+            **{
+                "date": day,
+                "prediction": base + offset,
+                "model_version": run.split("-")[0],
+                "forecast_id": run,
+                "dataset": dataset,
+            },
+        }
         for (item, store), base in series.items()
-        for offset, day in enumerate(start + timedelta(days=n) for n in range(days))
-    )  # fmt: skip
+        for offset, day in dated
+    )
 
 
 def flip(storage, dataset: str, run: str) -> None:
     storage.put_item({**records.current_key(dataset), "forecast_id": run, "model_version": run.split("-")[0], "dataset": dataset})
 
 
-def call(dataset: str = "sales", item: str = "ITEM-000", params: dict | None = None, *, path_parameters: bool = True) -> tuple[int, dict, dict]:
+def call(
+    dataset: str = "sales", item: str = "ITEM-000", params: dict | None = None, *, path_parameters: bool = True
+) -> tuple[int, dict, dict]:
     from predictions.api import handler
 
     event = copy.deepcopy(EVENT)
     path = f"/datasets/{dataset}/predictions/{item}"
-    event.update(rawPath=path, pathParameters={"dataset": dataset, "item_id": item} if path_parameters else None, queryStringParameters=params)
+    event.update(
+        rawPath=path,
+        pathParameters={"dataset": dataset, "item_id": item} if path_parameters else None,
+        queryStringParameters=params,
+    )
     event["requestContext"]["http"]["path"] = path
     response = handler(event, FakeContext())
     return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}

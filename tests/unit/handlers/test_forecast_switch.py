@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
-
 from item_prediction import handler_support, model, prediction_step, records
 
 from .test_api import call
@@ -21,17 +20,28 @@ def forecast(first: str, value: float, *, days: int = 4) -> pd.DataFrame:
 
 
 def run(version: str, horizon: int = 4) -> dict:
-    return {"model_version": version, "model_key": f"models/sales/{version}/model.joblib", "features_fingerprint": "f", "horizon": horizon}
+    return {
+        "model_version": version,
+        "model_key": f"models/sales/{version}/model.joblib",
+        "features_fingerprint": "f",
+        "horizon": horizon,
+    }
 
 
 def publish(storage, version: str, value: float, first: str = "2030-01-01") -> dict:
-    return prediction_step.publish(storage, handler_support.settings(), "sales", forecast(first, value), run(version), today=date(2030, 1, 1))
+    return prediction_step.publish(
+        storage, handler_support.settings(), "sales", forecast(first, value), run(version), today=date(2030, 1, 1)
+    )
 
 
 def test_a_run_is_shown_once_published_and_replaces_the_previous_one(table):
     old = publish(table, "old", 1.0)
     status, body, _ = call()
-    assert status == 200 and body["forecast_id"] == old["forecast_id"] and {row["prediction"] for row in body["predictions"]} == {1.0}
+    assert (
+        status == 200
+        and body["forecast_id"] == old["forecast_id"]
+        and {row["prediction"] for row in body["predictions"]} == {1.0}
+    )
     assert old["predictions_key"] == f"predictions/sales/{old['forecast_id']}/predictions.csv.gz"
     new = publish(table, "new", 2.0, first="2030-01-03")
     body = call()[1]
@@ -46,7 +56,9 @@ def test_a_failure_before_the_flip_leaves_the_previous_forecast_on_display(table
     def failing_flip(item):
         """The pointer write fails; by then every item of the new run is already written."""
         run_id = item["forecast_id"]
-        seen["items"] = table.query_page(records.prediction_pk("sales", run_id, "ITEM-000", "_"), *records.ALL_DATES, limit=100)[0]
+        seen["items"] = table.query_page(records.prediction_pk("sales", run_id, "ITEM-000", "_"), *records.ALL_DATES, limit=100)[
+            0
+        ]
         seen["csv"] = table.exists(f"predictions/sales/{run_id}/predictions.csv.gz")
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "pointer write failed"}}, "PutItem")
 
@@ -55,7 +67,11 @@ def test_a_failure_before_the_flip_leaves_the_previous_forecast_on_display(table
         publish(table, "new", 2.0)
     assert len(seen["items"]) == 4 and seen["csv"]  # items and CSV first, the flip last
     status, body, _ = call()
-    assert status == 200 and body["forecast_id"] == old["forecast_id"] and {row["prediction"] for row in body["predictions"]} == {1.0}
+    assert (
+        status == 200
+        and body["forecast_id"] == old["forecast_id"]
+        and {row["prediction"] for row in body["predictions"]} == {1.0}
+    )
 
 
 def test_the_pointer_says_which_run_is_current(table):
@@ -78,7 +94,9 @@ def test_items_expire_35_days_after_the_forecast(last_day, today, expires):
 
 def test_items_carry_the_run_and_its_expiry(table):
     published = publish(table, "v1", 1.0)
-    items = table.query_page(records.prediction_pk("sales", published["forecast_id"], "ITEM-000", "_"), *records.ALL_DATES, limit=10)[0]
+    items = table.query_page(
+        records.prediction_pk("sales", published["forecast_id"], "ITEM-000", "_"), *records.ALL_DATES, limit=10
+    )[0]
     assert {(item["forecast_id"], item["dataset"], int(item["expires_at"])) for item in items} == {
         (published["forecast_id"], "sales", int(datetime(2030, 2, 8, tzinfo=UTC).timestamp()))
     }
@@ -98,7 +116,10 @@ def test_latest_json_follows_the_model_and_records_its_sha256(table, monkeypatch
     prediction_step.save_model(table, "models/sales/", FakeBundle())
     assert order == ["models/sales/v1/model.joblib", "models/sales/v1/metadata.json", "models/sales/latest.json"]
     latest = table.get_json("models/sales/latest.json")
-    assert latest["model_sha256"] == hashlib.sha256(b"model bytes").hexdigest() and latest["model_key"] == "models/sales/v1/model.joblib"
+    assert (
+        latest["model_sha256"] == hashlib.sha256(b"model bytes").hexdigest()
+        and latest["model_key"] == "models/sales/v1/model.joblib"
+    )
 
 
 @pytest.fixture
@@ -123,7 +144,10 @@ def test_predict_loads_a_model_whose_bytes_match(table, loads):
 
 @pytest.mark.parametrize(
     ("sha", "message"),
-    [(hashlib.sha256(b"trusted").hexdigest(), "refusing to load models/sales/v1/model.joblib: its SHA-256 is"), (None, "records no model_sha256")],
+    [
+        (hashlib.sha256(b"trusted").hexdigest(), "refusing to load models/sales/v1/model.joblib: its SHA-256 is"),
+        (None, "records no model_sha256"),
+    ],
 )
 def test_predict_refuses_a_model_latest_json_does_not_vouch_for(table, loads, sha, message):
     put_latest(table, b"replaced by someone", sha)
