@@ -168,9 +168,10 @@ class Storage:
     def query_page(self, pk: str, sk_from: str, sk_to: str, *, limit: int, start: dict | None = None) -> tuple[list, dict | None]:
         """Up to ``limit`` items of one partition with ``sk`` between the bounds (inclusive), in sk
         order, after ``start`` (a key) when given; and the key of the last item returned when more
-        follow (None when this page is the last one)."""
+        follow (None when this page is the last one). Strongly consistent, like :meth:`get_item`:
+        a run's items, written before its flip, are all seen once the flip is."""
         items: list[dict] = []
-        args = {"KeyConditionExpression": Key("pk").eq(pk) & Key("sk").between(sk_from, sk_to)}
+        args = {"KeyConditionExpression": Key("pk").eq(pk) & Key("sk").between(sk_from, sk_to), "ConsistentRead": True}
         if start:
             args["ExclusiveStartKey"] = start
         while len(items) <= limit:  # one item more than asked for says whether another page follows

@@ -20,7 +20,8 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from item_prediction import records
 from item_prediction.handler_support import logger, storage
 
@@ -52,6 +53,7 @@ def get_predictions() -> dict:
     if current is None:
         raise NotFoundError(f"dataset {query.dataset!r} has no current forecast")
     run = current["forecast_id"]
+    logger.append_keys(dataset=query.dataset, forecast_id=run)
     try:
         start = query.start_key(run)
     except records.QueryError as exc:
@@ -73,7 +75,7 @@ def get_predictions() -> dict:
     }
 
 
-@app.exception_handler([ClientError, ConnectionError, HTTPClientError])
+@app.exception_handler([ClientError, BotocoreConnectionError, HTTPClientError])
 def dynamodb_unavailable(exc: Exception) -> Response:
     """DynamoDB failed or could not be reached: a 503 the client may retry, not a 500."""
     code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__

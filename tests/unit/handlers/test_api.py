@@ -7,6 +7,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from item_prediction import records
@@ -201,3 +202,23 @@ def test_a_failing_query_is_503_too(table, monkeypatch):
     monkeypatch.setattr(type(table), "query_page", failing)
     status, _, headers = call()
     assert status == 503 and "Retry-After" in headers
+
+
+def test_a_table_dynamodb_cannot_find_is_503_not_500(table):
+    boto3.client("dynamodb").delete_table(TableName=table.table_name)  # moto answers ResourceNotFoundException
+    status, body, headers = call()
+    assert status == 503 and "ResourceNotFoundException" in body["message"] and headers["Retry-After"] == "2"
+
+
+def test_reads_are_strongly_consistent(table):
+    """A flip just made, and the items written before it, are what the next request sees."""
+    seed(table, "sales", "run-1", {("ITEM-000", "_"): 0.0})
+    flip(table, "sales", "run-1")
+    sent = []
+    events = table.table.meta.client.meta.events
+    for operation in ("GetItem", "Query"):
+        events.register(
+            f"provide-client-params.dynamodb.{operation}", lambda params, model, **_: sent.append((model.name, params))
+        )
+    assert call()[0] == 200
+    assert {name for name, _ in sent} == {"GetItem", "Query"} and all(params.get("ConsistentRead") is True for _, params in sent)
