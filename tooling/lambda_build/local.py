@@ -358,8 +358,9 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator) -> dict:
         report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
         summary["validation"] = {k: report.get(k) for k in ("rows_in", "rows_clean", "rows_quarantined", "rules", "file_reason", "file_detail")}
         summary["validation"]["report_key"] = report_key
-        run = result.get("forecast_id")  # the run this job published (the table may hold others: pointers, older runs)
-        items = [i for i in _boto("dynamodb").scan(TableName=table)["Items"] if run and i.get("forecast_id", {}).get("S") == run]
+        run = result.get("forecast_id")  # the predictions of the run this job published, not pointers or older runs
+        scanned = _boto("dynamodb").scan(TableName=table)["Items"]
+        items = [i for i in scanned if i["sk"]["S"].startswith("DATE#") and i.get("forecast_id", {}).get("S") == run]
         summary["predictions"] = sorted(
             ({"item_id": i["item_id"]["S"], "store_id": i["store_id"]["S"], "date": i["date"]["S"], "prediction": float(i["prediction"]["N"])} for i in items),
             key=lambda row: (row["item_id"], row["store_id"], row["date"]),
