@@ -4,16 +4,23 @@ Modes:
 
 * ``train_and_predict`` (default): backtest on the last ``horizon`` periods against seasonal
   naive, fit on everything, save ``models/<dataset>/<version>/model.joblib`` and
-  ``metadata.json``, point ``models/<dataset>/latest.json`` at it, then forecast;
-* ``predict``: forecast with the model ``models/<dataset>/latest.json`` points at (fails with a
-  clear message when there is none yet).
+  ``metadata.json``, then point ``models/<dataset>/latest.json`` at it (with the model's
+  SHA-256), then forecast;
+* ``predict``: forecast with the model ``models/<dataset>/latest.json`` points at, after checking
+  its SHA-256 against latest.json (fails with a clear message when there is none yet or the bytes
+  differ: nothing is unpickled that latest.json does not vouch for).
 
-Predictions go to DynamoDB (``pk = ITEM#<item>#STORE#<store or _>``, ``sk = DATE#<yyyy-mm-dd>``;
-a re-run overwrites the same items, never duplicates) and to S3 as
-``predictions/<dataset>/<version>/predictions.csv.gz``.
+Storing switches atomically: every prediction of the run goes to DynamoDB under its
+``forecast_id`` (keys in :mod:`item_prediction.records`, with ``expires_at`` for TTL), the CSV to
+``predictions/<dataset>/<forecast_id>/predictions.csv.gz``, and only then the dataset's CURRENT
+pointer names the run (the flip). A failure before the flip leaves the previous forecast on
+display; the superseded run's items expire.
 """
 
 from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -23,29 +30,47 @@ from .steps import NothingToDo
 from .storage import Storage
 
 MODES = ("train_and_predict", "predict")
+EXPIRY_DAYS = 35  # a run's items live this long after its last forecast date (or after the run, if later)
+
+
+class ModelIntegrityError(ValueError):
+    """The model's bytes are not the ones latest.json vouches for: never unpickled."""
 
 
 def load_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, dict]:
     manifest = storage.get_json(manifest_key)
-    frame = storage.read_csv(manifest["features_key"], dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""])
+    frame = storage.read_csv(
+        manifest["features_key"], dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""]
+    )
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     return frame, manifest
 
 
-def prediction_items(forecast: pd.DataFrame, version: str, dataset: str) -> list[dict]:
+def expires_at(last_day: date, today: date) -> int:
+    """TTL (epoch seconds): EXPIRY_DAYS after the last forecast date, counted from today when the
+    forecast lies in the past (a backfill), so a current run is not deleted as it is published."""
+    end = max(last_day, today) + timedelta(days=EXPIRY_DAYS)
+    return int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp())
+
+
+def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecast_id: str, expiry: int) -> list[dict]:
     days = forecast[schema.DATE].dt.strftime("%Y-%m-%d")
     return [
         {
-            "pk": records.series_pk(item, store),
+            "pk": records.prediction_pk(dataset, forecast_id, item, store),
             "sk": records.date_sk(day),
             "item_id": item,
             "store_id": store,
             "date": day,
             "prediction": round(float(value), 4),
             "model_version": version,
+            "forecast_id": forecast_id,
             "dataset": dataset,
+            "expires_at": expiry,
         }
-        for item, store, day, value in zip(forecast[schema.ITEM], forecast[schema.STORE], days, forecast["prediction"])
+        for item, store, day, value in zip(
+            forecast[schema.ITEM], forecast[schema.STORE], days, forecast["prediction"], strict=True
+        )
     ]
 
 
@@ -56,7 +81,72 @@ def resolve_horizon(requested, settings: Settings, frequency: str) -> int:
     return model.check_horizon(settings.forecast_horizon or schema.DEFAULT_HORIZON[frequency])
 
 
-def run(storage: Storage, settings: Settings, dataset: str, manifest_key: str, *, mode: str = "train_and_predict", horizon=None) -> dict:
+def save_model(storage: Storage, prefix: str, bundle: model.ModelBundle) -> str:
+    """Model, then metadata, then latest.json (with the model's SHA-256): latest.json never names
+    a model that is not fully written."""
+    data = bundle.dumps()
+    version = bundle.metadata["version"]
+    model_key = storage.put_bytes(f"{prefix}{version}/model.joblib", data)
+    storage.put_json(f"{prefix}{version}/metadata.json", bundle.metadata)
+    latest = {
+        "version": version,
+        "model_key": model_key,
+        "model_sha256": hashlib.sha256(data).hexdigest(),
+        "metrics": bundle.metadata["metrics"],
+    }
+    storage.put_json(f"{prefix}latest.json", latest)
+    return model_key
+
+
+def load_latest_model(storage: Storage, prefix: str) -> tuple[model.ModelBundle, str]:
+    """The model latest.json points at, once its bytes match the SHA-256 latest.json records."""
+    latest_key = f"{prefix}latest.json"
+    if not storage.exists(latest_key):
+        raise ValueError(f"mode 'predict' needs a trained model: {latest_key} does not exist; run 'train_and_predict' first")
+    latest = storage.get_json(latest_key)
+    model_key, expected = latest["model_key"], latest.get("model_sha256")
+    if not expected:
+        raise ModelIntegrityError(
+            f"{latest_key} records no model_sha256, so {model_key} cannot be checked: retrain with 'train_and_predict'"
+        )
+    data = storage.get_bytes(model_key)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ModelIntegrityError(
+            f"refusing to load {model_key}: its SHA-256 is {actual}, {latest_key} records {expected}; "
+            "retrain with 'train_and_predict'"
+        )
+    return model.ModelBundle.loads(data), model_key
+
+
+def publish(
+    storage: Storage, settings: Settings, dataset: str, forecast: pd.DataFrame, run: dict, *, today: date | None = None
+) -> dict:
+    """Store a run's forecast and make it the dataset's current one: items, CSV, then the flip.
+
+    ``run`` holds ``model_version``, ``model_key``, ``features_fingerprint`` and ``horizon``.
+    """
+    run_id = records.forecast_id(run["model_version"], run["features_fingerprint"], run["horizon"])
+    first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
+    expiry = expires_at(last, today or datetime.now(UTC).date())
+    written = storage.put_items(prediction_items(forecast, run["model_version"], dataset, run_id, expiry))
+    predictions_key = storage.write_csv(f"{settings.predictions_prefix}{dataset}/{run_id}/predictions.csv.gz", forecast, escape_formulas=True)
+    pointer = {
+        "forecast_id": run_id,
+        "model_version": run["model_version"],
+        "model_key": run["model_key"],
+        "predictions_key": predictions_key,
+        "horizon": run["horizon"],
+        "forecast_range": [first.isoformat(), last.isoformat()],
+        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    storage.put_item({**records.current_key(dataset), **pointer, "dataset": dataset})  # the flip, last
+    return {**pointer, "predictions_written": written}
+
+
+def run(
+    storage: Storage, settings: Settings, dataset: str, manifest_key: str, *, mode: str = "train_and_predict", horizon=None
+) -> dict:
     """Run the step; raises NothingToDo when the dataset is too short to train and backtest on."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -68,31 +158,34 @@ def run(storage: Storage, settings: Settings, dataset: str, manifest_key: str, *
             bundle = model.train(frame, manifest, horizon)
         except model.InsufficientHistory as exc:
             raise NothingToDo(f"not enough history to train and backtest {horizon} periods: {exc}") from None
-        version = bundle.metadata["version"]
-        model_key = storage.put_bytes(f"{prefix}{version}/model.joblib", bundle.dumps())
-        storage.put_json(f"{prefix}{version}/metadata.json", bundle.metadata)
-        storage.put_json(f"{prefix}latest.json", {"version": version, "model_key": model_key, "metrics": bundle.metadata["metrics"]})
+        model_key = save_model(storage, prefix, bundle)
     else:
-        if not storage.exists(f"{prefix}latest.json"):
-            raise ValueError(f"mode 'predict' needs a trained model: {prefix}latest.json does not exist; run 'train_and_predict' first")
-        model_key = storage.get_json(f"{prefix}latest.json")["model_key"]
-        bundle = model.ModelBundle.loads(storage.get_bytes(model_key))
-        version = bundle.metadata["version"]
+        bundle, model_key = load_latest_model(storage, prefix)
         if bundle.frequency != manifest["frequency"]:
-            raise ValueError(f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain")
+            raise ValueError(
+                f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain"
+            )
+    version = bundle.metadata["version"]
     forecast = model.forecast(bundle, frame, horizon)
-    written = storage.put_items(prediction_items(forecast, version, dataset))
-    predictions_key = storage.write_csv(f"{settings.predictions_prefix}{dataset}/{version}/predictions.csv.gz", forecast, escape_formulas=True)
+    fingerprint = f"{manifest['version']}:{manifest['source_fingerprint']}"
+    published = publish(
+        storage,
+        settings,
+        dataset,
+        forecast,
+        {"model_version": version, "model_key": model_key, "features_fingerprint": fingerprint, "horizon": horizon},
+    )
     return {
         "bucket": storage.bucket,
         "dataset": dataset,
         "mode": mode,
         "model_key": model_key,
         "model_version": version,
-        "predictions_key": predictions_key,
-        "predictions_written": written,
+        "forecast_id": published["forecast_id"],
+        "predictions_key": published["predictions_key"],
+        "predictions_written": published["predictions_written"],
         "series": int(forecast.groupby([schema.ITEM, schema.STORE]).ngroups),
         "horizon": horizon,
-        "forecast_range": [forecast[schema.DATE].min().strftime("%Y-%m-%d"), forecast[schema.DATE].max().strftime("%Y-%m-%d")],
+        "forecast_range": published["forecast_range"],
         "metrics": bundle.metadata["metrics"],
     }

@@ -1,62 +1,187 @@
-"""Prediction records: DynamoDB keys and the API's query contract. Standard library only, so the
-API function needs no data-science layer."""
+"""Prediction records: the DynamoDB keys and the read API's request contract. Standard library only,
+so the API function needs no data-science layer.
+
+Keys (one table, ``pk`` and ``sk`` strings):
+
+* a prediction: ``pk = DS#<dataset>#RUN#<forecast_id>#ITEM#<esc item>#STORE#<esc store>``,
+  ``sk = DATE#<yyyy-mm-dd>``; every run writes its own items, which expire by TTL;
+* the dataset's current forecast: ``pk = DS#<dataset>``, ``sk = CURRENT``, written after all of a
+  run's items (the flip): the API reads it first and shows that run only.
+
+``esc`` percent-encodes ``%`` and ``#`` in ids, so an id holding the separator can never produce
+another series' key; the items themselves carry the original ids.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
 
-from .schema import MAX_ID_LENGTH, NO_STORE
+from .schema import DATASET_PATTERN, MAX_ID_LENGTH, NO_STORE
 
-MAX_QUERY_DAYS = 366
+MAX_QUERY_DAYS = 366  # dates per request, inclusive, whether one or both bounds are given
+MAX_LIMIT = 366  # predictions per page
+DEFAULT_LIMIT = 100
+MAX_TOKEN_LENGTH = 2048
+PARAMETERS = ("store", "from", "to", "limit", "next_token")
+_ESCAPES = {"%": "%25", "#": "%23"}
+_UNESCAPES = {value: key for key, value in _ESCAPES.items()}
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_SK = re.compile(r"DATE#\d{4}-\d{2}-\d{2}")
 
 
 class QueryError(ValueError):
     """A request the API answers with 400 and this message."""
 
 
-def series_pk(item_id: str, store_id: str | None) -> str:
-    return f"ITEM#{item_id}#STORE#{store_id or NO_STORE}"
+def esc(text: str) -> str:
+    """``%`` -> ``%25`` and ``#`` -> ``%23``; every other character is kept."""
+    return re.sub("[%#]", lambda match: _ESCAPES[match.group()], text)
+
+
+def unesc(text: str) -> str:
+    """The inverse of :func:`esc` (one pass: in escaped text every ``%`` starts an escape)."""
+    return re.sub("%2[35]", lambda match: _UNESCAPES[match.group()], text)
+
+
+def prediction_pk(dataset: str, forecast_id: str, item_id: str, store_id: str | None) -> str:
+    return f"DS#{esc(dataset)}#RUN#{esc(forecast_id)}#ITEM#{esc(item_id)}#STORE#{esc(store_id or NO_STORE)}"
 
 
 def date_sk(day: str) -> str:
     return f"DATE#{day}"
 
 
+ALL_DATES = (date_sk("0000-00-00"), date_sk("9999-99-99"))  # sk bounds taking every date
+
+
+def current_key(dataset: str) -> dict:
+    """The key of the dataset's current-forecast pointer."""
+    return {"pk": f"DS#{esc(dataset)}", "sk": "CURRENT"}
+
+
+def forecast_id(model_version: str, features_fingerprint: str, horizon: int) -> str:
+    """Names a run by what it forecast from: the same model, features and horizon give the same id
+    (a re-run overwrites its own items), anything else a new one."""
+    digest = hashlib.sha256(json.dumps([model_version, features_fingerprint, horizon]).encode()).hexdigest()
+    return f"{model_version}-{digest[:8]}"
+
+
+def encode_token(key: dict) -> str:
+    """The opaque ``next_token`` for a page that ends at ``key`` (a DynamoDB key, pk and sk)."""
+    return base64.urlsafe_b64encode(json.dumps({"pk": key["pk"], "sk": key["sk"]}).encode()).decode().rstrip("=")
+
+
+def _decode_token(text: str) -> dict:
+    refusal = QueryError("'next_token' is not one this API gave out: repeat the request without it")
+    if len(text) > MAX_TOKEN_LENGTH:
+        raise refusal
+    try:
+        key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        raise refusal from None
+    if not isinstance(key, dict) or set(key) != {"pk", "sk"} or not all(isinstance(v, str) for v in key.values()):
+        raise refusal
+    if not _DATE_SK.fullmatch(key["sk"]):
+        raise refusal
+    return key
+
+
 def _date(name: str, text: str | None) -> date | None:
     if text in (None, ""):
         return None
     try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
         raise QueryError(f"'{name}' must be a date like 2024-05-31, got {text!r}") from None
 
 
-def parse_query(item_id: str | None, params: dict | None) -> dict:
-    """Validate ``GET /predictions/{item_id}?store=S&from=YYYY-MM-DD&to=YYYY-MM-DD``."""
-    params = params or {}
-    unknown = set(params) - {"store", "from", "to"}
-    if unknown:
-        raise QueryError(f"unknown query parameters {sorted(unknown)}; use store, from, to")
-    if not item_id or len(item_id) > MAX_ID_LENGTH:
-        raise QueryError("item_id is required (at most 128 characters)")
-    store = params.get("store") or None
+def _date_range(params: dict) -> tuple[date | None, date | None]:
+    """The inclusive range asked for; one bound alone covers MAX_QUERY_DAYS days from it."""
     start, end = _date("from", params.get("from")), _date("to", params.get("to"))
-    if start and end and start > end:
-        raise QueryError("'from' is after 'to'")
-    if start and end and (end - start).days > MAX_QUERY_DAYS:
-        raise QueryError(f"at most {MAX_QUERY_DAYS} days per request")
-    return {
-        "item_id": item_id,
-        "store_id": store or NO_STORE,
-        "pk": series_pk(item_id, store),
-        "sk_from": date_sk(start.isoformat() if start else "0000-00-00"),
-        "sk_to": date_sk(end.isoformat() if end else "9999-99-99"),
-    }
+    span = timedelta(days=MAX_QUERY_DAYS - 1)
+    if start and end:
+        if start > end:
+            raise QueryError("'from' is after 'to'")
+        if end - start > span:
+            raise QueryError(f"at most {MAX_QUERY_DAYS} days per request (from {start} to {end} is {(end - start).days + 1})")
+    elif start:
+        end = start + span if start <= date.max - span else date.max
+    elif end:
+        start = end - span if end >= date.min + span else date.min
+    return start, end
+
+
+def _limit(text: str | None) -> int:
+    if text in (None, ""):
+        return DEFAULT_LIMIT
+    if not re.fullmatch("[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_LIMIT:
+        raise QueryError(f"'limit' must be a whole number from 1 to {MAX_LIMIT}, got {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated request for one series' predictions in the dataset's current forecast."""
+
+    dataset: str
+    item_id: str
+    store_id: str
+    sk_from: str
+    sk_to: str
+    limit: int
+    token: dict | None = None
+
+    def pk(self, forecast_id: str) -> str:
+        return prediction_pk(self.dataset, forecast_id, self.item_id, self.store_id)
+
+    def start_key(self, forecast_id: str) -> dict | None:
+        """Where the page starts: the token's key, refused unless it continues this very request
+        (same series and forecast, inside the dates asked for)."""
+        if self.token is None:
+            return None
+        if self.token["pk"] != self.pk(forecast_id) or not self.sk_from <= self.token["sk"] <= self.sk_to:
+            raise QueryError(
+                "'next_token' belongs to another request or to a forecast since replaced: repeat the request without it"
+            )
+        return self.token
+
+
+def parse_query(dataset: str | None, item_id: str | None, params: dict | None) -> Query:
+    """Validate ``GET /datasets/{dataset}/predictions/{item_id}?store=&from=&to=&limit=&next_token=``."""
+    params = params or {}
+    unknown = set(params) - set(PARAMETERS)
+    if unknown:
+        raise QueryError(f"unknown query parameters {sorted(unknown)}; use {', '.join(PARAMETERS)}")
+    if not dataset or not re.fullmatch(DATASET_PATTERN, dataset):
+        raise QueryError(f"dataset {dataset!r} is not a dataset name: 1 to 64 of A-Z a-z 0-9 _ -")
+    if not item_id or len(item_id) > MAX_ID_LENGTH:
+        raise QueryError(f"item_id is required (at most {MAX_ID_LENGTH} characters)")
+    store = params.get("store") or None
+    if store is not None and len(store) > MAX_ID_LENGTH:
+        raise QueryError(f"'store' has at most {MAX_ID_LENGTH} characters")
+    start, end = _date_range(params)
+    token = _decode_token(params["next_token"]) if params.get("next_token") else None
+    return Query(
+        dataset=dataset,
+        item_id=item_id,
+        store_id=store or NO_STORE,
+        sk_from=date_sk(start.isoformat()) if start else ALL_DATES[0],
+        sk_to=date_sk(end.isoformat()) if end else ALL_DATES[1],
+        limit=_limit(params.get("limit")),
+        token=token,
+    )
 
 
 def present(items: list[dict]) -> list[dict]:
     """DynamoDB items as the API returns them, in date order."""
     return [
-        {"date": item["date"], "prediction": float(item["prediction"]), "model_version": item.get("model_version")}
-        for item in sorted(items, key=lambda item: item["sk"])
+        {"date": item["date"], "prediction": float(item["prediction"])} for item in sorted(items, key=lambda item: item["sk"])
     ]

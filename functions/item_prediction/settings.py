@@ -11,7 +11,7 @@ Variable                   Default              Meaning
 ``REPORTS_PREFIX``         ``reports/``         ``<dataset>/<file>.validation.json``
 ``FEATURES_PREFIX``        ``features/``        ``<dataset>/features.csv.gz`` and ``manifest.json``
 ``MODELS_PREFIX``          ``models/``          ``<dataset>/<version>/model.joblib``, ``latest.json``
-``PREDICTIONS_PREFIX``     ``predictions/``     ``<dataset>/<version>/predictions.csv.gz``
+``PREDICTIONS_PREFIX``     ``predictions/``     ``<dataset>/<forecast_id>/predictions.csv.gz``
 ``MAPPINGS_PREFIX``        ``config/mappings/``  ``<dataset>.json`` or ``default.json``
 ``FORECAST_HORIZON``       ``0``                periods; 0 = 14 for daily, 8 for weekly data
 ``CHUNK_ROWS``             ``100000``           rows validated at a time (bounds memory)

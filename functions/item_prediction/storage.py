@@ -157,7 +157,8 @@ class Storage:
 
     # -- DynamoDB -------------------------------------------------------------------------
     def put_items(self, items: Iterable[dict]) -> int:
-        """Write items; a re-run with the same keys overwrites them, never duplicates."""
+        """Write items (BatchWriteItem, unprocessed items retried); a re-run with the same keys
+        overwrites them, never duplicates."""
         count = 0
         with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
             for item in items:
@@ -165,20 +166,32 @@ class Storage:
                 count += 1
         return count
 
-    def query(self, pk: str, sk_from: str, sk_to: str, *, limit: int | None = None) -> list[dict]:
-        """Items of one partition with ``sk`` between the bounds (inclusive), in sk order."""
-        items, start = [], None
-        while True:
-            args = {"KeyConditionExpression": Key("pk").eq(pk) & Key("sk").between(sk_from, sk_to)}
-            if start:
-                args["ExclusiveStartKey"] = start
-            if limit:
-                args["Limit"] = limit
-            page = self.table.query(**args)
+    def put_item(self, item: dict) -> None:
+        """Write one item (PutItem), replacing any with its key."""
+        self.table.put_item(Item=_decimals(item))
+
+    def get_item(self, key: dict) -> dict | None:
+        """The item with ``key`` (GetItem, strongly consistent: a flip just made is seen), or None."""
+        return self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+
+    def query_page(self, pk: str, sk_from: str, sk_to: str, *, limit: int, start: dict | None = None) -> tuple[list, dict | None]:
+        """Up to ``limit`` items of one partition with ``sk`` between the bounds (inclusive), in sk
+        order, after ``start`` (a key) when given; and the key of the last item returned when more
+        follow (None when this page is the last one). Strongly consistent, like :meth:`get_item`:
+        a run's items, written before its flip, are all seen once the flip is."""
+        items: list[dict] = []
+        args = {"KeyConditionExpression": Key("pk").eq(pk) & Key("sk").between(sk_from, sk_to), "ConsistentRead": True}
+        if start:
+            args["ExclusiveStartKey"] = start
+        while len(items) <= limit:  # one item more than asked for says whether another page follows
+            page = self.table.query(**args, Limit=limit + 1 - len(items))
             items += page.get("Items", [])
-            start = page.get("LastEvaluatedKey")
-            if not start or (limit and len(items) >= limit):
-                return items[:limit] if limit else items
+            if "LastEvaluatedKey" not in page:
+                break
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        more = len(items) > limit
+        items = items[:limit]
+        return items, ({"pk": items[-1]["pk"], "sk": items[-1]["sk"]} if more else None)
 
 
 def _whole_numbers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:

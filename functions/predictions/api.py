@@ -1,37 +1,93 @@
-"""GET /predictions/{item_id}?store=S&from=YYYY-MM-DD&to=YYYY-MM-DD : the read path, for the HTTP API.
+"""GET /datasets/{dataset}/predictions/{item_id}?store=S&from=YYYY-MM-DD&to=YYYY-MM-DD&limit=N&next_token=T
 
-Handler ``predictions.api.handler`` (API Gateway HTTP API, payload format 2.0). ``store`` is
-optional (series without a store); ``from`` and ``to`` are optional and inclusive, at most 366
-days apart. Answers 200 with ``{"item_id", "store_id", "predictions": [{"date", "prediction",
-"model_version"}]}`` in date order, 400 with ``{"message"}`` for a bad request, 404 when the
-series has no predictions at all.
+Handler ``predictions.api.handler`` (API Gateway HTTP API, payload format 2.0), on Powertools'
+``APIGatewayHttpResolver``. ``store`` is optional (series without a store); ``from`` and ``to``
+are optional and inclusive, at most 366 days apart (one bound alone covers 366 days from it);
+``limit`` is 1 to 366 predictions per page (default 100); ``next_token`` continues a page.
 
-Imports no pandas or scikit-learn: one DynamoDB Query (pk, sk BETWEEN) per request.
+* 200 ``{"dataset", "item_id", "store_id", "forecast_id", "model_version", "predictions":
+  [{"date", "prediction"}], "next_token"}`` in date order, from the dataset's current forecast
+  only (``next_token`` is null on the last page);
+* 400 ``{"message"}`` for a bad request; 404 when the dataset has no current forecast or the
+  series has none in it; 503 with ``Retry-After`` when DynamoDB fails.
+
+Reads the dataset's CURRENT pointer (GetItem, consistent), then Queries that run's items of the
+series. Imports no pandas or scikit-learn.
 """
 
-import json
+from __future__ import annotations
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from item_prediction import records
 from item_prediction.handler_support import logger, storage
 
+RETRY_AFTER_SECONDS = 2
+app = APIGatewayHttpResolver()
 
-def _response(status: int, body: dict) -> dict:
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+def _path_parameter(name: str, position: int) -> str | None:
+    """A path parameter as API Gateway decoded it, else that segment of the path (events made by
+    hand). The route below is a regex rather than ``<name>`` because Powertools' ``<name>``
+    excludes characters such as ``#`` that ids may hold: our own checks decide."""
+    given = app.current_event.path_parameters or {}
+    if name in given:
+        return given[name]
+    segments = app.current_event.path.split("/")
+    return segments[position] if len(segments) > position else None
 
 
-@logger.inject_lambda_context(clear_state=True)
-def handler(event, context):
-    request = APIGatewayProxyEventV2(event)
+@app.get("/datasets/[^/]+/predictions/[^/]+")
+def get_predictions() -> dict:
     try:
-        query = records.parse_query((request.path_parameters or {}).get("item_id"), request.query_string_parameters)
+        query = records.parse_query(
+            _path_parameter("dataset", 2), _path_parameter("item_id", 4), app.current_event.query_string_parameters
+        )
     except records.QueryError as exc:
-        logger.info("bad request", extra={"reason": str(exc), "path": request.raw_path})
-        return _response(400, {"message": str(exc)})
-    logger.append_keys(pk=query["pk"])
-    items = storage().query(query["pk"], query["sk_from"], query["sk_to"])
-    if not items and not storage().query(query["pk"], records.date_sk("0000-00-00"), records.date_sk("9999-99-99"), limit=1):
-        hint = "" if query["store_id"] != records.NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
-        return _response(404, {"message": f"no predictions for item {query['item_id']!r} in store {query['store_id']!r}{hint}"})
-    return _response(200, {"item_id": query["item_id"], "store_id": query["store_id"], "predictions": records.present(items)})
+        logger.info("bad request", extra={"reason": str(exc)})
+        raise BadRequestError(str(exc)) from None
+    current = storage().get_item(records.current_key(query.dataset))
+    if current is None:
+        raise NotFoundError(f"dataset {query.dataset!r} has no current forecast")
+    run = current["forecast_id"]
+    logger.append_keys(dataset=query.dataset, forecast_id=run)
+    try:
+        start = query.start_key(run)
+    except records.QueryError as exc:
+        raise BadRequestError(str(exc)) from None
+    items, last = storage().query_page(query.pk(run), query.sk_from, query.sk_to, limit=query.limit, start=start)
+    if not items and start is None and not storage().query_page(query.pk(run), *records.ALL_DATES, limit=1)[0]:
+        hint = "" if query.store_id != records.NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
+        raise NotFoundError(
+            f"no predictions for item {query.item_id!r} in store {query.store_id!r} in dataset {query.dataset!r}{hint}"
+        )
+    return {
+        "dataset": query.dataset,
+        "item_id": query.item_id,
+        "store_id": query.store_id,
+        "forecast_id": run,
+        "model_version": current.get("model_version"),
+        "predictions": records.present(items),
+        "next_token": records.encode_token(last) if last else None,
+    }
+
+
+@app.exception_handler([ClientError, BotocoreConnectionError, HTTPClientError])
+def dynamodb_unavailable(exc: Exception) -> Response:
+    """DynamoDB failed or could not be reached: a 503 the client may retry, not a 500."""
+    code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+    logger.warning("DynamoDB unavailable", extra={"error": code})
+    return Response(
+        status_code=503,
+        content_type=content_types.APPLICATION_JSON,
+        body={"message": f"predictions are unavailable for a moment ({code}): retry after {RETRY_AFTER_SECONDS} seconds"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+def handler(event, context):
+    return app.resolve(event, context)

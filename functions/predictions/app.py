@@ -6,9 +6,13 @@ optionally with ``mode`` and ``horizon`` (periods, 1 to 366; default ``FORECAST_
 
 * ``"mode": "train_and_predict"`` (default): backtest against seasonal naive, train on all
   periods, save the model under ``models/<dataset>/<version>/`` and ``latest.json``, forecast;
-* ``"mode": "predict"``: forecast with the model ``models/<dataset>/latest.json`` points at.
+* ``"mode": "predict"``: forecast with the model ``models/<dataset>/latest.json`` points at, once
+  its SHA-256 matches the one latest.json records.
 
-Output: ``model_key``, ``model_version``, ``predictions_key``, ``predictions_written``,
+A run's predictions are written under its ``forecast_id``, then the dataset's CURRENT pointer
+is flipped to it (see :mod:`item_prediction.prediction_step`).
+
+Output: ``model_key``, ``model_version``, ``forecast_id``, ``predictions_key``, ``predictions_written``,
 ``series``, ``horizon``, ``forecast_range`` and the backtest ``metrics`` (``model`` and
 ``seasonal_naive`` MAE/WAPE, ``mae_improvement``, ``mae_ratio``, ``beats_baseline``), with the
 input's ``bucket``, ``dataset``, ``source_key`` and ``source_version``; or ``{"skipped": true,

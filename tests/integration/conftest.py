@@ -22,7 +22,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from item_prediction import handler_support
+from item_prediction import handler_support, records
 
 BUCKET, TABLE = "item-prediction-test", "item-prediction-predictions"
 
@@ -83,8 +83,15 @@ def run_pipeline(key: str) -> tuple[dict, dict, dict]:
 
 
 def all_items() -> list[dict]:
+    """Every prediction item in the table, of every run (the CURRENT pointers and other records left out)."""
     table = boto3.resource("dynamodb").Table(TABLE)
-    return sorted(table.scan()["Items"], key=lambda item: (item["pk"], item["sk"]))
+    predictions = [item for item in table.scan()["Items"] if item["sk"].startswith("DATE#")]
+    return sorted(predictions, key=lambda item: (item["pk"], item["sk"]))
+
+
+def current(dataset: str) -> dict | None:
+    """The dataset's CURRENT pointer (the published forecast run), or None."""
+    return boto3.resource("dynamodb").Table(TABLE).get_item(Key=records.current_key(dataset), ConsistentRead=True).get("Item")
 
 
 def read_json(s3, key: str) -> dict:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import calendar
+import gzip
+import hashlib
+import io
 import json
 from collections import Counter
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from item_prediction import handler_support, records
 from item_prediction.sample_data import RENAMED_COLUMNS, generate_sales
-from tests.integration.conftest import BUCKET, FakeContext, all_items, object_created, read_csv_gz, read_json, run_pipeline
+from tests.integration.conftest import BUCKET, FakeContext, all_items, current, object_created, read_csv_gz, read_json, run_pipeline
 
 
 def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, log_lines):
@@ -37,12 +42,19 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
         by_series.setdefault(item["pk"], []).append(item["date"])
     last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
     for (item_id, store_id), last_day in last.items():
-        days = by_series[records.series_pk(item_id, store_id)]
+        days = by_series[records.prediction_pk("sales", predicted["forecast_id"], item_id, store_id)]
         assert len(days) == 10 and min(days) > last_day, (item_id, store_id)
     assert all(item["prediction"] >= Decimal(0) for item in items)
 
     latest = read_json(aws, "models/sales/latest.json")
-    assert latest["model_key"] == predicted["model_key"]
+    model_bytes = aws.get_object(Bucket=BUCKET, Key=predicted["model_key"])["Body"].read()
+    assert latest["model_key"] == predicted["model_key"] and latest["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    pointer = current("sales")
+    assert pointer["forecast_id"] == predicted["forecast_id"] and pointer["predictions_key"] == predicted["predictions_key"]
+    assert predicted["predictions_key"] == f"predictions/sales/{predicted['forecast_id']}/predictions.csv.gz"
+    assert {item["forecast_id"] for item in items} == {predicted["forecast_id"]}
+    (expiry,) = {int(item["expires_at"]) for item in items}  # one TTL for the run: 35 days after its end (or today, if later)
+    assert expiry >= calendar.timegm(date.fromisoformat(pointer["forecast_range"][1]).timetuple()) + 35 * 86400
     metadata = read_json(aws, predicted["model_key"].replace("model.joblib", "metadata.json"))
     manifest = read_json(aws, featured["manifest_key"])
     assert metadata["metrics"] == predicted["metrics"] and metadata["training_fingerprint"] == manifest["source_fingerprint"]
@@ -77,7 +89,7 @@ def test_api_reads_a_date_range_and_rejects_bad_requests(aws):
     days = [item["date"] for item in all_items()]
     with open("events/api_get_predictions.json") as handle:
         event = json.load(handle)
-    event["pathParameters"] = {"item_id": "ITEM-000"}
+    event.update(rawPath="/datasets/shop/predictions/ITEM-000", pathParameters={"dataset": "shop", "item_id": "ITEM-000"})
     event["queryStringParameters"] = {"store": "STORE-00", "from": days[2], "to": days[4]}
     response = api(event, FakeContext("PredictionsApi"))
     body = json.loads(response["body"])
@@ -222,6 +234,29 @@ def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
 
     last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
     for (item_id, store_id), last_day in last.items():  # 8 Mondays, starting the week after the series' last
-        days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == records.series_pk(item_id, store_id)))
+        pk = records.prediction_pk("weekly", predicted["forecast_id"], item_id, store_id)
+        days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == pk))
         expected = pd.date_range(pd.Timestamp(last_day) + pd.Timedelta(weeks=1), periods=8, freq="W-MON")
         assert list(days) == list(expected), (item_id, store_id)
+
+
+def test_two_datasets_with_the_same_item_ids_keep_both_forecasts(aws):
+    from predictions.api import handler as api
+
+    with open("events/api_get_predictions.json") as handle:
+        event = json.load(handle)
+    answers = {}
+    for dataset, seed in (("north", 21), ("south", 22)):  # the same ITEM-000/STORE-00 ids, different sales
+        sample = generate_sales(items=1, stores=1, periods=120, seed=seed)
+        aws.put_object(Bucket=BUCKET, Key=f"raw/{dataset}/a.csv", Body=sample.content)
+        predicted = run_pipeline(f"raw/{dataset}/a.csv")[2]
+        answers[dataset] = predicted
+    for dataset, predicted in answers.items():
+        event.update(rawPath=f"/datasets/{dataset}/predictions/ITEM-000", queryStringParameters={"store": "STORE-00"})
+        event["pathParameters"] = {"dataset": dataset, "item_id": "ITEM-000"}
+        body = json.loads(api(event, FakeContext("PredictionsApi"))["body"])
+        expected = read_csv_gz(aws, predicted["predictions_key"])
+        assert body["forecast_id"] == predicted["forecast_id"] and current(dataset)["forecast_id"] == predicted["forecast_id"]
+        assert [row["prediction"] for row in body["predictions"]] == [round(float(value), 4) for value in expected["prediction"]]
+    assert answers["north"]["forecast_id"] != answers["south"]["forecast_id"]
+    assert len(all_items()) == 2 * 10

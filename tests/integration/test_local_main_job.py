@@ -44,7 +44,7 @@ def dynamodb_items(summary: dict) -> list[dict]:
     items, start = [], None
     while True:
         page = client.scan(TableName=summary["table"], **({"ExclusiveStartKey": start} if start else {}))
-        items += page["Items"]
+        items += [item for item in page["Items"] if item["sk"]["S"].startswith("DATE#")]  # predictions, not the CURRENT pointer
         start = page.get("LastEvaluatedKey")
         if not start:
             return items

@@ -135,7 +135,7 @@ def smoke(stack: str, region: str, *, lam=None, opener=urllib.request.urlopen) -
         problems.append("the stack has no PredictionsApiUrl output")
     else:
         try:
-            opener(f"{url.rstrip('/')}/predictions/ITEM-000", timeout=10).close()
+            opener(url.rstrip("/") + event["rawPath"], timeout=10).close()  # the sample event's route
         except urllib.error.HTTPError as exc:  # 403 with IAM auth and no signature is the expected answer
             if exc.code not in (403, 404):
                 problems.append(f"API {url}: HTTP {exc.code}")

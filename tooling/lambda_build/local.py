@@ -351,14 +351,16 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator) -> dict:
         result, failure = None, str(exc)
     finally:
         stack.stop()
-    summary = {"stack": args.stack_name, "endpoint": emulator.endpoint, "bucket": bucket, "table": table, "input_key": key,
+    summary = {"stack": args.stack_name, "endpoint": emulator.endpoint, "bucket": bucket, "table": table, "dataset": dataset, "input_key": key,
                "invocations": stack.reports, "failure": failure, "result": result}  # fmt: skip
     if result:
         report_key = f"reports/{dataset}/{Path(name).stem.removesuffix('.csv')}.validation.json"
         report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
         summary["validation"] = {k: report.get(k) for k in ("rows_in", "rows_clean", "rows_quarantined", "rules", "file_reason", "file_detail")}
         summary["validation"]["report_key"] = report_key
-        items = _boto("dynamodb").scan(TableName=table)["Items"]
+        run = result.get("forecast_id")  # the predictions of the run this job published, not pointers or older runs
+        scanned = _boto("dynamodb").scan(TableName=table)["Items"]
+        items = [i for i in scanned if i["sk"]["S"].startswith("DATE#") and i.get("forecast_id", {}).get("S") == run]
         summary["predictions"] = sorted(
             ({"item_id": i["item_id"]["S"], "store_id": i["store_id"]["S"], "date": i["date"]["S"], "prediction": float(i["prediction"]["N"])} for i in items),
             key=lambda row: (row["item_id"], row["store_id"], row["date"]),
@@ -406,8 +408,9 @@ def render(summary: dict) -> str:
     first = (summary.get("predictions") or [{"item_id": "ITEM-000", "store_id": "STORE-00"}])[0]
     lines += [
         "",
-        f"Query: GET /predictions/{first['item_id']}?store={first['store_id']}&from=YYYY-MM-DD&to=YYYY-MM-DD "
-        f"(DynamoDB {summary['table']}: pk = ITEM#{first['item_id']}#STORE#{first['store_id']}, sk = DATE#YYYY-MM-DD)",
+        f"Query: GET /datasets/{summary['dataset']}/predictions/{first['item_id']}?store={first['store_id']}&from=YYYY-MM-DD&to=YYYY-MM-DD "
+        f"(DynamoDB {summary['table']}: pointer pk = DS#<dataset>, sk = CURRENT names the forecast_id; "
+        f"items pk = DS#<dataset>#RUN#<forecast_id>#ITEM#{first['item_id']}#STORE#{first['store_id']}, sk = DATE#YYYY-MM-DD)",
         f"Logs:  AWS_ENDPOINT_URL={summary['endpoint']} sam logs --stack-name {summary['stack']} --region us-east-1 "
         + ("--tail   (emulator kept running: ./deploy.sh --local --stop stops it)" if summary.get("kept") else "(rerun with --keep-running to read them)"),
     ]

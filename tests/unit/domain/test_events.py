@@ -46,8 +46,9 @@ def test_step_outputs_chain():
 
 def test_the_api_event_is_a_valid_query():
     event = load("api_get_predictions.json")
-    query = records.parse_query(event["pathParameters"]["item_id"], event["queryStringParameters"])
-    assert query["pk"] == "ITEM#ITEM-000#STORE#STORE-00" and query["sk_from"] == "DATE#2024-02-01" and query["sk_to"] == "DATE#2024-02-14"
+    query = records.parse_query(event["pathParameters"]["dataset"], event["pathParameters"]["item_id"], event["queryStringParameters"])
+    assert query.pk("run") == "DS#sales#RUN#run#ITEM#ITEM-000#STORE#STORE-00" and (query.sk_from, query.sk_to) == ("DATE#2024-02-01", "DATE#2024-02-14")
+    assert event["rawPath"] == f"/datasets/{query.dataset}/predictions/{query.item_id}" == event["requestContext"]["http"]["path"]
 
 
 def test_the_mapping_example_is_a_valid_mapping():

@@ -68,7 +68,7 @@ def test_a_healthy_stack_passes_and_every_function_is_invoked():
     with stubber:
         assert deploy.smoke(STACK, "us-east-1", lam=client, opener=opener) == []
         stubber.assert_no_pending_responses()
-    assert opener.urls == [OUTPUTS["PredictionsApiUrl"] + "/predictions/ITEM-000"]
+    assert opener.urls == [OUTPUTS["PredictionsApiUrl"] + "/datasets/sales/predictions/ITEM-000"]
 
 
 def test_the_smoke_events_take_each_functions_no_op_path():
