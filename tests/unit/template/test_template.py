@@ -349,7 +349,7 @@ def test_state_machines_retry_transient_errors_with_backoff_and_catch_the_rest(n
     for task_name, state in tasks.items():
         retry = state["Retry"][0]
         assert TRANSIENT <= set(retry["ErrorEquals"]) and retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, task_name
-    catchers = [state for state in states.values() if "Catch" in state and state["Type"] != "Task" or state.get("Resource", "").endswith(":lambda:invoke") and "Catch" in state]
+    catchers = [state for name, state in states.items() if "Catch" in state and name != "ReleaseLease"]  # the steps of the run
     assert len(catchers) == 3 and all(state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HoldsLease"}] for state in catchers)
     dlq = states["SendToDeadLetterQueue"]
     assert dlq["Resource"] == "arn:aws:states:::sqs:sendMessage" and dlq["Parameters"]["QueueUrl"] == "${DeadLetterQueueUrl}"
@@ -482,10 +482,8 @@ def test_the_alarm_topic_key_lets_cloudwatch_publish(raw):
     assert "kms:ScheduleKeyDeletion" in admin["Action"] and "kms:PutKeyPolicy" not in admin["Action"]  # kms:Put* covers it
 
 
-@pytest.mark.parametrize(("metric", "code"), [("FilesQuarantined", "functions/data_validation/app.py")])
-def test_whole_file_quarantines_are_metered_and_alarmed(raw, metric, code):
-    assert f'name="{metric}"' in (template.TEMPLATE_PATH.parent / code).read_text()
-    test_upload_metrics_have_alarms(raw, metric)
+def test_whole_file_quarantines_are_metered():
+    assert 'name="FilesQuarantined"' in (template.TEMPLATE_PATH.parent / "functions/data_validation/app.py").read_text()
 
 
 @pytest.mark.parametrize("metric", ["FilesQuarantined", "RejectedUploads"])
