@@ -43,7 +43,7 @@ class Budget:
     operator tunes them with the ``MAX_*`` settings (:mod:`item_prediction.settings`)."""
 
     max_object_bytes: int = 2 << 30  # the object as stored (``too_large``)
-    max_stream_bytes: int = 8 << 30  # the stream once gunzipped (``decompressed_too_large``)
+    max_stream_bytes: int = 8 << 30  # a gzip file once gunzipped (``decompressed_too_large``); a plain one is its object
     max_record_bytes: int = 1 << 20  # one CSV record, in characters (``record_too_large``)
     max_columns: int = 200  # fields of the header (``too_many_columns``)
 
@@ -115,7 +115,8 @@ class GzipReader:
             try:
                 out = self._next(size)
             except zlib.error as exc:
-                raise FileRefused("corrupt_gzip", f"the gzip stream is corrupt after {self.bytes} decompressed bytes ({exc})") from None
+                detail = f"the gzip stream is corrupt after {self.bytes} decompressed bytes ({exc})"
+                raise FileRefused("corrupt_gzip", detail) from None
             if out is None:
                 return b""
             if out:
@@ -270,7 +271,8 @@ class BoundedLines:
         self._line += 1
         self._used += len(line)
         if self._used > self._limit:
-            raise FileRefused("record_too_large", f"the record ending past line {self._line} is longer than {self._limit} characters (MAX_RECORD_BYTES)")
+            detail = f"the record reaching line {self._line} is longer than {self._limit} characters (MAX_RECORD_BYTES)"
+            raise FileRefused("record_too_large", detail)
         return line
 
 

@@ -442,11 +442,12 @@ def validate(
     budget = budget or decoding.Budget()
     raw = decoding.HashingReader(stream, limit=budget.max_object_bytes)
     sniffed: dict = {}
-    validator = None
     try:
         decoding.check_declared_sizes(sizes, budget.max_object_bytes)  # before a byte is read
         text = _open_text(raw, budget, sniffed)
-        validator = _Validator(mapping, today or date.today(), chunk_rows, clean_sink, quarantine_sink, sniffed["delimiter"], budget.max_columns, chunk_bytes)
+        validator = _Validator(
+            mapping, today or date.today(), chunk_rows, clean_sink, quarantine_sink, sniffed["delimiter"], budget.max_columns, chunk_bytes
+        )
         head = sniffed.pop("head")
         foreign = decoding.foreign_format(head)
         if foreign:
@@ -462,8 +463,10 @@ def validate(
     if not validator.rows_in and validator.header is None and not validator.file_reason:
         validator.fail_file("empty_file", "the file has no records")
     report = _report(validator, mapping)
-    report["input"] = {"sha256": raw.sha256.hexdigest(), "bytes": raw.bytes, **sniffed, "decimal_comma_values": validator.decimal_commas,
-                       "dates": validator.dates.describe(), "header": validator.header or [], "columns": validator.columns}  # fmt: skip
+    report["input"] = {
+        "sha256": raw.sha256.hexdigest(), "bytes": raw.bytes, **sniffed, "decimal_comma_values": validator.decimal_commas,
+        "dates": validator.dates.describe(), "header": validator.header or [], "columns": validator.columns,
+    }  # fmt: skip
     if report["rows_clean"] + report["rows_quarantined"] != report["rows_in"]:  # the invariant: a bug if broken
         raise AssertionError(f"row accounting broken: {report['rows_in']} in, {report['rows_clean']} clean, {report['rows_quarantined']} quarantined")
     return report
