@@ -470,6 +470,30 @@ def test_uploads_and_user_deletes_start_the_pipeline_and_undelivered_events_are_
     assert source.endswith(":rule/" + rule["Properties"]["Name"]["Fn::Sub"])  # only this stack's rule may send
 
 
+@pytest.mark.parametrize(
+    ("detail_type", "key", "reason", "starts"),
+    [
+        ("Object Created", "raw/sales/jan.csv", "PutObject", True),
+        ("Object Created", "raw/sales/jan.csv", "CompleteMultipartUpload", True),
+        ("Object Deleted", "raw/sales/jan.csv", "DeleteObject", True),
+        ("Object Deleted", "raw/sales/jan.csv", "Lifecycle Expiration", False),  # retention must not retract rows
+        ("Object Created", "validated/sales/jan.csv.csv.gz", "PutObject", False),
+        ("Object Restore Completed", "raw/sales/jan.csv", "PutObject", False),
+    ],
+)
+def test_the_event_rule_matches_uploads_and_user_deletes_only(raw, detail_type, key, reason, starts):
+    from moto.events.models import EventPattern
+
+    pattern = copy.deepcopy(raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectChanged"]["Properties"]["Pattern"])
+    pattern["detail"]["bucket"]["name"] = ["data-bucket"]  # the Ref, resolved
+    with open(template.TEMPLATE_PATH.parent / "events" / "object_created.json") as handle:
+        event = json.load(handle)
+    event["detail-type"] = detail_type
+    event["detail"].update(bucket={"name": "data-bucket"}, reason=reason)
+    event["detail"]["object"]["key"] = key
+    assert EventPattern.load(json.dumps(pattern)).matches_event(event) is starts
+
+
 def test_the_alarm_topic_key_lets_cloudwatch_publish(raw):
     topic = raw["Resources"]["AlarmTopic"]["Properties"]
     assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
