@@ -37,6 +37,8 @@ def lambda_handler(event, context):
     result = steps.validate_object(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
     for name, value in (("RowsIn", result["rows"]["in"]), ("RowsClean", result["rows"]["clean"]), ("RowsQuarantined", result["rows"]["quarantined"])):
         metrics.add_metric(name=name, unit=COUNT, value=value)
+    if result["file_reason"]:  # a whole file quarantined: the run succeeds, the FilesQuarantined alarm tells
+        metrics.add_metric(name="FilesQuarantined", unit=COUNT, value=1)
     log = logger.warning if result["file_reason"] or result["rows"]["quarantined"] else logger.info
     log("validated", extra={"rows": result["rows"], "rules": result["rules"], "file_reason": result["file_reason"], "report_key": result["report_key"]})
     return result

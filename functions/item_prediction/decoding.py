@@ -13,6 +13,7 @@ import hashlib
 import io
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 HEAD_BYTES = 64 * 1024
@@ -30,21 +31,63 @@ FOREIGN_FORMATS = (
     (b"\xfd7zXZ", "an xz archive: upload CSV or gzip-compressed CSV"),
 )
 
+READ_BLOCK = 1 << 16
+
 csv.field_size_limit(1 << 20)  # a 1 MB field is a broken file, not data; csv.Error is caught per record
 
 
-class HashingReader:
-    """Passes reads through, hashing and counting the bytes as they were stored."""
+@dataclass(frozen=True)
+class Budget:
+    """How much of one upload DataValidation takes on; past any of these the file is refused as a
+    whole (its reason in the report), never a crash. The defaults fit the 1,024 MB function; an
+    operator tunes them with the ``MAX_*`` settings (:mod:`item_prediction.settings`)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    max_object_bytes: int = 2 << 30  # the object as stored (``too_large``)
+    max_stream_bytes: int = 8 << 30  # a gzip file once gunzipped (``decompressed_too_large``); a plain one is its object
+    max_record_bytes: int = 1 << 20  # one CSV record, in characters (``record_too_large``)
+    max_columns: int = 200  # fields of the header (``too_many_columns``)
+
+    @classmethod
+    def of(cls, settings) -> "Budget":
+        """The budget an object with the same ``max_*`` attributes (the Settings) names."""
+        return cls(*(getattr(settings, name) for name in cls.__dataclass_fields__))
+
+
+# File rules found while reading: reading stops there and the file is refused as a whole.
+REFUSALS = ("too_large", "decompressed_too_large", "record_too_large", "too_many_columns", "truncated_gzip", "corrupt_gzip")
+
+
+class FileRefused(Exception):
+    """The file is refused as a whole while it is read: ``reason`` is a file rule, ``detail`` says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def check_declared_sizes(sizes, limit: int) -> None:
+    """Refuse (``too_large``) before reading when a size the event or the store declares is over ``limit``."""
+    for size in sizes:
+        if size is not None and int(size) > limit:
+            raise FileRefused("too_large", f"the object is {int(size)} bytes, more than {limit} (MAX_OBJECT_BYTES)")
+
+
+class HashingReader:
+    """Passes reads through, hashing and counting the bytes as they were stored; refuses the file
+    (``too_large``) once more than ``limit`` bytes came through."""
+
+    def __init__(self, stream: BinaryIO, limit: int | None = None) -> None:
         self._stream = stream
+        self._limit = limit
         self.sha256 = hashlib.sha256()
         self.bytes = 0
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size) or b""
+        chunk = self._stream.read(size if size > 0 else READ_BLOCK) or b""
         self.sha256.update(chunk)
         self.bytes += len(chunk)
+        if self._limit is not None and self.bytes > self._limit:
+            raise FileRefused("too_large", f"the object is larger than {self._limit} bytes (MAX_OBJECT_BYTES)")
         return chunk
 
     def drain(self, block: int = 1 << 20) -> None:
@@ -53,37 +96,53 @@ class HashingReader:
             pass
 
 
-class GunzipReader:
-    """Streaming gzip decompression that keeps what it could read from a truncated or corrupt
-    file and records why it stopped (``error``), instead of losing the whole file."""
+class GzipReader:
+    """Streaming gzip decompression with the standard library (``zlib.decompressobj(wbits=31)``),
+    at most ``size`` bytes out per read (``max_length``), so a highly compressible input costs
+    time and memory linear in what is read. Concatenated members are read one after another
+    (zero padding between them is skipped, as ``gzip`` does). A truncated or corrupt stream,
+    or one inflating past ``limit`` bytes, refuses the file (:class:`FileRefused`)."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, limit: int | None = None) -> None:
         self._stream = stream
         self._inflate = zlib.decompressobj(wbits=31)
-        self._buffer = b""
-        self._done = False
-        self.error: str | None = None
+        self._limit = limit
+        self.bytes = 0  # decompressed bytes returned so far
 
     def read(self, size: int = -1) -> bytes:
-        size = size if size >= 0 else 1 << 62
-        while len(self._buffer) < size and not self._done:
-            chunk = self._stream.read(1 << 16)
-            if not chunk:
-                self._done = True
-                if not self._inflate.eof:
-                    self.error = "gzip stream is truncated"
-                break
+        size = size if size > 0 else READ_BLOCK
+        while True:
             try:
-                self._buffer += self._inflate.decompress(chunk)
-                while self._inflate.eof and self._inflate.unused_data:  # concatenated gzip members
-                    rest = self._inflate.unused_data
-                    self._inflate = zlib.decompressobj(wbits=31)
-                    self._buffer += self._inflate.decompress(rest)
+                out = self._next(size)
             except zlib.error as exc:
-                self._done = True
-                self.error = f"gzip stream is corrupt ({exc})"
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
+                detail = f"the gzip stream is corrupt after {self.bytes} decompressed bytes ({exc})"
+                raise FileRefused("corrupt_gzip", detail) from None
+            if out is None:
+                return b""
+            if out:
+                self.bytes += len(out)
+                if self._limit is not None and self.bytes > self._limit:
+                    raise FileRefused("decompressed_too_large", f"the file inflates past {self._limit} bytes (MAX_STREAM_BYTES)")
+                return out
+
+    def _next(self, size: int) -> bytes | None:
+        """Some decompressed bytes (maybe none yet), or None at the clean end of the last member."""
+        if self._inflate.eof:  # a member ended: what follows is the next member, padding or nothing
+            rest = self._inflate.unused_data.lstrip(b"\0")
+            while not rest:
+                chunk = self._stream.read(READ_BLOCK)
+                if not chunk:
+                    return None
+                rest = chunk.lstrip(b"\0")
+            self._inflate = zlib.decompressobj(wbits=31)
+            return self._inflate.decompress(rest, size)
+        data = self._inflate.unconsumed_tail or self._stream.read(READ_BLOCK)
+        if data:
+            return self._inflate.decompress(data, size)
+        out = self._inflate.decompress(b"", size)  # output zlib still holds for the end of the input
+        if out or self._inflate.eof:
+            return out
+        raise FileRefused("truncated_gzip", f"the gzip stream ends before its end marker, after {self.bytes} decompressed bytes")
 
 
 class PrefixedReader(io.RawIOBase):
@@ -188,10 +247,43 @@ def sniff_delimiter(sample: str) -> str:
     return best
 
 
-def records(text: io.TextIOBase, delimiter: str) -> Iterator[tuple[int, list[str] | None]]:
-    """(physical line, fields) per non-blank record; fields is None for a record the parser rejects."""
-    reader = csv.reader(text, delimiter=delimiter)
+class BoundedLines:
+    """The lines of a text stream for the csv reader, refusing a record (``record_too_large``) as
+    soon as it passes ``limit`` characters, so a huge line is never held whole: ``readline`` reads
+    at most what is left of the record's allowance. ``new_record`` starts the count again."""
+
+    def __init__(self, text: io.TextIOBase, limit: int) -> None:
+        self._text = text
+        self._limit = limit
+        self._used = 0
+        self._line = 0
+
+    def new_record(self) -> None:
+        self._used = 0
+
+    def __iter__(self) -> "BoundedLines":
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(self._limit - self._used + 1)
+        if not line:
+            raise StopIteration
+        self._line += 1
+        self._used += len(line)
+        if self._used > self._limit:
+            detail = f"the record reaching line {self._line} is longer than {self._limit} characters (MAX_RECORD_BYTES)"
+            raise FileRefused("record_too_large", detail)
+        return line
+
+
+def records(text: io.TextIOBase, delimiter: str, max_record: int = Budget.max_record_bytes) -> Iterator[tuple[int, list[str] | None]]:
+    """(physical line, fields) per non-blank record; fields is None for a record the parser rejects.
+
+    Raises FileRefused (``record_too_large``) for a record over ``max_record`` characters."""
+    lines = BoundedLines(text, max_record)
+    reader = csv.reader(lines, delimiter=delimiter)
     while True:
+        lines.new_record()
         try:
             fields = next(reader)
         except StopIteration:

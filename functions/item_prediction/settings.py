@@ -15,6 +15,10 @@ Variable                   Default              Meaning
 ``MAPPINGS_PREFIX``        ``config/mappings/``  ``<dataset>.json`` or ``default.json``
 ``FORECAST_HORIZON``       ``0``                periods; 0 = 14 for daily, 8 for weekly data
 ``CHUNK_ROWS``             ``100000``           rows validated at a time (bounds memory)
+``MAX_OBJECT_BYTES``       ``2147483648``       an upload as stored; larger: refused ``too_large``
+``MAX_STREAM_BYTES``       ``8589934592``       gunzipped; larger: ``decompressed_too_large``
+``MAX_RECORD_BYTES``       ``1048576``          one CSV record (characters): ``record_too_large``
+``MAX_COLUMNS``            ``200``              header columns; more: ``too_many_columns``
 =========================  ===================  ==================================================
 
 Powertools reads its own: ``POWERTOOLS_SERVICE_NAME``, ``POWERTOOLS_METRICS_NAMESPACE``,
@@ -55,6 +59,10 @@ class Settings:
     mappings_prefix: str = "config/mappings/"
     forecast_horizon: int = 0  # periods; 0 means the frequency's default (14 days, 8 weeks)
     chunk_rows: int = 100_000  # rows validated at a time: memory stays bounded whatever the file's size
+    max_object_bytes: int = 2 << 30  # the budgets of one upload (decoding.Budget): past one, the file is refused
+    max_stream_bytes: int = 8 << 30
+    max_record_bytes: int = 1 << 20
+    max_columns: int = 200
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -71,6 +79,10 @@ class Settings:
             mappings_prefix=os.environ.get("MAPPINGS_PREFIX", cls.mappings_prefix),
             forecast_horizon=_int("FORECAST_HORIZON", 0, minimum=0),
             chunk_rows=_int("CHUNK_ROWS", cls.chunk_rows, minimum=1),
+            max_object_bytes=_int("MAX_OBJECT_BYTES", cls.max_object_bytes, minimum=1),
+            max_stream_bytes=_int("MAX_STREAM_BYTES", cls.max_stream_bytes, minimum=1),
+            max_record_bytes=_int("MAX_RECORD_BYTES", cls.max_record_bytes, minimum=1),
+            max_columns=_int("MAX_COLUMNS", cls.max_columns, minimum=1),
         )
 
     def dataset_of(self, raw_key: str) -> str:

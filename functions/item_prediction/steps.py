@@ -12,7 +12,7 @@ from datetime import date
 
 import pandas as pd
 
-from . import features, schema, validation
+from . import decoding, features, schema, validation
 from .schema import ColumnMapping, MappingError
 from .settings import Settings
 from .storage import CsvGzipWriter, ObjectRef, Storage
@@ -92,11 +92,13 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
         mapping, mapping_source = load_mapping(storage, settings, dataset, ref.key, mapping_key)
     except MappingError as exc:
         mapping, mapping_source, mapping_error = ColumnMapping.identity(), None, str(exc)
-    body, version, _ = storage.open(ref)
+    body, version, stored_size = storage.open(ref)  # a GET's headers: no byte of the body is read yet
     clean, quarantined = CsvGzipWriter(), CsvGzipWriter(escape_formulas=True)  # quarantine rows are for people
     report = validation.validate(
-        body, mapping, clean_sink=clean, quarantine_sink=quarantined, today=today, chunk_rows=settings.chunk_rows, mapping_error=mapping_error
-    )
+        body, mapping, clean_sink=clean, quarantine_sink=quarantined, today=today, chunk_rows=settings.chunk_rows, mapping_error=mapping_error,
+        budget=decoding.Budget.of(settings), sizes=(ref.size, stored_size),
+    )  # fmt: skip
+    refused = report["file_reason"] in validation.REFUSED  # refused part-way: what the writers got is void
     keys = {
         "validated_key": f"{settings.validated_prefix}{dataset}/{stem}.csv.gz",
         "quarantine_key": f"{settings.quarantine_prefix}{dataset}/{stem}.csv.gz",
@@ -105,7 +107,7 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
     removed_clean = False
     for writer, key in ((clean, keys["validated_key"]), (quarantined, keys["quarantine_key"])):
         with writer.finish() as handle:
-            if writer.rows:
+            if writer.rows and not refused:
                 storage.put_file(key, handle)
             elif storage.exists(key):  # a re-upload of the same file name must not leave old rows behind
                 storage.delete(key)
@@ -118,14 +120,14 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
         "dataset": dataset,
         "source_key": ref.key,
         "source_version": version or ref.version_id,
-        **{k: v for k, v in keys.items() if k == "report_key" or (k == "validated_key" and clean.rows) or (k == "quarantine_key" and quarantined.rows)},
+        **{k: v for k, v in keys.items() if k == "report_key" or (k == "validated_key" and report["rows_clean"]) or (k == "quarantine_key" and report["rows_quarantined"])},
         "rows": {"in": report["rows_in"], "clean": report["rows_clean"], "quarantined": report["rows_quarantined"]},
         "rules": report["rules"],
         "file_reason": report["file_reason"],
         "frequency": report["frequency"],
         "frequency_source": report["frequency_source"],
     }
-    if not clean.rows and not removed_clean:
+    if not report["rows_clean"] and not removed_clean:
         result.update(skipped=True, reason="no clean rows in this file: nothing new to learn from")
     return result
 

@@ -39,6 +39,7 @@ from .schema import ColumnMapping
 
 EXAMPLES_PER_RULE = 3
 DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_CHUNK_BYTES = 64 << 20  # records held at a time, estimated as Python holds them: bounds memory whatever a record's size
 
 # Row rules, in the order a row's reasons are listed; each name is what the report and the
 # quarantine file say.
@@ -72,13 +73,20 @@ FILE_RULES = (
     "duplicate_columns",
     "missing_required_columns",
     "invalid_mapping",
+    *decoding.REFUSALS,
 )
+REFUSED = decoding.REFUSALS  # file rules that stop reading: the report has no rows, what the sinks got is void
 QUARANTINE_META = ("_line", "_reasons")
 RAW = "_raw"  # a record that could not be split into the header's columns, re-serialized
 
 Sink = Callable[[pd.DataFrame], None]
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _held_bytes(fields: list[str] | None) -> int:
+    """About what a parsed record costs Python: its characters plus about 56 bytes per string."""
+    return 64 + (sum(map(len, fields)) + 56 * len(fields) if fields else 0)
 
 
 def _per_value(column: pd.Series, function: Callable[[str], object]) -> pd.Series:
@@ -153,8 +161,14 @@ def infer_frequency(dates: Iterable[str], configured: str | None) -> str:
 class _Validator:
     """The state of one file's validation, fed record by record (see :func:`validate`)."""
 
-    def __init__(self, mapping: ColumnMapping, today: date, chunk_rows: int, clean_sink: Sink, quarantine_sink: Sink, delimiter: str) -> None:
+    def __init__(
+        self, mapping: ColumnMapping, today: date, chunk_rows: int, clean_sink: Sink, quarantine_sink: Sink, delimiter: str,
+        max_columns: int = decoding.Budget.max_columns, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> None:  # fmt: skip
         self.mapping = mapping
+        self.max_columns = max_columns
+        self.chunk_bytes = max(1, chunk_bytes)
+        self.pending_bytes = 0
         self.latest_date = today + timedelta(days=schema.FUTURE_TOLERANCE_DAYS)
         self.earliest_date = date.fromisoformat(schema.EARLIEST_DATE)
         self.chunk_rows = max(1, chunk_rows)
@@ -208,18 +222,21 @@ class _Validator:
                 if self.file_reason in ("binary_content", "unsupported_format"):
                     self.has_header = False  # not text: nothing in it is a header
                 else:
+                    if fields is not None and len(fields) > self.max_columns:
+                        raise decoding.FileRefused("too_many_columns", f"the header has {len(fields)} columns, more than {self.max_columns} (MAX_COLUMNS)")
                     self.take_header(fields)
                     if self.has_header:
                         continue
             self.rows_in += 1
             self.pending.append((line, fields))
-            if len(self.pending) >= self.chunk_rows:
+            self.pending_bytes += _held_bytes(fields)
+            if len(self.pending) >= self.chunk_rows or self.pending_bytes >= self.chunk_bytes:
                 self.flush()
         self.flush()
 
     # -- chunks -------------------------------------------------------------------------------
     def flush(self) -> None:
-        pending, self.pending = self.pending, []
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
         if not pending:
             return
         if self.file_reason:
@@ -394,6 +411,9 @@ def validate(
     today: date | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     mapping_error: str | None = None,
+    budget: decoding.Budget | None = None,
+    sizes: Iterable[int | None] = (),
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> dict:
     """Validate one sales file, streaming; return the report.
 
@@ -408,11 +428,17 @@ def validate(
         quarantined rows (``_line``, ``_reasons``, the file's own columns, ``_raw``).
     today : date, optional
         The reference for ``future_date`` (default: today, UTC on Lambda).
-    chunk_rows : int
-        Records validated at a time; memory is bounded by it, not by the file's size.
+    chunk_rows, chunk_bytes : int
+        Records validated at a time, at most that many and about that many bytes as Python holds
+        them; memory is bounded by them, not by the file's size.
     mapping_error : str, optional
         Why the dataset's mapping file could not be used: every row is quarantined with
         ``invalid_mapping`` (the data cannot be read as the user meant without it).
+    budget : decoding.Budget, optional
+        Bytes of the object, of the gunzipped stream and of one record, and header columns,
+        past which the file is refused as a whole (:data:`REFUSED`); defaults as in Budget.
+    sizes : iterable of int or None
+        The object's size as the event and the store declare it, checked before reading.
 
     Returns
     -------
@@ -420,63 +446,100 @@ def validate(
         Row counts (``rows_in == rows_clean + rows_quarantined``), ``file_reason``, counts per
         rule, example line numbers per rule, the input's fingerprint (sha256 of the stored
         bytes), compression, encoding, delimiter, header, how dates were read, the frequency,
-        series and date range of the clean rows.
+        series and date range of the clean rows. A file refused while it is read (``file_reason``
+        in :data:`REFUSED`) has no rows in the report and the caller discards what the sinks got.
     """
-    raw = decoding.HashingReader(stream)
-    first = raw.read(decoding.HEAD_BYTES)
-    compressed = first[:2] == b"\x1f\x8b"
-    source = decoding.GunzipReader(decoding.PrefixedReader(first, raw)) if compressed else decoding.PrefixedReader(first, raw)
-    head = source.read(decoding.HEAD_BYTES) or b""
-    codec, codec_reason = decoding.detect_encoding(head)
-    sample = head.decode(codec, errors="replace")
-    delimiter = decoding.sniff_delimiter(sample)
-    text = io.TextIOWrapper(io.BufferedReader(decoding.PrefixedReader(head, source), buffer_size=decoding.HEAD_BYTES), encoding=codec, errors="replace", newline="")
-
-    validator = _Validator(mapping, today or date.today(), chunk_rows, clean_sink, quarantine_sink, delimiter)
-    foreign = decoding.foreign_format(head)
-    if foreign:
-        validator.fail_file("unsupported_format", f"this is {foreign}")
-    elif decoding.looks_binary(head, codec):
-        validator.fail_file("binary_content", "the file holds binary data, not text")
-    elif mapping_error:
-        validator.fail_file("invalid_mapping", mapping_error)
-    validator.feed(decoding.records(text, delimiter))
-    text.detach()
-    raw.drain()  # the fingerprint covers the whole object, even after a corrupt gzip stream
+    budget = budget or decoding.Budget()
+    raw = decoding.HashingReader(stream, limit=budget.max_object_bytes)
+    sniffed: dict = {}
+    try:
+        decoding.check_declared_sizes(sizes, budget.max_object_bytes)  # before a byte is read
+        text = _open_text(raw, budget, sniffed)
+        validator = _Validator(
+            mapping, today or date.today(), chunk_rows, clean_sink, quarantine_sink, sniffed["delimiter"], budget.max_columns, chunk_bytes
+        )
+        head = sniffed.pop("head")
+        foreign = decoding.foreign_format(head)
+        if foreign:
+            validator.fail_file("unsupported_format", f"this is {foreign}")
+        elif decoding.looks_binary(head, sniffed["encoding"]):
+            validator.fail_file("binary_content", "the file holds binary data, not text")
+        elif mapping_error:
+            validator.fail_file("invalid_mapping", mapping_error)
+        validator.feed(decoding.records(text, sniffed["delimiter"], budget.max_record_bytes))
+        raw.drain()  # the fingerprint covers the whole object
+    except decoding.FileRefused as refusal:
+        return _refused_report(refusal, raw, sniffed, mapping)
     if not validator.rows_in and validator.header is None and not validator.file_reason:
         validator.fail_file("empty_file", "the file has no records")
+    report = _report(validator, mapping)
+    report["input"] = {
+        "sha256": raw.sha256.hexdigest(), "bytes": raw.bytes, **sniffed, "decimal_comma_values": validator.decimal_commas,
+        "dates": validator.dates.describe(), "header": validator.header or [], "columns": validator.columns,
+    }  # fmt: skip
+    if report["rows_clean"] + report["rows_quarantined"] != report["rows_in"]:  # the invariant: a bug if broken
+        raise AssertionError(f"row accounting broken: {report['rows_in']} in, {report['rows_clean']} clean, {report['rows_quarantined']} quarantined")
+    return report
 
-    report = {
+
+def _open_text(raw: decoding.HashingReader, budget: decoding.Budget, sniffed: dict) -> io.TextIOBase:
+    """The object as text: gunzipped when it is gzip (magic number), decoded with the detected
+    codec. Fills ``sniffed`` with what was decided (compression, encoding, delimiter) and the head."""
+    first = raw.read(decoding.HEAD_BYTES)
+    compressed = first[:2] == b"\x1f\x8b"
+    source = decoding.PrefixedReader(first, raw)
+    if compressed:
+        source = decoding.GzipReader(source, limit=budget.max_stream_bytes)
+    sniffed["compression"] = "gzip" if compressed else None
+    head = source.read(decoding.HEAD_BYTES) or b""
+    while compressed and len(head) < decoding.HEAD_BYTES and (more := source.read(decoding.HEAD_BYTES - len(head))):
+        head += more  # gzip reads return what one block inflates to: gather the whole head
+    codec, codec_reason = decoding.detect_encoding(head)
+    delimiter = decoding.sniff_delimiter(head.decode(codec, errors="replace"))
+    sniffed.update(head=head, encoding=codec, encoding_reason=codec_reason, delimiter=delimiter)
+    return io.TextIOWrapper(io.BufferedReader(decoding.PrefixedReader(head, source), buffer_size=decoding.HEAD_BYTES), encoding=codec, errors="replace", newline="")
+
+
+def _report(validator: _Validator, mapping: ColumnMapping) -> dict:
+    """The report's counts and findings (``input`` is added by the caller)."""
+    return {
         "rows_in": validator.rows_in,
         "rows_clean": validator.rows_clean,
         "rows_quarantined": validator.rows_quarantined,
         "file_reason": validator.file_reason,
         "file_detail": validator.file_detail,
         "missing_columns": validator.missing_columns,
-        "stream_error": source.error if compressed else None,
         "rules": {rule: validator.counts[rule] for rule in (*RULES, *FILE_RULES) if validator.counts[rule]},
         "examples": {rule: lines for rule, lines in validator.examples.items() if lines},
         "missing_values": {column: count for column, count in validator.missing_optional.items() if count},
-        "input": {
-            "sha256": raw.sha256.hexdigest(),
-            "bytes": raw.bytes,
-            "compression": "gzip" if compressed else None,
-            "encoding": codec,
-            "encoding_reason": codec_reason,
-            "delimiter": delimiter,
-            "decimal_comma_values": validator.decimal_commas,
-            "dates": validator.dates.describe(),
-            "header": validator.header or [],
-            "columns": validator.columns,
-        },
         "frequency": infer_frequency(validator.days, mapping.frequency),
         "frequency_source": "mapping" if mapping.frequency else "inferred",
         "series": len(validator.series),
         "date_range": [min(validator.days), max(validator.days)] if validator.days else None,
     }
-    if report["rows_clean"] + report["rows_quarantined"] != report["rows_in"]:  # the invariant: a bug if broken
-        raise AssertionError(f"row accounting broken: {report['rows_in']} in, {report['rows_clean']} clean, {report['rows_quarantined']} quarantined")
-    return report
+
+
+def _refused_report(refusal: decoding.FileRefused, raw: decoding.HashingReader, sniffed: dict, mapping: ColumnMapping) -> dict:
+    """The report of a file refused while it was read (a budget passed, a broken gzip stream).
+
+    Reading stopped there, so the file is not split into rows: the counts are 0 and whatever the
+    sinks already received is void (the caller discards it; the raw object stays as it is). The
+    fingerprint is given only when the whole object could be read within its budget."""
+    sha256 = None
+    if refusal.reason != "too_large":
+        try:
+            raw.drain()
+            sha256 = raw.sha256.hexdigest()
+        except decoding.FileRefused:
+            pass
+    sniffed.pop("head", None)
+    return {
+        "rows_in": 0, "rows_clean": 0, "rows_quarantined": 0, "file_reason": refusal.reason, "file_detail": refusal.detail,
+        "missing_columns": None, "rules": {}, "examples": {}, "missing_values": {},
+        "input": {"sha256": sha256, "bytes": raw.bytes, **sniffed},
+        "frequency": infer_frequency((), mapping.frequency), "frequency_source": "mapping" if mapping.frequency else "inferred",
+        "series": 0, "date_range": None,
+    }  # fmt: skip
 
 
 def describe_reasons(report: dict) -> str:

@@ -117,21 +117,122 @@ def test_roles_attach_no_broad_managed_policy(cfn):
                 assert any(policy in text for policy in allowed), (name, arn)
 
 
-def test_functions_get_only_the_data_access_they_need(raw):
-    policies = {
-        name: [next(iter(policy)) for policy in res["Properties"]["Policies"]]
-        for name, res in resources_of(raw, "AWS::Serverless::Function").items()
-    }  # fmt: skip
-    assert policies == {
-        "DataValidationFunction": ["S3CrudPolicy"],
-        "FeatureEngineeringFunction": ["S3CrudPolicy"],
-        "PredictionsFunction": ["S3CrudPolicy", "DynamoDBCrudPolicy"],
-        "PredictionsApiFunction": ["DynamoDBReadPolicy"],
-    }
-    for res in resources_of(raw, "AWS::Serverless::Function").values():
-        for policy in res["Properties"]["Policies"]:
-            (scope,) = policy.values()
-            assert scope in ({"BucketName": {"Ref": "DataBucket"}}, {"TableName": {"Ref": "PredictionsTable"}})
+# The access model, by prefix: what each function may read (GetObject), read by version and write
+# (PutObject or DeleteObject). The claim of issue 10.7: only Predictions writes models/, and
+# DataValidation, which parses untrusted files, writes neither models/ nor features/.
+EXPECTED_S3 = {
+    "DataValidationFunction": {
+        "read": {"raw/", "config/mappings/", "validated/", "quarantine/", "reports/"},
+        "versions": {"raw/", "config/mappings/"},
+        "write": {"validated/", "quarantine/", "reports/"},
+        "list": {"raw/*", "config/mappings/*", "validated/*", "quarantine/*", "reports/*"},
+    },
+    "FeatureEngineeringFunction": {
+        "read": {"validated/", "features/"}, "versions": {"validated/"}, "write": {"features/"}, "list": {"validated/*", "features/*"},
+    },
+    "PredictionsFunction": {
+        "read": {"features/", "models/", "predictions/", "reports/"},
+        "versions": {"features/", "models/"},
+        "write": {"models/", "predictions/", "reports/"},
+        "list": {"features/*", "models/*", "predictions/*", "reports/*"},
+    },
+    "PredictionsApiFunction": {"read": set(), "versions": set(), "write": set(), "list": set()},
+}
+EXPECTED_DYNAMODB = {
+    "DataValidationFunction": {"dynamodb:PutItem"},
+    "FeatureEngineeringFunction": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "PredictionsFunction": {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
+    "PredictionsApiFunction": {"dynamodb:GetItem", "dynamodb:Query"},
+    "PipelineStateMachine": {"dynamodb:DeleteItem"},
+    "BackfillStateMachine": {"dynamodb:DeleteItem"},
+}
+
+
+def inline_statements(raw, logical_id):
+    """The statements of a SAM resource's Policies; only inline statements (no policy templates)."""
+    policies = raw["Resources"][logical_id]["Properties"]["Policies"]
+    return [statement for policy in policies if "Statement" in policy for statement in policy["Statement"]]
+
+
+def object_prefixes(resources) -> list[str]:
+    """``${DataBucket.Arn}/raw/*`` -> ``raw/``; anything else on the bucket's objects fails the test."""
+    resources = resources if isinstance(resources, list) else [resources]
+    prefixes = []
+    for resource in resources:
+        text = resource["Fn::Sub"]
+        assert text.startswith("${DataBucket.Arn}/") and text.endswith("/*") and text.count("*") == 1, text
+        prefixes.append(text.removeprefix("${DataBucket.Arn}/").removesuffix("*"))
+    return prefixes
+
+
+def s3_access(raw, logical_id) -> dict:
+    access = {"read": set(), "versions": set(), "write": set(), "list": set()}
+    for statement in inline_statements(raw, logical_id):
+        actions = set(actions_of(statement))
+        if actions == {"s3:ListBucket"}:
+            assert statement["Resource"] == {"Fn::GetAtt": ["DataBucket", "Arn"]}
+            (operator, condition), = statement["Condition"].items()
+            assert operator in ("StringLike", "StringLikeIfExists") and set(condition) == {"s3:prefix"}
+            access["list"] |= set(condition["s3:prefix"])
+            continue
+        s3 = {action for action in actions if action.startswith("s3:")}
+        if not s3:
+            continue
+        prefixes = set(object_prefixes(statement["Resource"]))
+        for kind, granted in (("read", "s3:GetObject"), ("versions", "s3:GetObjectVersion")):
+            if granted in s3:
+                access[kind] |= prefixes
+        if s3 & {"s3:PutObject", "s3:DeleteObject"}:
+            access["write"] |= prefixes
+    return access
+
+
+def test_functions_use_only_inline_statements_scoped_to_the_bucket_and_table(raw):
+    for name in EXPECTED_S3:
+        policies = raw["Resources"][name]["Properties"]["Policies"]
+        assert policies and all(set(policy) == {"Statement"} for policy in policies), name
+        for statement in inline_statements(raw, name):
+            assert statement["Effect"] == "Allow"
+            text = json.dumps(statement["Resource"])
+            assert "DataBucket" in text or "PredictionsTable" in text, (name, statement["Sid"])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_S3))
+def test_each_function_reaches_only_its_prefixes(raw, name):
+    assert s3_access(raw, name) == EXPECTED_S3[name]
+
+
+def test_only_predictions_writes_models_and_validation_writes_neither_models_nor_features(raw):
+    writers = {name: s3_access(raw, name)["write"] for name in EXPECTED_S3}
+    assert [name for name, prefixes in writers.items() if "models/" in prefixes] == ["PredictionsFunction"]
+    assert not writers["DataValidationFunction"] & {"models/", "features/", "predictions/"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_DYNAMODB))
+def test_dynamodb_actions_are_the_ones_used(raw, name):
+    granted = set()
+    for statement in inline_statements(raw, name):
+        actions = {action for action in actions_of(statement) if action.startswith("dynamodb:")}
+        if actions:
+            assert statement["Resource"] == {"Fn::GetAtt": ["PredictionsTable", "Arn"]}
+            granted |= actions
+    assert granted == EXPECTED_DYNAMODB[name]
+
+
+def test_no_role_can_scan_the_table_or_use_crud_policy_templates(cfn, raw):
+    assert not [where for where, statement in statements(cfn) if any("Scan" in action for action in actions_of(statement))]
+    text = json.dumps({name: res["Properties"].get("Policies") for name, res in raw["Resources"].items() if "Policies" in res.get("Properties", {})})
+    assert "CrudPolicy" not in text and "S3ReadPolicy" not in text and "DynamoDBReadPolicy" not in text
+
+
+@pytest.mark.parametrize("machine", ["PipelineStateMachine", "BackfillStateMachine"])
+def test_state_machines_invoke_exactly_the_three_pipeline_functions(raw, cfn, machine):
+    assert "LambdaInvokePolicy" not in json.dumps(raw["Resources"][machine]["Properties"]["Policies"])
+    invoke = [s for s in inline_statements(raw, machine) if "lambda:InvokeFunction" in actions_of(s)]
+    (statement,) = invoke
+    assert statement["Resource"] == [{"Fn::GetAtt": [name, "Arn"]} for name in ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")]
+    role = json.dumps(cfn["Resources"][f"{machine}Role"])
+    assert "PredictionsApiFunction" not in role and "function:" not in role  # no name patterns that could match the API
 
 
 def test_bucket_is_encrypted_private_versioned_and_tls_only(raw):
@@ -143,6 +244,36 @@ def test_bucket_is_encrypted_private_versioned_and_tls_only(raw):
     policy = raw["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     tls = [s for s in policy if s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"]
     assert len(tls) == 1 and tls[0]["Principal"] == "*"
+
+
+@pytest.mark.parametrize(("environment", "protected"), [("dev", False), ("staging", True), ("prod", True)])
+def test_table_expires_items_by_ttl_and_is_protected_outside_dev(raw, environment, protected):
+    table = raw["Resources"]["PredictionsTable"]["Properties"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    condition = table["DeletionProtectionEnabled"]["Fn::If"][0]
+    assert _condition(raw, condition, {"Environment": environment}) is protected
+    assert _resolve(table["DeletionProtectionEnabled"], {condition: protected}) is protected
+    assert set(raw["Parameters"]["Environment"]["AllowedValues"]) == {"dev", "staging", "prod"}
+
+
+def _condition(raw, name, parameters: dict) -> bool:
+    """Evaluate a template condition made of Fn::Not / Fn::Equals on parameters (defaults when not given)."""
+    def value(node):
+        if isinstance(node, dict) and "Ref" in node:
+            return str(parameters.get(node["Ref"], raw["Parameters"][node["Ref"]].get("Default")))
+        return str(node)
+
+    def evaluate(node):
+        (function, args), = node.items()
+        if function == "Fn::Not":
+            return not evaluate(args[0])
+        if function == "Fn::Equals":
+            return value(args[0]) == value(args[1])
+        if function == "Condition":
+            return evaluate(raw["Conditions"][args])
+        raise AssertionError(f"unexpected {function}")
+
+    return evaluate(raw["Conditions"][name])
 
 
 def test_table_is_on_demand_recoverable_and_encrypted(raw):
@@ -163,15 +294,20 @@ def test_every_function_has_a_log_group_with_retention(raw):
 
 
 def test_state_machines_log_failures_to_their_own_log_groups(raw):
+    """`sam logs --stack-name` finds a state machine's log group from its logging configuration (the
+    name is the 7th field of the group's ARN, which GetAtt .Arn gives)."""
     groups = resources_of(raw, "AWS::Logs::LogGroup")
     machines = resources_of(raw, "AWS::Serverless::StateMachine")
     assert set(machines) == {"PipelineStateMachine", "BackfillStateMachine"}
     for machine in machines.values():
         logging = machine["Properties"]["Logging"]
-        assert logging["Level"] in ("ERROR", "ALL")
+        assert logging["Level"] in ("ERROR", "ALL") and logging["IncludeExecutionData"] is False
         (destination,) = logging["Destinations"]
-        group = groups[destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]]
+        group_arn = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]
+        assert group_arn["Fn::GetAtt"][1] == "Arn"
+        group = groups[group_arn["Fn::GetAtt"][0]]
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert group["Properties"]["LogGroupName"]["Fn::Sub"] == "/aws/vendedlogs/states/" + machine["Properties"]["Name"]["Fn::Sub"]
         delivery = [s for p in machine["Properties"]["Policies"] if "Statement" in p for s in p["Statement"] if "logs:CreateLogDelivery" in s["Action"]]
         assert len(delivery) == 1
 
@@ -194,22 +330,92 @@ def lambda_tasks(states: dict):
             yield from lambda_tasks(state["ItemProcessor"]["States"])
 
 
+def definition_of(name: str) -> dict:
+    return json.loads((template.TEMPLATE_PATH.parent / "statemachine" / f"{name}.asl.json").read_text())
+
+
+def all_states(states: dict):
+    for name, state in states.items():
+        yield name, state
+        if "ItemProcessor" in state:
+            yield from all_states(state["ItemProcessor"]["States"])
+
+
 @pytest.mark.parametrize("name", ["pipeline", "backfill"])
 def test_state_machines_retry_transient_errors_with_backoff_and_catch_the_rest(name):
-    definition = json.loads((template.TEMPLATE_PATH.parent / "statemachine" / f"{name}.asl.json").read_text())
-    states = definition["States"]
+    states = definition_of(name)["States"]
     tasks = dict(lambda_tasks(states))
     assert len(tasks) == 3
     for task_name, state in tasks.items():
-        (retry,) = state["Retry"]
+        retry = state["Retry"][0]
         assert TRANSIENT <= set(retry["ErrorEquals"]) and retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, task_name
-    catchers = [state for state in states.values() if "Catch" in state]
-    assert catchers and all(state["Catch"][0]["ErrorEquals"] == ["States.ALL"] for state in catchers)
-    targets = {state["Catch"][0]["Next"] for state in catchers}
-    assert targets == {"SendToDeadLetterQueue"}
+    catchers = [state for name, state in states.items() if "Catch" in state and name != "ReleaseLease"]  # the steps of the run
+    assert len(catchers) == 3 and all(state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HoldsLease"}] for state in catchers)
     dlq = states["SendToDeadLetterQueue"]
     assert dlq["Resource"] == "arn:aws:states:::sqs:sendMessage" and dlq["Parameters"]["QueueUrl"] == "${DeadLetterQueueUrl}"
     assert states[dlq["Next"]]["Type"] == "Fail"
+
+
+@pytest.mark.parametrize("name", ["pipeline", "backfill"])
+def test_every_task_times_out_a_little_after_its_function(raw, name):
+    longest = max(raw["Parameters"][p]["MaxValue"] for p in ("ValidationTimeout", "FeaturesTimeout", "PredictionsTimeout"))
+    tasks = [(state_name, state) for state_name, state in all_states(definition_of(name)["States"]) if state["Type"] == "Task"]
+    assert len(tasks) == 5
+    for state_name, state in tasks:
+        if state["Resource"].endswith(":lambda:invoke"):  # the function's own timeout first, then the state's
+            assert longest < state["TimeoutSeconds"] <= longest + 120, state_name
+        else:
+            assert 0 < state["TimeoutSeconds"] <= 60, state_name
+
+
+@pytest.mark.parametrize("name", ["pipeline", "backfill"])
+def test_a_busy_dataset_is_waited_for(name):
+    build = definition_of(name)["States"]["BuildFeatures"]
+    busy = [retry for retry in build["Retry"] if retry["ErrorEquals"] == ["DatasetBusy"]]
+    assert busy == [{"ErrorEquals": ["DatasetBusy"], "IntervalSeconds": 15, "MaxAttempts": 12, "BackoffRate": 1.5, "MaxDelaySeconds": 120, "JitterStrategy": "FULL"}]
+    assert not [retry for retry in build["Retry"] if "States.ALL" in retry["ErrorEquals"]]
+
+
+@pytest.mark.parametrize(("name", "owner_path"), [("pipeline", "$"), ("backfill", "$.features.output")])
+def test_a_failure_releases_the_lease_it_holds_then_reaches_the_dead_letter_queue(name, owner_path):
+    states = definition_of(name)["States"]
+    holds = states["HoldsLease"]
+    assert holds["Type"] == "Choice" and holds["Default"] == "SendToDeadLetterQueue"
+    assert holds["Choices"] == [{"Variable": f"{owner_path}.lease_owner", "IsPresent": True, "Next": "ReleaseLease"}]
+    release = states["ReleaseLease"]
+    assert release["Resource"] == "arn:aws:states:::dynamodb:deleteItem"
+    params = release["Parameters"]
+    assert params["TableName"] == "${PredictionsTableName}"
+    assert params["Key"] == {"pk": {"S.$": f"States.Format('DS#{{}}', {owner_path}.dataset)"}, "sk": {"S": "LEASE"}}
+    assert params["ConditionExpression"] == "#o = :o" and params["ExpressionAttributeNames"] == {"#o": "owner"}
+    assert params["ExpressionAttributeValues"] == {":o": {"S.$": f"{owner_path}.lease_owner"}}
+    assert release["ResultPath"] is None and release["Next"] == "SendToDeadLetterQueue"  # the error being handled is kept
+    caught = [c["ErrorEquals"] for c in release["Catch"] if c["Next"] == "SendToDeadLetterQueue" and c["ResultPath"] != "$.error"]
+    assert caught == [["DynamoDB.ConditionalCheckFailedException"], ["States.ALL"]] and len(release["Catch"]) == 2
+    assert states["SendToDeadLetterQueue"]["Retry"][0]["MaxAttempts"] >= 3
+
+
+def test_only_states_after_feature_engineering_see_a_lease_owner():
+    """In the pipeline, Validate's input is the upload event (no lease); Predict's is FeatureEngineering's output."""
+    states = definition_of("pipeline")["States"]
+    assert states["BuildFeatures"]["OutputPath"] == "$.Payload" and states["BuildFeatures"]["Next"] == "Predict"
+    assert states["Predict"]["Parameters"]["Payload.$"] == "$" and "ResultPath" not in states["BuildFeatures"]
+
+
+def test_backfill_writes_its_results_and_tolerates_no_failed_file_by_default(raw):
+    states = definition_of("backfill")["States"]
+    mapped = states["ValidateEveryFile"]
+    assert mapped["ResultWriter"] == {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "${DataBucketName}", "Prefix": "results/backfill/"}}
+    assert "ToleratedFailurePercentage" not in mapped and mapped["ToleratedFailurePercentagePath"] == "$.tolerated_failure_percentage"
+    assert mapped["ResultPath"] == "$.files"  # the manifest of succeeded and failed files is in the output
+    settings = states[definition_of("backfill")["StartAt"]]
+    assert settings["Next"] == "ValidateEveryFile"
+    assert settings["Parameters"]["tolerated_failure_percentage.$"] == "States.StringToJson('${ToleratedFailurePercentage}')"
+    props = raw["Resources"]["BackfillStateMachine"]["Properties"]
+    assert props["DefinitionSubstitutions"]["ToleratedFailurePercentage"] == {"Ref": "BackfillToleratedFailurePercentage"}
+    assert raw["Parameters"]["BackfillToleratedFailurePercentage"]["Default"] == 0
+    writer = [s for s in inline_statements(raw, "BackfillStateMachine") if "s3:PutObject" in actions_of(s)]
+    assert [object_prefixes(s["Resource"]) for s in writer] == [["results/backfill/"]]
 
 
 def test_pipeline_runs_validate_features_predict_in_order():
@@ -242,8 +448,108 @@ def test_state_machine_substitutions_cover_every_placeholder(raw):
 def test_raw_prefix_in_the_event_rule_matches_the_settings(raw):
     from item_prediction.settings import Settings
 
-    rule = raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectCreated"]["Properties"]["Pattern"]
+    rule = raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectChanged"]["Properties"]["Pattern"]
     assert rule["detail"]["object"]["key"] == [{"prefix": Settings.raw_prefix}]
+
+
+def test_uploads_and_user_deletes_start_the_pipeline_and_undelivered_events_are_kept(raw, cfn):
+    event = raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectChanged"]["Properties"]
+    assert event["Pattern"]["detail-type"] == ["Object Created", "Object Deleted"]
+    assert event["Pattern"]["detail"]["reason"] == [{"anything-but": "Lifecycle Expiration"}]  # retention retracts nothing
+    (rule,) = resources_of(cfn, "AWS::Events::Rule").values()
+    (target,) = rule["Properties"]["Targets"]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1 and target["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 3600
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    assert rule["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-raw-objects"}
+    (policy,) = resources_of(raw, "AWS::SQS::QueuePolicy").values()
+    assert policy["Properties"]["Queues"] == [{"Ref": "DeadLetterQueue"}]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":rule/" + rule["Properties"]["Name"]["Fn::Sub"])  # only this stack's rule may send
+
+
+@pytest.mark.parametrize(
+    ("detail_type", "key", "reason", "starts"),
+    [
+        ("Object Created", "raw/sales/jan.csv", "PutObject", True),
+        ("Object Created", "raw/sales/jan.csv", "CompleteMultipartUpload", True),
+        ("Object Deleted", "raw/sales/jan.csv", "DeleteObject", True),
+        ("Object Deleted", "raw/sales/jan.csv", "Lifecycle Expiration", False),  # retention must not retract rows
+        ("Object Created", "validated/sales/jan.csv.csv.gz", "PutObject", False),
+        ("Object Restore Completed", "raw/sales/jan.csv", "PutObject", False),
+    ],
+)
+def test_the_event_rule_matches_uploads_and_user_deletes_only(raw, detail_type, key, reason, starts):
+    from moto.events.models import EventPattern
+
+    pattern = copy.deepcopy(raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectChanged"]["Properties"]["Pattern"])
+    pattern["detail"]["bucket"]["name"] = ["data-bucket"]  # the Ref, resolved
+    with open(template.TEMPLATE_PATH.parent / "events" / "object_created.json") as handle:
+        event = json.load(handle)
+    event["detail-type"] = detail_type
+    event["detail"].update(bucket={"name": "data-bucket"}, reason=reason)
+    event["detail"]["object"]["key"] = key
+    assert EventPattern.load(json.dumps(pattern)).matches_event(event) is starts
+
+
+def test_the_alarm_topic_key_lets_cloudwatch_publish(raw):
+    topic = raw["Resources"]["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = raw["Resources"]["AlarmTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    statements_ = key["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in statements_ if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch["Effect"] == "Allow" and set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    (admin,) = [s for s in statements_ if "AWS" in s["Principal"]]
+    assert "kms:ScheduleKeyDeletion" in admin["Action"] and "kms:PutKeyPolicy" not in admin["Action"]  # kms:Put* covers it
+
+
+def test_whole_file_quarantines_are_metered():
+    assert 'name="FilesQuarantined"' in (template.TEMPLATE_PATH.parent / "functions/data_validation/app.py").read_text()
+
+
+@pytest.mark.parametrize("metric", ["FilesQuarantined", "RejectedUploads"])
+def test_upload_metrics_have_alarms(raw, metric):
+    variables = raw["Globals"]["Function"]["Environment"]["Variables"]
+    (alarm,) = [a["Properties"] for a in resources_of(raw, "AWS::CloudWatch::Alarm").values() if a["Properties"]["MetricName"] == metric]
+    assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]  # where Powertools puts the EMF metric
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Threshold"] == 1 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] and alarm["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "parameter", "days"), [("raw/", "RawRetentionDays", 30), ("quarantine/", "QuarantineRetentionDays", 90), ("reports/", "ReportsRetentionDays", 400)]
+)
+def test_retention_expires_each_prefix_after_its_days_and_zero_keeps(raw, prefix, parameter, days):
+    rules = raw["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (abort,) = [rule for rule in rules if "AbortIncompleteMultipartUpload" in rule]
+    assert abort["Status"] == "Enabled" and abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7} and "Prefix" not in abort
+    (choice,) = [rule["Fn::If"] for rule in rules if "Fn::If" in rule and rule["Fn::If"][1]["Prefix"] == prefix]
+    condition, rule, otherwise = choice
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert _condition(raw, condition, {parameter: days}) is True and _condition(raw, condition, {parameter: 0}) is False
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": parameter}
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": parameter}}
+    assert raw["Parameters"][parameter]["MinValue"] == 0 and raw["Parameters"][parameter]["Type"] == "Number"
+
+
+def test_functions_that_spill_to_tmp_have_room_for_it(raw):
+    sizes = {name: res["Properties"].get("EphemeralStorage", {}).get("Size", 512) for name, res in resources_of(raw, "AWS::Serverless::Function").items()}
+    assert sizes["DataValidationFunction"] == sizes["FeatureEngineeringFunction"] == 2048
+
+
+def test_upload_budgets_are_parameters_passed_to_the_functions(raw):
+    from item_prediction.decoding import Budget
+
+    variables = raw["Globals"]["Function"]["Environment"]["Variables"]
+    for field, parameter in (("max_object_bytes", "MaxObjectBytes"), ("max_stream_bytes", "MaxStreamBytes"), ("max_record_bytes", "MaxRecordBytes"), ("max_columns", "MaxColumns")):
+        assert variables[field.upper()] == {"Ref": parameter}
+        assert raw["Parameters"][parameter]["Default"] == getattr(Budget(), field)  # one default, said twice on purpose
+
+
+ROUTE = "/datasets/{dataset}/predictions/{item_id}"
 
 
 def _resolve(node, conditions: dict):
@@ -261,7 +567,8 @@ def _resolve(node, conditions: dict):
 def test_api_route_auth_follows_the_parameter(cfn, api_auth, security):
     (condition,) = [name for name, value in cfn["Conditions"].items() if value == {"Fn::Equals": [{"Ref": "ApiAuth"}, "AWS_IAM"]}]
     body = _resolve(cfn["Resources"]["PredictionsHttpApi"]["Properties"]["Body"], {condition: api_auth == "AWS_IAM"})
-    operation = body["paths"]["/predictions/{item_id}"]["get"]
+    assert list(body["paths"]) == [ROUTE]  # the old /predictions/{item_id} cannot say which dataset: gone
+    operation = body["paths"][ROUTE]["get"]
     assert operation["security"] == security
     assert "PredictionsApiFunction.Arn" in json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
     assert body["components"]["securitySchemes"]["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
@@ -272,7 +579,7 @@ def test_api_is_a_sam_http_api_with_iam_auth_by_default(raw):
     assert set(raw["Parameters"]["ApiAuth"]["AllowedValues"]) == {"AWS_IAM", "NONE"}
     assert raw["Resources"]["PredictionsHttpApi"]["Type"] == "AWS::Serverless::HttpApi"
     (event,) = raw["Resources"]["PredictionsApiFunction"]["Properties"]["Events"].values()
-    assert event["Type"] == "HttpApi" and event["Properties"]["Path"] == "/predictions/{item_id}" and event["Properties"]["Method"] == "GET"
+    assert event["Type"] == "HttpApi" and event["Properties"]["Path"] == ROUTE and event["Properties"]["Method"] == "GET"
 
 
 def test_every_function_has_errors_and_throttles_alarms(raw):
