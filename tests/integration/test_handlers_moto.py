@@ -1,103 +1,17 @@
-"""The three handlers in sequence against moto (S3 and DynamoDB), as the state machine runs them."""
+"""The handlers against moto (S3, DynamoDB, SQS), run by the real pipeline state machine (see conftest.run_pipeline)."""
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
-import logging
 from collections import Counter
-from dataclasses import dataclass
 from decimal import Decimal
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from item_prediction import handler_support, records
 from item_prediction.sample_data import RENAMED_COLUMNS, generate_sales
 
-BUCKET, TABLE = "item-prediction-test", "item-prediction-predictions"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id: str = "req-1"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("BUCKET_NAME", BUCKET)
-    monkeypatch.setenv("TABLE_NAME", TABLE)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "item-prediction")
-    monkeypatch.setenv("FORECAST_HORIZON", "10")
-    handler_support.settings.cache_clear()
-    handler_support.storage.cache_clear()
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )  # fmt: skip
-        yield boto3.client("s3")
-    handler_support.settings.cache_clear()
-    handler_support.storage.cache_clear()
-
-
-def object_created(key: str, version: str | None = None) -> dict:
-    with open("events/object_created.json") as handle:
-        event = json.load(handle)
-    event["detail"]["bucket"]["name"] = BUCKET
-    event["detail"]["object"]["key"] = key
-    event["detail"]["object"]["version-id"] = version
-    return event
-
-
-def run_pipeline(key: str) -> tuple[dict, dict, dict]:
-    from data_validation.app import lambda_handler as validate
-    from feature_engineering.app import lambda_handler as build_features
-    from predictions.app import lambda_handler as predict
-
-    validated = validate(object_created(key), FakeContext("DataValidation"))
-    featured = build_features(validated, FakeContext("FeatureEngineering"))
-    predicted = predict(featured, FakeContext("Predictions"))
-    return validated, featured, predicted
-
-
-def all_items() -> list[dict]:
-    table = boto3.resource("dynamodb").Table(TABLE)
-    return sorted(table.scan()["Items"], key=lambda item: (item["pk"], item["sk"]))
-
-
-def read_json(s3, key: str) -> dict:
-    return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-
-
-def read_csv_gz(s3, key: str):
-    import pandas as pd
-
-    return pd.read_csv(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), compression="gzip", dtype=str, keep_default_na=False)
-
-
-@pytest.fixture
-def log_lines():
-    """The Powertools logger's JSON lines (its handler holds the stdout of import time, which
-    pytest's capture fixtures do not see; the stdlib's setStream swaps it for the test)."""
-    handler = logging.getLogger(handler_support.logger.service).handlers[0]
-    stream = io.StringIO()
-    previous = handler.setStream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    handler.setStream(previous)
-
+from .conftest import BUCKET, FakeContext, all_items, dead_letters, object_created, read_csv_gz, read_json, run_pipeline
 
 def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, log_lines):
     sample = generate_sales(items=3, stores=2, periods=400, seed=3)
@@ -311,3 +225,19 @@ def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
         days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == records.series_pk(item_id, store_id)))
         expected = pd.date_range(pd.Timestamp(last_day) + pd.Timedelta(weeks=1), periods=8, freq="W-MON")
         assert list(days) == list(expected), (item_id, store_id)
+
+
+def test_a_step_that_fails_sends_its_input_and_error_to_the_dead_letter_queue(aws, monkeypatch):
+    import predictions.app
+
+    def broken(event, context):
+        raise RuntimeError("disk full")
+
+    sample = generate_sales(items=1, stores=1, periods=60, seed=13)
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=sample.content)
+    monkeypatch.setattr(predictions.app, "lambda_handler", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_pipeline("raw/sales/a.csv")
+    (letter,) = dead_letters()
+    assert letter["error"]["Error"] == "RuntimeError" and json.loads(letter["error"]["Cause"])["errorMessage"] == "disk full"
+    assert letter["dataset"] == "sales", "the failed step's input travels with its error"
