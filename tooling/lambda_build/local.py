@@ -28,7 +28,7 @@ from .offline import asl, checks, definitions, report
 from .offline.emulator import REGION, STATE_DIR, Emulator
 from .offline.events import api_request, object_created
 from .offline.services import aws_services
-from .offline.stack import LocalStack, boto, deploy_template, ship_logs
+from .offline.stack import LocalStack, boto, deploy_template, ship_logs, stack_resources
 from .tools import BuildError, progress
 
 PROG = "./deploy.sh --local"
@@ -199,10 +199,11 @@ def query(args: argparse.Namespace, emulator: Emulator) -> int:
     """Call the read API's handler in the sandbox against the kept stack; print its JSON answer."""
     _kept(emulator, "--query")
     config = configmod.load()
-    cfn = boto("cloudformation")
+    from botocore.exceptions import ClientError
+
     try:
-        resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cfn.describe_stack_resources(StackName=args.stack_name)["StackResources"]}
-    except cfn.exceptions.ClientError:
+        resources = stack_resources(args.stack_name)
+    except ClientError:
         raise checks.ArgumentError(f"--query: the kept emulator has no stack {args.stack_name}") from None
     stack = LocalStack(config, resources, emulator, STATE_DIR / "functions")
     api = next(spec.logical_id for spec in stack.specs.values() if spec.handler == API_HANDLER)

@@ -41,7 +41,7 @@ class Emulator:
     @staticmethod
     def _alive(port: int) -> bool:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=2).read()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=5).read()  # the dashboard: data.json serialises all state
             return True
         except OSError:
             return False

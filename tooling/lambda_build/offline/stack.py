@@ -88,7 +88,12 @@ def deploy_template(config: configmod.Config, stack: str, parameters: dict[str, 
             StackName=stack, TemplateBody=json.dumps(translated), Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
             Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
         )  # fmt: skip
-    resources = cfn.describe_stack_resources(StackName=stack)["StackResources"]
+    return stack_resources(stack)
+
+
+def stack_resources(stack: str) -> dict:
+    """A created stack's logical id -> physical id (ClientError when there is no such stack)."""
+    resources = boto("cloudformation").describe_stack_resources(StackName=stack)["StackResources"]
     return {item["LogicalResourceId"]: item.get("PhysicalResourceId") for item in resources if item.get("LogicalResourceId")}
 
 
