@@ -7,7 +7,9 @@ choices and dead-letter path exist once: in the definition.
 
 import os
 
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest")  # Lambda sets these before the handler module is imported; so do the tests
+os.environ.setdefault(
+    "POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest"
+)  # Lambda sets these before the handler module is imported; so do the tests
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
@@ -19,12 +21,11 @@ from dataclasses import dataclass  # noqa: E402
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
 from item_prediction import handler_support  # noqa: E402
 from lambda_build import template as templatemod  # noqa: E402
 from lambda_build.offline import asl, definitions, events  # noqa: E402
 from lambda_build.offline.services import aws_services  # noqa: E402
+from moto import mock_aws  # noqa: E402
 
 BUCKET, TABLE, QUEUE = "item-prediction-test", "item-prediction-predictions", "item-prediction-dead-letters"
 
@@ -53,10 +54,11 @@ def aws(monkeypatch):
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )  # fmt: skip
+        )
         boto3.client("sqs").create_queue(QueueName=QUEUE)
         yield boto3.client("s3")
     handler_support.settings.cache_clear()
@@ -77,8 +79,11 @@ def _physical_ids(template: dict) -> dict[str, str]:
 
 def _in_process(template: dict, results: dict, errors: list):
     """The runner's ``invoke``: the function's handler called in this process (JSON in, JSON out)."""
-    handlers = {logical_id: resource["Properties"]["Handler"] for logical_id, resource in template["Resources"].items()
-                if resource["Type"] == "AWS::Serverless::Function"}  # fmt: skip
+    handlers = {
+        logical_id: resource["Properties"]["Handler"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
 
     def invoke(function_name: str, payload):
         logical_id = function_name.rsplit(":function:", 1)[-1]
@@ -88,7 +93,9 @@ def _in_process(template: dict, results: dict, errors: list):
             result = handler(json.loads(json.dumps(payload)), FakeContext(logical_id))
         except Exception as exc:  # a function error, as Lambda reports it to Step Functions
             errors.append(exc)
-            raise asl.TaskFailed(type(exc).__name__, json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__})) from exc
+            raise asl.TaskFailed(
+                type(exc).__name__, json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__})
+            ) from exc
         results[logical_id] = json.loads(json.dumps(result))
         return results[logical_id]
 
@@ -103,7 +110,13 @@ def run_pipeline(key: str, version: str | None = None) -> tuple[dict | None, dic
     errors: list = []
     definition = definitions.load(template, "PipelineStateMachine", _physical_ids(template))
     try:
-        asl.run(definition, object_created(key, version), invoke=_in_process(template, results, errors), services=aws_services(), sleep=lambda seconds: None)
+        asl.run(
+            definition,
+            object_created(key, version),
+            invoke=_in_process(template, results, errors),
+            services=aws_services(),
+            sleep=lambda seconds: None,
+        )
     except asl.ExecutionFailed as failed:
         if errors:
             raise errors[-1] from failed
@@ -130,7 +143,9 @@ def read_json(s3, key: str) -> dict:
 def read_csv_gz(s3, key: str):
     import pandas as pd
 
-    return pd.read_csv(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), compression="gzip", dtype=str, keep_default_na=False)
+    return pd.read_csv(
+        io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), compression="gzip", dtype=str, keep_default_na=False
+    )
 
 
 @pytest.fixture

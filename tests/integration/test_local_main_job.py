@@ -19,7 +19,9 @@ ENV.pop("ITEM_PREDICTION_LOCAL_ENV", None)
 
 
 def deploy_local(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["./deploy.sh", "--local", *args], cwd=REPO_ROOT, capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=1200)
+    return subprocess.run(
+        ["./deploy.sh", "--local", *args], cwd=REPO_ROOT, capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=1200
+    )
 
 
 def main_job(*args: str, expect: int = 0, env: dict | None = None) -> dict:
@@ -36,8 +38,13 @@ def stop_emulator():
 
 
 def dynamodb_items(summary: dict) -> list[dict]:
-    client = boto3.client("dynamodb", endpoint_url=summary["endpoint"], region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=summary["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     items, start = [], None
     while True:
         page = client.scan(TableName=summary["table"], **({"ExclusiveStartKey": start} if start else {}))
@@ -80,8 +87,14 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     # The logs command the summary prints runs as printed.
     everything = deploy_local("--logs")
     assert everything.returncode == 0, everything.stderr[-2000:]
-    for function, message in (("DataValidation", "validated"), ("FeatureEngineering", "features built"), ("Predictions", "predicted")):
-        assert f"item-prediction-local-{function}" in everything.stdout and f'"message": "{message}"' in everything.stdout, function
+    for function, message in (
+        ("DataValidation", "validated"),
+        ("FeatureEngineering", "features built"),
+        ("Predictions", "predicted"),
+    ):
+        assert f"item-prediction-local-{function}" in everything.stdout and f'"message": "{message}"' in everything.stdout, (
+            function
+        )
     reports = deploy_local("--logs", "--name", "PredictionsFunction")
     assert reports.stdout.count("REPORT RequestId:") == 1 and "Init Duration:" in reports.stdout
 
@@ -100,7 +113,9 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
     assert failure["log_group"] == "/aws/lambda/item-prediction-local-Predictions"
     assert failure["state_machine_log_group"] and failure["dead_letter"]["message_id"]
     assert second["validation"]["rows_in"] == first["validation"]["rows_in"] > 0, "counts already known are reported"
-    sqs = boto3.client("sqs", endpoint_url=second["endpoint"], region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+    sqs = boto3.client(
+        "sqs", endpoint_url=second["endpoint"], region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
     messages = sqs.receive_message(QueueUrl=failure["dead_letter"]["queue"], MaxNumberOfMessages=10)["Messages"]
     letter = next(json.loads(m["Body"]) for m in messages if m["MessageId"] == failure["dead_letter"]["message_id"])
     assert letter["error"]["Error"] == failure["error"] and letter["dataset"] == "sales"
@@ -116,11 +131,26 @@ def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers,
     sys.path.insert(0, str(REPO_ROOT / "functions"))
     from item_prediction.sample_data import generate_sales
 
-    names = {"date": "Day", "item_id": "Article", "quantity": "Sold", "store_id": "Branch", "unit_price": "Unit Price", "promotion": "Promo?"}
+    names = {
+        "date": "Day",
+        "item_id": "Article",
+        "quantity": "Sold",
+        "store_id": "Branch",
+        "unit_price": "Unit Price",
+        "promotion": "Promo?",
+    }
     sample = generate_sales(items=2, stores=1, periods=200, seed=9, column_names=names, delimiter=";")
     (tmp_path / "export.csv").write_bytes(sample.content)
     (tmp_path / "mapping.json").write_text(sample.mapping_json)
-    summary = main_job("--skip-build", "--input", str(tmp_path / "export.csv"), "--mapping", str(tmp_path / "mapping.json"), "--dataset", "export")
+    summary = main_job(
+        "--skip-build",
+        "--input",
+        str(tmp_path / "export.csv"),
+        "--mapping",
+        str(tmp_path / "mapping.json"),
+        "--dataset",
+        "export",
+    )
     assert summary["failure"] is None
     assert summary["validation"]["rows_clean"] == len(sample.frame)
     assert summary["result"]["series"] == 2 and summary["result"]["predictions_written"] == 2 * 14
@@ -137,14 +167,24 @@ def test_a_file_quarantined_whole_exits_3_with_its_reason_and_loses_nothing(buil
 
 def _aws_sam_state() -> list[tuple[str, int]]:
     root = REPO_ROOT / ".aws-sam"
-    return sorted((str(path), path.stat().st_mtime_ns) for path in [root, *root.glob("*"), *root.glob("build/*")] if path.exists())
+    return sorted(
+        (str(path), path.stat().st_mtime_ns) for path in [root, *root.glob("*"), *root.glob("build/*")] if path.exists()
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "files", "message"),
     [
-        (["--mapping", "{m}", "--input", "{i}"], {"m": '{"columns": {"date": "Day",'}, "--mapping {m}: mapping file is not valid JSON"),
-        (["--mapping", "{m}", "--input", "{i}"], {"m": '{"columns": {"item_id": "Article"}}'}, "names columns not in the header of {i}: 'Article' (for item_id)"),
+        (
+            ["--mapping", "{m}", "--input", "{i}"],
+            {"m": '{"columns": {"date": "Day",'},
+            "--mapping {m}: mapping file is not valid JSON",
+        ),
+        (
+            ["--mapping", "{m}", "--input", "{i}"],
+            {"m": '{"columns": {"item_id": "Article"}}'},
+            "names columns not in the header of {i}: 'Article' (for item_id)",
+        ),
         (["--horizon", "-3"], {}, "--horizon -3: periods to predict must be 1 to 366"),
         (["--horizon", "10000"], {}, "--horizon 10000"),
         (["--dataset", ".."], {}, "--dataset '..' is not allowed"),
@@ -158,7 +198,10 @@ def test_bad_arguments_are_refused_before_anything_is_built_or_started(args, fil
     before = _aws_sam_state()
     completed = deploy_local(*(arg.format(**paths) for arg in args))
     assert completed.returncode == 2
-    assert completed.stderr.strip().splitlines()[-1] == f"./deploy.sh --local: error: {completed.stderr.split('error: ', 1)[1].strip()}"
+    assert (
+        completed.stderr.strip().splitlines()[-1]
+        == f"./deploy.sh --local: error: {completed.stderr.split('error: ', 1)[1].strip()}"
+    )
     assert message.format(**paths) in completed.stderr and "Traceback" not in completed.stderr
     assert "==>" not in completed.stderr, "no build or emulator was announced"
     assert _aws_sam_state() == before, "no build started"

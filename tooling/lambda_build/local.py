@@ -41,12 +41,19 @@ ENV_HOOK = "ITEM_PREDICTION_LOCAL_ENV"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Run the whole pipeline offline on a local AWS emulator.",
-                                     epilog="exit codes: 0 done, 1 the pipeline failed, 2 bad arguments, 3 the file was refused")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run the whole pipeline offline on a local AWS emulator.",
+        epilog="exit codes: 0 done, 1 the pipeline failed, 2 bad arguments, 3 the file was refused",
+    )
     parser.add_argument("--input", help="a sales CSV (optionally .gz) to run instead of generated sample data")
     parser.add_argument("--mapping", help="a JSON column mapping for --input (see README: Configuration)")
-    parser.add_argument("--dataset", default="sales", help="dataset name: raw/<dataset>/ (default sales; 'default' uploads directly under raw/)")
-    parser.add_argument("--horizon", type=int, default=0, help=f"periods to predict, 1 to {checks.MAX_HORIZON} (default 0: 14 daily, 8 weekly)")
+    parser.add_argument(
+        "--dataset", default="sales", help="dataset name: raw/<dataset>/ (default sales; 'default' uploads directly under raw/)"
+    )
+    parser.add_argument(
+        "--horizon", type=int, default=0, help=f"periods to predict, 1 to {checks.MAX_HORIZON} (default 0: 14 daily, 8 weekly)"
+    )
     parser.add_argument("--items", type=int, default=4, help="sample data: items (default 4)")
     parser.add_argument("--stores", type=int, default=2, help="sample data: stores (default 2)")
     parser.add_argument("--periods", type=int, default=400, help="sample data: days (default 400)")
@@ -55,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-build", action="store_true", help="use what is built (.build, .aws-sam)")
     parser.add_argument("--keep-running", action="store_true", help="leave the emulator and stack up; later runs reuse them")
     parser.add_argument("--stop", action="store_true", help="stop a kept emulator and exit")
-    parser.add_argument("--query", metavar="ITEM", help="ask the kept stack's read API for ITEM's predictions (with --store, --dataset)")
+    parser.add_argument(
+        "--query", metavar="ITEM", help="ask the kept stack's read API for ITEM's predictions (with --store, --dataset)"
+    )
     parser.add_argument("--store", help="with --query: the store of the series")
     parser.add_argument("--logs", action="store_true", help="the kept stack's logs (sam logs; --name FUNCTION for one function)")
     parser.add_argument("--name", help="with --logs: one function's logical id, e.g. PredictionsFunction")
@@ -74,7 +83,10 @@ def _upload(args: argparse.Namespace, bucket: str) -> tuple[str, str | None, int
         if args.mapping:
             s3.put_object(Bucket=bucket, Key=f"config/mappings/{args.dataset}.json", Body=Path(args.mapping).read_bytes())
     else:
-        body, name = generate_sales(items=args.items, stores=args.stores, periods=args.periods, seed=args.seed).content, "sample.csv"
+        body, name = (
+            generate_sales(items=args.items, stores=args.stores, periods=args.periods, seed=args.seed).content,
+            "sample.csv",
+        )
     key = f"raw/{name}" if args.dataset == "default" else f"raw/{args.dataset}/{name}"  # raw/default/ is reserved
     progress(f"uploading {len(body):,} bytes to s3://{bucket}/{key}")
     return key, s3.put_object(Bucket=bucket, Key=key, Body=body).get("VersionId"), len(body)
@@ -89,13 +101,22 @@ def _on_state(event: dict) -> None:
         progress(f"  {event['state']} failed ({event['error']}): on to {event['next']}")
 
 
-def _describe_failure(exc: asl.ExecutionFailed, definition: dict, stack: LocalStack, dead_letter: dict | None, machine_log: str | None) -> dict:
+def _describe_failure(
+    exc: asl.ExecutionFailed, definition: dict, stack: LocalStack, dead_letter: dict | None, machine_log: str | None
+) -> dict:
     """The state that failed first, its error and message, and where the full record is."""
     first = exc.caught or {"state": exc.state, "error": exc.error, "cause": exc.cause}
     function = definition["States"].get(first["state"], {}).get("Parameters", {}).get("FunctionName")
     log_group = f"/aws/lambda/{stack.resources[stack.logical_id(function)]}" if function else None
-    return {"state": first["state"], "error": first["error"], "cause": report.error_message(first["cause"]), "ended_in": exc.state,
-            "dead_letter": dead_letter, "log_group": log_group, "state_machine_log_group": machine_log}  # fmt: skip
+    return {
+        "state": first["state"],
+        "error": first["error"],
+        "cause": report.error_message(first["cause"]),
+        "ended_in": exc.state,
+        "dead_letter": dead_letter,
+        "log_group": log_group,
+        "state_machine_log_group": machine_log,
+    }
 
 
 def _log_execution(machine_log: str | None, machine: str, name: str, exc: asl.ExecutionFailed) -> None:
@@ -127,11 +148,22 @@ def execute(stack: LocalStack, resources: dict, event: dict) -> dict:
 
     name = str(uuid.uuid4())
     try:
-        result = asl.run(definition, event, invoke=invoke, services={**services, SQS_SEND: send_dead_letter}, execution_name=name, on_state=_on_state)
+        result = asl.run(
+            definition,
+            event,
+            invoke=invoke,
+            services={**services, SQS_SEND: send_dead_letter},
+            execution_name=name,
+            on_state=_on_state,
+        )
         return {"steps": steps, "result": result, "failure": None}
     except asl.ExecutionFailed as exc:
         _log_execution(machine_log, resources.get(PIPELINE, PIPELINE), name, exc)
-        return {"steps": steps, "result": None, "failure": _describe_failure(exc, definition, stack, dead_letter or None, machine_log)}
+        return {
+            "steps": steps,
+            "result": None,
+            "failure": _describe_failure(exc, definition, stack, dead_letter or None, machine_log),
+        }
 
 
 def _validation(validated: dict | None, bucket: str) -> dict | None:
@@ -154,19 +186,32 @@ def _predictions(table: str, dataset: str, result: dict | None) -> list[dict]:
                 continue
             if result.get("forecast_id") and item.get("forecast_id", {}).get("S", result["forecast_id"]) != result["forecast_id"]:
                 continue
-            rows.append({"item_id": item["item_id"]["S"], "store_id": item["store_id"]["S"], "date": item["date"]["S"], "prediction": float(item["prediction"]["N"])})
+            rows.append(
+                {
+                    "item_id": item["item_id"]["S"],
+                    "store_id": item["store_id"]["S"],
+                    "date": item["date"]["S"],
+                    "prediction": float(item["prediction"]["N"]),
+                }
+            )
     return sorted(rows, key=lambda row: (row["item_id"], row["store_id"], row["date"]))
 
 
 def _overrides(args: argparse.Namespace) -> dict:
     hooked = json.loads(os.environ.get(ENV_HOOK) or "{}")
-    return {**hooked, "*": {"FORECAST_HORIZON": str(args.horizon), **hooked.get("*", {})}}  # the horizon applies to a kept stack too
+    return {
+        **hooked,
+        "*": {"FORECAST_HORIZON": str(args.horizon), **hooked.get("*", {})},
+    }  # the horizon applies to a kept stack too
 
 
 def run_main_job(args: argparse.Namespace, emulator: Emulator, *, kept: bool) -> dict:
     config = configmod.load()
     os.environ.update(emulator.environ())
-    progress(f"deploying {args.stack_name} from template.yaml to the emulator at {emulator.endpoint}" + (" (kept: reused)" if emulator.reused else ""))
+    progress(
+        f"deploying {args.stack_name} from template.yaml to the emulator at {emulator.endpoint}"
+        + (" (kept: reused)" if emulator.reused else "")
+    )
     resources = deploy_template(config, args.stack_name, {"Environment": "dev", "ForecastHorizon": str(args.horizon)})
     bucket, table = resources["DataBucket"], resources["PredictionsTable"]
     key, version, size = _upload(args, bucket)
@@ -175,8 +220,18 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator, *, kept: bool) ->
         run = execute(stack, resources, object_created(bucket, key, version, size))
     finally:
         stack.stop()
-    summary = {"stack": args.stack_name, "endpoint": emulator.endpoint, "bucket": bucket, "table": table, "dataset": args.dataset,
-               "input_key": key, "kept": kept, "reused": emulator.reused, "invocations": stack.reports, **run}  # fmt: skip
+    summary = {
+        "stack": args.stack_name,
+        "endpoint": emulator.endpoint,
+        "bucket": bucket,
+        "table": table,
+        "dataset": args.dataset,
+        "input_key": key,
+        "kept": kept,
+        "reused": emulator.reused,
+        "invocations": stack.reports,
+        **run,
+    }
     summary["validation"] = _validation(run["steps"].get("DataValidationFunction"), bucket)
     summary["predictions"] = _predictions(table, args.dataset, run["result"])
     summary["query"] = report.query_command(summary) if kept else None
@@ -190,7 +245,9 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator, *, kept: bool) ->
 # ---- the kept stack: query, logs, stop ---------------------------------------------------------
 def _kept(emulator: Emulator, option: str) -> None:
     if emulator.kept() is None:
-        raise checks.ArgumentError(f"{option} needs the stack a --keep-running run left up: run ./deploy.sh --local --keep-running first")
+        raise checks.ArgumentError(
+            f"{option} needs the stack a --keep-running run left up: run ./deploy.sh --local --keep-running first"
+        )
     emulator.start()
     os.environ.update(emulator.environ())
 
@@ -212,11 +269,16 @@ def query(args: argparse.Namespace, emulator: Emulator) -> int:
     finally:
         stack.stop()
     if invocation.error:
-        print(f"error: the read API failed: {invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}", file=sys.stderr)
+        print(
+            f"error: the read API failed: {invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}",
+            file=sys.stderr,
+        )
         return 1
     status = invocation.result.get("statusCode")
     print(json.dumps(json.loads(invocation.result.get("body") or "null"), indent=2))
-    print(f"HTTP {status} from {API_HANDLER} (GET {api_request(args.dataset, args.query, args.store)['rawPath']})", file=sys.stderr)
+    print(
+        f"HTTP {status} from {API_HANDLER} (GET {api_request(args.dataset, args.query, args.store)['rawPath']})", file=sys.stderr
+    )
     return 0 if status == 200 else 1
 
 

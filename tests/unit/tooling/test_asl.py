@@ -9,7 +9,6 @@ import json
 import threading
 
 import pytest
-
 from lambda_build.offline.asl import ExecutionFailed, TaskFailed, UnsupportedDefinition, retry_delay, run, validate
 from lambda_build.offline.mapstate import workers
 
@@ -21,7 +20,13 @@ TRANSIENT = ["Lambda.ServiceException", "Lambda.TooManyRequestsException", "Stat
 
 
 def task(function: str, nxt: str | None = "End", **extra) -> dict:
-    state = {"Type": "Task", "Resource": LAMBDA, "Parameters": {"FunctionName": function, "Payload.$": "$"}, "OutputPath": "$.Payload", **extra}
+    state = {
+        "Type": "Task",
+        "Resource": LAMBDA,
+        "Parameters": {"FunctionName": function, "Payload.$": "$"},
+        "OutputPath": "$.Payload",
+        **extra,
+    }
     return {**state, **({"End": True} if nxt == "End" else {"Next": nxt})}
 
 
@@ -29,16 +34,33 @@ def task(function: str, nxt: str | None = "End", **extra) -> dict:
 PIPELINE = {
     "StartAt": "Validate",
     "States": {
-        "Validate": task("validate", "AnythingToPredict", Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DeadLetter"}]),
-        "AnythingToPredict": {"Type": "Choice", "Choices": [{"Variable": "$.skipped", "IsPresent": True, "Next": "NothingToDo"}], "Default": "Features"},
-        "Features": task("features", "Predict", Retry=[{"ErrorEquals": TRANSIENT, "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}],
-                         Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DeadLetter"}]),
+        "Validate": task(
+            "validate",
+            "AnythingToPredict",
+            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DeadLetter"}],
+        ),
+        "AnythingToPredict": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.skipped", "IsPresent": True, "Next": "NothingToDo"}],
+            "Default": "Features",
+        },
+        "Features": task(
+            "features",
+            "Predict",
+            Retry=[{"ErrorEquals": TRANSIENT, "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}],
+            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DeadLetter"}],
+        ),
         "Predict": task("predict", Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DeadLetter"}]),
         "NothingToDo": {"Type": "Succeed"},
-        "DeadLetter": {"Type": "Task", "Resource": SQS, "Parameters": {"QueueUrl": "dlq", "MessageBody.$": "$"}, "Next": "PipelineFailed"},
+        "DeadLetter": {
+            "Type": "Task",
+            "Resource": SQS,
+            "Parameters": {"QueueUrl": "dlq", "MessageBody.$": "$"},
+            "Next": "PipelineFailed",
+        },
         "PipelineFailed": {"Type": "Fail", "Error": "PipelineFailed", "Cause": "see the dead-letter queue"},
     },
-}  # fmt: skip
+}
 
 
 class Case:
@@ -61,8 +83,14 @@ class Case:
 
     def run(self, definition=PIPELINE, data=None, **kwargs):
         services = {SQS: lambda params: self.sent.append(params) or {"MessageId": "m-1"}, **kwargs.pop("services", {})}
-        return run(definition, data if data is not None else {"key": "raw/a.csv"}, invoke=self.invoke, services=services,
-                   sleep=self.waits.append, **kwargs)  # fmt: skip
+        return run(
+            definition,
+            data if data is not None else {"key": "raw/a.csv"},
+            invoke=self.invoke,
+            services=services,
+            sleep=self.waits.append,
+            **kwargs,
+        )
 
     @property
     def order(self) -> list[str]:
@@ -70,7 +98,11 @@ class Case:
 
 
 def test_happy_path():
-    case = Case(validate=lambda event: {**event, "rows": 3}, features=lambda event: {**event, "series": 2}, predict=lambda event: {"written": event["series"] * 7})
+    case = Case(
+        validate=lambda event: {**event, "rows": 3},
+        features=lambda event: {**event, "series": 2},
+        predict=lambda event: {"written": event["series"] * 7},
+    )
     assert case.run() == {"written": 14}
     assert case.order == ["validate", "features", "predict"] and case.calls[0][1] == {"key": "raw/a.csv"}
     assert case.sent == [] and case.waits == []
@@ -96,11 +128,23 @@ def test_retries_exhausted_catch_to_dead_letter_queue_then_fail():
     case = Case(validate={"rows": 1}, features=busy, predict={"written": 7})
     with pytest.raises(ExecutionFailed) as failed:
         case.run(on_state=states.append)
-    assert (failed.value.error, failed.value.cause, failed.value.state) == ("PipelineFailed", "see the dead-letter queue", "PipelineFailed")
+    assert (failed.value.error, failed.value.cause, failed.value.state) == (
+        "PipelineFailed",
+        "see the dead-letter queue",
+        "PipelineFailed",
+    )
     assert failed.value.caught == {"state": "Features", "error": "Lambda.ServiceException", "cause": "internal error"}
     assert case.order == ["validate"] + ["features"] * 4 and case.waits == [2.0, 4.0, 8.0]
-    assert case.sent == [{"QueueUrl": "dlq", "MessageBody": {"rows": 1, "error": {"Error": "Lambda.ServiceException", "Cause": "internal error"}}}]
-    assert [e["state"] for e in states if e["event"] == "StateEntered"] == ["Validate", "AnythingToPredict", "Features", "DeadLetter", "PipelineFailed"]
+    assert case.sent == [
+        {"QueueUrl": "dlq", "MessageBody": {"rows": 1, "error": {"Error": "Lambda.ServiceException", "Cause": "internal error"}}}
+    ]
+    assert [e["state"] for e in states if e["event"] == "StateEntered"] == [
+        "Validate",
+        "AnythingToPredict",
+        "Features",
+        "DeadLetter",
+        "PipelineFailed",
+    ]
 
 
 def test_an_error_no_retrier_names_goes_straight_to_the_catch():
@@ -112,8 +156,13 @@ def test_an_error_no_retrier_names_goes_straight_to_the_catch():
 
 def test_timeout_fails_the_task_with_states_timeout():
     release = threading.Event()
-    definition = {"StartAt": "Slow", "States": {"Slow": task("slow", TimeoutSeconds=1, Catch=[{"ErrorEquals": ["States.Timeout"], "Next": "Late"}]),
-                                                "Late": {"Type": "Pass", "End": True}}}  # fmt: skip
+    definition = {
+        "StartAt": "Slow",
+        "States": {
+            "Slow": task("slow", TimeoutSeconds=1, Catch=[{"ErrorEquals": ["States.Timeout"], "Next": "Late"}]),
+            "Late": {"Type": "Pass", "End": True},
+        },
+    }
     case = Case(slow=lambda event: release.wait(30) and {"done": True})
     try:
         output = case.run(definition)
@@ -132,7 +181,12 @@ def test_states_task_failed_matches_anything_but_a_timeout():
 
 
 def test_max_attempts_zero_never_retries_and_max_delay_and_jitter_bound_the_wait():
-    definition = {"StartAt": "T", "States": {"T": task("f", Retry=[{"ErrorEquals": ["A"], "MaxAttempts": 0}, {"ErrorEquals": ["States.ALL"], "MaxAttempts": 1}])}}
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": task("f", Retry=[{"ErrorEquals": ["A"], "MaxAttempts": 0}, {"ErrorEquals": ["States.ALL"], "MaxAttempts": 1}])
+        },
+    }
     case = Case(f=[TaskFailed("A", ""), {"ok": 1}])
     with pytest.raises(ExecutionFailed):
         case.run(definition)
@@ -144,7 +198,12 @@ def test_max_attempts_zero_never_retries_and_max_delay_and_jitter_bound_the_wait
 
 
 def test_full_jitter_draws_from_the_injected_random():
-    definition = {"StartAt": "T", "States": {"T": task("f", Retry=[{"ErrorEquals": ["A"], "IntervalSeconds": 10, "MaxAttempts": 2, "JitterStrategy": "FULL"}])}}
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": task("f", Retry=[{"ErrorEquals": ["A"], "IntervalSeconds": 10, "MaxAttempts": 2, "JitterStrategy": "FULL"}])
+        },
+    }
     case = Case(f=[TaskFailed("A", ""), TaskFailed("A", ""), {"ok": 1}])
     draws = iter([0.5, 0.1])
     assert case.run(definition, random=lambda: next(draws)) == {"ok": 1}
@@ -152,11 +211,29 @@ def test_full_jitter_draws_from_the_injected_random():
 
 
 def test_paths_parameters_selectors_and_context():
-    definition = {"StartAt": "T", "States": {"T": {
-        "Type": "Task", "Resource": LAMBDA, "InputPath": "$.order",
-        "Parameters": {"FunctionName": "f", "Payload": {"id.$": "$.id", "nested": {"run.$": "$$.Execution.Name", "state.$": "$$.State.Name"},
-                                                        "input.$": "$$.Execution.Input", "fixed": [1, 2]}},
-        "ResultSelector": {"total.$": "$.Payload.total"}, "ResultPath": "$.result", "OutputPath": "$.result", "End": True}}}  # fmt: skip
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": LAMBDA,
+                "InputPath": "$.order",
+                "Parameters": {
+                    "FunctionName": "f",
+                    "Payload": {
+                        "id.$": "$.id",
+                        "nested": {"run.$": "$$.Execution.Name", "state.$": "$$.State.Name"},
+                        "input.$": "$$.Execution.Input",
+                        "fixed": [1, 2],
+                    },
+                },
+                "ResultSelector": {"total.$": "$.Payload.total"},
+                "ResultPath": "$.result",
+                "OutputPath": "$.result",
+                "End": True,
+            }
+        },
+    }
     case = Case(f=lambda payload: {"total": 42, "echo": payload})
     data = {"order": {"id": "o-1"}, "other": True}
     assert case.run(definition, data, execution_name="run-7") == {"total": 42}
@@ -164,15 +241,24 @@ def test_paths_parameters_selectors_and_context():
 
 
 def test_result_path_null_keeps_the_input_and_pass_places_its_result():
-    definition = {"StartAt": "T", "States": {
-        "T": {**task("f", "P"), "ResultPath": None, "OutputPath": "$"},
-        "P": {"Type": "Pass", "Result": {"v": 1}, "ResultPath": "$.pass", "End": True}}}  # fmt: skip
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {**task("f", "P"), "ResultPath": None, "OutputPath": "$"},
+            "P": {"Type": "Pass", "Result": {"v": 1}, "ResultPath": "$.pass", "End": True},
+        },
+    }
     assert Case(f={"ignored": True}).run(definition, {"a": 1}) == {"a": 1, "pass": {"v": 1}}
 
 
 def test_a_path_that_matches_nothing_fails_the_run_uncatchably():
-    definition = {"StartAt": "T", "States": {"T": {**task("f", "C"), "InputPath": "$.missing", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "C"}]},
-                                             "C": {"Type": "Succeed"}}}  # fmt: skip
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {**task("f", "C"), "InputPath": "$.missing", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "C"}]},
+            "C": {"Type": "Succeed"},
+        },
+    }
     with pytest.raises(ExecutionFailed) as failed:
         Case(f={}).run(definition, {"a": 1})
     assert failed.value.error == "States.Runtime" and failed.value.state == "T" and "$.missing" in failed.value.cause
@@ -186,18 +272,34 @@ def test_a_path_that_matches_nothing_fails_the_run_uncatchably():
         ({"Variable": "$.x", "BooleanEquals": False}, {"x": False}, "Yes"),
         ({"Variable": "$.x", "NumericGreaterThanEquals": 3}, {"x": 3}, "Yes"),
         ({"Variable": "$.x", "NumericLessThan": 3}, {"x": "2"}, "No"),  # a string is not a number
-        ({"And": [{"Variable": "$.x", "NumericGreaterThan": 1}, {"Not": {"Variable": "$.y", "IsPresent": True}}]}, {"x": 2}, "Yes"),
+        (
+            {"And": [{"Variable": "$.x", "NumericGreaterThan": 1}, {"Not": {"Variable": "$.y", "IsPresent": True}}]},
+            {"x": 2},
+            "Yes",
+        ),
         ({"Or": [{"Variable": "$.x", "NumericEquals": 1}, {"Variable": "$.x", "NumericLessThanEquals": 0}]}, {"x": 5}, "No"),
     ],
 )
 def test_choice_comparisons(rule, data, expected):
-    definition = {"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{**rule, "Next": "Yes"}], "Default": "No"},
-                                             "Yes": {"Type": "Pass", "Result": "Yes", "End": True}, "No": {"Type": "Pass", "Result": "No", "End": True}}}  # fmt: skip
+    definition = {
+        "StartAt": "C",
+        "States": {
+            "C": {"Type": "Choice", "Choices": [{**rule, "Next": "Yes"}], "Default": "No"},
+            "Yes": {"Type": "Pass", "Result": "Yes", "End": True},
+            "No": {"Type": "Pass", "Result": "No", "End": True},
+        },
+    }
     assert Case().run(definition, data) == expected
 
 
 def test_no_choice_matched_fails_the_execution():
-    definition = {"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "D"}]}, "D": {"Type": "Succeed"}}}
+    definition = {
+        "StartAt": "C",
+        "States": {
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "D"}]},
+            "D": {"Type": "Succeed"},
+        },
+    }
     with pytest.raises(ExecutionFailed) as failed:
         Case().run(definition, {})
     assert (failed.value.error, failed.value.state) == ("States.NoChoiceMatched", "C")
@@ -212,21 +314,45 @@ class FakeS3:
     def services(self) -> dict:
         return {
             "arn:aws:states:::s3:getObject": lambda p: self.objects[f"{p['Bucket']}/{p['Key']}"],
-            "arn:aws:states:::s3:listObjectsV2": lambda p: [{"Key": k.split("/", 1)[1], "Size": len(v)} for k, v in sorted(self.objects.items())
-                                                            if k.startswith(f"{p['Bucket']}/{p['Prefix']}")],
-            "arn:aws:states:::s3:putObject": lambda p: self.objects.__setitem__(f"{p['Bucket']}/{p['Key']}", p["Body"]) or {"ETag": "x"},
-        }  # fmt: skip
+            "arn:aws:states:::s3:listObjectsV2": lambda p: [
+                {"Key": k.split("/", 1)[1], "Size": len(v)}
+                for k, v in sorted(self.objects.items())
+                if k.startswith(f"{p['Bucket']}/{p['Prefix']}")
+            ],
+            "arn:aws:states:::s3:putObject": lambda p: (
+                self.objects.__setitem__(f"{p['Bucket']}/{p['Key']}", p["Body"]) or {"ETag": "x"}
+            ),
+        }
 
 
 def distributed_map(**extra) -> dict:
-    return {"StartAt": "Shards", "States": {"Shards": {
-        "Type": "Map", "ProcessorConfig": None,
-        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
-                       "Parameters": {"Bucket": "b", "Key.$": "$.manifest"}},
-        "ItemSelector": {"shard.$": "$$.Map.Item.Value.shard", "index.$": "$$.Map.Item.Index", "dataset.$": "$.dataset"},
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "Predict",
-                          "States": {"Predict": task("predict", Retry=[{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1}])}},
-        "MaxConcurrency": 2, **extra, "End": True}}}  # fmt: skip
+    return {
+        "StartAt": "Shards",
+        "States": {
+            "Shards": {
+                "Type": "Map",
+                "ProcessorConfig": None,
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+                    "Parameters": {"Bucket": "b", "Key.$": "$.manifest"},
+                },
+                "ItemSelector": {"shard.$": "$$.Map.Item.Value.shard", "index.$": "$$.Map.Item.Index", "dataset.$": "$.dataset"},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "Predict",
+                    "States": {
+                        "Predict": task(
+                            "predict", Retry=[{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1}]
+                        )
+                    },
+                },
+                "MaxConcurrency": 2,
+                **extra,
+                "End": True,
+            }
+        },
+    }
 
 
 def without_none(definition: dict) -> dict:
@@ -249,7 +375,11 @@ def test_map_reads_items_from_s3_runs_them_bounded_and_writes_results():
             running[0] -= 1
         return {"shard": event["shard"], "written": 7}
 
-    definition = without_none(distributed_map(ResultWriter={"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b", "Prefix": "results"}}))
+    definition = without_none(
+        distributed_map(
+            ResultWriter={"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b", "Prefix": "results"}}
+        )
+    )
     case = Case(predict=predict)
     summary = case.run(definition, {"manifest": "manifests/shards.csv", "dataset": "shop"}, services=s3.services())
     assert peak[0] == 2, "MaxConcurrency 2: two at a time, never more"
@@ -276,17 +406,33 @@ def test_map_without_writer_returns_outputs_in_order_and_tolerates_failures():
     strict = without_none(distributed_map(ToleratedFailureCount=0))
     with pytest.raises(ExecutionFailed) as failed:
         Case(predict=predict).run(strict, {"manifest": "m.csv", "dataset": "d"}, services=s3.services())
-    assert failed.value.error == "States.ExceedToleratedFailureThreshold" and failed.value.state == "Shards" and "1 of 4" in failed.value.cause
+    assert (
+        failed.value.error == "States.ExceedToleratedFailureThreshold"
+        and failed.value.state == "Shards"
+        and "1 of 4" in failed.value.cause
+    )
 
 
 def test_inline_map_over_items_path_and_json_lines_reader():
-    inline = {"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": {"StartAt": "F", "States": {"F": task("f")}},
-                                               "ResultPath": "$.out", "End": True}}}  # fmt: skip
+    inline = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {"StartAt": "F", "States": {"F": task("f")}},
+                "ResultPath": "$.out",
+                "End": True,
+            }
+        },
+    }
     assert Case(f=lambda x: x * 2).run(inline, {"items": [1, 2, 3]}) == {"items": [1, 2, 3], "out": [2, 4, 6]}
     definition = without_none(distributed_map())
     definition["States"]["Shards"]["ItemReader"]["ReaderConfig"] = {"InputType": "JSONL"}
     s3 = FakeS3({"b/m.jsonl": '{"shard": "a"}\n{"shard": "b"}\n'})
-    assert Case(predict=lambda e: e["shard"]).run(definition, {"manifest": "m.jsonl", "dataset": "d"}, services=s3.services()) == ["a", "b"]
+    assert Case(predict=lambda e: e["shard"]).run(
+        definition, {"manifest": "m.jsonl", "dataset": "d"}, services=s3.services()
+    ) == ["a", "b"]
 
 
 def test_max_concurrency_zero_means_the_cpu_count(monkeypatch):
@@ -298,15 +444,33 @@ def test_max_concurrency_zero_means_the_cpu_count(monkeypatch):
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        (lambda d: d["States"]["Validate"].update(HeartbeatSeconds=60), "state Validate: field HeartbeatSeconds is not supported"),
+        (
+            lambda d: d["States"]["Validate"].update(HeartbeatSeconds=60),
+            "state Validate: field HeartbeatSeconds is not supported",
+        ),
         (lambda d: d["States"].update(Wait={"Type": "Wait", "Seconds": 1}), "state Wait: Type 'Wait' is not supported"),
-        (lambda d: d["States"]["Validate"].update(Resource="arn:aws:states:::glue:startJobRun.sync"), "state Validate: Resource 'arn:aws:states:::glue:startJobRun.sync' is not supported"),
-        (lambda d: d["States"]["AnythingToPredict"]["Choices"][0].update(StringMatches="a*"), "state AnythingToPredict: Choices[0]: field StringMatches is not supported"),
-        (lambda d: d["States"]["Features"]["Retry"][0].update(JitterStrategy="EQUAL"), "state Features: Retry[0]: JitterStrategy 'EQUAL' is not supported"),
-        (lambda d: d["States"]["Features"]["Parameters"].update({"Payload.$": "States.JsonToString($)"}), "state Features: Parameters.Payload.$"),
+        (
+            lambda d: d["States"]["Validate"].update(Resource="arn:aws:states:::glue:startJobRun.sync"),
+            "state Validate: Resource 'arn:aws:states:::glue:startJobRun.sync' is not supported",
+        ),
+        (
+            lambda d: d["States"]["AnythingToPredict"]["Choices"][0].update(StringMatches="a*"),
+            "state AnythingToPredict: Choices[0]: field StringMatches is not supported",
+        ),
+        (
+            lambda d: d["States"]["Features"]["Retry"][0].update(JitterStrategy="EQUAL"),
+            "state Features: Retry[0]: JitterStrategy 'EQUAL' is not supported",
+        ),
+        (
+            lambda d: d["States"]["Features"]["Parameters"].update({"Payload.$": "States.JsonToString($)"}),
+            "state Features: Parameters.Payload.$",
+        ),
         (lambda d: d["States"]["Predict"].update(OutputPath="$.items[*]"), "state Predict: OutputPath '$.items[*]'"),
         (lambda d: d["States"]["Features"].update(Next="Nowhere"), "state Features: Next 'Nowhere' is not a state"),
-        (lambda d: d["States"]["PipelineFailed"].update(ErrorPath="$.e"), "state PipelineFailed: field ErrorPath is not supported"),
+        (
+            lambda d: d["States"]["PipelineFailed"].update(ErrorPath="$.e"),
+            "state PipelineFailed: field ErrorPath is not supported",
+        ),
         (lambda d: d.update(QueryLanguage="JSONata"), "definition: field QueryLanguage is not supported"),
     ],
 )
@@ -342,23 +506,51 @@ def test_the_hardening_the_state_machines_are_getting_is_supported():
     pipeline = json.loads((REPO_ROOT / "statemachine" / "pipeline.asl.json").read_text())
     states = pipeline["States"]
     states["BuildFeatures"]["TimeoutSeconds"] = 900
-    states["BuildFeatures"]["Retry"].insert(0, {"ErrorEquals": ["DatasetBusy"], "IntervalSeconds": 15, "BackoffRate": 1.5, "MaxAttempts": 12,
-                                                "MaxDelaySeconds": 120, "JitterStrategy": "FULL"})  # fmt: skip
+    states["BuildFeatures"]["Retry"].insert(
+        0,
+        {
+            "ErrorEquals": ["DatasetBusy"],
+            "IntervalSeconds": 15,
+            "BackoffRate": 1.5,
+            "MaxAttempts": 12,
+            "MaxDelaySeconds": 120,
+            "JitterStrategy": "FULL",
+        },
+    )
     states["Predict"]["Catch"][0]["Next"] = "ReleaseLease"
     states["ReleaseLease"] = {
-        "Type": "Task", "Resource": "arn:aws:states:::dynamodb:deleteItem", "ResultPath": None,
+        "Type": "Task",
+        "Resource": "arn:aws:states:::dynamodb:deleteItem",
+        "ResultPath": None,
         "Parameters": {"TableName": "t", "Key": {"pk": {"S.$": "States.Format('DS#{}', $.dataset)"}, "sk": {"S": "LEASE"}}},
-        "Catch": [{"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException", "States.ALL"], "ResultPath": None, "Next": "SendToDeadLetterQueue"}],
-        "Next": "SendToDeadLetterQueue"}  # fmt: skip
+        "Catch": [
+            {
+                "ErrorEquals": ["DynamoDB.ConditionalCheckFailedException", "States.ALL"],
+                "ResultPath": None,
+                "Next": "SendToDeadLetterQueue",
+            }
+        ],
+        "Next": "SendToDeadLetterQueue",
+    }
     with pytest.raises(UnsupportedDefinition, match="intrinsic functions are not supported"):
         validate(pipeline)
     states["ReleaseLease"]["Parameters"]["Key"]["pk"] = {"S.$": "$.lease.pk"}
-    states["ReleaseLease"]["Parameters"].update(ConditionExpression="#o = :me", ExpressionAttributeNames={"#o": "owner"},
-                                                ExpressionAttributeValues={":me": {"S.$": "$.lease.owner"}})  # fmt: skip
-    states["ReleaseLease"]["Catch"] = [{"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "ResultPath": None, "Next": "SendToDeadLetterQueue"},
-                                       {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "SendToDeadLetterQueue"}]  # fmt: skip
-    states["SendToDeadLetterQueue"]["Retry"] = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}]
+    states["ReleaseLease"]["Parameters"].update(
+        ConditionExpression="#o = :me",
+        ExpressionAttributeNames={"#o": "owner"},
+        ExpressionAttributeValues={":me": {"S.$": "$.lease.owner"}},
+    )
+    states["ReleaseLease"]["Catch"] = [
+        {"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "ResultPath": None, "Next": "SendToDeadLetterQueue"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "SendToDeadLetterQueue"},
+    ]
+    states["SendToDeadLetterQueue"]["Retry"] = [
+        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
+    ]
     validate(pipeline)
     backfill = json.loads((REPO_ROOT / "statemachine" / "backfill.asl.json").read_text())
-    backfill["States"]["ValidateEveryFile"]["ResultWriter"] = {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b", "Prefix": "backfill/"}}
+    backfill["States"]["ValidateEveryFile"]["ResultWriter"] = {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "b", "Prefix": "backfill/"},
+    }
     validate(backfill)

@@ -7,7 +7,6 @@ import json
 import os
 
 import pytest
-
 from lambda_build.offline.emulator import Emulator
 
 

@@ -7,7 +7,6 @@ import gzip
 import json
 
 import pytest
-
 from lambda_build import local
 from lambda_build import template as templatemod
 from lambda_build.offline import checks, definitions, events, report
@@ -47,7 +46,9 @@ def sales(tmp_path, text: str = "Day;Article;Units\n2024-01-01;A;3\n", name: str
         (["--input", "/nonexistent/sales.csv"], "--input /nonexistent/sales.csv: no such file"),
     ],
 )
-def test_bad_arguments_are_one_line_and_exit_2_before_anything_starts(argv, message, nothing_starts, monkeypatch, tmp_path, capsys):
+def test_bad_arguments_are_one_line_and_exit_2_before_anything_starts(
+    argv, message, nothing_starts, monkeypatch, tmp_path, capsys
+):
     monkeypatch.setattr(local.Emulator, "kept", lambda self: None)
     assert local.main(argv) == 2
     err = capsys.readouterr().err
@@ -95,24 +96,52 @@ def test_the_default_horizon_and_the_bounds_pass():
         checks.check_dataset(name)
 
 
-FAILURE = {"state": "Predict", "error": "ValueError", "cause": "horizon must be 1..366", "ended_in": "PipelineFailed",
-           "dead_letter": {"queue": "https://sqs/dlq", "message_id": "m-1"}, "log_group": "/aws/lambda/stack-Predictions",
-           "state_machine_log_group": "/aws/vendedlogs/states/stack-pipeline"}  # fmt: skip
+FAILURE = {
+    "state": "Predict",
+    "error": "ValueError",
+    "cause": "horizon must be 1..366",
+    "ended_in": "PipelineFailed",
+    "dead_letter": {"queue": "https://sqs/dlq", "message_id": "m-1"},
+    "log_group": "/aws/lambda/stack-Predictions",
+    "state_machine_log_group": "/aws/vendedlogs/states/stack-pipeline",
+}
 
 
 def summary(**extra) -> dict:
-    base = {"bucket": "b", "dataset": "shop 1", "kept": True, "invocations": [], "sizes": [], "steps": {}, "failure": None, "result": None,
-            "validation": None, "predictions": []}  # fmt: skip
+    base = {
+        "bucket": "b",
+        "dataset": "shop 1",
+        "kept": True,
+        "invocations": [],
+        "sizes": [],
+        "steps": {},
+        "failure": None,
+        "result": None,
+        "validation": None,
+        "predictions": [],
+    }
     return {**base, **extra}
 
 
 def test_a_failure_names_the_state_error_message_and_where_the_record_is():
-    counts = {"rows_in": 10, "rows_clean": 8, "rows_quarantined": 2, "rules": {"invalid_date": 2}, "file_reason": None,
-              "report_key": "reports/s/a.validation.json", "quarantine_key": "quarantine/s/a.csv.gz"}  # fmt: skip
+    counts = {
+        "rows_in": 10,
+        "rows_clean": 8,
+        "rows_quarantined": 2,
+        "rules": {"invalid_date": 2},
+        "file_reason": None,
+        "report_key": "reports/s/a.validation.json",
+        "quarantine_key": "quarantine/s/a.csv.gz",
+    }
     text = report.render(summary(failure=FAILURE, validation=counts))
     assert text.splitlines()[0] == "PIPELINE FAILED in Predict: ValueError: horizon must be 1..366"
-    for part in ("dead-letter message m-1 in https://sqs/dlq", "/aws/lambda/stack-Predictions", "/aws/vendedlogs/states/stack-pipeline",
-                 "10 rows in, 8 clean, 2 quarantined (invalid_date 2)", "s3://b/quarantine/s/a.csv.gz"):  # fmt: skip
+    for part in (
+        "dead-letter message m-1 in https://sqs/dlq",
+        "/aws/lambda/stack-Predictions",
+        "/aws/vendedlogs/states/stack-pipeline",
+        "10 rows in, 8 clean, 2 quarantined (invalid_date 2)",
+        "s3://b/quarantine/s/a.csv.gz",
+    ):
         assert part in text
     assert report.exit_code(summary(failure=FAILURE)) == 1
 
@@ -125,7 +154,12 @@ def test_the_error_message_is_taken_from_lambdas_error_json():
 def test_exit_codes_for_a_refused_file():
     assert report.exit_code(summary(validation={"file_reason": "binary_content"})) == 3
     assert report.exit_code(summary(steps={"DataValidationFunction": {"skipped": True, "reason": "superseded"}})) == 3
-    assert report.exit_code(summary(steps={"DataValidationFunction": {"rows": {}}}, result={"skipped": True, "reason": "not enough history"})) == 0
+    assert (
+        report.exit_code(
+            summary(steps={"DataValidationFunction": {"rows": {}}}, result={"skipped": True, "reason": "not enough history"})
+        )
+        == 0
+    )
 
 
 def test_the_query_hint_names_a_series_of_this_run_or_none():
@@ -142,14 +176,26 @@ def test_the_pipelines_substitutions_come_from_the_template():
     template = templatemod.load_template()
     physical = {logical_id: f"p-{logical_id}" for logical_id in template["Resources"]}
     definition = definitions.load(template, "PipelineStateMachine", physical)
-    tasks = [state["Parameters"]["FunctionName"] for state in definition["States"].values() if "FunctionName" in state.get("Parameters", {})]
+    tasks = [
+        state["Parameters"]["FunctionName"]
+        for state in definition["States"].values()
+        if "FunctionName" in state.get("Parameters", {})
+    ]
     assert tasks and all(name.startswith("arn:aws:lambda:us-east-1:123456789012:function:p-") for name in tasks)
     assert "${" not in json.dumps(definition)
 
 
 def test_events_are_encoded_as_aws_sends_them():
     created = events.object_created("bkt", "raw/shop/jan sales+1.csv", "v1", 10)
-    assert created["detail"]["object"]["key"] == "raw/shop/jan+sales%2B1.csv" and created["detail"]["object"]["version-id"] == "v1"
+    assert (
+        created["detail"]["object"]["key"] == "raw/shop/jan+sales%2B1.csv" and created["detail"]["object"]["version-id"] == "v1"
+    )
     request = events.api_request("shop", "SKU#1", "S 1")
-    assert request["rawPath"] == "/datasets/shop/predictions/SKU%231" and request["pathParameters"] == {"dataset": "shop", "item_id": "SKU#1"}
-    assert request["queryStringParameters"] == {"store": "S 1"} and request["routeKey"] == "GET /datasets/{dataset}/predictions/{item_id}"
+    assert request["rawPath"] == "/datasets/shop/predictions/SKU%231" and request["pathParameters"] == {
+        "dataset": "shop",
+        "item_id": "SKU#1",
+    }
+    assert (
+        request["queryStringParameters"] == {"store": "S 1"}
+        and request["routeKey"] == "GET /datasets/{dataset}/predictions/{item_id}"
+    )

@@ -34,8 +34,17 @@ __all__ = ["ExecutionFailed", "TaskFailed", "UnsupportedDefinition", "run", "val
 UNCATCHABLE = {"States.Runtime", "States.DataLimitExceeded"}  # wildcards never match these
 
 
-def run(definition: dict, input, *, invoke, services: dict, execution_name: str | None = None, sleep=time.sleep,
-        on_state=None, random=_random.random):  # fmt: skip
+def run(
+    definition: dict,
+    input,
+    *,
+    invoke,
+    services: dict,
+    execution_name: str | None = None,
+    sleep=time.sleep,
+    on_state=None,
+    random=_random.random,
+):
     """Run ``definition`` on ``input``; its output, or ExecutionFailed(error, cause, state).
 
     ``sleep(seconds)`` waits between retries and ``random()`` draws FULL jitter (both injectable
@@ -48,10 +57,14 @@ def run(definition: dict, input, *, invoke, services: dict, execution_name: str 
     name = execution_name or str(uuid.uuid4())
     execution = Execution(invoke, services, sleep, on_state or (lambda event: None), random)
     execution.context = {
-        "Execution": {"Id": f"arn:aws:states:us-east-1:123456789012:execution:local:{name}", "Name": name,
-                      "Input": input, "StartTime": _now()},
+        "Execution": {
+            "Id": f"arn:aws:states:us-east-1:123456789012:execution:local:{name}",
+            "Name": name,
+            "Input": input,
+            "StartTime": _now(),
+        },
         "StateMachine": {"Id": "arn:aws:states:us-east-1:123456789012:stateMachine:local", "Name": "local"},
-    }  # fmt: skip
+    }
     return execution.run_machine(definition, input, timeout=definition.get("TimeoutSeconds"))
 
 
@@ -132,10 +145,10 @@ class Execution:
         try:
             if kind == "Fail":
                 raise TaskFailed(state.get("Error", "States.Fail"), state.get("Cause", ""))
-            if kind == "Succeed":
-                return None, paths.select(state.get("OutputPath", "$"), paths.select(state.get("InputPath", "$"), data, context), context), True
-            if kind == "Choice":
-                return self._choose(state, data, context), paths.select(state.get("OutputPath", "$"), paths.select(state.get("InputPath", "$"), data, context), context), False
+            if kind in ("Succeed", "Choice"):
+                passed = paths.select(state.get("InputPath", "$"), data, context)
+                target = self._choose(state, passed, context) if kind == "Choice" else None
+                return target, paths.select(state.get("OutputPath", "$"), passed, context), kind == "Succeed"
             if kind == "Pass":
                 return state.get("Next"), self._pass(state, data, context), bool(state.get("End"))
             target, data = self._with_policy(name, state, data, context)
@@ -143,10 +156,9 @@ class Execution:
             raise TaskFailed("States.Runtime", str(exc)) from exc
         return target, data, target is None
 
-    def _choose(self, state: dict, data, context: dict) -> str:
-        effective = paths.select(state.get("InputPath", "$"), data, context)
+    def _choose(self, state: dict, passed, context: dict) -> str:
         for rule in state["Choices"]:
-            if choice.matches(rule, effective, context):
+            if choice.matches(rule, passed, context):
                 return rule["Next"]
         if "Default" in state:
             return state["Default"]
@@ -154,7 +166,12 @@ class Execution:
 
     def _pass(self, state: dict, data, context: dict):
         effective = paths.select(state.get("InputPath", "$"), data, context)
-        result = state["Result"] if "Result" in state else paths.resolve(state.get("Parameters", effective), effective, context) if "Parameters" in state else effective
+        if "Result" in state:
+            result = state["Result"]
+        elif "Parameters" in state:
+            result = paths.resolve(state["Parameters"], effective, context)
+        else:
+            result = effective
         return paths.select(state.get("OutputPath", "$"), paths.put(state.get("ResultPath", "$"), data, result), context)
 
     def _with_policy(self, name: str, state: dict, data, context: dict) -> tuple[str | None, object]:
@@ -169,7 +186,9 @@ class Execution:
                     delay = retry_delay(rules[index], attempts[index], self.random)
                     attempts[index] += 1
                     context["State"]["RetryCount"] += 1
-                    self.on_state({"event": "Retry", "state": name, "error": exc.error, "attempt": attempts[index], "delay": delay})
+                    self.on_state(
+                        {"event": "Retry", "state": name, "error": exc.error, "attempt": attempts[index], "delay": delay}
+                    )
                     self.sleep(delay)
                     continue
                 catcher = next((c for c in state.get("Catch", []) if error_matches(c["ErrorEquals"], exc.error)), None)
@@ -196,5 +215,3 @@ class Execution:
             payload = self.invoke(params["FunctionName"], params.get("Payload", {}))
             return {"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200}
         return self.services[resource](params)
-
-

@@ -39,12 +39,16 @@ def check_dataset(name: str) -> None:
         except ValueError as exc:
             raise ArgumentError(f"--dataset {name}: {exc}") from None
     elif not DATASET_PATTERN.match(name):
-        raise ArgumentError(f"--dataset {name!r} is not allowed: use 1 to 64 of A-Z a-z 0-9 _ - (dataset 'default' uploads directly under raw/)")
+        raise ArgumentError(
+            f"--dataset {name!r} is not allowed: use 1 to 64 of A-Z a-z 0-9 _ - (dataset 'default' uploads directly under raw/)"
+        )
 
 
 def check_horizon(horizon: int) -> None:
     if not 0 <= horizon <= MAX_HORIZON:
-        raise ArgumentError(f"--horizon {horizon}: periods to predict must be 1 to {MAX_HORIZON} (0 = the default: 14 daily, 8 weekly)")
+        raise ArgumentError(
+            f"--horizon {horizon}: periods to predict must be 1 to {MAX_HORIZON} (0 = the default: 14 daily, 8 weekly)"
+        )
 
 
 def read_header(path: Path) -> list[str]:

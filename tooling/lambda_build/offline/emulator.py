@@ -41,7 +41,9 @@ class Emulator:
     @staticmethod
     def _alive(port: int) -> bool:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=5).read()  # the dashboard: data.json serialises all state
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/moto-api/", timeout=5
+            ).read()  # the dashboard: data.json serialises all state
             return True
         except OSError:
             return False
@@ -70,8 +72,10 @@ class Emulator:
         with open(self.state_file.parent / "moto.log", "w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30
         while not self._alive(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -82,7 +86,9 @@ class Emulator:
 
     def keep(self) -> None:
         """Leave the server running after this run and record it for the next one."""
-        self.state_file.write_text(json.dumps({"port": self.port, "pid": self.process.pid if self.process else self.kept()["pid"]}))
+        self.state_file.write_text(
+            json.dumps({"port": self.port, "pid": self.process.pid if self.process else self.kept()["pid"]})
+        )
 
     def stop(self) -> bool:
         """Stop the server this run started, or the kept one; True when one was running."""

@@ -26,7 +26,12 @@ def api_request(dataset: str, item_id: str, store: str | None = None) -> dict:
     event = json.loads((REPO_ROOT / "events" / "api_get_predictions.json").read_text())
     path = f"/datasets/{quote(dataset, safe='')}/predictions/{quote(item_id, safe='')}"
     query = {"store": store} if store is not None else None
-    event.update(routeKey=API_ROUTE, rawPath=path, rawQueryString=urlencode(query or {}), queryStringParameters=query,
-                 pathParameters={"dataset": dataset, "item_id": item_id})  # fmt: skip
+    event.update(
+        routeKey=API_ROUTE,
+        rawPath=path,
+        rawQueryString=urlencode(query or {}),
+        queryStringParameters=query,
+        pathParameters={"dataset": dataset, "item_id": item_id},
+    )
     event["requestContext"].update(routeKey=API_ROUTE, http={**event["requestContext"]["http"], "method": "GET", "path": path})
     return event

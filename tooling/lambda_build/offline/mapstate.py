@@ -19,18 +19,25 @@ def run_map(execution, state: dict, effective, context: dict):
     """The Map's result: every item's output in order, or the ResultWriter's summary."""
     items = read_items(execution, state, effective, context)
     if "ItemSelector" in state:
-        items = [paths.resolve(state["ItemSelector"], effective, {**context, "Map": {"Item": {"Index": i, "Value": item}}})
-                 for i, item in enumerate(items)]  # fmt: skip
+        items = [
+            paths.resolve(state["ItemSelector"], effective, {**context, "Map": {"Item": {"Index": i, "Value": item}}})
+            for i, item in enumerate(items)
+        ]
     outcomes = _run_items(execution, state, items)
     failed = [outcome for outcome in outcomes if outcome["Status"] == "FAILED"]
     distributed = state["ItemProcessor"].get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED"
-    result = write_results(execution, state, effective, context, outcomes) if "ResultWriter" in state else [
-        outcome.get("Output", {"Error": outcome.get("Error"), "Cause": outcome.get("Cause")}) for outcome in outcomes
-    ]
+    result = (
+        write_results(execution, state, effective, context, outcomes)
+        if "ResultWriter" in state
+        else [outcome.get("Output", {"Error": outcome.get("Error"), "Cause": outcome.get("Cause")}) for outcome in outcomes]
+    )
     if failed and not distributed:
         raise TaskFailed(failed[0]["Error"], failed[0]["Cause"])
     if failed and _over_tolerance(state, len(failed), len(outcomes)):
-        raise TaskFailed("States.ExceedToleratedFailureThreshold", f"{len(failed)} of {len(outcomes)} items failed (first: {failed[0]['Error']}: {failed[0]['Cause']})")
+        raise TaskFailed(
+            "States.ExceedToleratedFailureThreshold",
+            f"{len(failed)} of {len(outcomes)} items failed (first: {failed[0]['Error']}: {failed[0]['Cause']})",
+        )
     return result
 
 
@@ -92,7 +99,7 @@ def parse_items(body: bytes | str, config: dict) -> list:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     rows = list(csv.reader(io.StringIO(text)))
     header = config.get("CSVHeaders") if config.get("CSVHeaderLocation") == "GIVEN" else (rows.pop(0) if rows else [])
-    return [dict(zip(header, row)) for row in rows]
+    return [dict(zip(header, row, strict=False)) for row in rows]  # a short row lacks the last fields, as in AWS
 
 
 def write_results(execution, state: dict, effective, context: dict, outcomes: list[dict]) -> dict:
@@ -105,7 +112,9 @@ def write_results(execution, state: dict, effective, context: dict, outcomes: li
     put = execution.services[WRITER]
     files: dict[str, list] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
     for status in ("SUCCEEDED", "FAILED"):
-        entries = [_entry(outcome, f"{map_run_arn}:{index}") for index, outcome in enumerate(outcomes) if outcome["Status"] == status]
+        entries = [
+            _entry(outcome, f"{map_run_arn}:{index}") for index, outcome in enumerate(outcomes) if outcome["Status"] == status
+        ]
         if entries:
             body = json.dumps(entries, default=str)
             put({"Bucket": params["Bucket"], "Key": f"{folder}/{status}_0.json", "Body": body})

@@ -52,12 +52,22 @@ def _validation(summary: dict) -> list[str]:
     v = summary.get("validation")
     if not v:
         return []
-    rules = ", ".join(f"{rule} {count}" for rule, count in sorted((v.get("rules") or {}).items(), key=lambda item: -item[1])) or "none"
-    lines = ["", f"Validation: {v['rows_in']:,} rows in, {v['rows_clean']:,} clean, {v['rows_quarantined']:,} quarantined ({rules})"]
+    rules = (
+        ", ".join(f"{rule} {count}" for rule, count in sorted((v.get("rules") or {}).items(), key=lambda item: -item[1]))
+        or "none"
+    )
+    lines = [
+        "",
+        f"Validation: {v['rows_in']:,} rows in, {v['rows_clean']:,} clean, {v['rows_quarantined']:,} quarantined ({rules})",
+    ]
     if v.get("file_reason"):
         lines.append(f"  the whole file was quarantined: {v['file_reason']}: {v.get('file_detail') or ''}".rstrip(": "))
     if v.get("rows_quarantined"):
-        where = f"s3://{summary['bucket']}/{v['quarantine_key']}" if v.get("quarantine_key") else f"s3://{summary['bucket']}/quarantine/..."
+        where = (
+            f"s3://{summary['bucket']}/{v['quarantine_key']}"
+            if v.get("quarantine_key")
+            else f"s3://{summary['bucket']}/quarantine/..."
+        )
         lines.append(f"  each quarantined row and its reasons: {where}; report: s3://{summary['bucket']}/{v['report_key']}")
     return lines
 
@@ -68,15 +78,22 @@ def _result(summary: dict) -> list[str]:
         lines.append(f"Nothing to predict: {result.get('reason', 'skipped')}")
     if "metrics" in result:
         m = result["metrics"]
-        verdict = f"beats it by {m['mae_improvement']:.1%} on MAE" if m["beats_baseline"] else f"does NOT beat it (MAE {m['mae_improvement']:.1%})"
+        verdict = (
+            f"beats it by {m['mae_improvement']:.1%} on MAE"
+            if m["beats_baseline"]
+            else f"does NOT beat it (MAE {m['mae_improvement']:.1%})"
+        )
         lines += [
             f"Backtest over the last {m['horizon']} periods: model MAE {m['model']['mae']:.3f}, WAPE {m['model']['wape']:.3f}; "
             f"seasonal naive MAE {m['seasonal_naive']['mae']:.3f}, WAPE {m['seasonal_naive']['wape']:.3f}: the model {verdict}",
-            f"Predictions: {result['predictions_written']:,} written for {result['series']} series x {result['horizon']} periods (model {result['model_version']})",
+            f"Predictions: {result['predictions_written']:,} written for {result['series']} series x {result['horizon']} periods "
+            f"(model {result['model_version']})",
         ]
     if summary.get("predictions"):
         lines.append(f"  {'item_id':<12}{'store_id':<12}{'date':<12}{'prediction':>11}")
-        lines += [f"  {r['item_id']:<12}{r['store_id']:<12}{r['date']:<12}{r['prediction']:>11.2f}" for r in summary["predictions"][:8]]
+        lines += [
+            f"  {r['item_id']:<12}{r['store_id']:<12}{r['date']:<12}{r['prediction']:>11.2f}" for r in summary["predictions"][:8]
+        ]
     return lines
 
 
@@ -94,7 +111,10 @@ def _tables(summary: dict) -> list[str]:
 def _hints(summary: dict) -> list[str]:
     query = summary.get("query")
     if not summary.get("kept"):
-        return ["", "Query and logs need the emulator: rerun with --keep-running, then ./deploy.sh --local --query ITEM or --logs"]
+        return [
+            "",
+            "Query and logs need the emulator: rerun with --keep-running, then ./deploy.sh --local --query ITEM or --logs",
+        ]
     first = (summary.get("predictions") or [None])[0]
     path = f"   (GET /datasets/{summary['dataset']}/predictions/{first['item_id']}?store={first['store_id']})" if first else ""
     return [

@@ -83,11 +83,15 @@ def deploy_template(config: configmod.Config, stack: str, parameters: dict[str, 
             def load(self):
                 return {}
 
-        translated = transform(_packaged_template(config, stack), {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT}, NoManagedPolicies())
+        translated = transform(
+            _packaged_template(config, stack), {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT}, NoManagedPolicies()
+        )
         cfn.create_stack(
-            StackName=stack, TemplateBody=json.dumps(translated), Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+            StackName=stack,
+            TemplateBody=json.dumps(translated),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
             Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
-        )  # fmt: skip
+        )
     return stack_resources(stack)
 
 
@@ -104,7 +108,9 @@ class LocalStack:
     makes another start (cold), as Lambda scales out under a Map's concurrency.
     """
 
-    def __init__(self, config: configmod.Config, resources: dict, emulator: Emulator, work_dir: Path, *, overrides: dict | None = None) -> None:
+    def __init__(
+        self, config: configmod.Config, resources: dict, emulator: Emulator, work_dir: Path, *, overrides: dict | None = None
+    ) -> None:
         """``overrides``: environment variables over the stack's, per logical id (``*``: every function)."""
         self.config, self.resources, self.emulator, self.work_dir = config, resources, emulator, work_dir
         self.overrides = overrides or {}
@@ -127,14 +133,24 @@ class LocalStack:
             number = sum(1 for started_id, _ in self.started if started_id == logical_id)
         spec = self.specs[logical_id]
         conf = boto("lambda").get_function_configuration(FunctionName=self.resources[logical_id])
-        environment = {**conf.get("Environment", {}).get("Variables", {}), **self.overrides.get("*", {}), **self.overrides.get(logical_id, {}),
-                       **self.emulator.environ()}  # fmt: skip
+        environment = {
+            **conf.get("Environment", {}).get("Variables", {}),
+            **self.overrides.get("*", {}),
+            **self.overrides.get(logical_id, {}),
+            **self.emulator.environ(),
+        }
         layers = {name: self.config.layer_output(self.config.layer(name)) for name in spec.layers}
         function = LocalFunction(
-            conf["FunctionName"], spec.handler, SAM_BUILD / logical_id, layers,
-            python_version=self.config.python_version, memory_mb=conf["MemorySize"], timeout_s=conf["Timeout"],
-            environment=environment, work_dir=self.work_dir / logical_id / str(number),
-        )  # fmt: skip
+            conf["FunctionName"],
+            spec.handler,
+            SAM_BUILD / logical_id,
+            layers,
+            python_version=self.config.python_version,
+            memory_mb=conf["MemorySize"],
+            timeout_s=conf["Timeout"],
+            environment=environment,
+            work_dir=self.work_dir / logical_id / str(number),
+        )
         with self.lock:
             self.started.append((logical_id, function))
         return function
@@ -150,11 +166,18 @@ class LocalStack:
         ship_logs(function.log_group, function.log_stream, invocation.logs)
         print(f"    {invocation.report}" + (f"\t(shard {shard})" if shard is not None else ""), file=sys.stderr)
         with self.lock:
-            self.reports.append({
-                "function": logical_id, "shard": shard, "init_ms": invocation.init_ms, "duration_ms": round(invocation.duration_ms, 1),
-                "max_memory_mb": invocation.max_memory_mb, "memory_size_mb": invocation.memory_mb, "error": invocation.error,
-                "log_group": function.log_group,
-            })  # fmt: skip
+            self.reports.append(
+                {
+                    "function": logical_id,
+                    "shard": shard,
+                    "init_ms": invocation.init_ms,
+                    "duration_ms": round(invocation.duration_ms, 1),
+                    "max_memory_mb": invocation.max_memory_mb,
+                    "memory_size_mb": invocation.memory_mb,
+                    "error": invocation.error,
+                    "log_group": function.log_group,
+                }
+            )
         return invocation
 
     def invoke(self, function_name: str, payload):

@@ -27,9 +27,20 @@ FIELDS = {
     "Choice": {"Choices", "Default", *_IO},
     "Succeed": set(_IO),
     "Fail": {"Error", "Cause"},
-    "Map": {"ItemProcessor", "ItemsPath", "ItemReader", "ItemSelector", "MaxConcurrency", "ToleratedFailurePercentage",
-            "ToleratedFailureCount", "ResultWriter", *_IO, *_RESULT, *_FLOW},
-}  # fmt: skip
+    "Map": {
+        "ItemProcessor",
+        "ItemsPath",
+        "ItemReader",
+        "ItemSelector",
+        "MaxConcurrency",
+        "ToleratedFailurePercentage",
+        "ToleratedFailureCount",
+        "ResultWriter",
+        *_IO,
+        *_RESULT,
+        *_FLOW,
+    },
+}
 RETRY_FIELDS = {"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"}
 CATCH_FIELDS = {"ErrorEquals", "ResultPath", "Next", "Comment"}
 TOP_FIELDS = {"StartAt", "States", "Comment", "Version", "TimeoutSeconds"}
@@ -74,7 +85,11 @@ def _state(name: str, state: dict, states: dict) -> list[str]:
     kind = state.get("Type")
     if kind not in FIELDS:
         return [f"{where}: Type {kind!r} is not supported (supported: {', '.join(sorted(FIELDS))})"]
-    found = [f"{where}: field {key} is not supported in a {kind} state" for key in state if key not in FIELDS[kind] | {"Type", "Comment"}]
+    found = [
+        f"{where}: field {key} is not supported in a {kind} state"
+        for key in state
+        if key not in FIELDS[kind] | {"Type", "Comment"}
+    ]
     found += _transition(state, states, where, kind)
     found += _paths(state, where)
     for key in ("Parameters", "ResultSelector", "ItemSelector"):
@@ -153,7 +168,11 @@ def _catch(rules: list, states: dict, where: str) -> list[str]:
 
 def _positive_int(holder: dict, key: str, where: str) -> list[str]:
     value = holder.get(key, 1)
-    return [] if isinstance(value, int) and not isinstance(value, bool) and value > 0 else [f"{where}: {key} must be a whole number > 0"]
+    return (
+        []
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0
+        else [f"{where}: {key} must be a whole number > 0"]
+    )
 
 
 def _task(state: dict, where: str) -> list[str]:
@@ -163,7 +182,11 @@ def _task(state: dict, where: str) -> list[str]:
     found = _positive_int(state, "TimeoutSeconds", where)
     if resource == LAMBDA_INVOKE:
         params = state.get("Parameters", {})
-        found += [f"{where}: Parameters.{key} is not supported for lambda:invoke" for key in params if key not in ("FunctionName", "Payload", "Payload.$")]
+        found += [
+            f"{where}: Parameters.{key} is not supported for lambda:invoke"
+            for key in params
+            if key not in ("FunctionName", "Payload", "Payload.$")
+        ]
         if "FunctionName" not in params:
             found.append(f"{where}: lambda:invoke needs Parameters.FunctionName")
     return found
@@ -210,13 +233,23 @@ def _map(state: dict, where: str) -> list[str]:
 def _reader(reader: dict | None, where: str) -> list[str]:
     if reader is None:
         return []
-    found = [f"{where}: ItemReader.{key} is not supported" for key in reader if key not in ("Resource", "Parameters", "ReaderConfig")]
+    found = [
+        f"{where}: ItemReader.{key} is not supported" for key in reader if key not in ("Resource", "Parameters", "ReaderConfig")
+    ]
     if reader.get("Resource") not in READERS:
-        found.append(f"{where}: ItemReader.Resource {reader.get('Resource')!r} is not supported (s3:getObject or s3:listObjectsV2)")
+        found.append(
+            f"{where}: ItemReader.Resource {reader.get('Resource')!r} is not supported (s3:getObject or s3:listObjectsV2)"
+        )
     config = reader.get("ReaderConfig", {})
-    found += [f"{where}: ItemReader.ReaderConfig.{key} is not supported" for key in config if key not in ("InputType", "CSVHeaderLocation", "CSVHeaders", "MaxItems")]
+    found += [
+        f"{where}: ItemReader.ReaderConfig.{key} is not supported"
+        for key in config
+        if key not in ("InputType", "CSVHeaderLocation", "CSVHeaders", "MaxItems")
+    ]
     if reader.get("Resource") == "arn:aws:states:::s3:getObject" and config.get("InputType") not in ("JSON", "JSONL", "CSV"):
-        found.append(f"{where}: ItemReader.ReaderConfig.InputType {config.get('InputType')!r} is not supported (JSON, JSONL or CSV)")
+        found.append(
+            f"{where}: ItemReader.ReaderConfig.InputType {config.get('InputType')!r} is not supported (JSON, JSONL or CSV)"
+        )
     if config.get("CSVHeaderLocation", "FIRST_ROW") not in ("FIRST_ROW", "GIVEN"):
         found.append(f"{where}: ItemReader.ReaderConfig.CSVHeaderLocation {config['CSVHeaderLocation']!r} is not supported")
     return found + paths.template_problems(reader.get("Parameters", {}), f"{where}: ItemReader.Parameters")
@@ -229,5 +262,9 @@ def _writer(writer: dict | None, where: str) -> list[str]:
     if writer.get("Resource") != WRITER:
         found.append(f"{where}: ResultWriter.Resource {writer.get('Resource')!r} is not supported ({WRITER})")
     params = writer.get("Parameters", {})
-    found += [f"{where}: ResultWriter.Parameters.{key} is not supported" for key in params if key.removesuffix(".$") not in ("Bucket", "Prefix")]
+    found += [
+        f"{where}: ResultWriter.Parameters.{key} is not supported"
+        for key in params
+        if key.removesuffix(".$") not in ("Bucket", "Prefix")
+    ]
     return found + paths.template_problems(params, f"{where}: ResultWriter.Parameters")
