@@ -462,8 +462,8 @@ def test_max_concurrency_zero_means_the_cpu_count(monkeypatch):
             "state Features: Retry[0]: JitterStrategy 'EQUAL' is not supported",
         ),
         (
-            lambda d: d["States"]["Features"]["Parameters"].update({"Payload.$": "States.JsonToString($)"}),
-            "state Features: Parameters.Payload.$",
+            lambda d: d["States"]["Features"]["Parameters"].update({"Payload.$": "States.Hash($, 'SHA-256')"}),
+            "state Features: Parameters.Payload.$: States.Hash is not supported",
         ),
         (lambda d: d["States"]["Predict"].update(OutputPath="$.items[*]"), "state Predict: OutputPath '$.items[*]'"),
         (lambda d: d["States"]["Features"].update(Next="Nowhere"), "state Features: Next 'Nowhere' is not a state"),
@@ -500,57 +500,125 @@ def test_the_repositorys_state_machines_are_supported():
         validate(json.loads((REPO_ROOT / "statemachine" / f"{name}.asl.json").read_text()))
 
 
-def test_the_hardening_the_state_machines_are_getting_is_supported():
-    """TimeoutSeconds, the DatasetBusy retry, a ReleaseLease deleteItem with its own Catch, Retry on
-    the dead-letter send, a ResultWriter on the backfill Map (the shapes DESIGN.md names)."""
-    pipeline = json.loads((REPO_ROOT / "statemachine" / "pipeline.asl.json").read_text())
-    states = pipeline["States"]
-    states["BuildFeatures"]["TimeoutSeconds"] = 900
-    states["BuildFeatures"]["Retry"].insert(
-        0,
-        {
-            "ErrorEquals": ["DatasetBusy"],
-            "IntervalSeconds": 15,
-            "BackoffRate": 1.5,
-            "MaxAttempts": 12,
-            "MaxDelaySeconds": 120,
-            "JitterStrategy": "FULL",
-        },
-    )
-    states["Predict"]["Catch"][0]["Next"] = "ReleaseLease"
+def test_a_lease_release_on_the_failure_path_and_the_first_failure_is_the_one_reported():
+    """The pipeline's clean-up path (DESIGN.md): a failed Predict releases the run's lease with a
+    dynamodb:deleteItem built by States.Format, whose own failure is caught on the way to the DLQ."""
+    states = copy.deepcopy(PIPELINE["States"])
+    for name in ("Validate", "Features", "Predict"):
+        states[name]["Catch"][0]["Next"] = "HoldsLease"
+    states["HoldsLease"] = {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.lease_owner", "IsPresent": True, "Next": "ReleaseLease"}],
+        "Default": "DeadLetter",
+    }
     states["ReleaseLease"] = {
         "Type": "Task",
         "Resource": "arn:aws:states:::dynamodb:deleteItem",
         "ResultPath": None,
-        "Parameters": {"TableName": "t", "Key": {"pk": {"S.$": "States.Format('DS#{}', $.dataset)"}, "sk": {"S": "LEASE"}}},
+        "TimeoutSeconds": 30,
+        "Parameters": {
+            "TableName": "t",
+            "Key": {"pk": {"S.$": "States.Format('DS#{}', $.dataset)"}, "sk": {"S": "LEASE"}},
+            "ConditionExpression": "#o = :o",
+            "ExpressionAttributeNames": {"#o": "owner"},
+            "ExpressionAttributeValues": {":o": {"S.$": "$.lease_owner"}},
+        },
         "Catch": [
-            {
-                "ErrorEquals": ["DynamoDB.ConditionalCheckFailedException", "States.ALL"],
-                "ResultPath": None,
-                "Next": "SendToDeadLetterQueue",
-            }
+            {"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "ResultPath": "$.lease_error", "Next": "DeadLetter"}
         ],
-        "Next": "SendToDeadLetterQueue",
+        "Next": "DeadLetter",
     }
-    with pytest.raises(UnsupportedDefinition, match="intrinsic functions are not supported"):
-        validate(pipeline)
-    states["ReleaseLease"]["Parameters"]["Key"]["pk"] = {"S.$": "$.lease.pk"}
-    states["ReleaseLease"]["Parameters"].update(
-        ConditionExpression="#o = :me",
-        ExpressionAttributeNames={"#o": "owner"},
-        ExpressionAttributeValues={":me": {"S.$": "$.lease.owner"}},
+    states["DeadLetter"]["Retry"] = [
+        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 5, "JitterStrategy": "FULL"}
+    ]
+    deleted = []
+
+    def delete_item(params):
+        deleted.append(params)
+        raise TaskFailed("DynamoDB.ConditionalCheckFailedException", "The conditional request failed")
+
+    case = Case(
+        validate={"dataset": "shop"},
+        features={"dataset": "shop", "lease_owner": "raw/a.csv#v1"},
+        predict=TaskFailed("ValueError", "boom"),
     )
-    states["ReleaseLease"]["Catch"] = [
-        {"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "ResultPath": None, "Next": "SendToDeadLetterQueue"},
-        {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "SendToDeadLetterQueue"},
-    ]
-    states["SendToDeadLetterQueue"]["Retry"] = [
-        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
-    ]
-    validate(pipeline)
-    backfill = json.loads((REPO_ROOT / "statemachine" / "backfill.asl.json").read_text())
-    backfill["States"]["ValidateEveryFile"]["ResultWriter"] = {
-        "Resource": "arn:aws:states:::s3:putObject",
-        "Parameters": {"Bucket": "b", "Prefix": "backfill/"},
+    with pytest.raises(ExecutionFailed) as failed:
+        case.run({"StartAt": "Validate", "States": states}, services={"arn:aws:states:::dynamodb:deleteItem": delete_item})
+    assert deleted[0]["Key"] == {"pk": {"S": "DS#shop"}, "sk": {"S": "LEASE"}}
+    assert deleted[0]["ExpressionAttributeValues"] == {":o": {"S": "raw/a.csv#v1"}}
+    assert failed.value.caught == {"state": "Predict", "error": "ValueError", "cause": "boom"}, (
+        "the first failure, not the clean-up's"
+    )
+    (message,) = case.sent
+    assert message["MessageBody"]["error"]["Error"] == "ValueError" and message["MessageBody"]["lease_error"]["Error"].startswith(
+        "DynamoDB."
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "data", "expected"),
+    [
+        ("States.Format('DS#{}#RUN#{}', $.ds, $.n)", {"ds": "a", "n": 3}, "DS#a#RUN#3"),
+        ("States.Format('it\\'s {}', $.ds)", {"ds": "x"}, "it's x"),
+        ("States.StringToJson('10')", {}, 10),
+        ("States.JsonToString($.o)", {"o": {"a": [1, 2]}}, '{"a":[1,2]}'),
+        ("States.Array($.ds, 1, States.Format('{}-{}', $.ds, 'b'))", {"ds": "a"}, ["a", 1, "a-b"]),
+    ],
+)
+def test_intrinsic_functions(call, data, expected):
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"v.$": call}, "End": True}}}
+    assert Case().run(definition, data) == {"v": expected}
+
+
+def test_map_limits_read_from_the_input_as_the_backfill_does():
+    s3 = FakeS3({"b/m.csv": "shard\ns0\ns1\ns2\ns3\n"})
+    definition = without_none(distributed_map(ToleratedFailurePercentagePath="$.tolerated", MaxConcurrencyPath="$.threads"))
+    definition["States"]["Shards"].pop("MaxConcurrency")
+    definition["States"]["Settings"] = {
+        "Type": "Pass",
+        "Next": "Shards",
+        "Parameters": {
+            "manifest.$": "$.manifest",
+            "dataset.$": "$.dataset",
+            "threads": 2,
+            "tolerated.$": "States.StringToJson('25')",
+        },
     }
-    validate(backfill)
+    definition["StartAt"] = "Settings"
+
+    def predict(event):
+        if event["shard"] == "s1":
+            raise TaskFailed("ValueError", "bad")
+        return event["shard"]
+
+    assert Case(predict=predict).run(definition, {"manifest": "m.csv", "dataset": "d"}, services=s3.services())[0] == "s0"
+    definition["States"]["Settings"]["Parameters"]["tolerated.$"] = "States.StringToJson('0')"
+    with pytest.raises(ExecutionFailed, match="ExceedToleratedFailureThreshold|1 of 4"):
+        Case(predict=predict).run(definition, {"manifest": "m.csv", "dataset": "d"}, services=s3.services())
+
+
+@pytest.mark.parametrize("name", ["pipeline", "backfill"])
+def test_the_repositorys_state_machines_run_to_the_dead_letter_queue_on_a_failure(name):
+    """The real definitions, their substitutions filled, run with every function failing."""
+    from lambda_build import template as templatemod
+    from lambda_build.offline import definitions
+
+    template = templatemod.load_template()
+    definition = definitions.load(template, f"{name.capitalize()}StateMachine", {k: k for k in template["Resources"]})
+    s3 = FakeS3({"DataBucket/raw/shop/a.csv": "x"})
+    services = {**s3.services(), "arn:aws:states:::dynamodb:deleteItem": lambda params: {}}
+    case = Case(
+        **{
+            f"arn:aws:lambda:us-east-1:123456789012:function:{f}": TaskFailed("ValueError", "broken")
+            for f in ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")
+        }
+    )
+    with pytest.raises(ExecutionFailed) as failed:
+        case.run(definition, {"prefix": "raw/shop/", "dataset": "shop", **events_object_created()}, services=services)
+    assert failed.value.caught["error"] in ("ValueError", "States.ExceedToleratedFailureThreshold") and len(case.sent) == 1
+
+
+def events_object_created() -> dict:
+    from lambda_build.offline.events import object_created
+
+    return object_created("DataBucket", "raw/shop/a.csv", "v1")

@@ -170,6 +170,8 @@ def test_the_query_hint_names_a_series_of_this_run_or_none():
     assert report.query_command(summary()) is None
     assert "Query: no series was predicted in this run" in report.render(summary(query=None))
     assert "rerun with --keep-running" in report.render(summary(kept=False))
+    logs = next(line for line in report.render(summary()).splitlines() if line.startswith("Logs:"))
+    assert logs.split("   ")[0] == "Logs:  ./deploy.sh --local --logs", "the command runs as printed"
 
 
 def test_the_pipelines_substitutions_come_from_the_template():
@@ -199,3 +201,32 @@ def test_events_are_encoded_as_aws_sends_them():
         request["queryStringParameters"] == {"store": "S 1"}
         and request["routeKey"] == "GET /datasets/{dataset}/predictions/{item_id}"
     )
+
+
+def test_substitutions_resolve_parameters_and_attributes():
+    template = {
+        "Parameters": {"Tolerated": {"Type": "Number", "Default": 0}},
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::Serverless::StateMachine",
+                "Properties": {
+                    "DefinitionSubstitutions": {
+                        "Tolerated": {"Ref": "Tolerated"},
+                        "Table": {"Ref": "Table"},
+                        "Fn": {"Fn::GetAtt": ["Fn", "Arn"]},
+                        "Fixed": "x",
+                    }
+                },
+            },
+            "Table": {"Type": "AWS::DynamoDB::Table"},
+            "Fn": {"Type": "AWS::Serverless::Function"},
+        },
+    }
+    physical = {"Table": "stack-table", "Fn": "stack-Fn"}
+    assert definitions.substitutions(template, "Machine", physical) == {
+        "Tolerated": "0",
+        "Table": "stack-table",
+        "Fn": "arn:aws:lambda:us-east-1:123456789012:function:stack-Fn",
+        "Fixed": "x",
+    }
+    assert definitions.substitutions(template, "Machine", physical, {"Tolerated": 5})["Tolerated"] == "5"

@@ -194,8 +194,9 @@ class Execution:
                 catcher = next((c for c in state.get("Catch", []) if error_matches(c["ErrorEquals"], exc.error)), None)
                 if catcher is None:
                     raise
-                self.caught = {"state": name, "error": exc.error, "cause": exc.cause}
-                self.on_state({"event": "Caught", **self.caught, "next": catcher["Next"]})
+                caught = {"state": name, "error": exc.error, "cause": exc.cause}
+                self.caught = self.caught or caught  # the first: later catches are on the failure's own path
+                self.on_state({"event": "Caught", **caught, "next": catcher["Next"]})
                 return catcher["Next"], paths.put(catcher.get("ResultPath", "$"), data, {"Error": exc.error, "Cause": exc.cause})
 
     def _process(self, state: dict, data, context: dict):

@@ -24,24 +24,27 @@ def attribute(logical_id: str, attr: str | None, resource_type: str, physical: s
     raise ValueError(f"{logical_id}.{attr}: not resolvable offline")
 
 
-def substitutions(template: dict, machine: str, physical: dict[str, str]) -> dict[str, str]:
+def substitutions(template: dict, machine: str, physical: dict[str, str], parameters: dict | None = None) -> dict[str, str]:
     """The state machine ``machine``'s DefinitionSubstitutions, resolved against ``physical``
-    (logical id -> physical id: the stack's resources, or the test's own names)."""
+    (logical id -> physical id: the stack's resources, or the test's own names) and the template's
+    parameters (``parameters`` over their defaults)."""
     resources = template["Resources"]
     resolved = {}
     for name, value in resources[machine]["Properties"].get("DefinitionSubstitutions", {}).items():
-        if isinstance(value, str):
-            resolved[name] = value
-            continue
-        logical, attr = (value["Ref"], None) if "Ref" in value else value["Fn::GetAtt"]
-        resolved[name] = attribute(logical, attr, resources[logical]["Type"], physical[logical])
+        if isinstance(value, (str, int, float)):
+            resolved[name] = str(value)
+        elif "Ref" in value and value["Ref"] in template.get("Parameters", {}):
+            resolved[name] = str((parameters or {}).get(value["Ref"], template["Parameters"][value["Ref"]].get("Default", "")))
+        else:
+            logical, attr = (value["Ref"], None) if "Ref" in value else value["Fn::GetAtt"]
+            resolved[name] = attribute(logical, attr, resources[logical]["Type"], physical[logical])
     return resolved
 
 
-def load(template: dict, machine: str, physical: dict[str, str]) -> dict:
+def load(template: dict, machine: str, physical: dict[str, str], parameters: dict | None = None) -> dict:
     """The definition of ``machine`` (a logical id) with its substitutions filled in."""
     text = (REPO_ROOT / template["Resources"][machine]["Properties"]["DefinitionUri"]).read_text()
-    for name, value in substitutions(template, machine, physical).items():
+    for name, value in substitutions(template, machine, physical, parameters).items():
         text = text.replace("${" + name + "}", json.dumps(value)[1:-1])
     return json.loads(text)
 

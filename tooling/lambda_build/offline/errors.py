@@ -22,8 +22,8 @@ class TaskFailed(Exception):
 class ExecutionFailed(Exception):
     """The execution ended in failure: the error, its cause and the state where it ended.
 
-    ``caught`` is the last error a Catch handled on the way (its state, error and cause), so a run
-    that ends in a Fail state after a dead-letter step can still say which step failed first.
+    ``caught`` is the first error a Catch handled on the way (its state, error and cause), so a run
+    that ends in a Fail state after its clean-up and dead-letter steps still says which step failed.
     """
 
     def __init__(self, error: str, cause: str, state: str, caught: dict | None = None) -> None:

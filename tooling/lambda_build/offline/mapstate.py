@@ -12,18 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import paths
 from .errors import ExecutionFailed, TaskFailed
-from .validation import WRITER
+from .validation import LIMITS, WRITER
 
 
 def run_map(execution, state: dict, effective, context: dict):
     """The Map's result: every item's output in order, or the ResultWriter's summary."""
     items = read_items(execution, state, effective, context)
+    limits = _limits(state, effective, context)
     if "ItemSelector" in state:
         items = [
             paths.resolve(state["ItemSelector"], effective, {**context, "Map": {"Item": {"Index": i, "Value": item}}})
             for i, item in enumerate(items)
         ]
-    outcomes = _run_items(execution, state, items)
+    outcomes = _run_items(execution, state["ItemProcessor"], items, workers(limits, len(items)))
     failed = [outcome for outcome in outcomes if outcome["Status"] == "FAILED"]
     distributed = state["ItemProcessor"].get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED"
     result = (
@@ -33,12 +34,24 @@ def run_map(execution, state: dict, effective, context: dict):
     )
     if failed and not distributed:
         raise TaskFailed(failed[0]["Error"], failed[0]["Cause"])
-    if failed and _over_tolerance(state, len(failed), len(outcomes)):
+    if failed and _over_tolerance(limits, len(failed), len(outcomes)):
         raise TaskFailed(
             "States.ExceedToleratedFailureThreshold",
             f"{len(failed)} of {len(outcomes)} items failed (first: {failed[0]['Error']}: {failed[0]['Cause']})",
         )
     return result
+
+
+def _limits(state: dict, effective, context: dict) -> dict:
+    """MaxConcurrency and the tolerated failures, given or read from the input (``...Path``)."""
+    limits = {key: state[key] for key in LIMITS if key in state}
+    for key in LIMITS:
+        if f"{key}Path" in state:
+            value = paths.get(state[f"{key}Path"], effective, context)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise TaskFailed("States.Runtime", f"{key}Path {state[f'{key}Path']!r} is not a number >= 0: {value!r}")
+            limits[key] = value
+    return limits
 
 
 def _over_tolerance(state: dict, failed: int, total: int) -> bool:
@@ -52,13 +65,11 @@ def _over_tolerance(state: dict, failed: int, total: int) -> bool:
 
 def workers(state: dict, items: int) -> int:
     """Threads for the items: MaxConcurrency, 0 (or absent) meaning as many as the CPUs."""
-    limit = state.get("MaxConcurrency", 0) or os.cpu_count() or 1
+    limit = int(state.get("MaxConcurrency", 0)) or os.cpu_count() or 1
     return max(1, min(limit, items))
 
 
-def _run_items(execution, state: dict, items: list) -> list[dict]:
-    processor = state["ItemProcessor"]
-
+def _run_items(execution, processor: dict, items: list, threads: int) -> list[dict]:
     def one(item) -> dict:
         try:
             output = execution.fork().run_machine(processor, item)
@@ -66,7 +77,7 @@ def _run_items(execution, state: dict, items: list) -> list[dict]:
         except ExecutionFailed as exc:
             return {"Status": "FAILED", "Input": item, "Error": exc.error, "Cause": exc.cause}
 
-    with ThreadPoolExecutor(max_workers=workers(state, len(items)), thread_name_prefix="map-item") as pool:
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="map-item") as pool:
         return list(pool.map(one, items))
 
 

@@ -1,14 +1,17 @@
 """The JSONPath subset of the Amazon States Language: reference paths and payload templates.
 
 A reference path is ``$`` (the state's data) or ``$$`` (the context object) followed by
-``.field`` and ``[index]`` steps; nothing else (no wildcards, filters or intrinsic functions), so
-an unsupported path is refused when the definition is validated, not half-evaluated at run time.
+``.field`` and ``[index]`` steps; nothing else (no wildcards or filters), so an unsupported path
+is refused when the definition is validated, not half-evaluated at run time. A template value may
+also be one of the intrinsic functions in ``intrinsics``.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+
+from . import intrinsics
 
 _STEP = re.compile(r"\.([A-Za-z0-9_@\-]+)|\[(\d+)\]|\['([^']+)'\]")
 
@@ -82,7 +85,9 @@ def resolve(template, data, context: dict):
     if isinstance(template, dict):
         resolved = {}
         for key, value in template.items():
-            if key.endswith(".$"):
+            if key.endswith(".$") and value.startswith("States."):
+                resolved[key[:-2]] = intrinsics.evaluate(intrinsics.parse(value), lambda path: get(path, data, context))
+            elif key.endswith(".$"):
                 resolved[key[:-2]] = get(value, data, context)
             else:
                 resolved[key] = resolve(value, data, context)
@@ -99,12 +104,28 @@ def template_problems(template, where: str) -> list[str]:
         for key, value in template.items():
             if key.endswith(".$"):
                 try:
-                    parse(value)
+                    _check_value(value)
                 except ValueError as exc:
-                    problems.append(f"{where}.{key}: {exc} (intrinsic functions are not supported)")
+                    problems.append(f"{where}.{key}: {exc}")
             else:
                 problems += template_problems(value, f"{where}.{key}")
     elif isinstance(template, list):
         for index, item in enumerate(template):
             problems += template_problems(item, f"{where}[{index}]")
     return problems
+
+
+def _check_value(value) -> None:
+    """A ``.$`` value: a reference path, or a supported intrinsic call whose paths are supported."""
+    if isinstance(value, str) and value.startswith("States."):
+        _check_call(intrinsics.parse(value))
+    else:
+        parse(value)
+
+
+def _check_call(parsed) -> None:
+    for kind, argument in parsed[1]:
+        if kind == "path":
+            parse(argument)
+        elif kind == "call":
+            _check_call(argument)

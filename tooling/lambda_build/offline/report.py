@@ -120,7 +120,8 @@ def _hints(summary: dict) -> list[str]:
     return [
         "",
         f"Query: {query}{path}" if query else "Query: no series was predicted in this run",
-        "Logs:  ./deploy.sh --local --logs [--name FUNCTION]   (emulator kept running: ./deploy.sh --local --stop stops it)",
+        "Logs:  ./deploy.sh --local --logs   (one function: add --name PredictionsFunction)",
+        "Stop:  ./deploy.sh --local --stop   (the emulator and stack stay up for the next ./deploy.sh --local until then)",
     ]
 
 

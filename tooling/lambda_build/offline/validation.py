@@ -19,6 +19,7 @@ SERVICES = {
 READERS = {"arn:aws:states:::s3:getObject", "arn:aws:states:::s3:listObjectsV2"}
 WRITER = "arn:aws:states:::s3:putObject"
 _IO = {"InputPath", "OutputPath"}
+LIMITS = ("MaxConcurrency", "ToleratedFailurePercentage", "ToleratedFailureCount")  # each also as <name>Path
 _RESULT = {"ResultSelector", "ResultPath", "Retry", "Catch"}
 _FLOW = {"Next", "End"}
 FIELDS = {
@@ -32,9 +33,8 @@ FIELDS = {
         "ItemsPath",
         "ItemReader",
         "ItemSelector",
-        "MaxConcurrency",
-        "ToleratedFailurePercentage",
-        "ToleratedFailureCount",
+        *LIMITS,
+        *(f"{key}Path" for key in LIMITS),
         "ResultWriter",
         *_IO,
         *_RESULT,
@@ -117,7 +117,7 @@ def _transition(state: dict, states: dict, where: str, kind: str) -> list[str]:
 
 def _paths(state: dict, where: str) -> list[str]:
     found = []
-    for key in ("InputPath", "OutputPath", "ItemsPath", "ResultPath"):
+    for key in ("InputPath", "OutputPath", "ItemsPath", "ResultPath", *(f"{limit}Path" for limit in LIMITS)):
         if state.get(key) is not None:
             try:
                 is_context, _ = paths.parse(state[key])
@@ -217,7 +217,7 @@ def _map(state: dict, where: str) -> list[str]:
         found.append(f"{where}: ProcessorConfig.Mode {mode!r} is not supported")
     if config.get("ExecutionType", "STANDARD") not in ("STANDARD", "EXPRESS"):
         found.append(f"{where}: ProcessorConfig.ExecutionType {config['ExecutionType']!r} is not supported")
-    distributed_only = ("ItemReader", "ResultWriter", "ToleratedFailurePercentage", "ToleratedFailureCount")
+    distributed_only = ("ItemReader", "ResultWriter", *(f"{k}{p}" for k in LIMITS[1:] for p in ("", "Path")))
     if mode != "DISTRIBUTED":
         found += [f"{where}: {key} needs ProcessorConfig.Mode DISTRIBUTED" for key in distributed_only if key in state]
     if "ItemReader" in state and "ItemsPath" in state:
