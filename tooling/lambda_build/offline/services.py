@@ -15,9 +15,9 @@ PREFIX = "arn:aws:states:::"
 
 
 def _client(service: str):
-    import boto3
+    from .stack import boto
 
-    return boto3.client(service)
+    return boto(service)
 
 
 def _calling(service: str, label: str, method: str, adapt=None):

@@ -24,10 +24,15 @@ from .sandbox import Invocation, LocalFunction
 SAM_BUILD = REPO_ROOT / ".aws-sam" / "build"
 
 
+_CLIENTS = threading.Lock()
+
+
 def boto(service: str):
+    """A client (made under a lock: boto3's default session is not safe to share while creating)."""
     import boto3
 
-    return boto3.client(service)
+    with _CLIENTS:
+        return boto3.client(service)
 
 
 def zip_folder(folder: Path) -> bytes:
@@ -118,6 +123,7 @@ class LocalStack:
         self.by_name = {resources[logical_id]: logical_id for logical_id in self.specs if logical_id in resources}
         self.idle: dict[str, list[LocalFunction]] = {}
         self.started: list[tuple[str, LocalFunction]] = []
+        self.counts: dict[str, int] = {}
         self.reports: list[dict] = []
         self.lock = threading.Lock()
 
@@ -130,7 +136,7 @@ class LocalStack:
         with self.lock:
             if self.idle.get(logical_id):
                 return self.idle[logical_id].pop()
-            number = sum(1 for started_id, _ in self.started if started_id == logical_id)
+            number = self.counts[logical_id] = self.counts.get(logical_id, 0) + 1  # its own work folder
         spec = self.specs[logical_id]
         conf = boto("lambda").get_function_configuration(FunctionName=self.resources[logical_id])
         environment = {
