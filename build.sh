@@ -22,6 +22,9 @@ Usage: ./build.sh [options]
 USAGE
 }
 
+# An option's value, or one line and exit 2 (not bash's "line N: 2: parameter null or not set").
+need() { [ -n "${2:-}" ] && [ "${2#--}" = "$2" ] || { echo "build.sh: $1 needs a value${3:+: $3}" >&2; exit 2; }; }
+
 layers=1 functions=1 validate=1 clean=0 verbose=0 arch="" container=0 static_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
     --skip-validation) validate=0 ;;
     --clean) clean=1 ;;
     --verbose) verbose=1 ;;
-    --arch) arch="${2:?--arch needs x86_64 or arm64}"; shift ;;
+    --arch) need "$1" "${2:-}" "x86_64 or arm64"; arch="$2"; shift ;;
     --arch=*) arch="${1#--arch=}" ;;
     --use-container) container=1 ;;
     --static-only) static_only=1 ;;
@@ -43,11 +46,16 @@ done
 step() { echo "==> [$1] $2" >&2; }
 fail() { echo "build.sh: error: $*" >&2; exit 1; }
 
-step prerequisites "python3.13, project environment, SAM CLI"
 command -v pyenv >/dev/null 2>&1 || [ -n "${TARGET_PYTHON:-}" ] || command -v python3.13 >/dev/null 2>&1 \
   || fail "python3.13 not found: install it (pyenv install 3.13) or set TARGET_PYTHON"
 scripts/bootstrap.sh --with-sam --quiet || fail "could not set up .venv and the SAM CLI (see scripts/bootstrap.sh --help)"
 py=.venv/bin/python
+# An unknown architecture is refused before anything is announced (layers/layers.toml lists them).
+if [ -n "$arch" ]; then
+  $py -c 'import sys; from lambda_build import config; config.load().architecture(sys.argv[1])' "$arch" 2>/dev/null \
+    || { echo "build.sh: --arch $arch: unknown architecture (known: $($py -c 'from lambda_build import config; print(", ".join(config.load().architectures))'))" >&2; exit 2; }
+fi
+step prerequisites "python3.13, project environment, SAM CLI"
 # The target (runtime version, default architecture, interpreter) comes from layers/layers.toml;
 # functions/Makefile compiles the functions' bytecode with the same interpreter.
 read -r RUNTIME_VERSION default_arch found_python < <($py -c 'from lambda_build import config, tools

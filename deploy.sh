@@ -30,11 +30,14 @@ if [ "${1:-}" = "--local" ]; then
   exec .venv/bin/python -m lambda_build.local "$@"
 fi
 
+# An option's value, or one line and exit 2 (not bash's "line N: 2: parameter null or not set").
+need() { [ -n "${2:-}" ] && [ "${2#--}" = "$2" ] || { echo "deploy.sh: $1 needs a value${3:+: $3}" >&2; exit 2; }; }
+
 environment=dev skip_size=0 skip_layers=0 dry_run=0 target_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --environment) environment="${2:?--environment needs dev, staging or prod}"; shift ;;
-    --stack-name|--region|--arch) target_args+=("$1" "${2:?$1 needs a value}"); shift ;;
+    --environment) need "$1" "${2:-}" "dev, staging or prod"; environment="$2"; shift ;;
+    --stack-name|--region|--arch) need "$1" "${2:-}"; target_args+=("$1" "$2"); shift ;;
     --skip-size-validation) skip_size=1 ;;
     --skip-layer-build) skip_layers=1 ;;
     --enable-rollback) target_args+=(--rollback) ;;

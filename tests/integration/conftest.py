@@ -1,30 +1,33 @@
-"""Fixtures and helpers shared by the integration tests: the handlers on moto (S3 and DynamoDB).
+"""Fixtures for the handlers on moto, shared by the integration tests.
 
-Lambda sets the Powertools variables before the handler module is imported; so do the tests.
-Test modules import the helpers (``from tests.integration.conftest import ...``); the fixtures
-(``aws``, ``log_lines``) are found by pytest.
+``run_pipeline(key)`` runs the real ``statemachine/pipeline.asl.json`` through the offline Step
+Functions runner with the handlers called in-process and moto behind them, so the pipeline's order,
+choices and dead-letter path exist once: in the definition.
 """
 
-from __future__ import annotations
-
-import io
-import json
-import logging
 import os
-from dataclasses import dataclass
 
-import boto3
-import pytest
-from moto import mock_aws
-
-# Before handler_support is imported: its Powertools objects read these once.
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest")
+os.environ.setdefault(
+    "POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest"
+)  # Lambda sets these before the handler module is imported; so do the tests
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from item_prediction import handler_support, records
+import importlib  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
-BUCKET, TABLE = "item-prediction-test", "item-prediction-predictions"
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from item_prediction import handler_support, records  # noqa: E402
+from lambda_build import template as templatemod  # noqa: E402
+from lambda_build.offline import asl, definitions, events  # noqa: E402
+from lambda_build.offline.services import aws_services  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+BUCKET, TABLE, QUEUE = "item-prediction-test", "item-prediction-predictions", "item-prediction-dead-letters"
 
 
 @dataclass
@@ -37,7 +40,6 @@ class FakeContext:
 
 @pytest.fixture
 def aws(monkeypatch):
-    """moto's S3 (the bucket) and DynamoDB (the table), with the settings the functions read; yields the S3 client."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -52,34 +54,81 @@ def aws(monkeypatch):
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            TableName=TABLE,
+            BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )  # fmt: skip
+        )
+        boto3.client("sqs").create_queue(QueueName=QUEUE)
         yield boto3.client("s3")
     handler_support.settings.cache_clear()
     handler_support.storage.cache_clear()
 
 
 def object_created(key: str, version: str | None = None) -> dict:
-    with open("events/object_created.json") as handle:
-        event = json.load(handle)
-    event["detail"]["bucket"]["name"] = BUCKET
-    event["detail"]["object"]["key"] = key
-    event["detail"]["object"]["version-id"] = version
-    return event
+    return events.object_created(BUCKET, key, version)
 
 
-def run_pipeline(key: str) -> tuple[dict, dict, dict]:
-    """The three handlers in sequence on an upload of ``key``, as the state machine runs them."""
-    from data_validation.app import lambda_handler as validate
-    from feature_engineering.app import lambda_handler as build_features
-    from predictions.app import lambda_handler as predict
+def _physical_ids(template: dict) -> dict[str, str]:
+    """The template's resources as the tests name them: functions by logical id, the bucket,
+    table and dead-letter queue as the ``aws`` fixture creates them."""
+    physical = {logical_id: logical_id for logical_id in template["Resources"]}
+    queue = boto3.client("sqs").get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    return {**physical, "DataBucket": BUCKET, "PredictionsTable": TABLE, "DeadLetterQueue": queue}
 
-    validated = validate(object_created(key), FakeContext("DataValidation"))
-    featured = build_features(validated, FakeContext("FeatureEngineering"))
-    predicted = predict(featured, FakeContext("Predictions"))
-    return validated, featured, predicted
+
+def _in_process(template: dict, results: dict, errors: list):
+    """The runner's ``invoke``: the function's handler called in this process (JSON in, JSON out)."""
+    handlers = {
+        logical_id: resource["Properties"]["Handler"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+    def invoke(function_name: str, payload):
+        logical_id = function_name.rsplit(":function:", 1)[-1]
+        module, name = handlers[logical_id].rsplit(".", 1)
+        handler = getattr(importlib.import_module(module), name)
+        try:
+            result = handler(json.loads(json.dumps(payload)), FakeContext(logical_id))
+        except Exception as exc:  # a function error, as Lambda reports it to Step Functions
+            errors.append(exc)
+            raise asl.TaskFailed(
+                type(exc).__name__, json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__})
+            ) from exc
+        results[logical_id] = json.loads(json.dumps(result))
+        return results[logical_id]
+
+    return invoke
+
+
+def run_pipeline(key: str, version: str | None = None) -> tuple[dict | None, dict | None, dict | None]:
+    """The pipeline state machine on ``key``: (validated, featured, predicted), None for a step not
+    reached. A function's exception is re-raised as it was (the dead-letter path ran first)."""
+    template = templatemod.load_template()
+    results: dict = {}
+    errors: list = []
+    definition = definitions.load(template, "PipelineStateMachine", _physical_ids(template))
+    try:
+        asl.run(
+            definition,
+            object_created(key, version),
+            invoke=_in_process(template, results, errors),
+            services=aws_services(),
+            sleep=lambda seconds: None,
+        )
+    except asl.ExecutionFailed as failed:
+        if errors:
+            raise errors[-1] from failed
+        raise
+    return results.get("DataValidationFunction"), results.get("FeatureEngineeringFunction"), results.get("PredictionsFunction")
+
+
+def dead_letters() -> list[dict]:
+    """The messages in the dead-letter queue (the failed input with its error)."""
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    return [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
 
 
 def all_items() -> list[dict]:
@@ -101,7 +150,9 @@ def read_json(s3, key: str) -> dict:
 def read_csv_gz(s3, key: str):
     import pandas as pd
 
-    return pd.read_csv(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), compression="gzip", dtype=str, keep_default_na=False)
+    return pd.read_csv(
+        io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()), compression="gzip", dtype=str, keep_default_na=False
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The three handlers in sequence against moto (S3 and DynamoDB), as the state machine runs them."""
+"""The handlers against moto (S3, DynamoDB, SQS), run by the real pipeline state machine (see conftest.run_pipeline)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 
 from item_prediction import handler_support, records
 from item_prediction.sample_data import RENAMED_COLUMNS, generate_sales
-from tests.integration.conftest import BUCKET, FakeContext, all_items, current, object_created, read_csv_gz, read_json, run_pipeline
+
+from .conftest import BUCKET, FakeContext, all_items, current, dead_letters, object_created, read_csv_gz, read_json, run_pipeline
 
 
 def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, log_lines):
@@ -260,3 +261,19 @@ def test_two_datasets_with_the_same_item_ids_keep_both_forecasts(aws):
         assert [row["prediction"] for row in body["predictions"]] == [round(float(value), 4) for value in expected["prediction"]]
     assert answers["north"]["forecast_id"] != answers["south"]["forecast_id"]
     assert len(all_items()) == 2 * 10
+
+
+def test_a_step_that_fails_sends_its_input_and_error_to_the_dead_letter_queue(aws, monkeypatch):
+    import predictions.app
+
+    def broken(event, context):
+        raise RuntimeError("disk full")
+
+    sample = generate_sales(items=1, stores=1, periods=60, seed=13)
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=sample.content)
+    monkeypatch.setattr(predictions.app, "lambda_handler", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_pipeline("raw/sales/a.csv")
+    (letter,) = dead_letters()
+    assert letter["error"]["Error"] == "RuntimeError" and json.loads(letter["error"]["Cause"])["errorMessage"] == "disk full"
+    assert letter["dataset"] == "sales", "the failed step's input travels with its error"

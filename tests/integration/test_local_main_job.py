@@ -1,4 +1,5 @@
-"""The main job end to end, offline: emulator, template-created stack, local runner, built layers."""
+"""The main job end to end, offline: emulator, template-created stack, the Step Functions runner,
+the Lambda-like sandbox on the built layers; a kept stack reused, queried and read by --logs."""
 
 from __future__ import annotations
 
@@ -14,45 +15,52 @@ from ..conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.layers, pytest.mark.slow]
 ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+ENV.pop("ITEM_PREDICTION_LOCAL_ENV", None)
 
 
-def main_job(*args: str) -> dict:
-    completed = subprocess.run(["./deploy.sh", "--local", "--format", "json", "--keep-running", *args],
-                               cwd=REPO_ROOT, capture_output=True, text=True, env=ENV, timeout=1200)  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
+def deploy_local(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["./deploy.sh", "--local", *args], cwd=REPO_ROOT, capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=1200
+    )
+
+
+def main_job(*args: str, expect: int = 0, env: dict | None = None) -> dict:
+    completed = deploy_local("--format", "json", "--keep-running", *args, env=env)
+    assert completed.returncode == expect, completed.stderr[-3000:]
     return json.loads(completed.stdout)
 
 
 @pytest.fixture
 def stop_emulator():
+    deploy_local("--stop")
     yield
-    subprocess.run(["./deploy.sh", "--local", "--stop"], cwd=REPO_ROOT, capture_output=True, env=ENV)
-
-
-def sam_logs(summary: dict, *args: str) -> str:
-    """``sam logs --stack-name ...``, as in the README, against the kept emulator."""
-    env = {**ENV, "AWS_ENDPOINT_URL": summary["endpoint"], "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
-    completed = subprocess.run([str(REPO_ROOT / ".tools/sam/bin/sam"), "logs", "--stack-name", summary["stack"], "--region", "us-east-1", *args],
-                               capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    return completed.stdout
+    deploy_local("--stop")
 
 
 def dynamodb_items(summary: dict) -> list[dict]:
-    client = boto3.client("dynamodb", endpoint_url=summary["endpoint"], region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=summary["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     items, start = [], None
     while True:
         page = client.scan(TableName=summary["table"], **({"ExclusiveStartKey": start} if start else {}))
-        items += [item for item in page["Items"] if item["sk"]["S"].startswith("DATE#")]  # predictions, not the CURRENT pointer
+        items += [item for item in page["Items"] if "prediction" in item]
         start = page.get("LastEvaluatedKey")
         if not start:
             return items
 
 
-def test_sample_data_runs_through_the_whole_pipeline(built_layers, stop_emulator):
+def server_pid() -> int:
+    return json.loads((REPO_ROOT / ".local-aws" / "server.json").read_text())["pid"]
+
+
+def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(built_layers, stop_emulator):
     summary = main_job("--items", "3", "--stores", "2", "--periods", "300", "--horizon", "7")
-    assert summary["failure"] is None
+    assert summary["failure"] is None and summary["exit_code"] == 0 and summary["reused"] is False
     validation = summary["validation"]
     assert validation["rows_clean"] + validation["rows_quarantined"] == validation["rows_in"] > 0
     assert validation["rows_quarantined"] == sum(validation["rules"].values()) > 0
@@ -67,42 +75,141 @@ def test_sample_data_runs_through_the_whole_pipeline(built_layers, stop_emulator
     assert invoked == ["DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"]
     assert all(call["init_ms"] and call["error"] is None for call in summary["invocations"])
 
-    # the operations command users run against AWS, here against the emulator the run kept
-    everything = sam_logs(summary)
-    for function, message in (("DataValidation", "validated"), ("FeatureEngineering", "features built"), ("Predictions", "predicted")):
-        assert f"item-prediction-local-{function}" in everything and f'"message": "{message}"' in everything, function
-    assert everything.count("REPORT RequestId:") == 3
-    reports = sam_logs(summary, "--name", "PredictionsFunction", "--filter", "REPORT")
-    assert reports.count("REPORT RequestId:") == 1 and "Init Duration:" in reports
+    # The query hint names a series of this run and runs as printed, against the kept stack.
+    first = summary["predictions"][0]
+    assert (first["item_id"], first["store_id"]) in series
+    assert summary["query"] == f"./deploy.sh --local --query {first['item_id']} --store {first['store_id']} --dataset sales"
+    answer = subprocess.run(summary["query"], shell=True, cwd=REPO_ROOT, capture_output=True, text=True, env=ENV, timeout=300)
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    body = json.loads(answer.stdout)
+    assert body["item_id"] == first["item_id"] and len(body["predictions"]) == 7
+
+    # The logs command the summary prints runs as printed.
+    everything = deploy_local("--logs")
+    assert everything.returncode == 0, everything.stderr[-2000:]
+    for function, message in (
+        ("DataValidation", "validated"),
+        ("FeatureEngineering", "features built"),
+        ("Predictions", "predicted"),
+    ):
+        assert f"item-prediction-local-{function}" in everything.stdout and f'"message": "{message}"' in everything.stdout, (
+            function
+        )
+    reports = deploy_local("--logs", "--name", "PredictionsFunction")
+    assert reports.stdout.count("REPORT RequestId:") == 1 and "Init Duration:" in reports.stdout
+
+
+def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_is(built_layers, stop_emulator):
+    first = main_job("--skip-build", "--items", "2", "--stores", "1", "--periods", "200")
+    pid = server_pid()
+    # Predictions pointed at a table that does not exist: it fails after validation and features ran.
+    broken = {"ITEM_PREDICTION_LOCAL_ENV": json.dumps({"PredictionsFunction": {"TABLE_NAME": "no-such-table"}})}
+    second = main_job("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", expect=1, env=broken)
+    assert (second["endpoint"], second["bucket"], second["table"]) == (first["endpoint"], first["bucket"], first["table"])
+    assert second["reused"] is True and server_pid() == pid, "no second emulator"
+    failure = second["failure"]
+    assert failure["state"] == "Predict" and failure["error"] and "no-such-table" not in failure["error"]
+    assert failure["cause"] and failure["ended_in"] == "PipelineFailed"
+    assert failure["log_group"] == "/aws/lambda/item-prediction-local-Predictions"
+    assert failure["state_machine_log_group"] and failure["dead_letter"]["message_id"]
+    assert second["validation"]["rows_in"] == first["validation"]["rows_in"] > 0, "counts already known are reported"
+    sqs = boto3.client(
+        "sqs", endpoint_url=second["endpoint"], region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    messages = sqs.receive_message(QueueUrl=failure["dead_letter"]["queue"], MaxNumberOfMessages=10)["Messages"]
+    letter = next(json.loads(m["Body"]) for m in messages if m["MessageId"] == failure["dead_letter"]["message_id"])
+    assert letter["error"]["Error"] == failure["error"] and letter["dataset"] == "sales"
+
+    text = deploy_local("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", env=broken)
+    assert text.returncode == 1 and text.stdout.splitlines()[0].startswith(f"PIPELINE FAILED in Predict: {failure['error']}: ")
+    assert "dead-letter message" in text.stdout and "Validation: " in text.stdout
+    stopped = deploy_local("--stop")
+    assert stopped.stdout.strip() == "local emulator stopped" and not (REPO_ROOT / ".local-aws" / "server.json").exists()
 
 
 def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers, tmp_path, stop_emulator):
     sys.path.insert(0, str(REPO_ROOT / "functions"))
     from item_prediction.sample_data import generate_sales
 
-    names = {"date": "Day", "item_id": "Article", "quantity": "Sold", "store_id": "Branch", "unit_price": "Unit Price", "promotion": "Promo?"}
+    names = {
+        "date": "Day",
+        "item_id": "Article",
+        "quantity": "Sold",
+        "store_id": "Branch",
+        "unit_price": "Unit Price",
+        "promotion": "Promo?",
+    }
     sample = generate_sales(items=2, stores=1, periods=200, seed=9, column_names=names, delimiter=";")
     (tmp_path / "export.csv").write_bytes(sample.content)
     (tmp_path / "mapping.json").write_text(sample.mapping_json)
-    summary = main_job("--skip-build", "--input", str(tmp_path / "export.csv"), "--mapping", str(tmp_path / "mapping.json"), "--dataset", "export")
+    summary = main_job(
+        "--skip-build",
+        "--input",
+        str(tmp_path / "export.csv"),
+        "--mapping",
+        str(tmp_path / "mapping.json"),
+        "--dataset",
+        "export",
+    )
     assert summary["failure"] is None
     assert summary["validation"]["rows_clean"] == len(sample.frame)
     assert summary["result"]["series"] == 2 and summary["result"]["predictions_written"] == 2 * 14
+    assert summary["predictions"][0]["item_id"] in {row["item_id"] for row in sample.frame.to_dict("records")}
 
 
-def test_a_broken_mapping_quarantines_the_file_with_its_reason_and_loses_nothing(built_layers, tmp_path, stop_emulator):
-    (tmp_path / "sales.csv").write_text("Day,SKU,Units\n2024-01-01,A,3\n2024-01-02,A,4\n")
-    (tmp_path / "mapping.json").write_text('{"columns": {"date": "Day",')  # cut off mid-way
-    summary = main_job("--skip-build", "--input", str(tmp_path / "sales.csv"), "--mapping", str(tmp_path / "mapping.json"))
+def test_a_file_quarantined_whole_exits_3_with_its_reason_and_loses_nothing(built_layers, tmp_path, stop_emulator):
+    (tmp_path / "photo.csv").write_bytes(bytes(range(256)) * 20)
+    summary = main_job("--skip-build", "--input", str(tmp_path / "photo.csv"), expect=3)
     validation = summary["validation"]
-    assert (validation["rows_in"], validation["rows_clean"], validation["rows_quarantined"]) == (2, 0, 2)
-    assert validation["file_reason"] == "invalid_mapping" and "not valid JSON" in validation["file_detail"]
-    assert summary["failure"] is None and summary["result"]["skipped"] is True
+    assert validation["file_reason"] == "binary_content" and validation["rows_quarantined"] == validation["rows_in"] > 0
+    assert summary["failure"] is None and summary["result"]["skipped"] is True and summary["query"] is None
+
+
+def _aws_sam_state() -> list[tuple[str, int]]:
+    root = REPO_ROOT / ".aws-sam"
+    return sorted(
+        (str(path), path.stat().st_mtime_ns) for path in [root, *root.glob("*"), *root.glob("build/*")] if path.exists()
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "files", "message"),
+    [
+        (
+            ["--mapping", "{m}", "--input", "{i}"],
+            {"m": '{"columns": {"date": "Day",'},
+            "--mapping {m}: mapping file is not valid JSON",
+        ),
+        (
+            ["--mapping", "{m}", "--input", "{i}"],
+            {"m": '{"columns": {"item_id": "Article"}}'},
+            "names columns not in the header of {i}: 'Article' (for item_id)",
+        ),
+        (["--horizon", "-3"], {}, "--horizon -3: periods to predict must be 1 to 366"),
+        (["--horizon", "10000"], {}, "--horizon 10000"),
+        (["--dataset", ".."], {}, "--dataset '..' is not allowed"),
+        (["--query", "ITEM-000"], {}, "--query needs the stack a --keep-running run left up"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_built_or_started(args, files, message, tmp_path, stop_emulator):
+    (tmp_path / "sales.csv").write_text("Day,SKU,Units\n2024-01-01,A,3\n")
+    (tmp_path / "m.json").write_text(files.get("m", "{}"))
+    paths = {"m": str(tmp_path / "m.json"), "i": str(tmp_path / "sales.csv")}
+    before = _aws_sam_state()
+    completed = deploy_local(*(arg.format(**paths) for arg in args))
+    assert completed.returncode == 2
+    assert (
+        completed.stderr.strip().splitlines()[-1]
+        == f"./deploy.sh --local: error: {completed.stderr.split('error: ', 1)[1].strip()}"
+    )
+    assert message.format(**paths) in completed.stderr and "Traceback" not in completed.stderr
+    assert "==>" not in completed.stderr, "no build or emulator was announced"
+    assert _aws_sam_state() == before, "no build started"
+    assert not (REPO_ROOT / ".local-aws" / "server.json").exists()
 
 
 def test_a_missing_input_file_is_one_clear_line():
-    completed = subprocess.run(["./deploy.sh", "--local", "--skip-build", "--input", "/nonexistent/sales.csv"],
-                               cwd=REPO_ROOT, capture_output=True, text=True, env=ENV, timeout=300)  # fmt: skip
+    completed = deploy_local("--skip-build", "--input", "/nonexistent/sales.csv")
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines()[-1] == "./deploy.sh --local: error: --input /nonexistent/sales.csv: no such file"
     assert "Traceback" not in completed.stderr

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from lambda_build.local_runner import LocalFunction, sandbox_available
+from lambda_build.offline.sandbox import LocalFunction, sandbox_available
 
 pytestmark = pytest.mark.layers
 

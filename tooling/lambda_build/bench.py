@@ -152,7 +152,7 @@ def cold_starts(runs: int = 5, arch_name: str | None = None) -> dict:
     /opt and /var/task, as on Lambda, so nothing compiled at import is kept).
     """
     from .bytecode_free import source_only_layers
-    from .local_runner import LocalFunction
+    from .offline.sandbox import LocalFunction
     from .template import functions
 
     config = configmod.load()

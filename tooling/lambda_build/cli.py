@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = configmod.load()
         arch = config.architecture(args.arch)
+        config.select(getattr(args, "layer", None))  # an unknown layer is refused by every command, before any work
         if args.command == "lock":
             result = lockmod.update_lock(config, upgrade=args.upgrade, allow_downgrade=args.allow_downgrade)
             changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in result["changed"].items()) or "no changes"

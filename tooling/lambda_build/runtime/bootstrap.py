@@ -2,7 +2,7 @@
 
 Standard library only: it runs with nothing but /var/task (the function's code) and
 /opt/python (the merged layers) on its path, like Lambda's own bootstrap. The host side
-(:mod:`lambda_build.local_runner`) talks to it over two pipes, one JSON object per line, so the
+(:mod:`lambda_build.offline.sandbox`) talks to it over two pipes, one JSON object per line, so the
 function's own stdout and stderr stay free for its logs.
 
 Usage: bootstrap.py HANDLER REQUEST_FD RESPONSE_FD CODE_DIR OPT_PYTHON

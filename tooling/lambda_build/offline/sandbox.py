@@ -21,10 +21,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .tools import BuildError, target_python
-from .verify import merge_layers
+from ..tools import BuildError, target_python
+from ..verify import merge_layers
 
-BOOTSTRAP = Path(__file__).resolve().parent / "runtime" / "bootstrap.py"
+BOOTSTRAP = Path(__file__).resolve().parents[1] / "runtime" / "bootstrap.py"
 MB = 1024 * 1024
 
 

@@ -1,0 +1,84 @@
+"""The local stack's pool of execution environments: warm reuse, scale-out under concurrency,
+the runner's invoke contract (a function error becomes TaskFailed with Lambda's error JSON)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from types import SimpleNamespace
+
+import pytest
+from lambda_build.offline import stack as stackmod
+from lambda_build.offline.errors import TaskFailed
+from lambda_build.offline.sandbox import Invocation
+
+
+class FakeFunction:
+    """Stands in for the sandbox's LocalFunction: records its work folder, blocks while told to."""
+
+    made: list[FakeFunction] = []
+
+    def __init__(self, name, handler, code_dir, layers, *, work_dir, memory_mb, **kwargs) -> None:
+        self.work_dir, self.memory_mb, self.calls = work_dir, memory_mb, 0
+        self.log_group, self.log_stream = f"/aws/lambda/{name}", "s"
+        FakeFunction.made.append(self)
+
+    def invoke(self, event) -> Invocation:
+        self.calls += 1
+        if event.get("wait"):
+            event["wait"].wait()
+        invocation = Invocation(request_id="r", memory_mb=self.memory_mb, init_ms=1.0 if self.calls == 1 else None)
+        if event.get("fail"):
+            invocation.error = {"errorType": "ValueError", "errorMessage": "bad"}
+        else:
+            invocation.result = {"ok": True}
+        return invocation
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.fixture
+def local_stack(monkeypatch, tmp_path):
+    FakeFunction.made = []
+    monkeypatch.setattr(stackmod, "LocalFunction", FakeFunction)
+    monkeypatch.setattr(stackmod, "ship_logs", lambda *args: None)
+    lambda_client = SimpleNamespace(
+        get_function_configuration=lambda FunctionName: {
+            "FunctionName": FunctionName,
+            "MemorySize": 512,
+            "Timeout": 30,
+            "Environment": {"Variables": {"A": "1"}},
+        }
+    )
+    monkeypatch.setattr(stackmod, "boto", lambda service: lambda_client)
+    spec = SimpleNamespace(logical_id="PredictionsFunction", handler="predictions.app.lambda_handler", layers=())
+    monkeypatch.setattr(stackmod.templatemod, "functions", lambda config: [spec])
+    config = SimpleNamespace(python_version="3.13", layer_output=lambda layer: None, layer=lambda name: None)
+    emulator = SimpleNamespace(environ=lambda: {"AWS_ENDPOINT_URL": "http://localhost:1"})
+    return stackmod.LocalStack(config, {"PredictionsFunction": "stack-Predictions"}, emulator, tmp_path)
+
+
+def test_an_idle_environment_is_reused_and_a_busy_one_makes_another(local_stack):
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:stack-Predictions"
+    assert local_stack.invoke(arn, {}) == {"ok": True}
+    assert local_stack.invoke(arn, {}) == {"ok": True}
+    assert len(FakeFunction.made) == 1, "sequential invocations stay warm in one environment"
+    release = threading.Event()
+    both = [threading.Thread(target=local_stack.invoke, args=(arn, {"wait": release, "shard": n})) for n in (1, 2)]
+    for thread in both:
+        thread.start()
+    while sum(f.calls for f in FakeFunction.made) < 4:
+        threading.Event().wait(0.01)
+    release.set()
+    for thread in both:
+        thread.join()
+    assert len(FakeFunction.made) == 2 and len({f.work_dir for f in FakeFunction.made}) == 2, "two at once: two environments"
+    assert sorted(r["shard"] for r in local_stack.reports if r["shard"]) == [1, 2]
+    assert all(r["memory_size_mb"] == 512 and r["function"] == "PredictionsFunction" for r in local_stack.reports)
+
+
+def test_a_function_error_is_task_failed_with_lambdas_error_json(local_stack):
+    with pytest.raises(TaskFailed) as failed:
+        local_stack.invoke("stack-Predictions", {"fail": True})
+    assert failed.value.error == "ValueError" and json.loads(failed.value.cause)["errorMessage"] == "bad"

@@ -1,0 +1,37 @@
+"""The events AWS would send, built from the repository's samples in events/ (one place)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote, quote_plus, urlencode
+
+from ..config import REPO_ROOT
+
+API_ROUTE = "GET /datasets/{dataset}/predictions/{item_id}"
+
+
+def object_created(bucket: str, key: str, version: str | None = None, size: int | None = None) -> dict:
+    """EventBridge's S3 ``Object Created`` event; its key URL-encoded as S3 sends it."""
+    event = json.loads((REPO_ROOT / "events" / "object_created.json").read_text())
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"].update({"key": quote_plus(key, safe="/"), "version-id": version})
+    if size is not None:
+        event["detail"]["object"]["size"] = size
+    event["resources"] = [f"arn:aws:s3:::{bucket}"]
+    return event
+
+
+def api_request(dataset: str, item_id: str, store: str | None = None) -> dict:
+    """An HTTP API (payload v2) ``GET /datasets/{dataset}/predictions/{item_id}[?store=]`` event."""
+    event = json.loads((REPO_ROOT / "events" / "api_get_predictions.json").read_text())
+    path = f"/datasets/{quote(dataset, safe='')}/predictions/{quote(item_id, safe='')}"
+    query = {"store": store} if store is not None else None
+    event.update(
+        routeKey=API_ROUTE,
+        rawPath=path,
+        rawQueryString=urlencode(query or {}),
+        queryStringParameters=query,
+        pathParameters={"dataset": dataset, "item_id": item_id},
+    )
+    event["requestContext"].update(routeKey=API_ROUTE, http={**event["requestContext"]["http"], "method": "GET", "path": path})
+    return event
