@@ -354,7 +354,10 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator) -> dict:
     summary = {"stack": args.stack_name, "endpoint": emulator.endpoint, "bucket": bucket, "table": table, "input_key": key,
                "invocations": stack.reports, "failure": failure, "result": result}  # fmt: skip
     if result:
-        report_key = f"reports/{dataset}/{Path(name).stem.removesuffix('.csv')}.validation.json"
+        from item_prediction.settings import Settings
+        from item_prediction.steps import output_keys
+
+        report_key = output_keys(Settings(bucket=bucket, table=table), dataset, key)["report_key"]
         report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
         summary["validation"] = {k: report.get(k) for k in ("rows_in", "rows_clean", "rows_quarantined", "rules", "file_reason", "file_detail")}
         summary["validation"]["report_key"] = report_key

@@ -33,7 +33,7 @@ def test_validation_inputs_name_one_object(name, key, version):
 
 
 def test_an_unknown_event_is_a_clear_error():
-    with pytest.raises(EventError, match="expected an S3 Object Created event"):
+    with pytest.raises(EventError, match="expected an S3 Object Created or Object Deleted event"):
         object_ref({"hello": "world"})
 
 
@@ -78,7 +78,11 @@ def test_mapping_lookup_order_and_dataset_of_a_key():
     assert steps.mapping_candidates(settings, "sales", "raw/sales/2024/jan.csv") == [
         "raw/sales/2024/_mapping.json", "raw/sales/_mapping.json", "config/mappings/sales.json", "config/mappings/default.json",
     ]  # fmt: skip
-    assert steps.file_stem(settings, "sales", "raw/sales/2024/jan.csv.gz") == "2024/jan"
+    assert steps.output_keys(settings, "sales", "raw/sales/2024/jan.csv.gz") == {
+        "validated_key": "validated/sales/2024/jan.csv.gz.csv.gz",
+        "quarantine_key": "quarantine/sales/2024/jan.csv.gz.csv.gz",
+        "report_key": "reports/sales/2024/jan.csv.gz.validation.json",
+    }
 
 
 def test_settings_come_from_the_environment(monkeypatch):
