@@ -103,11 +103,12 @@ def retract_source(storage: Storage, settings: Settings, dataset: str, ref: Obje
     """
     keys = output_keys(settings, dataset, ref.key)
     removed = [key for key in (keys["validated_key"], keys["quarantine_key"]) if storage.exists(key)]
-    if not removed and not storage.exists(keys["report_key"]):
-        raise NothingToDo(f"nothing to retract: {ref.key} has no outputs")
+    report = storage.get_json(keys["report_key"]) if storage.exists(keys["report_key"]) else None
+    if not removed and (report is None or report.get("retracted")):
+        raise NothingToDo(f"already retracted: {ref.key}" if report else f"nothing to retract: {ref.key} has no outputs")
     for key in removed:
         storage.delete(key)
-    report = storage.get_json(keys["report_key"]) if storage.exists(keys["report_key"]) else {"source": {"bucket": ref.bucket, "key": ref.key}}
+    report = report or {"source": {"bucket": ref.bucket, "key": ref.key}}
     report.update(retracted=True, retracted_at=now.isoformat(timespec="seconds"), retracted_by={"version_id": ref.version_id})
     storage.put_json(keys["report_key"], report)
     if keys["validated_key"] not in removed:

@@ -9,6 +9,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -57,7 +58,7 @@ def object_created(key: str, version: str | None = None) -> dict:
     with open("events/object_created.json") as handle:
         event = json.load(handle)
     event["detail"]["bucket"]["name"] = BUCKET
-    event["detail"]["object"]["key"] = key
+    event["detail"]["object"]["key"] = quote_plus(key, safe="/")  # S3 sends keys URL-encoded, as in S3 notifications
     event["detail"]["object"]["version-id"] = version
     return event
 

@@ -23,6 +23,7 @@ import time
 import urllib.request
 import zipfile
 from pathlib import Path
+from urllib.parse import quote_plus
 
 from . import config as configmod
 from . import template as templatemod
@@ -307,7 +308,7 @@ def _task(state: dict, data: dict, stack: LocalStack) -> dict:
 def _object_created(bucket: str, key: str, version: str | None) -> dict:
     event = json.loads((REPO_ROOT / "events" / "object_created.json").read_text())
     event["detail"]["bucket"]["name"] = bucket
-    event["detail"]["object"].update({"key": key, "version-id": version})
+    event["detail"]["object"].update({"key": quote_plus(key, safe="/"), "version-id": version})  # URL-encoded, as S3 sends it
     event["resources"] = [f"arn:aws:s3:::{bucket}"]
     return event
 
