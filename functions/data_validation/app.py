@@ -96,6 +96,7 @@ def lambda_handler(event, context):
             force = True  # the version now current replaces the deleted one's outputs
         else:
             ref = steps.pin_current_version(storage(), ref)
+        correlate(ref.key, ref.version_id)  # the version this run reads, also when the event named none
         busy_seconds = int(getattr(context, "get_remaining_time_in_millis", lambda: 900_000)() / 1000) + 5
         result = _validate(event, ref, dataset, force=force, busy_seconds=busy_seconds)
     except steps.NothingToDo as exc:

@@ -6,8 +6,9 @@ Variable                   Default              Meaning
 ``BUCKET_NAME``            (required)           the data bucket
 ``TABLE_NAME``             (required)           the predictions table (pk, sk)
 ``RAW_PREFIX``             ``raw/``             uploads: ``raw/<dataset>/<file>.csv[.gz]``
-``VALIDATED_PREFIX``       ``validated/``       clean rows, ``<dataset>/<file>.csv.gz``
-``QUARANTINE_PREFIX``      ``quarantine/``      rejected rows with ``_reasons``
+``VALIDATED_PREFIX``       ``validated/``       clean rows, ``<dataset>/<file>.csv.gz`` (``<file>``: the
+                                                upload's key below ``raw/<dataset>/``, extension and all)
+``QUARANTINE_PREFIX``      ``quarantine/``      rejected rows with ``_reasons``, ``<dataset>/<file>.csv.gz``
 ``REPORTS_PREFIX``         ``reports/``         ``<dataset>/<file>.validation.json``
 ``FEATURES_PREFIX``        ``features/``        ``<dataset>/features.csv.gz`` and ``manifest.json``
 ``MODELS_PREFIX``          ``models/``          ``<dataset>/<version>/model.joblib``, ``latest.json``

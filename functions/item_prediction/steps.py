@@ -179,7 +179,7 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
         with writer.finish() as handle:
             if writer.rows:
                 storage.put_file(key, handle)
-            elif storage.exists(key):  # a re-upload of the same file name must not leave old rows behind
+            elif storage.exists(key):  # a new version of the same upload must not leave its old rows behind
                 storage.delete(key)
                 removed_clean = removed_clean or writer is clean
     report["source"] = {"bucket": ref.bucket, "key": ref.key, "version_id": version or ref.version_id}
