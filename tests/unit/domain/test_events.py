@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from item_prediction import records, steps
+from item_prediction import ledger, records, steps
 from item_prediction.events import EventError, object_ref
 from item_prediction.schema import ColumnMapping
 from item_prediction.settings import Settings
@@ -40,7 +40,8 @@ def test_an_unknown_event_is_a_clear_error():
 def test_step_outputs_chain():
     validation_output, features_output = load("validation_output.json"), load("features_output.json")
     assert {"bucket", "dataset", "source_key", "source_version", "frequency"} <= validation_output.keys()
-    assert {"dataset", "manifest_key", "features_key"} <= features_output.keys()
+    assert {"dataset", "manifest_key", "features_key", "features_version", "lease_owner"} <= features_output.keys()
+    assert features_output["lease_owner"] == ledger.lease_owner(validation_output, "sales")
     assert load("predict_with_latest_model.json")["mode"] == "predict" and load("backfill_features.json") == {"dataset": "sales"}
 
 
