@@ -15,7 +15,10 @@ Output (the input of FeatureEngineering)::
     {"bucket", "dataset", "source_key", "source_version", "validated_key" (when rows were clean),
      "quarantine_key" (when rows were quarantined), "report_key",
      "rows": {"in", "clean", "quarantined"}, "rules": {rule: count}, "file_reason",
-     "frequency", "frequency_source", ["skipped": true, "reason"]}
+     "frequency", "frequency_source", "validated_version", ["skipped": true, "reason"]}
+
+``validated_version`` is the version whose rows were written: the event's, unless a newer version
+of the key arrived while it was validated (its rows are then written in their place).
 
 or, for a deleted upload whose validated rows were removed, ``{"bucket", "dataset", "source_key",
 "source_version", "retracted": true, "removed_keys", "report_key"}`` (the run goes on, so the
@@ -65,7 +68,7 @@ def _validate(event, ref, dataset: str, *, force: bool, busy_seconds: int) -> di
     if ref.version_id and not ledger.claim_source(table, dataset, ref.key, ref.version_id, now=now, busy_seconds=busy_seconds, force=force):
         raise steps.NothingToDo(f"already processed: {ref.key} version {ref.version_id}")
     try:
-        result = steps.validate_object(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
+        result = steps.validate_current(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
     except Exception:
         if ref.version_id:
             ledger.forget_source(table, dataset, ref.key, ref.version_id)  # a retry may validate it
@@ -101,6 +104,8 @@ def lambda_handler(event, context):
         result = _validate(event, ref, dataset, force=force, busy_seconds=busy_seconds)
     except steps.NothingToDo as exc:
         return _skip(ref, str(exc))
+    if result.get("retracted"):  # deleted while it was validated
+        return result
     for name, value in (("RowsIn", result["rows"]["in"]), ("RowsClean", result["rows"]["clean"]), ("RowsQuarantined", result["rows"]["quarantined"])):
         metrics.add_metric(name=name, unit=COUNT, value=value)
     log = logger.warning if result["file_reason"] or result["rows"]["quarantined"] else logger.info

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -200,6 +200,28 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
     if not clean.rows and not removed_clean:
         result.update(skipped=True, reason="no clean rows in this file: nothing new to learn from")
     return result
+
+
+def validate_current(storage: Storage, settings: Settings, ref: ObjectRef, *, mapping_key: str | None = None, attempts: int = 3) -> dict:
+    """:func:`validate_object`, then make sure the outputs come from the key's current version.
+
+    Two events for one key can be validated at once; if a newer version arrived (or the upload was
+    deleted) while this one was read, the newer one's run may have written first, and these older
+    rows would stay. So the outputs are redone from the current version (or retracted). The output
+    keeps the event's ``source_version`` (the run's identity, its lease owner) and names the
+    version whose rows were written in ``validated_version``.
+    """
+    event_version, dataset = ref.version_id, settings.dataset_of(ref.key)
+    for _ in range(attempts):
+        result = validate_object(storage, settings, ref, mapping_key=mapping_key)
+        head = storage.head(ref.key)
+        if not ref.version_id or (head is not None and head.get("VersionId") == ref.version_id):
+            break
+        if head is None:
+            result = retract_source(storage, settings, dataset, ref, now=datetime.now(UTC))
+            break
+        ref = replace(ref, version_id=head.get("VersionId"), size=head.get("ContentLength"))
+    return {**result, "validated_version": result["source_version"], "source_version": event_version}
 
 
 def load_validated(storage: Storage, settings: Settings, dataset: str) -> tuple[pd.DataFrame, list[dict]]:

@@ -212,3 +212,36 @@ def test_predictions_read_the_features_version_the_run_wrote(s3):
     s3.put_object(Bucket=BUCKET, Key=featured["features_key"], Body=gzip.compress(b"item_id,date\nX,2024-01-01\n"))  # a later writer
     predicted = predict(featured)
     assert predicted["series"] == 2 and predicted["predictions_written"] == 2 * 10
+
+
+def test_a_version_that_arrives_during_validation_wins_over_the_older_rows(s3, monkeypatch):
+    real = steps.validate_object
+    later: dict = {}
+
+    def meanwhile(storage, settings, ref, **kwargs):  # the newer version lands (and its run writes) while this one is read
+        result = real(storage, settings, ref, **kwargs)
+        if not later:
+            later["version"] = upload(s3, "raw/sales/a.csv", sales(2, items=3))
+        return result
+
+    first = upload(s3, "raw/sales/a.csv", sales(1))
+    monkeypatch.setattr(steps, "validate_object", meanwhile)
+    result = validate(object_created("raw/sales/a.csv", first))
+    assert (result["source_version"], result["validated_version"]) == (first, later["version"])
+    assert read_json(s3, result["report_key"])["source"]["version_id"] == later["version"]
+    assert result["rows"]["clean"] == len(generate_sales(items=3, stores=1, periods=70, seed=2, invalid=False).frame)
+
+
+def test_an_upload_deleted_during_validation_leaves_no_rows(s3, monkeypatch):
+    real = steps.validate_object
+
+    def meanwhile(storage, settings, ref, **kwargs):  # the deletion's own run retracted before these rows were written
+        result = real(storage, settings, ref, **kwargs)
+        s3.delete_object(Bucket=BUCKET, Key="raw/sales/a.csv")
+        return result
+
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    monkeypatch.setattr(steps, "validate_object", meanwhile)
+    result = validate(object_created("raw/sales/a.csv", version))
+    assert result["retracted"] is True and result["source_version"] == version
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="validated/").get("KeyCount") == 0
