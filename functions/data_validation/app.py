@@ -2,26 +2,80 @@
 
 Input (any of):
 
-* the EventBridge "Object Created" event for ``raw/<dataset>/<file>`` (the state machine's input);
+* the EventBridge "Object Created" event for ``raw/<dataset>/<file>`` (the state machine's input),
+  or "Object Deleted" (the upload's rows are retracted);
 * an S3 event notification (``Records``);
-* ``{"bucket": ..., "key": ..., "version_id": ..., "mapping_key": ...}`` (a re-run, the backfill);
-  ``mapping_key`` optionally names the column mapping to use.
+* ``{"bucket": ..., "key": ..., "version_id": ..., "mapping_key": ..., "force": true}`` (a re-run,
+  the backfill); ``mapping_key`` optionally names the column mapping to use; without
+  ``version_id`` the current version is validated; ``force`` validates a version again although
+  it was already processed.
 
 Output (the input of FeatureEngineering)::
 
     {"bucket", "dataset", "source_key", "source_version", "validated_key" (when rows were clean),
      "quarantine_key" (when rows were quarantined), "report_key",
      "rows": {"in", "clean", "quarantined"}, "rules": {rule: count}, "file_reason",
-     "frequency", "frequency_source", ["skipped": true, "reason"]}
+     "frequency", "frequency_source", "validated_version", ["skipped": true, "reason"]}
 
-``skipped`` (the state machine stops there) when the object is not a sales file (outside
-``raw/``, a ``_mapping.json``, a hidden file) or brought no clean rows. A user's broken file is
-never an error: it is quarantined with its reasons and the report says why.
+``validated_version`` is the version whose rows were written: the event's, unless a newer version
+of the key arrived while it was validated (its rows are then written in their place).
+
+or, for a deleted upload whose validated rows were removed, ``{"bucket", "dataset", "source_key",
+"source_version", "retracted": true, "removed_keys", "report_key"}`` (the run goes on, so the
+features are rebuilt without those rows).
+
+``skipped`` (the state machine stops there, one line in ``reason``) when the object is not a
+sales file (outside ``raw/``, a ``_mapping.json``, a hidden file), its dataset name is not
+allowed (metric ``RejectedUploads``; the object is left as it is), the event's version is no
+longer the current one (``superseded: ...``), the same version was already processed
+(``already processed: ...``, a duplicate event), the file brought no clean rows, or a deletion
+left nothing to retract. A user's broken file is never an error: it is quarantined with its
+reasons and the report says why.
 """
 
-from item_prediction import steps
-from item_prediction.events import object_ref
+import time
+from datetime import UTC, datetime
+
+from item_prediction import ledger, steps
+from item_prediction.events import is_lifecycle_expiration, object_ref
 from item_prediction.handler_support import COUNT, correlate, logger, metrics, settings, storage
+from item_prediction.settings import DatasetNameError
+
+
+def _skip(ref, reason: str, metric: str = "Skipped") -> dict:
+    logger.info("nothing to validate", extra={"key": ref.key, "reason": reason})
+    metrics.add_metric(name=metric, unit=COUNT, value=1)
+    return {"skipped": True, "bucket": ref.bucket, "source_key": ref.key, "source_version": ref.version_id, "reason": reason}
+
+
+def _retract(event, ref, dataset: str):
+    """A deleted upload: retract its rows, or validate the version that became current instead.
+    Returns (output, None) when done, or (None, the version to validate)."""
+    if is_lifecycle_expiration(event):
+        raise steps.NothingToDo(f"{ref.key} expired by the bucket's retention rules: its validated rows stay in the dataset")
+    survivor = steps.survivor_after_delete(storage(), settings(), dataset, ref)
+    if survivor is not None:
+        return None, survivor
+    result = steps.retract_source(storage(), settings(), dataset, ref, now=datetime.now(UTC))
+    metrics.add_metric(name="SourcesRetracted", unit=COUNT, value=1)
+    logger.warning("upload deleted: its rows are retracted", extra={"removed_keys": result["removed_keys"], "report_key": result["report_key"]})
+    return result, None
+
+
+def _validate(event, ref, dataset: str, *, force: bool, busy_seconds: int) -> dict:
+    """Claim the upload version in the ledger, validate it, and mark it done (or free the claim)."""
+    table, now = storage().table, int(time.time())
+    if ref.version_id and not ledger.claim_source(table, dataset, ref.key, ref.version_id, now=now, busy_seconds=busy_seconds, force=force):
+        raise steps.NothingToDo(f"already processed: {ref.key} version {ref.version_id}")
+    try:
+        result = steps.validate_current(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
+    except Exception:
+        if ref.version_id:
+            ledger.forget_source(table, dataset, ref.key, ref.version_id)  # a retry may validate it
+        raise
+    if ref.version_id:
+        ledger.finish_source(table, dataset, ref.key, ref.version_id, now=int(time.time()))
+    return result
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -31,10 +85,27 @@ def lambda_handler(event, context):
     correlate(ref.key, ref.version_id)
     reason = steps.skip_reason(settings(), ref.key)
     if reason:
-        logger.info("not a sales file: nothing to validate", extra={"key": ref.key, "reason": reason})
-        metrics.add_metric(name="Skipped", unit=COUNT, value=1)
-        return {"skipped": True, "bucket": ref.bucket, "source_key": ref.key, "reason": reason}
-    result = steps.validate_object(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
+        return _skip(ref, reason)
+    try:
+        dataset = settings().dataset_of(ref.key)
+    except DatasetNameError as exc:
+        return _skip(ref, str(exc), "RejectedUploads")
+    force = event.get("force") is True
+    try:
+        if ref.deleted:
+            retracted, ref = _retract(event, ref, dataset)
+            if retracted:
+                return retracted
+            force = True  # the version now current replaces the deleted one's outputs
+        else:
+            ref = steps.pin_current_version(storage(), ref)
+        correlate(ref.key, ref.version_id)  # the version this run reads, also when the event named none
+        busy_seconds = int(getattr(context, "get_remaining_time_in_millis", lambda: 900_000)() / 1000) + 5
+        result = _validate(event, ref, dataset, force=force, busy_seconds=busy_seconds)
+    except steps.NothingToDo as exc:
+        return _skip(ref, str(exc))
+    if result.get("retracted"):  # deleted while it was validated
+        return result
     for name, value in (("RowsIn", result["rows"]["in"]), ("RowsClean", result["rows"]["clean"]), ("RowsQuarantined", result["rows"]["quarantined"])):
         metrics.add_metric(name=name, unit=COUNT, value=value)
     if result["file_reason"]:  # a whole file quarantined: the run succeeds, the FilesQuarantined alarm tells

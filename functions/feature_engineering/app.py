@@ -4,13 +4,22 @@ Input: DataValidation's output, or ``{"dataset": ...}`` (the backfill), optional
 ``frequency`` (``D``/``W``); a frequency that DataValidation inferred from one file is not
 trusted for the whole dataset (it is inferred again from all of it), one from the mapping is.
 
+One run per dataset at a time: before reading anything it takes the dataset's lease (owner
+``<source_key>#<source_version>``, or ``backfill#<dataset>`` for an input without a source) and
+raises ``DatasetBusy`` while another run holds it (the state machine retries later). It gives
+the lease back on its skipped paths and errors; Predictions gives it back at its end.
+
 Output (the input of Predictions): the input's ``bucket``, ``dataset``, ``source_key`` and
-``source_version``, plus ``features_key``, ``manifest_key``, ``rows``, ``series``, ``gaps``,
-``date_range`` and ``frequency``; or ``{"skipped": true, "reason"}`` when the input was skipped
-or the dataset has no validated data.
+``source_version``, plus ``lease_owner``, ``features_key``, ``features_version`` (the VersionId
+written, which Predictions reads), ``manifest_key``, ``input_count`` and ``inputs`` (``{key,
+version_id}`` of each validated object read, up to 100; all of them are in the manifest),
+``rows``, ``series``, ``gaps``, ``date_range`` and ``frequency``; or ``{"skipped": true,
+"reason"}`` when the input was skipped or the dataset has no validated data.
 """
 
-from item_prediction import steps
+import time
+
+from item_prediction import ledger, steps
 from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, skipped, storage
 
 
@@ -20,12 +29,19 @@ def lambda_handler(event, context):
     dataset = begin_step(event)
     if dataset is None:
         return skipped(event, event.get("reason", "skipped upstream"))
+    owner = ledger.lease_owner(event, dataset)
+    ledger.acquire_lease(storage().table, dataset, owner, int(time.time()))  # DatasetBusy: retried later
+    event = {**event, "lease_owner": owner}
     configured = event.get("frequency") if event.get("frequency_source", "mapping") == "mapping" else None
     try:
         result = steps.build_feature_set(storage(), settings(), dataset, configured)
     except steps.NothingToDo as exc:
+        ledger.release_lease(storage().table, dataset, owner)
         logger.warning("no features to build", extra={"reason": str(exc)})
         return skipped(event, str(exc))
+    except Exception:
+        ledger.release_lease(storage().table, dataset, owner)  # a retry takes it again
+        raise
     metrics.add_metric(name="FeatureRows", unit=COUNT, value=result["rows"])
     logger.info("features built", extra={k: result[k] for k in ("rows", "series", "gaps", "frequency", "date_range")})
     return {**carried(event), **result}

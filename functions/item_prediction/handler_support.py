@@ -13,7 +13,7 @@ from .storage import Storage
 logger = Logger()
 metrics = Metrics()
 COUNT = MetricUnit.Count
-CARRIED = ("dataset", "source_key", "source_version", "bucket")
+CARRIED = ("dataset", "source_key", "source_version", "bucket", "lease_owner")
 
 
 @cache

@@ -40,7 +40,11 @@ class ModelIntegrityError(ValueError):
 def load_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, dict]:
     manifest = storage.get_json(manifest_key)
     frame = storage.read_csv(
-        manifest["features_key"], dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""]
+        manifest["features_key"],
+        version_id=manifest.get("features_version"),
+        dtype={schema.ITEM: "str", schema.STORE: "str"},
+        keep_default_na=False,
+        na_values=[""],
     )
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     return frame, manifest

@@ -38,7 +38,7 @@ CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 SERIES_KEY = (ITEM, STORE)
 ROW_KEY = (ITEM, STORE, DATE)
 NO_STORE = "_"  # the store of series that have none, in keys and outputs
-DATASET_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # dataset names: raw/<dataset>/...
+DATASET_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # dataset names (raw/<dataset>/...): safe in S3 keys and DynamoDB keys
 
 # Plausibility limits: values outside them are data errors, not demand.
 MAX_QUANTITY = 1_000_000

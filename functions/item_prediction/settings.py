@@ -6,8 +6,9 @@ Variable                   Default              Meaning
 ``BUCKET_NAME``            (required)           the data bucket
 ``TABLE_NAME``             (required)           the predictions table (pk, sk)
 ``RAW_PREFIX``             ``raw/``             uploads: ``raw/<dataset>/<file>.csv[.gz]``
-``VALIDATED_PREFIX``       ``validated/``       clean rows, ``<dataset>/<file>.csv.gz``
-``QUARANTINE_PREFIX``      ``quarantine/``      rejected rows with ``_reasons``
+``VALIDATED_PREFIX``       ``validated/``       clean rows, ``<dataset>/<file>.csv.gz`` (``<file>``: the
+                                                upload's key below ``raw/<dataset>/``, extension and all)
+``QUARANTINE_PREFIX``      ``quarantine/``      rejected rows with ``_reasons``, ``<dataset>/<file>.csv.gz``
 ``REPORTS_PREFIX``         ``reports/``         ``<dataset>/<file>.validation.json``
 ``FEATURES_PREFIX``        ``features/``        ``<dataset>/features.csv.gz`` and ``manifest.json``
 ``MODELS_PREFIX``          ``models/``          ``<dataset>/<version>/model.joblib``, ``latest.json``
@@ -29,7 +30,30 @@ A malformed number is a configuration error, raised when the settings are first 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+
+from .schema import DATASET_PATTERN
+
+DEFAULT_DATASET = "default"  # the dataset of files directly under the raw prefix; not allowed as a folder
+_DATASET_NAME = re.compile(DATASET_PATTERN)
+
+
+class DatasetNameError(ValueError):
+    """A dataset name outside :data:`schema.DATASET_PATTERN`, or the reserved folder ``default``."""
+
+
+def validate_dataset_name(name: str) -> str:
+    """``name`` when it is a valid dataset name, else DatasetNameError with the one-line reason.
+
+    The offline main job checks its ``--dataset`` argument with this before anything starts.
+    """
+    if not isinstance(name, str) or not _DATASET_NAME.fullmatch(name):
+        raise DatasetNameError(
+            f"dataset name {name!r} is not allowed: use 1 to 64 of A-Z a-z 0-9 _ - "
+            f"(files directly under raw/ are dataset {DEFAULT_DATASET!r})"
+        )
+    return name
 
 
 def _int(name: str, default: int, *, minimum: int) -> int:
@@ -86,7 +110,18 @@ class Settings:
         )
 
     def dataset_of(self, raw_key: str) -> str:
-        """``raw/<dataset>/<file>`` -> ``<dataset>``; a file directly under raw/ is dataset ``default``."""
+        """``raw/<dataset>/<file>`` -> ``<dataset>``; a file directly under raw/ is dataset ``default``.
+
+        The one place the naming rule lives: raises DatasetNameError for a folder name outside
+        :data:`schema.DATASET_PATTERN` (``raw/../x.csv``, ``raw/a b/x.csv``, ``raw//x.csv``) and
+        for a folder ``raw/default/``, which would share its outputs with the files directly under raw/.
+        """
         relative = raw_key[len(self.raw_prefix):] if raw_key.startswith(self.raw_prefix) else raw_key
-        parts = relative.split("/")
-        return parts[0] if len(parts) > 1 and parts[0] else "default"
+        folder, separator, _ = relative.partition("/")
+        if not separator:
+            return DEFAULT_DATASET
+        if folder == DEFAULT_DATASET:
+            raise DatasetNameError(
+                f"dataset name {folder!r} is not allowed as a folder: it is reserved for the files directly under {self.raw_prefix}"
+            )
+        return validate_dataset_name(folder)

@@ -7,18 +7,18 @@ ml-libraries layer); the prediction step lives in :mod:`item_prediction.predicti
 from __future__ import annotations
 
 import posixpath
-import re
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
 from . import decoding, features, schema, validation
 from .schema import ColumnMapping, MappingError
-from .settings import Settings
+from .settings import DEFAULT_DATASET, Settings
 from .storage import CsvGzipWriter, ObjectRef, Storage
 
-_SUFFIXES = re.compile(r"(\.csv|\.txt|\.tsv)?(\.gz)?$", re.IGNORECASE)
 MAPPING_FILE = "_mapping.json"
+MAX_INPUTS_IN_OUTPUT = 100  # a step's output stays far below Step Functions' 256 KB payload limit
 
 
 class NothingToDo(Exception):
@@ -41,12 +41,89 @@ def skip_reason(settings: Settings, key: str) -> str | None:
     return None
 
 
-def file_stem(settings: Settings, dataset: str, key: str) -> str:
-    """``raw/sales/2024/jan.csv.gz`` -> ``2024/jan``: where this file's outputs go."""
-    relative = key[len(settings.raw_prefix):] if key.startswith(settings.raw_prefix) else key
-    if relative.startswith(dataset + "/"):
-        relative = relative[len(dataset) + 1:]
-    return _SUFFIXES.sub("", relative) or "input"
+def output_keys(settings: Settings, dataset: str, key: str) -> dict[str, str]:
+    """Where one upload's outputs go, from its full key (the only place this mapping lives).
+
+    ``relative`` is the key after ``raw/<dataset>/`` (after ``raw/`` for dataset ``default``),
+    kept verbatim with its extension: ``raw/sales/2024/jan.csv.gz`` ->
+    ``validated/sales/2024/jan.csv.gz.csv.gz``, ``quarantine/sales/2024/jan.csv.gz.csv.gz`` and
+    ``reports/sales/2024/jan.csv.gz.validation.json``. Distinct uploads (``jan.csv``, ``jan.CSV``,
+    ``jan``, ``raw/jan.csv`` and ``raw/x/jan.csv``) never share an output, so one file's outputs
+    are only ever replaced or removed by a later version of the same file.
+    """
+    if settings.dataset_of(key) != dataset:
+        raise ValueError(f"{key} is not in dataset {dataset!r}")
+    relative = key.removeprefix(settings.raw_prefix)
+    if dataset != DEFAULT_DATASET:
+        relative = relative.removeprefix(dataset + "/")
+    return {
+        "validated_key": f"{settings.validated_prefix}{dataset}/{relative}.csv.gz",
+        "quarantine_key": f"{settings.quarantine_prefix}{dataset}/{relative}.csv.gz",
+        "report_key": f"{settings.reports_prefix}{dataset}/{relative}.validation.json",
+    }
+
+
+def pin_current_version(storage: Storage, ref: ObjectRef) -> ObjectRef:
+    """The event's object pinned to its version, which must still be the current one.
+
+    A late event (the key was overwritten or deleted since) raises NothingToDo ``superseded``:
+    the newer version's own event brings the newer data. An event without a version (a manual
+    re-run) is pinned to the current version, so the whole run reads one version.
+    """
+    head = storage.head(ref.key)
+    if head is None:
+        raise NothingToDo(f"superseded: {ref.key} no longer exists (deleted since this event)")
+    current = head.get("VersionId")
+    if ref.version_id and current and ref.version_id != current:
+        raise NothingToDo(f"superseded: a newer version of {ref.key} exists")
+    return replace(ref, version_id=ref.version_id or current, size=head.get("ContentLength", ref.size))
+
+
+def survivor_after_delete(storage: Storage, settings: Settings, dataset: str, ref: ObjectRef) -> ObjectRef | None:
+    """After an "Object Deleted" event: None when the key is gone (its rows are to be retracted);
+    the now current version when the deleted one was current (to be validated in its place);
+    NothingToDo when the outputs already come from the current version (an old version went)."""
+    head = storage.head(ref.key)
+    if head is None:
+        return None
+    current = head.get("VersionId")
+    report_key = output_keys(settings, dataset, ref.key)["report_key"]
+    validated_from = storage.get_json(report_key).get("source", {}).get("version_id") if storage.exists(report_key) else None
+    if validated_from and validated_from == current:
+        raise NothingToDo(f"nothing to retract: the current version {current} of {ref.key} is the one validated")
+    return replace(ref, version_id=current, deleted=False, size=head.get("ContentLength"))
+
+
+def retract_source(storage: Storage, settings: Settings, dataset: str, ref: ObjectRef, *, now: datetime) -> dict:
+    """Remove a deleted upload's validated and quarantined rows and mark its report ``retracted``.
+
+    Returns the step's output (FeatureEngineering then rebuilds the dataset without those rows);
+    raises NothingToDo when there was nothing to retract or no validated rows went (features
+    unchanged). Older versions of the outputs stay in the versioned bucket: nothing is lost.
+    """
+    keys = output_keys(settings, dataset, ref.key)
+    removed = [key for key in (keys["validated_key"], keys["quarantine_key"]) if storage.exists(key)]
+    report = storage.get_json(keys["report_key"]) if storage.exists(keys["report_key"]) else None
+    if not removed and (report is None or report.get("retracted")):
+        raise NothingToDo(f"already retracted: {ref.key}" if report else f"nothing to retract: {ref.key} has no outputs")
+    for key in removed:
+        storage.delete(key)
+    report = report or {"source": {"bucket": ref.bucket, "key": ref.key}}
+    report.update(retracted=True, retracted_at=now.isoformat(timespec="seconds"), retracted_by={"version_id": ref.version_id})
+    storage.put_json(keys["report_key"], report)
+    if keys["validated_key"] not in removed:
+        raise NothingToDo(f"retracted {ref.key}: it had no validated rows, so the features stay as they are")
+    return {
+        "bucket": storage.bucket,
+        "dataset": dataset,
+        "source_key": ref.key,
+        "source_version": ref.version_id,
+        "retracted": True,
+        "removed_keys": removed,
+        "report_key": keys["report_key"],
+        "frequency": None,
+        "frequency_source": None,
+    }
 
 
 def mapping_candidates(settings: Settings, dataset: str, key: str) -> list[str]:
@@ -86,7 +163,7 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
     brought no clean rows and removed none, as there is then nothing new to learn from.
     """
     dataset = settings.dataset_of(ref.key)
-    stem = file_stem(settings, dataset, ref.key)
+    keys = output_keys(settings, dataset, ref.key)
     mapping_error = None
     try:
         mapping, mapping_source = load_mapping(storage, settings, dataset, ref.key, mapping_key)
@@ -99,17 +176,12 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
         budget=decoding.Budget.of(settings), sizes=(ref.size, stored_size),
     )  # fmt: skip
     refused = report["file_reason"] in validation.REFUSED  # refused part-way: what the writers got is void
-    keys = {
-        "validated_key": f"{settings.validated_prefix}{dataset}/{stem}.csv.gz",
-        "quarantine_key": f"{settings.quarantine_prefix}{dataset}/{stem}.csv.gz",
-        "report_key": f"{settings.reports_prefix}{dataset}/{stem}.validation.json",
-    }
     removed_clean = False
     for writer, key in ((clean, keys["validated_key"]), (quarantined, keys["quarantine_key"])):
         with writer.finish() as handle:
             if writer.rows and not refused:
                 storage.put_file(key, handle)
-            elif storage.exists(key):  # a re-upload of the same file name must not leave old rows behind
+            elif storage.exists(key):  # a new version of the same upload must not leave its old rows behind
                 storage.delete(key)
                 removed_clean = removed_clean or writer is clean
     report["source"] = {"bucket": ref.bucket, "key": ref.key, "version_id": version or ref.version_id}
@@ -132,37 +204,73 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
     return result
 
 
-def load_validated(storage: Storage, settings: Settings, dataset: str) -> pd.DataFrame:
+def validate_current(storage: Storage, settings: Settings, ref: ObjectRef, *, mapping_key: str | None = None, attempts: int = 3) -> dict:
+    """:func:`validate_object`, then make sure the outputs come from the key's current version.
+
+    Two events for one key can be validated at once; if a newer version arrived (or the upload was
+    deleted) while this one was read, the newer one's run may have written first, and these older
+    rows would stay. So the outputs are redone from the current version (or retracted). The output
+    keeps the event's ``source_version`` (the run's identity, its lease owner) and names the
+    version whose rows were written in ``validated_version``.
+    """
+    event_version, dataset = ref.version_id, settings.dataset_of(ref.key)
+    for _ in range(attempts):
+        result = validate_object(storage, settings, ref, mapping_key=mapping_key)
+        head = storage.head(ref.key)
+        if not ref.version_id or (head is not None and head.get("VersionId") == ref.version_id):
+            break
+        if head is None:
+            result = retract_source(storage, settings, dataset, ref, now=datetime.now(UTC))
+            break
+        ref = replace(ref, version_id=head.get("VersionId"), size=head.get("ContentLength"))
+    return {**result, "validated_version": result["source_version"], "source_version": event_version}
+
+
+def load_validated(storage: Storage, settings: Settings, dataset: str) -> tuple[pd.DataFrame, list[dict]]:
     """Every validated file of a dataset (canonical columns), later files winning where the same
-    row key repeats. Raises NothingToDo when the dataset has none."""
+    row key repeats, and the ``{key, version_id}`` of each object read (each read by exactly that
+    version). Raises NothingToDo when the dataset has none."""
     keys = [key for key in storage.list_keys(f"{settings.validated_prefix}{dataset}/") if key.endswith(".csv.gz")]
-    if not keys:
-        raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
     dtypes = {schema.ITEM: "str", schema.STORE: "str", schema.DATE: "str", schema.QUANTITY: "float64", schema.PRICE: "float64", schema.PROMOTION: "int8"}
-    frames = [
-        storage.read_csv(key, usecols=list(schema.CANONICAL_COLUMNS), dtype=dtypes, keep_default_na=False, na_values={schema.PRICE: [""]})
-        for key in keys
-    ]
+    frames, inputs = [], []
+    for key in keys:
+        head = storage.head(key)
+        if head is None:  # retracted between the listing and now
+            continue
+        version = head.get("VersionId")
+        frames.append(storage.read_csv(key, version_id=version, usecols=list(schema.CANONICAL_COLUMNS), dtype=dtypes, keep_default_na=False, na_values={schema.PRICE: [""]}))
+        inputs.append({"key": key, "version_id": version})
+    if not frames:
+        raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
     combined = pd.concat(frames, ignore_index=True)
-    return combined.drop_duplicates(subset=list(schema.ROW_KEY), keep="last").reset_index(drop=True)
+    return combined.drop_duplicates(subset=list(schema.ROW_KEY), keep="last").reset_index(drop=True), inputs
 
 
 def build_feature_set(storage: Storage, settings: Settings, dataset: str, frequency: str | None = None) -> dict:
     """Rebuild the dataset's feature set from all its validated files.
 
     ``frequency`` is the configured one (the mapping's); None infers it from the whole dataset.
+    The manifest records the versions read (``inputs``) and written (``features_version``), so
+    Predictions reads exactly these features and a run can be traced to its inputs.
     """
-    clean = load_validated(storage, settings, dataset)
+    clean, inputs = load_validated(storage, settings, dataset)
     frequency = frequency or validation.infer_frequency(clean[schema.DATE].unique(), None)
     frame, manifest = features.build_features(clean, frequency)
     prefix = f"{settings.features_prefix}{dataset}/"
-    features_key = storage.write_csv(prefix + "features.csv.gz", frame)
-    manifest_key = storage.put_json(prefix + "manifest.json", {**manifest, "features_key": features_key})
+    writer = CsvGzipWriter()
+    writer(frame)
+    with writer.finish() as handle:
+        features_version = storage.put_file_version(prefix + "features.csv.gz", handle)
+    features_key = prefix + "features.csv.gz"
+    manifest_key = storage.put_json(prefix + "manifest.json", {**manifest, "features_key": features_key, "features_version": features_version, "inputs": inputs})
     return {
         "bucket": storage.bucket,
         "dataset": dataset,
         "features_key": features_key,
+        "features_version": features_version,
         "manifest_key": manifest_key,
+        "input_count": len(inputs),
+        **({"inputs": inputs} if len(inputs) <= MAX_INPUTS_IN_OUTPUT else {}),  # all of them are in the manifest
         "rows": manifest["rows"],
         "series": manifest["series"],
         "gaps": manifest["gaps"],

@@ -18,10 +18,13 @@ Output: ``model_key``, ``model_version``, ``forecast_id``, ``predictions_key``, 
 input's ``bucket``, ``dataset``, ``source_key`` and ``source_version``; or ``{"skipped": true,
 "reason"}`` when the input was skipped or the dataset is too short to train and backtest on.
 
+At its end, whatever the path (predicted, skipped, failed), it gives back the dataset's lease
+that FeatureEngineering took (``lease_owner`` in the input), so the next run can start.
+
 The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.handler``).
 """
 
-from item_prediction import prediction_step
+from item_prediction import ledger, prediction_step
 from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, skipped, storage
 from item_prediction.steps import NothingToDo
 
@@ -29,6 +32,24 @@ from item_prediction.steps import NothingToDo
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
+    try:
+        return _predict(event)
+    finally:
+        _release(event)
+
+
+def _release(event) -> None:
+    """Give the dataset's lease back; a failure here must not hide the run's own outcome (an
+    unreleased lease expires by itself, ``ledger.LEASE_SECONDS`` after it was taken)."""
+    if not isinstance(event, dict) or not event.get("lease_owner"):
+        return
+    try:
+        ledger.release_lease(storage().table, event.get("dataset") or "default", event["lease_owner"])
+    except Exception:  # noqa: BLE001 - logged with its traceback; the lease expires anyway
+        logger.exception("could not release the dataset's lease", extra={"owner": event["lease_owner"]})
+
+
+def _predict(event):
     dataset = begin_step(event)
     if dataset is None:
         return skipped(event, event.get("reason", "skipped upstream"))

@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from datetime import date
 from decimal import Decimal
+from urllib.parse import quote_plus
 
 import pytest
 

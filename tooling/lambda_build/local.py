@@ -20,6 +20,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import quote_plus
 
 from . import config as configmod
 from . import template as templatemod

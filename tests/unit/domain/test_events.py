@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from item_prediction import records, steps
+from item_prediction import ledger, records, steps
 from item_prediction.events import EventError, object_ref
 from item_prediction.schema import ColumnMapping
 from item_prediction.settings import Settings
@@ -33,14 +33,15 @@ def test_validation_inputs_name_one_object(name, key, version):
 
 
 def test_an_unknown_event_is_a_clear_error():
-    with pytest.raises(EventError, match="expected an S3 Object Created event"):
+    with pytest.raises(EventError, match="expected an S3 Object Created or Object Deleted event"):
         object_ref({"hello": "world"})
 
 
 def test_step_outputs_chain():
     validation_output, features_output = load("validation_output.json"), load("features_output.json")
     assert {"bucket", "dataset", "source_key", "source_version", "frequency"} <= validation_output.keys()
-    assert {"dataset", "manifest_key", "features_key"} <= features_output.keys()
+    assert {"dataset", "manifest_key", "features_key", "features_version", "lease_owner"} <= features_output.keys()
+    assert features_output["lease_owner"] == ledger.lease_owner(validation_output, "sales")
     assert load("predict_with_latest_model.json")["mode"] == "predict" and load("backfill_features.json") == {"dataset": "sales"}
 
 
@@ -79,7 +80,11 @@ def test_mapping_lookup_order_and_dataset_of_a_key():
     assert steps.mapping_candidates(settings, "sales", "raw/sales/2024/jan.csv") == [
         "raw/sales/2024/_mapping.json", "raw/sales/_mapping.json", "config/mappings/sales.json", "config/mappings/default.json",
     ]  # fmt: skip
-    assert steps.file_stem(settings, "sales", "raw/sales/2024/jan.csv.gz") == "2024/jan"
+    assert steps.output_keys(settings, "sales", "raw/sales/2024/jan.csv.gz") == {
+        "validated_key": "validated/sales/2024/jan.csv.gz.csv.gz",
+        "quarantine_key": "quarantine/sales/2024/jan.csv.gz.csv.gz",
+        "report_key": "reports/sales/2024/jan.csv.gz.validation.json",
+    }
 
 
 def test_settings_come_from_the_environment(monkeypatch):

@@ -1,0 +1,247 @@
+"""Ingest on moto with a versioned bucket (as the template's): duplicate and late events, deleted
+uploads, refused dataset names, the per-dataset lease and the versions a run reads."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+
+from item_prediction import ledger, steps
+from item_prediction.sample_data import generate_sales
+from item_prediction.settings import Settings
+from .conftest import BUCKET, TABLE, FakeContext, all_items, object_created, read_json
+
+
+@pytest.fixture
+def s3(aws):
+    aws.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return aws
+
+
+def validate(event):
+    from data_validation.app import lambda_handler
+
+    return lambda_handler(event, FakeContext("DataValidation"))
+
+
+def build_features(event):
+    from feature_engineering.app import lambda_handler
+
+    return lambda_handler(event, FakeContext("FeatureEngineering"))
+
+
+def predict(event):
+    from predictions.app import lambda_handler
+
+    return lambda_handler(event, FakeContext("Predictions"))
+
+
+def upload(s3, key: str, body: bytes) -> str:
+    return s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
+
+
+def object_deleted(key: str, version: str, reason: str = "DeleteObject") -> dict:
+    with open("events/object_deleted.json") as handle:
+        event = json.load(handle)
+    event["detail"]["bucket"]["name"] = BUCKET
+    event["detail"]["object"].update({"key": quote_plus(key, safe="/"), "version-id": version})
+    event["detail"]["reason"] = reason
+    return event
+
+
+def every_version(s3) -> list[tuple[str, str]]:
+    """Every object version and delete marker in the bucket: what a step wrote, even if replaced."""
+    listing = s3.list_object_versions(Bucket=BUCKET)
+    return sorted((entry["Key"], entry["VersionId"]) for kind in ("Versions", "DeleteMarkers") for entry in listing.get(kind, []))
+
+
+def lease(dataset: str = "sales") -> dict | None:
+    return boto3.resource("dynamodb").Table(TABLE).get_item(Key={"pk": f"DS#{dataset}", "sk": "LEASE"}).get("Item")
+
+
+def sales(seed: int, items: int = 2, periods: int = 70, prefix: str = "ITEM-") -> bytes:
+    return generate_sales(items=items, stores=1, periods=periods, seed=seed, invalid=False).content.replace(b"ITEM-", prefix.encode())
+
+
+def test_the_same_upload_twice_adds_nothing(s3):
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    first = predict(build_features(validate(object_created("raw/sales/a.csv", version))))
+    assert first["predictions_written"] == 2 * 10 and lease() is None
+    written, items = every_version(s3), all_items()
+    again = validate(object_created("raw/sales/a.csv", version))  # the same event delivered twice
+    assert again["skipped"] is True and again["reason"] == f"already processed: raw/sales/a.csv version {version}"
+    assert every_version(s3) == written and all_items() == items
+    forced = validate({"bucket": BUCKET, "key": "raw/sales/a.csv", "force": True})  # an operator's re-run
+    assert "skipped" not in forced and forced["source_version"] == version
+
+
+def test_a_late_event_for_a_superseded_version_is_skipped(s3):
+    old = upload(s3, "raw/sales/a.csv", sales(1))
+    new = upload(s3, "raw/sales/a.csv", sales(2))
+    late = validate(object_created("raw/sales/a.csv", old))
+    assert late["skipped"] is True and late["reason"] == "superseded: a newer version of raw/sales/a.csv exists"
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="validated/").get("KeyCount") == 0
+    manual = validate({"bucket": BUCKET, "key": "raw/sales/a.csv"})  # no version named: the current one, pinned
+    assert manual["source_version"] == new and read_json(s3, manual["report_key"])["source"]["version_id"] == new
+    assert validate(object_created("raw/sales/a.csv", new))["reason"] == f"already processed: raw/sales/a.csv version {new}"
+
+
+def test_a_failed_validation_frees_its_claim_for_the_retry(s3, monkeypatch):
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    real = steps.validate_object
+    monkeypatch.setattr(steps, "validate_object", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("network")))
+    with pytest.raises(RuntimeError):
+        validate(object_created("raw/sales/a.csv", version))
+    monkeypatch.setattr(steps, "validate_object", real)
+    assert validate(object_created("raw/sales/a.csv", version))["rows"]["clean"] > 0  # the retry is not a "duplicate"
+
+
+def test_a_held_lease_makes_features_wait_and_a_released_or_expired_one_lets_them_through(s3):
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    validated = validate(object_created("raw/sales/a.csv", version))
+    table = boto3.resource("dynamodb").Table(TABLE)
+    ledger.acquire_lease(table, "sales", "raw/sales/other.csv#v9", int(time.time()))
+    with pytest.raises(ledger.DatasetBusy) as busy:
+        build_features(validated)
+    assert type(busy.value).__name__ == "DatasetBusy" and "raw/sales/other.csv#v9" in str(busy.value)
+    assert lease()["owner"] == "raw/sales/other.csv#v9"  # the holder keeps it
+    ledger.release_lease(table, "sales", "raw/sales/other.csv#v9")
+    featured = build_features(validated)
+    assert featured["lease_owner"] == f"raw/sales/a.csv#{version}" == lease()["owner"]
+    ledger.release_lease(table, "sales", featured["lease_owner"])
+    table.put_item(Item={"pk": "DS#sales", "sk": "LEASE", "owner": "raw/sales/crashed.csv#v1", "expires_at": int(time.time()) - 1})
+    assert build_features(validated)["rows"] == featured["rows"]  # an expired lease is taken over
+
+
+def test_the_lease_is_released_after_predictions_on_every_path(s3):
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    featured = build_features(validate(object_created("raw/sales/a.csv", version)))
+    assert lease() is not None
+    with pytest.raises(ValueError, match="mode must be one of"):
+        predict({**featured, "mode": "guess"})
+    assert lease() is None  # released although Predictions failed
+    build_features(validate({"bucket": BUCKET, "key": "raw/sales/a.csv", "force": True}))
+    assert predict({**featured, "skipped": True, "reason": "test"})["skipped"] is True and lease() is None
+    nothing = build_features({"dataset": "empty"})  # the backfill of a dataset without data: skipped, lease given back
+    assert nothing["skipped"] is True and nothing["lease_owner"] == "backfill#empty" and lease("empty") is None
+
+
+def test_a_deleted_upload_is_retracted_and_the_next_features_exclude_its_rows(s3):
+    kept, gone = upload(s3, "raw/sales/a.csv", sales(1)), upload(s3, "raw/sales/b file.csv", sales(2, prefix="GONE-"))
+    validate(object_created("raw/sales/a.csv", kept))
+    featured = build_features(validate(object_created("raw/sales/b file.csv", gone)))
+    assert featured["series"] == 4 and featured["input_count"] == 2
+    ledger.release_lease(boto3.resource("dynamodb").Table(TABLE), "sales", featured["lease_owner"])  # as Predictions does
+    marker = s3.delete_object(Bucket=BUCKET, Key="raw/sales/b file.csv")["VersionId"]
+    retracted = validate(object_deleted("raw/sales/b file.csv", marker))
+    assert retracted["retracted"] is True and "skipped" not in retracted  # the run goes on
+    assert retracted["removed_keys"] == ["validated/sales/b file.csv.csv.gz"]
+    report = read_json(s3, retracted["report_key"])
+    assert report["retracted"] is True and report["retracted_at"] and report["source"]["version_id"] == gone
+    rebuilt = build_features(retracted)
+    assert rebuilt["series"] == 2 and [entry["key"] for entry in rebuilt["inputs"]] == ["validated/sales/a.csv.csv.gz"]
+    manifest = read_json(s3, rebuilt["manifest_key"])
+    assert manifest["inputs"] == rebuilt["inputs"] and manifest["series"] == 2
+    again = validate(object_deleted("raw/sales/b file.csv", marker))  # the deletion event delivered twice
+    assert again["skipped"] is True and again["reason"] == "already retracted: raw/sales/b file.csv"
+
+
+def test_deleting_an_old_version_or_a_retention_expiry_keeps_the_rows(s3):
+    old = upload(s3, "raw/sales/a.csv", sales(1))
+    new = upload(s3, "raw/sales/a.csv", sales(2, periods=80))
+    validated = validate(object_created("raw/sales/a.csv", new))
+    s3.delete_object(Bucket=BUCKET, Key="raw/sales/a.csv", VersionId=old)
+    skipped = validate(object_deleted("raw/sales/a.csv", old))
+    assert skipped["reason"] == f"nothing to retract: the current version {new} of raw/sales/a.csv is the one validated"
+    expired = validate(object_deleted("raw/sales/a.csv", "marker", reason="Lifecycle Expiration"))
+    assert expired["skipped"] is True and "retention" in expired["reason"]
+    assert steps.output_keys(Settings(BUCKET, TABLE), "sales", "raw/sales/a.csv")["validated_key"] == validated["validated_key"]
+    s3.head_object(Bucket=BUCKET, Key=validated["validated_key"])  # still there
+    # Deleting the current version brings the previous one back: it is validated in its place.
+    current = upload(s3, "raw/sales/a.csv", sales(3))
+    validate(object_created("raw/sales/a.csv", current))
+    s3.delete_object(Bucket=BUCKET, Key="raw/sales/a.csv", VersionId=current)
+    replaced = validate(object_deleted("raw/sales/a.csv", current))
+    assert replaced["source_version"] == new and replaced["rows"] == validated["rows"]
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [("raw/../x.csv", "'..' is not allowed: use 1 to 64"), ("raw/a b/x.csv", "'a b' is not allowed: use 1 to 64"), ("raw/default/x.csv", "'default' is not allowed as a folder")],
+)
+def test_a_bad_dataset_name_is_refused_with_the_reason_and_the_upload_kept(s3, capsys, key, name):
+    version = upload(s3, key, sales(1))
+    result = validate(object_created(key, version))
+    assert result["skipped"] is True and result["reason"].startswith(f"dataset name {name}") and "\n" not in result["reason"]
+    assert s3.get_object(Bucket=BUCKET, Key=key, VersionId=version)["Body"].read() == sales(1)
+    assert [k for k, _ in every_version(s3)] == [key] and all_items() == []  # no output, no ledger item
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(blob.get("RejectedUploads") == [1.0] or blob.get("RejectedUploads") == 1.0 for blob in emf)
+
+
+def test_keys_with_spaces_and_plus_signs_are_decoded(s3):
+    key = "raw/sales/jan export+1.csv"
+    version = upload(s3, key, sales(1))
+    event = object_created(key, version)
+    assert event["detail"]["object"]["key"] == "raw/sales/jan+export%2B1.csv"  # as EventBridge sends it
+    result = validate(event)
+    assert result["source_key"] == key and result["validated_key"] == "validated/sales/jan export+1.csv.csv.gz"
+
+
+def test_a_file_without_clean_rows_never_removes_another_files_rows(s3):
+    good = validate(object_created("raw/sales/jan.csv", upload(s3, "raw/sales/jan.csv", sales(1))))
+    bad = validate(object_created("raw/sales/jan.txt", upload(s3, "raw/sales/jan.txt", b"date,item_id,quantity\n2024-01-01,A,-1\n")))
+    assert bad["skipped"] is True and bad["quarantine_key"] == "quarantine/sales/jan.txt.csv.gz"
+    elsewhere = validate(object_created("raw/jan.csv", upload(s3, "raw/jan.csv", sales(2))))
+    assert elsewhere["validated_key"] == "validated/default/jan.csv.csv.gz"
+    s3.head_object(Bucket=BUCKET, Key=good["validated_key"])  # jan.csv's rows are still there
+    assert good["report_key"] != bad["report_key"] != elsewhere["report_key"]
+
+
+def test_predictions_read_the_features_version_the_run_wrote(s3):
+    featured = build_features(validate(object_created("raw/sales/a.csv", upload(s3, "raw/sales/a.csv", sales(1)))))
+    manifest = read_json(s3, featured["manifest_key"])
+    validated_version = s3.head_object(Bucket=BUCKET, Key="validated/sales/a.csv.csv.gz")["VersionId"]
+    assert manifest["inputs"] == featured["inputs"] == [{"key": "validated/sales/a.csv.csv.gz", "version_id": validated_version}]
+    assert manifest["features_version"] == featured["features_version"] == s3.head_object(Bucket=BUCKET, Key=featured["features_key"])["VersionId"]
+    s3.put_object(Bucket=BUCKET, Key=featured["features_key"], Body=gzip.compress(b"item_id,date\nX,2024-01-01\n"))  # a later writer
+    predicted = predict(featured)
+    assert predicted["series"] == 2 and predicted["predictions_written"] == 2 * 10
+
+
+def test_a_version_that_arrives_during_validation_wins_over_the_older_rows(s3, monkeypatch):
+    real = steps.validate_object
+    later: dict = {}
+
+    def meanwhile(storage, settings, ref, **kwargs):  # the newer version lands (and its run writes) while this one is read
+        result = real(storage, settings, ref, **kwargs)
+        if not later:
+            later["version"] = upload(s3, "raw/sales/a.csv", sales(2, items=3))
+        return result
+
+    first = upload(s3, "raw/sales/a.csv", sales(1))
+    monkeypatch.setattr(steps, "validate_object", meanwhile)
+    result = validate(object_created("raw/sales/a.csv", first))
+    assert (result["source_version"], result["validated_version"]) == (first, later["version"])
+    assert read_json(s3, result["report_key"])["source"]["version_id"] == later["version"]
+    assert result["rows"]["clean"] == len(generate_sales(items=3, stores=1, periods=70, seed=2, invalid=False).frame)
+
+
+def test_an_upload_deleted_during_validation_leaves_no_rows(s3, monkeypatch):
+    real = steps.validate_object
+
+    def meanwhile(storage, settings, ref, **kwargs):  # the deletion's own run retracted before these rows were written
+        result = real(storage, settings, ref, **kwargs)
+        s3.delete_object(Bucket=BUCKET, Key="raw/sales/a.csv")
+        return result
+
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    monkeypatch.setattr(steps, "validate_object", meanwhile)
+    result = validate(object_created("raw/sales/a.csv", version))
+    assert result["retracted"] is True and result["source_version"] == version
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="validated/").get("KeyCount") == 0
