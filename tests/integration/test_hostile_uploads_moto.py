@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
-from tests.integration.test_handlers_moto import BUCKET, FakeContext, aws, object_created, read_json  # noqa: F401 (fixture)
+from .conftest import BUCKET, FakeContext, object_created, read_json
 
 
 def emitted_metrics(capsys) -> dict:
@@ -34,9 +34,10 @@ def test_the_event_size_is_checked_before_reading(aws, capsys, monkeypatch):
     from data_validation.app import lambda_handler as validate
 
     monkeypatch.setenv("MAX_OBJECT_BYTES", "1000")
-    aws.put_object(Bucket=BUCKET, Key="raw/sales/small.csv", Body=b"date,item_id,quantity\n2024-01-01,A,1\n")
+    body = b"date,item_id,quantity\n" + b"2024-01-01,A,1\n" * 400
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/small.csv", Body=body)
     event = object_created("raw/sales/small.csv")
-    event["detail"]["object"]["size"] = 5000  # what the event says, before any byte is read
+    event["detail"]["object"]["size"] = len(body)  # what the event says, before any byte is read
     result = validate(event, FakeContext())
     assert result["file_reason"] == "too_large"
     assert read_json(aws, result["report_key"])["input"]["bytes"] == 0

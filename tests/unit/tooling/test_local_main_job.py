@@ -35,8 +35,8 @@ def sales(tmp_path, text: str = "Day;Article;Units\n2024-01-01;A;3\n", name: str
     [
         (["--horizon", "-3"], "--horizon -3: periods to predict must be 1 to 366"),
         (["--horizon", "10000"], "--horizon 10000: periods to predict must be 1 to 366"),
-        (["--dataset", ".."], "--dataset '..' is not allowed"),
-        (["--dataset", "a b"], "--dataset 'a b' is not allowed"),
+        (["--dataset", ".."], "--dataset: dataset name '..' is not allowed"),
+        (["--dataset", "a b"], "--dataset: dataset name 'a b' is not allowed"),
         (["--dataset", "x" * 65], "is not allowed: use 1 to 64"),
         (["--query", "ITEM-000"], "--query needs the stack a --keep-running run left up"),
         (["--logs"], "--logs needs the stack a --keep-running run left up"),
