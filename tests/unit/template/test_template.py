@@ -139,7 +139,7 @@ EXPECTED_S3 = {
     "PredictionsApiFunction": {"read": set(), "versions": set(), "write": set(), "list": set()},
 }
 EXPECTED_DYNAMODB = {
-    "DataValidationFunction": {"dynamodb:PutItem"},
+    "DataValidationFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     "FeatureEngineeringFunction": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
     "PredictionsFunction": {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
     "PredictionsApiFunction": {"dynamodb:GetItem", "dynamodb:Query"},
