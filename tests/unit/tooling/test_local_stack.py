@@ -82,3 +82,29 @@ def test_a_function_error_is_task_failed_with_lambdas_error_json(local_stack):
     with pytest.raises(TaskFailed) as failed:
         local_stack.invoke("stack-Predictions", {"fail": True})
     assert failed.value.error == "ValueError" and json.loads(failed.value.cause)["errorMessage"] == "bad"
+
+
+def test_settings_the_emulators_cloudformation_drops_are_applied(monkeypatch):
+    """moto's CloudFormation creates the bucket unversioned and the table without TTL; the ingest
+    ledger and version pinning need versions, so the offline stack applies both itself."""
+    import boto3
+    from moto import mock_aws
+
+    from lambda_build import template as templatemod
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    template = templatemod.load_template()
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="data")
+        boto3.client("dynamodb").create_table(
+            TableName="table",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )
+        stackmod.apply_dropped_settings(template, {"DataBucket": "data", "PredictionsTable": "table"})
+        assert boto3.client("s3").get_bucket_versioning(Bucket="data")["Status"] == "Enabled"
+        ttl = boto3.client("dynamodb").describe_time_to_live(TableName="table")["TimeToLiveDescription"]
+        assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}

@@ -97,7 +97,23 @@ def deploy_template(config: configmod.Config, stack: str, parameters: dict[str, 
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
             Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
         )
+        apply_dropped_settings(translated, stack_resources(stack))
     return stack_resources(stack)
+
+
+def apply_dropped_settings(template: dict, resources: dict) -> None:
+    """What the emulator's CloudFormation accepts but does not apply, applied by its own API: the
+    bucket's versioning (the ingest ledger, version pinning and retraction rely on version ids)
+    and the table's time to live. Without them the offline pipeline would not be the deployed one."""
+    for logical_id, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::S3::Bucket" and props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            boto("s3").put_bucket_versioning(Bucket=resources[logical_id], VersioningConfiguration={"Status": "Enabled"})
+        ttl = props.get("TimeToLiveSpecification") if resource["Type"] == "AWS::DynamoDB::Table" else None
+        if ttl and ttl.get("Enabled"):
+            boto("dynamodb").update_time_to_live(
+                TableName=resources[logical_id], TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+            )
 
 
 def stack_resources(stack: str) -> dict:
