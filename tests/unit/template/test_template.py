@@ -6,7 +6,6 @@ import copy
 import json
 
 import pytest
-
 from lambda_build import config, template
 
 EXPECTED_LAYERS = {  # this mapping is the claim: each function mounts exactly these, in this order
@@ -446,7 +445,7 @@ def test_state_machine_substitutions_cover_every_placeholder(raw):
 
 
 def test_raw_prefix_in_the_event_rule_matches_the_settings(raw):
-    from item_prediction.settings import Settings
+    from item_prediction.aws.settings import Settings
 
     rule = raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectChanged"]["Properties"]["Pattern"]
     assert rule["detail"]["object"]["key"] == [{"prefix": Settings.raw_prefix}]
@@ -541,7 +540,7 @@ def test_functions_that_spill_to_tmp_have_room_for_it(raw):
 
 
 def test_upload_budgets_are_parameters_passed_to_the_functions(raw):
-    from item_prediction.decoding import Budget
+    from item_prediction.domain.decoding import Budget
 
     variables = raw["Globals"]["Function"]["Environment"]["Variables"]
     for field, parameter in (("max_object_bytes", "MaxObjectBytes"), ("max_stream_bytes", "MaxStreamBytes"), ("max_record_bytes", "MaxRecordBytes"), ("max_columns", "MaxColumns")):
@@ -597,7 +596,7 @@ def test_every_function_has_errors_and_throttles_alarms(raw):
 def test_environment_variables_are_the_ones_the_code_reads(raw):
     import re
 
-    settings_source = (template.TEMPLATE_PATH.parent / "functions" / "item_prediction" / "settings.py").read_text()
+    settings_source = (template.TEMPLATE_PATH.parent / "functions" / "item_prediction" / "aws" / "settings.py").read_text()
     read = set(re.findall(r'(?:os\.environ\.get|_int)\("([A-Z_]+)"', settings_source))
     variables = raw["Globals"]["Function"]["Environment"]["Variables"]
     assert {"BUCKET_NAME", "TABLE_NAME", "FORECAST_HORIZON"} <= read
