@@ -108,12 +108,24 @@ def test_the_only_wildcard_is_the_bucket_policy_deny_over_plain_http(cfn):
 
 
 def test_roles_attach_no_broad_managed_policy(cfn):
-    allowed = {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess"}
+    allowed = {"AWSLambdaBasicExecutionRole"}
     for name, res in cfn["Resources"].items():
         if res["Type"] == "AWS::IAM::Role":
             for arn in res["Properties"].get("ManagedPolicyArns", []):
                 text = json.dumps(arn)
                 assert any(policy in text for policy in allowed), (name, arn)
+
+
+def test_nothing_is_traced_with_x_ray_and_no_role_may_write_traces(raw, cfn):
+    """No handler creates a Tracer and the aws-utilities layer ships no aws-xray-sdk, so active
+    tracing would only bill empty segments: step durations come from the structured logs and
+    metrics. Neither the functions nor the state machines trace, and no role gets X-Ray rights."""
+    traced = [name for name, res in raw["Resources"].items() if "Tracing" in res.get("Properties", {})]
+    assert "Tracing" not in raw["Globals"]["Function"] and traced == []
+    assert [name for name, res in cfn["Resources"].items() if "TracingConfig" in res.get("Properties", {})] == []
+    xray = [(where, action) for where, statement in statements(cfn) for action in actions_of(statement) if str(action).startswith("xray:")]
+    managed = [arn for res in cfn["Resources"].values() for arn in res.get("Properties", {}).get("ManagedPolicyArns", [])]
+    assert xray == [] and not [arn for arn in managed if "xray" in json.dumps(arn).lower()]
 
 
 # The access model, by prefix: what each function may read (GetObject), read by version and write
