@@ -17,14 +17,30 @@ def load_validated(storage: Storage, settings: Settings, dataset: str) -> tuple[
     row key repeats, and the ``{key, version_id}`` of each object read (each read by exactly that
     version). Raises NothingToDo when the dataset has none."""
     keys = [key for key in storage.list_keys(f"{settings.validated_prefix}{dataset}/") if key.endswith(".csv.gz")]
-    dtypes = {schema.ITEM: "str", schema.STORE: "str", schema.DATE: "str", schema.QUANTITY: "float64", schema.PRICE: "float64", schema.PROMOTION: "int8"}
+    dtypes = {
+        schema.ITEM: "str",
+        schema.STORE: "str",
+        schema.DATE: "str",
+        schema.QUANTITY: "float64",
+        schema.PRICE: "float64",
+        schema.PROMOTION: "int8",
+    }
     frames, inputs = [], []
     for key in keys:
         head = storage.head(key)
         if head is None:  # retracted between the listing and now
             continue
         version = head.get("VersionId")
-        frames.append(storage.read_csv(key, version_id=version, usecols=list(schema.CANONICAL_COLUMNS), dtype=dtypes, keep_default_na=False, na_values={schema.PRICE: [""]}))
+        frames.append(
+            storage.read_csv(
+                key,
+                version_id=version,
+                usecols=list(schema.CANONICAL_COLUMNS),
+                dtype=dtypes,
+                keep_default_na=False,
+                na_values={schema.PRICE: [""]},
+            )
+        )
         inputs.append({"key": key, "version_id": version})
     if not frames:
         raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
@@ -48,7 +64,10 @@ def build_feature_set(storage: Storage, settings: Settings, dataset: str, freque
     with writer.finish() as handle:
         features_version = storage.put_file_version(prefix + "features.csv.gz", handle)
     features_key = prefix + "features.csv.gz"
-    manifest_key = storage.put_json(prefix + "manifest.json", {**manifest, "features_key": features_key, "features_version": features_version, "inputs": inputs})
+    manifest_key = storage.put_json(
+        prefix + "manifest.json",
+        {**manifest, "features_key": features_key, "features_version": features_version, "inputs": inputs},
+    )
     return {
         "bucket": storage.bucket,
         "dataset": dataset,
