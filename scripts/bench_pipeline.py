@@ -31,9 +31,9 @@ ensure_project_python(__file__)
 STAGES = {
     "validation": """
 import datetime, json
-from item_prediction import validation
-from item_prediction.schema import ColumnMapping
-from item_prediction.storage import CsvGzipWriter
+from item_prediction.aws.storage import CsvGzipWriter
+from item_prediction.domain import validation
+from item_prediction.domain.schema import ColumnMapping
 clean, quarantined = CsvGzipWriter(), CsvGzipWriter()
 with open(work / "input.csv", "rb") as handle:
     report = validation.validate(handle, ColumnMapping.identity(), clean_sink=clean, quarantine_sink=quarantined,
@@ -48,8 +48,8 @@ facts = {"rows_in": report["rows_in"], "clean": report["rows_clean"], "quarantin
     "features": """
 import json
 import pandas as pd
-from item_prediction import features, schema
-from item_prediction.storage import CsvGzipWriter
+from item_prediction.aws.storage import CsvGzipWriter
+from item_prediction.domain import features, schema
 dtypes = {schema.ITEM: "str", schema.STORE: "str", schema.DATE: "str", schema.QUANTITY: "float64", schema.PRICE: "float64", schema.PROMOTION: "int8"}
 clean = pd.read_csv(work / "clean.csv.gz", usecols=list(schema.CANONICAL_COLUMNS), dtype=dtypes, keep_default_na=False, na_values={schema.PRICE: [""]})
 frequency = json.loads((work / "report.json").read_text())["frequency"]
@@ -64,8 +64,9 @@ facts = {"rows": manifest["rows"], "series": manifest["series"], "features": len
     "prediction": """
 import json, time
 import pandas as pd
-from item_prediction import model, schema
-from item_prediction.storage import CsvGzipWriter
+from item_prediction.aws.storage import CsvGzipWriter
+from item_prediction.domain import schema
+from item_prediction.ml import model
 frame = pd.read_csv(work / "features.csv.gz", dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""])
 frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
 manifest = json.loads((work / "manifest.json").read_text())
@@ -106,8 +107,8 @@ print(json.dumps({{"seconds": round(time.perf_counter() - started, 2), "peak_mb"
 GENERATE = """
 import json, math, sys, time
 from pathlib import Path
-sys.path.insert(0, {functions!r})
-from item_prediction.sample_data import generate_sales
+sys.path[:0] = [{functions!r}, {tooling!r}]
+from lambda_build.sample_data import generate_sales
 rows, periods, work = {rows}, {periods}, Path({work!r})
 series = max(1, math.ceil(rows / periods))
 stores = min(20, series)
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         functions = str(ROOT / "functions")
         print(f"==> generating about {args.rows:,} rows", file=sys.stderr)
-        data = run_python(GENERATE.format(functions=functions, rows=args.rows, periods=args.periods, work=str(work)))
+        data = run_python(GENERATE.format(functions=functions, tooling=str(ROOT / "tooling"), rows=args.rows, periods=args.periods, work=str(work)))
         results = {}
         for stage, body in STAGES.items():
             print(f"==> {stage}", file=sys.stderr)

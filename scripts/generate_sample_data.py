@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write deterministic sample sales, with a few invalid rows of every kind, to a CSV file.
 
-A thin command line over ``item_prediction.sample_data.generate_sales``: the same seed gives the
+A thin command line over ``lambda_build.sample_data.generate_sales``: the same seed gives the
 same bytes. ``--rename`` writes export-style column names and ``<output>.mapping.json``, the
 column mapping that reads them (upload it as ``raw/<dataset>/_mapping.json`` or
 ``config/mappings/<dataset>.json``). ``--expected`` writes ``<output>.expected.json``: the line
@@ -25,7 +25,7 @@ from lambda_build.entry import ensure_project_python  # noqa: E402
 
 ensure_project_python(__file__)
 
-from item_prediction.sample_data import RENAMED_COLUMNS, generate_sales  # noqa: E402
+from lambda_build.sample_data import RENAMED_COLUMNS, generate_sales  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

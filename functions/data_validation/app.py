@@ -36,10 +36,12 @@ reasons and the report says why.
 import time
 from datetime import UTC, datetime
 
-from item_prediction import ledger, steps
-from item_prediction.events import is_lifecycle_expiration, object_ref
-from item_prediction.handler_support import COUNT, correlate, logger, metrics, settings, storage
-from item_prediction.settings import DatasetNameError
+from item_prediction.aws import ledger
+from item_prediction.aws.events import is_lifecycle_expiration, object_ref
+from item_prediction.aws.runtime import COUNT, correlate, logger, metrics, settings, storage
+from item_prediction.aws.settings import DatasetNameError
+from item_prediction.steps import validate
+from item_prediction.steps.envelope import NothingToDo
 
 
 def _skip(ref, reason: str, metric: str = "Skipped") -> dict:
@@ -52,11 +54,11 @@ def _retract(event, ref, dataset: str):
     """A deleted upload: retract its rows, or validate the version that became current instead.
     Returns (output, None) when done, or (None, the version to validate)."""
     if is_lifecycle_expiration(event):
-        raise steps.NothingToDo(f"{ref.key} expired by the bucket's retention rules: its validated rows stay in the dataset")
-    survivor = steps.survivor_after_delete(storage(), settings(), dataset, ref)
+        raise NothingToDo(f"{ref.key} expired by the bucket's retention rules: its validated rows stay in the dataset")
+    survivor = validate.survivor_after_delete(storage(), settings(), dataset, ref)
     if survivor is not None:
         return None, survivor
-    result = steps.retract_source(storage(), settings(), dataset, ref, now=datetime.now(UTC))
+    result = validate.retract_source(storage(), settings(), dataset, ref, now=datetime.now(UTC))
     metrics.add_metric(name="SourcesRetracted", unit=COUNT, value=1)
     logger.warning("upload deleted: its rows are retracted", extra={"removed_keys": result["removed_keys"], "report_key": result["report_key"]})
     return result, None
@@ -66,9 +68,9 @@ def _validate(event, ref, dataset: str, *, force: bool, busy_seconds: int) -> di
     """Claim the upload version in the ledger, validate it, and mark it done (or free the claim)."""
     table, now = storage().table, int(time.time())
     if ref.version_id and not ledger.claim_source(table, dataset, ref.key, ref.version_id, now=now, busy_seconds=busy_seconds, force=force):
-        raise steps.NothingToDo(f"already processed: {ref.key} version {ref.version_id}")
+        raise NothingToDo(f"already processed: {ref.key} version {ref.version_id}")
     try:
-        result = steps.validate_current(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
+        result = validate.validate_current(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
     except Exception:
         if ref.version_id:
             ledger.forget_source(table, dataset, ref.key, ref.version_id)  # a retry may validate it
@@ -83,7 +85,7 @@ def _validate(event, ref, dataset: str, *, force: bool, busy_seconds: int) -> di
 def lambda_handler(event, context):
     ref = object_ref(event)
     correlate(ref.key, ref.version_id)
-    reason = steps.skip_reason(settings(), ref.key)
+    reason = validate.skip_reason(settings(), ref.key)
     if reason:
         return _skip(ref, reason)
     try:
@@ -98,11 +100,11 @@ def lambda_handler(event, context):
                 return retracted
             force = True  # the version now current replaces the deleted one's outputs
         else:
-            ref = steps.pin_current_version(storage(), ref)
+            ref = validate.pin_current_version(storage(), ref)
         correlate(ref.key, ref.version_id)  # the version this run reads, also when the event named none
         busy_seconds = int(getattr(context, "get_remaining_time_in_millis", lambda: 900_000)() / 1000) + 5
         result = _validate(event, ref, dataset, force=force, busy_seconds=busy_seconds)
-    except steps.NothingToDo as exc:
+    except NothingToDo as exc:
         return _skip(ref, str(exc))
     if result.get("retracted"):  # deleted while it was validated
         return result

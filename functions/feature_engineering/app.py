@@ -19,8 +19,10 @@ version_id}`` of each validated object read, up to 100; all of them are in the m
 
 import time
 
-from item_prediction import ledger, steps
-from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, skipped, storage
+from item_prediction.aws import ledger
+from item_prediction.aws.runtime import COUNT, logger, metrics, settings, storage
+from item_prediction.steps import features
+from item_prediction.steps.envelope import NothingToDo, begin_step, carried, skipped
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -34,8 +36,8 @@ def lambda_handler(event, context):
     event = {**event, "lease_owner": owner}
     configured = event.get("frequency") if event.get("frequency_source", "mapping") == "mapping" else None
     try:
-        result = steps.build_feature_set(storage(), settings(), dataset, configured)
-    except steps.NothingToDo as exc:
+        result = features.build_feature_set(storage(), settings(), dataset, configured)
+    except NothingToDo as exc:
         ledger.release_lease(storage().table, dataset, owner)
         logger.warning("no features to build", extra={"reason": str(exc)})
         return skipped(event, str(exc))

@@ -22,8 +22,9 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotF
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
-from item_prediction import records
-from item_prediction.handler_support import logger, storage
+from item_prediction.aws import api_query, table_keys
+from item_prediction.aws.runtime import logger, storage
+from item_prediction.domain.schema import NO_STORE
 
 RETRY_AFTER_SECONDS = 2
 app = APIGatewayHttpResolver()
@@ -43,24 +44,24 @@ def _path_parameter(name: str, position: int) -> str | None:
 @app.get("/datasets/[^/]+/predictions/[^/]+")
 def get_predictions() -> dict:
     try:
-        query = records.parse_query(
+        query = api_query.parse_query(
             _path_parameter("dataset", 2), _path_parameter("item_id", 4), app.current_event.query_string_parameters
         )
-    except records.QueryError as exc:
+    except api_query.QueryError as exc:
         logger.info("bad request", extra={"reason": str(exc)})
         raise BadRequestError(str(exc)) from None
-    current = storage().get_item(records.current_key(query.dataset))
+    current = storage().get_item(table_keys.current_key(query.dataset))
     if current is None:
         raise NotFoundError(f"dataset {query.dataset!r} has no current forecast")
     run = current["forecast_id"]
     logger.append_keys(dataset=query.dataset, forecast_id=run)
     try:
         start = query.start_key(run)
-    except records.QueryError as exc:
+    except api_query.QueryError as exc:
         raise BadRequestError(str(exc)) from None
     items, last = storage().query_page(query.pk(run), query.sk_from, query.sk_to, limit=query.limit, start=start)
-    if not items and start is None and not storage().query_page(query.pk(run), *records.ALL_DATES, limit=1)[0]:
-        hint = "" if query.store_id != records.NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
+    if not items and start is None and not storage().query_page(query.pk(run), *table_keys.ALL_DATES, limit=1)[0]:
+        hint = "" if query.store_id != NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
         raise NotFoundError(
             f"no predictions for item {query.item_id!r} in store {query.store_id!r} in dataset {query.dataset!r}{hint}"
         )
@@ -70,8 +71,8 @@ def get_predictions() -> dict:
         "store_id": query.store_id,
         "forecast_id": run,
         "model_version": current.get("model_version"),
-        "predictions": records.present(items),
-        "next_token": records.encode_token(last) if last else None,
+        "predictions": api_query.present(items),
+        "next_token": api_query.encode_token(last) if last else None,
     }
 
 

@@ -10,7 +10,7 @@ optionally with ``mode`` and ``horizon`` (periods, 1 to 366; default ``FORECAST_
   its SHA-256 matches the one latest.json records.
 
 A run's predictions are written under its ``forecast_id``, then the dataset's CURRENT pointer
-is flipped to it (see :mod:`item_prediction.prediction_step`).
+is flipped to it (see :mod:`item_prediction.steps.predict`).
 
 Output: ``model_key``, ``model_version``, ``forecast_id``, ``predictions_key``, ``predictions_written``,
 ``series``, ``horizon``, ``forecast_range`` and the backtest ``metrics`` (``model`` and
@@ -24,9 +24,10 @@ that FeatureEngineering took (``lease_owner`` in the input), so the next run can
 The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.handler``).
 """
 
-from item_prediction import ledger, prediction_step
-from item_prediction.handler_support import COUNT, begin_step, carried, logger, metrics, settings, skipped, storage
-from item_prediction.steps import NothingToDo
+from item_prediction.aws import ledger
+from item_prediction.aws.runtime import COUNT, logger, metrics, settings, storage
+from item_prediction.steps import predict
+from item_prediction.steps.envelope import NothingToDo, begin_step, carried, skipped
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -55,7 +56,7 @@ def _predict(event):
         return skipped(event, event.get("reason", "skipped upstream"))
     manifest_key = event.get("manifest_key") or f"{settings().features_prefix}{dataset}/manifest.json"
     try:
-        result = prediction_step.run(storage(), settings(), dataset, manifest_key, mode=event.get("mode") or "train_and_predict", horizon=event.get("horizon"))
+        result = predict.run(storage(), settings(), dataset, manifest_key, mode=event.get("mode") or "train_and_predict", horizon=event.get("horizon"))
     except NothingToDo as exc:
         logger.warning("nothing to predict", extra={"reason": str(exc)})
         return skipped(event, str(exc))

@@ -21,7 +21,7 @@ from dataclasses import dataclass  # noqa: E402
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
-from item_prediction import handler_support, records  # noqa: E402
+from item_prediction.aws import runtime, table_keys  # noqa: E402
 from lambda_build import template as templatemod  # noqa: E402
 from lambda_build.offline import asl, definitions, events  # noqa: E402
 from lambda_build.offline.services import aws_services  # noqa: E402
@@ -49,8 +49,8 @@ def aws(monkeypatch):
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "item-prediction")
     monkeypatch.setenv("FORECAST_HORIZON", "10")
-    handler_support.settings.cache_clear()
-    handler_support.storage.cache_clear()
+    runtime.settings.cache_clear()
+    runtime.storage.cache_clear()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(
@@ -61,8 +61,8 @@ def aws(monkeypatch):
         )
         boto3.client("sqs").create_queue(QueueName=QUEUE)
         yield boto3.client("s3")
-    handler_support.settings.cache_clear()
-    handler_support.storage.cache_clear()
+    runtime.settings.cache_clear()
+    runtime.storage.cache_clear()
 
 
 def object_created(key: str, version: str | None = None) -> dict:
@@ -140,7 +140,7 @@ def all_items() -> list[dict]:
 
 def current(dataset: str) -> dict | None:
     """The dataset's CURRENT pointer (the published forecast run), or None."""
-    return boto3.resource("dynamodb").Table(TABLE).get_item(Key=records.current_key(dataset), ConsistentRead=True).get("Item")
+    return boto3.resource("dynamodb").Table(TABLE).get_item(Key=table_keys.current_key(dataset), ConsistentRead=True).get("Item")
 
 
 def read_json(s3, key: str) -> dict:
@@ -159,7 +159,7 @@ def read_csv_gz(s3, key: str):
 def log_lines():
     """The Powertools logger's JSON lines (its handler holds the stdout of import time, which
     pytest's capture fixtures do not see; the stdlib's setStream swaps it for the test)."""
-    handler = logging.getLogger(handler_support.logger.service).handlers[0]
+    handler = logging.getLogger(runtime.logger.service).handlers[0]
     stream = io.StringIO()
     previous = handler.setStream(stream)
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]

@@ -40,7 +40,7 @@ def test_build_sh_builds_offline_and_prints_the_size_table(sam, built_layers):
     assert "PredictionsFunction" in completed.stdout and "262,144,000" in completed.stdout
     for name in ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction", "PredictionsApiFunction"):
         artifact = REPO_ROOT / ".aws-sam" / "build" / name
-        assert (artifact / "item_prediction" / "validation.py").exists()
+        assert (artifact / "item_prediction" / "domain" / "validation.py").exists()
         assert any(artifact.rglob("*.cpython-313.pyc")), "function code ships hash-based bytecode"
     report = json.loads(gate("report", "--format", "json").stdout)
     assert all(item["code_source"] == "sam build" for item in report["functions"])

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 import pytest
+from lambda_build.sample_data import generate_sales
 
-from item_prediction.sample_data import generate_sales
 from tests.integration.conftest import BUCKET, all_items, read_csv_gz, read_json, run_pipeline
 
 HORIZON = 10  # the aws fixture's FORECAST_HORIZON

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import calendar
-import gzip
 import hashlib
-import io
 import json
 from collections import Counter
 from datetime import date
 from decimal import Decimal
-from urllib.parse import quote_plus
 
 import pytest
-
-from item_prediction import handler_support, records
-from item_prediction.sample_data import RENAMED_COLUMNS, generate_sales
+from item_prediction.aws import runtime, table_keys
+from lambda_build.sample_data import RENAMED_COLUMNS, generate_sales
 
 from .conftest import BUCKET, FakeContext, all_items, current, dead_letters, object_created, read_csv_gz, read_json, run_pipeline
 
@@ -44,7 +40,7 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
         by_series.setdefault(item["pk"], []).append(item["date"])
     last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
     for (item_id, store_id), last_day in last.items():
-        days = by_series[records.prediction_pk("sales", predicted["forecast_id"], item_id, store_id)]
+        days = by_series[table_keys.prediction_pk("sales", predicted["forecast_id"], item_id, store_id)]
         assert len(days) == 10 and min(days) > last_day, (item_id, store_id)
     assert all(item["prediction"] >= Decimal(0) for item in items)
 
@@ -226,7 +222,7 @@ def test_objects_outside_raw_are_skipped_through_every_step(aws):
 
 def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
     monkeypatch.delenv("FORECAST_HORIZON")
-    handler_support.settings.cache_clear()
+    runtime.settings.cache_clear()
     sample = generate_sales(items=2, stores=2, periods=150, frequency="W", seed=12)
     aws.put_object(Bucket=BUCKET, Key="raw/weekly/sales.csv", Body=sample.content)
     validated, featured, predicted = run_pipeline("raw/weekly/sales.csv")
@@ -236,7 +232,7 @@ def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
 
     last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
     for (item_id, store_id), last_day in last.items():  # 8 Mondays, starting the week after the series' last
-        pk = records.prediction_pk("weekly", predicted["forecast_id"], item_id, store_id)
+        pk = table_keys.prediction_pk("weekly", predicted["forecast_id"], item_id, store_id)
         days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == pk))
         expected = pd.date_range(pd.Timestamp(last_day) + pd.Timedelta(weeks=1), periods=8, freq="W-MON")
         assert list(days) == list(expected), (item_id, store_id)

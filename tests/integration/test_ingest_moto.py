@@ -10,10 +10,11 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+from item_prediction.aws import ledger
+from item_prediction.aws.settings import Settings
+from item_prediction.steps import validate as validate_step
+from lambda_build.sample_data import generate_sales
 
-from item_prediction import ledger, steps
-from item_prediction.sample_data import generate_sales
-from item_prediction.settings import Settings
 from .conftest import BUCKET, TABLE, FakeContext, all_items, object_created, read_json
 
 
@@ -93,11 +94,11 @@ def test_a_late_event_for_a_superseded_version_is_skipped(s3):
 
 def test_a_failed_validation_frees_its_claim_for_the_retry(s3, monkeypatch):
     version = upload(s3, "raw/sales/a.csv", sales(1))
-    real = steps.validate_object
-    monkeypatch.setattr(steps, "validate_object", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("network")))
+    real = validate_step.validate_object
+    monkeypatch.setattr(validate_step, "validate_object", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("network")))
     with pytest.raises(RuntimeError):
         validate(object_created("raw/sales/a.csv", version))
-    monkeypatch.setattr(steps, "validate_object", real)
+    monkeypatch.setattr(validate_step, "validate_object", real)
     assert validate(object_created("raw/sales/a.csv", version))["rows"]["clean"] > 0  # the retry is not a "duplicate"
 
 
@@ -160,7 +161,7 @@ def test_deleting_an_old_version_or_a_retention_expiry_keeps_the_rows(s3):
     assert skipped["reason"] == f"nothing to retract: the current version {new} of raw/sales/a.csv is the one validated"
     expired = validate(object_deleted("raw/sales/a.csv", "marker", reason="Lifecycle Expiration"))
     assert expired["skipped"] is True and "retention" in expired["reason"]
-    assert steps.output_keys(Settings(BUCKET, TABLE), "sales", "raw/sales/a.csv")["validated_key"] == validated["validated_key"]
+    assert validate_step.output_keys(Settings(BUCKET, TABLE), "sales", "raw/sales/a.csv")["validated_key"] == validated["validated_key"]
     s3.head_object(Bucket=BUCKET, Key=validated["validated_key"])  # still there
     # Deleting the current version brings the previous one back: it is validated in its place.
     current = upload(s3, "raw/sales/a.csv", sales(3))
@@ -215,7 +216,7 @@ def test_predictions_read_the_features_version_the_run_wrote(s3):
 
 
 def test_a_version_that_arrives_during_validation_wins_over_the_older_rows(s3, monkeypatch):
-    real = steps.validate_object
+    real = validate_step.validate_object
     later: dict = {}
 
     def meanwhile(storage, settings, ref, **kwargs):  # the newer version lands (and its run writes) while this one is read
@@ -225,7 +226,7 @@ def test_a_version_that_arrives_during_validation_wins_over_the_older_rows(s3, m
         return result
 
     first = upload(s3, "raw/sales/a.csv", sales(1))
-    monkeypatch.setattr(steps, "validate_object", meanwhile)
+    monkeypatch.setattr(validate_step, "validate_object", meanwhile)
     result = validate(object_created("raw/sales/a.csv", first))
     assert (result["source_version"], result["validated_version"]) == (first, later["version"])
     assert read_json(s3, result["report_key"])["source"]["version_id"] == later["version"]
@@ -233,7 +234,7 @@ def test_a_version_that_arrives_during_validation_wins_over_the_older_rows(s3, m
 
 
 def test_an_upload_deleted_during_validation_leaves_no_rows(s3, monkeypatch):
-    real = steps.validate_object
+    real = validate_step.validate_object
 
     def meanwhile(storage, settings, ref, **kwargs):  # the deletion's own run retracted before these rows were written
         result = real(storage, settings, ref, **kwargs)
@@ -241,7 +242,7 @@ def test_an_upload_deleted_during_validation_leaves_no_rows(s3, monkeypatch):
         return result
 
     version = upload(s3, "raw/sales/a.csv", sales(1))
-    monkeypatch.setattr(steps, "validate_object", meanwhile)
+    monkeypatch.setattr(validate_step, "validate_object", meanwhile)
     result = validate(object_created("raw/sales/a.csv", version))
     assert result["retracted"] is True and result["source_version"] == version
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="validated/").get("KeyCount") == 0

@@ -129,7 +129,7 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
 
 def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers, tmp_path, stop_emulator):
     sys.path.insert(0, str(REPO_ROOT / "functions"))
-    from item_prediction.sample_data import generate_sales
+    from lambda_build.sample_data import generate_sales
 
     names = {
         "date": "Day",

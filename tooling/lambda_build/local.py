@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- the pipeline run --------------------------------------------------------------------------
 def _upload(args: argparse.Namespace, bucket: str) -> tuple[str, str | None, int]:
     checks.functions_on_path()
-    from item_prediction.sample_data import generate_sales
+    from .sample_data import generate_sales
 
     s3 = boto("s3")
     if args.input:

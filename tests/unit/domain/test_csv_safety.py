@@ -9,9 +9,8 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-
-from item_prediction import csv_safety
-from item_prediction.storage import CsvGzipWriter
+from item_prediction.aws.storage import CsvGzipWriter
+from item_prediction.domain import csv_safety
 
 RISKY = ['=HYPERLINK("http://x","click")', "@SUM(A1:A9)", "+cmd", "-2+3", "\tTAB", "\rCR", "-", "=1", "+", "@"]
 PLAIN = ["-3", "+1.5", "1e5", "-1e5", "+2E-3", "-2,5", ".5", "-.5", "ITEM-1", "a=b", "", " =1"]

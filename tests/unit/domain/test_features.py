@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from item_prediction import features
-from item_prediction.sample_data import generate_sales
+from item_prediction.domain import features
+from lambda_build.sample_data import generate_sales
 
 
 def daily(values, start="2024-01-01", item="A", store="S1", price=2.0):

@@ -13,10 +13,9 @@ from datetime import date
 
 import pandas as pd
 import pytest
-
-from item_prediction import decoding, validation
-from item_prediction.schema import ColumnMapping
-from item_prediction.settings import Settings
+from item_prediction.aws.settings import Settings
+from item_prediction.domain import decoding, validation
+from item_prediction.domain.schema import ColumnMapping
 
 TODAY = date(2024, 6, 1)
 HEADER = "date,item_id,store_id,quantity,unit_price,promotion\n"

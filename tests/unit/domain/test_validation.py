@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from item_prediction import decoding, schema, validation
-from item_prediction.sample_data import INVALID_KINDS, generate_sales
-from item_prediction.schema import ColumnMapping, MappingError
-from item_prediction.storage import CsvGzipWriter
+from item_prediction.aws.storage import CsvGzipWriter
+from item_prediction.domain import decoding, schema, validation
+from item_prediction.domain.schema import ColumnMapping, MappingError
+from lambda_build.sample_data import INVALID_KINDS, generate_sales
 
 TODAY = date(2024, 6, 1)
 HEADER = "date,item_id,store_id,quantity,unit_price,promotion\n"

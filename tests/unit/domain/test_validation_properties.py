@@ -1,6 +1,6 @@
 """Property: whatever bytes DataValidation is fed, it never crashes and never loses a row.
 
-"Row" is defined in :mod:`item_prediction.validation`: every record the CSV reader returns
+"Row" is defined in :mod:`item_prediction.domain.validation`: every record the CSV reader returns
 after the header (every record, for a file that is not text), blank records aside. The test
 counts records independently of the validator when the input is text it built itself, so the
 validator cannot pass by under-counting its input.
@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from item_prediction import schema, validation
-from item_prediction.schema import ColumnMapping
+from item_prediction.domain import schema, validation
+from item_prediction.domain.schema import ColumnMapping
 
 TODAY = date(2024, 6, 1)
 FIELD = st.one_of(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
-from item_prediction import handler_support
+from item_prediction.aws import runtime
 from moto import mock_aws
 
 BUCKET, TABLE = "item-prediction-handlers-test", "item-prediction-handlers-test"
@@ -22,7 +22,7 @@ class FakeContext:
 
 @pytest.fixture
 def table(monkeypatch):
-    """The handlers' Storage (handler_support.storage()) on a moto bucket and table."""
+    """The handlers' Storage (runtime.storage()) on a moto bucket and table."""
     environment = {
         **{"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
         **{"TABLE_NAME": TABLE, "BUCKET_NAME": BUCKET, "POWERTOOLS_SERVICE_NAME": "item-prediction"},
@@ -30,8 +30,8 @@ def table(monkeypatch):
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    handler_support.settings.cache_clear()
-    handler_support.storage.cache_clear()
+    runtime.settings.cache_clear()
+    runtime.storage.cache_clear()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(
@@ -40,6 +40,6 @@ def table(monkeypatch):
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
         )
-        yield handler_support.storage()
-    handler_support.settings.cache_clear()
-    handler_support.storage.cache_clear()
+        yield runtime.storage()
+    runtime.settings.cache_clear()
+    runtime.storage.cache_clear()

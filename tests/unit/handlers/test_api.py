@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from item_prediction import records
+from item_prediction.aws import table_keys
 
 from .conftest import FakeContext
 
@@ -26,8 +26,8 @@ def seed(
     storage.put_items(
         {
             **{
-                "pk": records.prediction_pk(dataset, run, item, store),
-                "sk": records.date_sk(day),
+                "pk": table_keys.prediction_pk(dataset, run, item, store),
+                "sk": table_keys.date_sk(day),
                 "item_id": item,
                 "store_id": store,
             },
@@ -45,7 +45,7 @@ def seed(
 
 
 def flip(storage, dataset: str, run: str) -> None:
-    storage.put_item({**records.current_key(dataset), "forecast_id": run, "model_version": run.split("-")[0], "dataset": dataset})
+    storage.put_item({**table_keys.current_key(dataset), "forecast_id": run, "model_version": run.split("-")[0], "dataset": dataset})
 
 
 def call(

@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
-from item_prediction import handler_support, model, prediction_step, records
+from item_prediction.aws import runtime, table_keys
+from item_prediction.ml import model
+from item_prediction.steps import predict as predict_step
 
 from .test_api import call
 
@@ -29,8 +31,8 @@ def run(version: str, horizon: int = 4) -> dict:
 
 
 def publish(storage, version: str, value: float, first: str = "2030-01-01") -> dict:
-    return prediction_step.publish(
-        storage, handler_support.settings(), "sales", forecast(first, value), run(version), today=date(2030, 1, 1)
+    return predict_step.publish(
+        storage, runtime.settings(), "sales", forecast(first, value), run(version), today=date(2030, 1, 1)
     )
 
 
@@ -56,7 +58,7 @@ def test_a_failure_before_the_flip_leaves_the_previous_forecast_on_display(table
     def failing_flip(item):
         """The pointer write fails; by then every item of the new run is already written."""
         run_id = item["forecast_id"]
-        seen["items"] = table.query_page(records.prediction_pk("sales", run_id, "ITEM-000", "_"), *records.ALL_DATES, limit=100)[
+        seen["items"] = table.query_page(table_keys.prediction_pk("sales", run_id, "ITEM-000", "_"), *table_keys.ALL_DATES, limit=100)[
             0
         ]
         seen["csv"] = table.exists(f"predictions/sales/{run_id}/predictions.csv.gz")
@@ -76,7 +78,7 @@ def test_a_failure_before_the_flip_leaves_the_previous_forecast_on_display(table
 
 def test_the_pointer_says_which_run_is_current(table):
     published = publish(table, "v1", 1.0)
-    pointer = table.get_item(records.current_key("sales"))
+    pointer = table.get_item(table_keys.current_key("sales"))
     assert pointer["forecast_id"] == published["forecast_id"] and pointer["model_key"] == "models/sales/v1/model.joblib"
     assert pointer["forecast_range"] == ["2030-01-01", "2030-01-04"] and pointer["horizon"] == 4 and pointer["updated_at"]
 
@@ -89,13 +91,13 @@ def test_the_pointer_says_which_run_is_current(table):
     ],
 )
 def test_items_expire_35_days_after_the_forecast(last_day, today, expires):
-    assert prediction_step.expires_at(last_day, today) == int(expires.timestamp())
+    assert predict_step.expires_at(last_day, today) == int(expires.timestamp())
 
 
 def test_items_carry_the_run_and_its_expiry(table):
     published = publish(table, "v1", 1.0)
     items = table.query_page(
-        records.prediction_pk("sales", published["forecast_id"], "ITEM-000", "_"), *records.ALL_DATES, limit=10
+        table_keys.prediction_pk("sales", published["forecast_id"], "ITEM-000", "_"), *table_keys.ALL_DATES, limit=10
     )[0]
     assert {(item["forecast_id"], item["dataset"], int(item["expires_at"])) for item in items} == {
         (published["forecast_id"], "sales", int(datetime(2030, 2, 8, tzinfo=UTC).timestamp()))
@@ -113,7 +115,7 @@ def test_latest_json_follows_the_model_and_records_its_sha256(table, monkeypatch
     order = []
     original = type(table).put_bytes
     monkeypatch.setattr(type(table), "put_bytes", lambda self, key, data, *a: order.append(key) or original(self, key, data, *a))
-    prediction_step.save_model(table, "models/sales/", FakeBundle())
+    predict_step.save_model(table, "models/sales/", FakeBundle())
     assert order == ["models/sales/v1/model.joblib", "models/sales/v1/metadata.json", "models/sales/latest.json"]
     latest = table.get_json("models/sales/latest.json")
     assert (
@@ -138,7 +140,7 @@ def put_latest(storage, model_bytes: bytes, sha: str | None) -> None:
 
 def test_predict_loads_a_model_whose_bytes_match(table, loads):
     put_latest(table, b"trusted", hashlib.sha256(b"trusted").hexdigest())
-    assert prediction_step.load_latest_model(table, "models/sales/") == ("bundle", "models/sales/v1/model.joblib")
+    assert predict_step.load_latest_model(table, "models/sales/") == ("bundle", "models/sales/v1/model.joblib")
     assert loads == [b"trusted"]
 
 
@@ -151,6 +153,6 @@ def test_predict_loads_a_model_whose_bytes_match(table, loads):
 )
 def test_predict_refuses_a_model_latest_json_does_not_vouch_for(table, loads, sha, message):
     put_latest(table, b"replaced by someone", sha)
-    with pytest.raises(prediction_step.ModelIntegrityError, match=message):
-        prediction_step.load_latest_model(table, "models/sales/")
+    with pytest.raises(predict_step.ModelIntegrityError, match=message):
+        predict_step.load_latest_model(table, "models/sales/")
     assert loads == []  # never unpickled

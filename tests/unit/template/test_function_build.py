@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
 from lambda_build import config, template, tools
 
 FUNCTIONS = template.TEMPLATE_PATH.parent / "functions"
-HANDLER_PACKAGE = {  # the claim: each artifact holds its handler's package and the domain package, nothing else
+HANDLER_PACKAGE = {  # the claim: each artifact holds its handler's package and item_prediction, nothing else
     "DataValidationFunction": "data_validation",
     "FeatureEngineeringFunction": "feature_engineering",
     "PredictionsFunction": "predictions",
@@ -68,3 +69,28 @@ def test_an_interpreter_of_another_version_is_not_used(target_python, tmp_path):
     completed = make("DataValidationFunction", tmp_path, TARGET_PYTHON=target_python, RUNTIME_VERSION="3.12")
     assert completed.returncode == 0 and "shipping source without bytecode" in completed.stdout
     assert not list(tmp_path.rglob("*.pyc"))
+
+
+WITHOUT_ML = {"DataValidationFunction": "data_validation.app", "FeatureEngineeringFunction": "feature_engineering.app"}
+ML_ROOM = {"item_prediction/ml/__init__.py", "item_prediction/ml/model.py", "item_prediction/steps/predict.py"}
+LOADED = "import importlib, sys; importlib.import_module(sys.argv[1]); print(sorted({'sklearn', 'joblib'} & set(sys.modules)))"
+
+
+@pytest.mark.parametrize("logical_id", sorted(HANDLER_PACKAGE))
+def test_only_the_predictions_artifacts_ship_the_ml_room(logical_id, tmp_path):
+    completed = make(logical_id, tmp_path, TARGET_PYTHON="/nonexistent/python3.13")  # source only: the files are the point
+    assert completed.returncode == 0, completed.stderr
+    shipped = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.py")}
+    assert shipped & ML_ROOM == (set() if logical_id in WITHOUT_ML else ML_ROOM)
+    assert "item_prediction/steps/validate.py" in shipped
+
+
+@pytest.mark.parametrize("logical_id", sorted(WITHOUT_ML))
+def test_an_artifact_without_the_ml_room_still_imports_its_handler(logical_id, tmp_path):
+    assert make(logical_id, tmp_path, TARGET_PYTHON="/nonexistent/python3.13").returncode == 0
+    completed = subprocess.run(
+        [sys.executable, "-c", LOADED, WITHOUT_ML[logical_id]], cwd=tmp_path, capture_output=True, text=True,
+        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
+    assert completed.stdout.strip() == "[]"

@@ -6,7 +6,6 @@ import copy
 import json
 
 import pytest
-
 from lambda_build import config, template
 
 EXPECTED_LAYERS = {  # this mapping is the claim: each function mounts exactly these, in this order
@@ -109,12 +108,24 @@ def test_the_only_wildcard_is_the_bucket_policy_deny_over_plain_http(cfn):
 
 
 def test_roles_attach_no_broad_managed_policy(cfn):
-    allowed = {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess"}
+    allowed = {"AWSLambdaBasicExecutionRole"}
     for name, res in cfn["Resources"].items():
         if res["Type"] == "AWS::IAM::Role":
             for arn in res["Properties"].get("ManagedPolicyArns", []):
                 text = json.dumps(arn)
                 assert any(policy in text for policy in allowed), (name, arn)
+
+
+def test_nothing_is_traced_with_x_ray_and_no_role_may_write_traces(raw, cfn):
+    """No handler creates a Tracer and the aws-utilities layer ships no aws-xray-sdk, so active
+    tracing would only bill empty segments: step durations come from the structured logs and
+    metrics. Neither the functions nor the state machines trace, and no role gets X-Ray rights."""
+    traced = [name for name, res in raw["Resources"].items() if "Tracing" in res.get("Properties", {})]
+    assert "Tracing" not in raw["Globals"]["Function"] and traced == []
+    assert [name for name, res in cfn["Resources"].items() if "TracingConfig" in res.get("Properties", {})] == []
+    xray = [(where, action) for where, statement in statements(cfn) for action in actions_of(statement) if str(action).startswith("xray:")]
+    managed = [arn for res in cfn["Resources"].values() for arn in res.get("Properties", {}).get("ManagedPolicyArns", [])]
+    assert xray == [] and not [arn for arn in managed if "xray" in json.dumps(arn).lower()]
 
 
 # The access model, by prefix: what each function may read (GetObject), read by version and write
@@ -446,7 +457,7 @@ def test_state_machine_substitutions_cover_every_placeholder(raw):
 
 
 def test_raw_prefix_in_the_event_rule_matches_the_settings(raw):
-    from item_prediction.settings import Settings
+    from item_prediction.aws.settings import Settings
 
     rule = raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectChanged"]["Properties"]["Pattern"]
     assert rule["detail"]["object"]["key"] == [{"prefix": Settings.raw_prefix}]
@@ -541,7 +552,7 @@ def test_functions_that_spill_to_tmp_have_room_for_it(raw):
 
 
 def test_upload_budgets_are_parameters_passed_to_the_functions(raw):
-    from item_prediction.decoding import Budget
+    from item_prediction.domain.decoding import Budget
 
     variables = raw["Globals"]["Function"]["Environment"]["Variables"]
     for field, parameter in (("max_object_bytes", "MaxObjectBytes"), ("max_stream_bytes", "MaxStreamBytes"), ("max_record_bytes", "MaxRecordBytes"), ("max_columns", "MaxColumns")):
@@ -597,7 +608,7 @@ def test_every_function_has_errors_and_throttles_alarms(raw):
 def test_environment_variables_are_the_ones_the_code_reads(raw):
     import re
 
-    settings_source = (template.TEMPLATE_PATH.parent / "functions" / "item_prediction" / "settings.py").read_text()
+    settings_source = (template.TEMPLATE_PATH.parent / "functions" / "item_prediction" / "aws" / "settings.py").read_text()
     read = set(re.findall(r'(?:os\.environ\.get|_int)\("([A-Z_]+)"', settings_source))
     variables = raw["Globals"]["Function"]["Environment"]["Variables"]
     assert {"BUCKET_NAME", "TABLE_NAME", "FORECAST_HORIZON"} <= read

@@ -14,7 +14,6 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-
 from lambda_build import deploy
 
 STACK = "item-prediction-dev"
@@ -72,11 +71,11 @@ def test_a_healthy_stack_passes_and_every_function_is_invoked():
 
 
 def test_the_smoke_events_take_each_functions_no_op_path():
-    from item_prediction import steps  # the handlers' own skip rule decides
-    from item_prediction.settings import Settings
+    from item_prediction.aws.settings import Settings
+    from item_prediction.steps import validate as validate_step  # the handlers' own skip rule decides
 
     validation_event = deploy.SMOKE_EVENTS["DataValidation"]("bucket")
-    assert steps.skip_reason(Settings.from_env(), validation_event["key"]) is not None
+    assert validate_step.skip_reason(Settings.from_env(), validation_event["key"]) is not None
     for function in ("FeatureEngineering", "Predictions"):
         assert deploy.SMOKE_EVENTS[function]("bucket")["skipped"] is True
 

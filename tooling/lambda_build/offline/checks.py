@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import REPO_ROOT
 
-# The dataset rule lives in functions/item_prediction (settings.validate_dataset_name, added by the
+# The dataset rule lives in functions/item_prediction (aws.settings.validate_dataset_name, added by the
 # ingest work). Until that lands this pattern, DESIGN.md's, is the one local copy of it.
 MAX_HORIZON = 366
 
@@ -27,9 +27,9 @@ def functions_on_path() -> None:
 
 
 def check_dataset(name: str) -> None:
-    """The functions' own rule (item_prediction.settings), so the job refuses what the pipeline would."""
+    """The functions' own rule (item_prediction.aws.settings), so the job refuses what the pipeline would."""
     functions_on_path()
-    from item_prediction.settings import validate_dataset_name
+    from item_prediction.aws.settings import validate_dataset_name
 
     try:
         validate_dataset_name(name)
@@ -47,7 +47,7 @@ def check_horizon(horizon: int) -> None:
 def read_header(path: Path) -> list[str]:
     """The input's header row, decoded and split the way DataValidation does (encoding, delimiter)."""
     functions_on_path()
-    from item_prediction import decoding
+    from item_prediction.domain import decoding
 
     with open(path, "rb") as handle:
         head = handle.read(decoding.HEAD_BYTES)
@@ -63,7 +63,7 @@ def read_header(path: Path) -> list[str]:
 def check_mapping(mapping: Path, data: Path | None) -> None:
     """The mapping is a valid mapping, and every source column it names is in the input's header."""
     functions_on_path()
-    from item_prediction.schema import ColumnMapping, MappingError
+    from item_prediction.domain.schema import ColumnMapping, MappingError
 
     try:
         parsed = ColumnMapping.from_json(mapping.read_bytes())

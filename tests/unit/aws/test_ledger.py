@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from item_prediction.aws import ledger
 from moto import mock_aws
-
-from item_prediction import ledger
 
 NOW = 1_700_000_000
 

@@ -1,8 +1,5 @@
-"""The pipeline's steps as the handlers run them: read from S3, call the domain, write results.
-
-Validation and feature steps import no scikit-learn (their functions run without the
-ml-libraries layer); the prediction step lives in :mod:`item_prediction.prediction_step`.
-"""
+"""The DataValidation step: which objects are sales files, where one upload's outputs go, pinning
+the event's version, validating it (clean, quarantined, report) and retracting a deleted upload."""
 
 from __future__ import annotations
 
@@ -10,19 +7,13 @@ import posixpath
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
-import pandas as pd
-
-from . import decoding, features, schema, validation
-from .schema import ColumnMapping, MappingError
-from .settings import DEFAULT_DATASET, Settings
-from .storage import CsvGzipWriter, ObjectRef, Storage
+from ..aws.settings import DEFAULT_DATASET, Settings
+from ..aws.storage import CsvGzipWriter, ObjectRef, Storage
+from ..domain import decoding, validation
+from ..domain.schema import ColumnMapping, MappingError
+from .envelope import NothingToDo
 
 MAPPING_FILE = "_mapping.json"
-MAX_INPUTS_IN_OUTPUT = 100  # a step's output stays far below Step Functions' 256 KB payload limit
-
-
-class NothingToDo(Exception):
-    """The step has no work for this input (said in the output as ``skipped`` with the reason)."""
 
 
 def skip_reason(settings: Settings, key: str) -> str | None:
@@ -224,56 +215,3 @@ def validate_current(storage: Storage, settings: Settings, ref: ObjectRef, *, ma
             break
         ref = replace(ref, version_id=head.get("VersionId"), size=head.get("ContentLength"))
     return {**result, "validated_version": result["source_version"], "source_version": event_version}
-
-
-def load_validated(storage: Storage, settings: Settings, dataset: str) -> tuple[pd.DataFrame, list[dict]]:
-    """Every validated file of a dataset (canonical columns), later files winning where the same
-    row key repeats, and the ``{key, version_id}`` of each object read (each read by exactly that
-    version). Raises NothingToDo when the dataset has none."""
-    keys = [key for key in storage.list_keys(f"{settings.validated_prefix}{dataset}/") if key.endswith(".csv.gz")]
-    dtypes = {schema.ITEM: "str", schema.STORE: "str", schema.DATE: "str", schema.QUANTITY: "float64", schema.PRICE: "float64", schema.PROMOTION: "int8"}
-    frames, inputs = [], []
-    for key in keys:
-        head = storage.head(key)
-        if head is None:  # retracted between the listing and now
-            continue
-        version = head.get("VersionId")
-        frames.append(storage.read_csv(key, version_id=version, usecols=list(schema.CANONICAL_COLUMNS), dtype=dtypes, keep_default_na=False, na_values={schema.PRICE: [""]}))
-        inputs.append({"key": key, "version_id": version})
-    if not frames:
-        raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
-    combined = pd.concat(frames, ignore_index=True)
-    return combined.drop_duplicates(subset=list(schema.ROW_KEY), keep="last").reset_index(drop=True), inputs
-
-
-def build_feature_set(storage: Storage, settings: Settings, dataset: str, frequency: str | None = None) -> dict:
-    """Rebuild the dataset's feature set from all its validated files.
-
-    ``frequency`` is the configured one (the mapping's); None infers it from the whole dataset.
-    The manifest records the versions read (``inputs``) and written (``features_version``), so
-    Predictions reads exactly these features and a run can be traced to its inputs.
-    """
-    clean, inputs = load_validated(storage, settings, dataset)
-    frequency = frequency or validation.infer_frequency(clean[schema.DATE].unique(), None)
-    frame, manifest = features.build_features(clean, frequency)
-    prefix = f"{settings.features_prefix}{dataset}/"
-    writer = CsvGzipWriter()
-    writer(frame)
-    with writer.finish() as handle:
-        features_version = storage.put_file_version(prefix + "features.csv.gz", handle)
-    features_key = prefix + "features.csv.gz"
-    manifest_key = storage.put_json(prefix + "manifest.json", {**manifest, "features_key": features_key, "features_version": features_version, "inputs": inputs})
-    return {
-        "bucket": storage.bucket,
-        "dataset": dataset,
-        "features_key": features_key,
-        "features_version": features_version,
-        "manifest_key": manifest_key,
-        "input_count": len(inputs),
-        **({"inputs": inputs} if len(inputs) <= MAX_INPUTS_IN_OUTPUT else {}),  # all of them are in the manifest
-        "rows": manifest["rows"],
-        "series": manifest["series"],
-        "gaps": manifest["gaps"],
-        "date_range": manifest["date_range"],
-        "frequency": frequency,
-    }

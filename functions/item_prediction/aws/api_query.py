@@ -1,75 +1,32 @@
-"""Prediction records: the DynamoDB keys and the read API's request contract. Standard library only,
-so the API function needs no data-science layer.
-
-Keys (one table, ``pk`` and ``sk`` strings):
-
-* a prediction: ``pk = DS#<dataset>#RUN#<forecast_id>#ITEM#<esc item>#STORE#<esc store>``,
-  ``sk = DATE#<yyyy-mm-dd>``; every run writes its own items, which expire by TTL;
-* the dataset's current forecast: ``pk = DS#<dataset>``, ``sk = CURRENT``, written after all of a
-  run's items (the flip): the API reads it first and shows that run only.
-
-``esc`` percent-encodes ``%`` and ``#`` in ids, so an id holding the separator can never produce
-another series' key; the items themselves carry the original ids.
+"""The read API's request contract: ``GET /datasets/{dataset}/predictions/{item_id}`` with
+``store``, ``from``, ``to``, ``limit`` and ``next_token``, checked into a :class:`Query` on the
+predictions table (keys in :mod:`.table_keys`). Standard library only, so the read API's function
+needs no data-science layer.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .schema import DATASET_PATTERN, MAX_ID_LENGTH, NO_STORE
+from ..domain.schema import DATASET_PATTERN, MAX_ID_LENGTH, NO_STORE
+from .table_keys import ALL_DATES, date_sk, prediction_pk
 
 MAX_QUERY_DAYS = 366  # dates per request, inclusive, whether one or both bounds are given
 MAX_LIMIT = 366  # predictions per page
 DEFAULT_LIMIT = 100
 MAX_TOKEN_LENGTH = 2048
 PARAMETERS = ("store", "from", "to", "limit", "next_token")
-_ESCAPES = {"%": "%25", "#": "%23"}
-_UNESCAPES = {value: key for key, value in _ESCAPES.items()}
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_SK = re.compile(r"DATE#\d{4}-\d{2}-\d{2}")
 
 
 class QueryError(ValueError):
     """A request the API answers with 400 and this message."""
-
-
-def esc(text: str) -> str:
-    """``%`` -> ``%25`` and ``#`` -> ``%23``; every other character is kept."""
-    return re.sub("[%#]", lambda match: _ESCAPES[match.group()], text)
-
-
-def unesc(text: str) -> str:
-    """The inverse of :func:`esc` (one pass: in escaped text every ``%`` starts an escape)."""
-    return re.sub("%2[35]", lambda match: _UNESCAPES[match.group()], text)
-
-
-def prediction_pk(dataset: str, forecast_id: str, item_id: str, store_id: str | None) -> str:
-    return f"DS#{esc(dataset)}#RUN#{esc(forecast_id)}#ITEM#{esc(item_id)}#STORE#{esc(store_id or NO_STORE)}"
-
-
-def date_sk(day: str) -> str:
-    return f"DATE#{day}"
-
-
-ALL_DATES = (date_sk("0000-00-00"), date_sk("9999-99-99"))  # sk bounds taking every date
-
-
-def current_key(dataset: str) -> dict:
-    """The key of the dataset's current-forecast pointer."""
-    return {"pk": f"DS#{esc(dataset)}", "sk": "CURRENT"}
-
-
-def forecast_id(model_version: str, features_fingerprint: str, horizon: int) -> str:
-    """Names a run by what it forecast from: the same model, features and horizon give the same id
-    (a re-run overwrites its own items), anything else a new one."""
-    digest = hashlib.sha256(json.dumps([model_version, features_fingerprint, horizon]).encode()).hexdigest()
-    return f"{model_version}-{digest[:8]}"
 
 
 def encode_token(key: dict) -> str:

@@ -5,6 +5,9 @@ uplift and price changes with an elasticity, with Poisson noise; some periods ar
 A few invalid rows of every kind the validator knows are mixed in, and their line numbers and
 expected rules are returned, so tests can check the validator against ground truth. With
 ``signal=False`` quantities are independent noise around a constant: nothing to learn.
+
+A test-data generator, so it lives with the tooling, not in the functions' artifacts; it writes
+the functions' CSV contract (``item_prediction.domain.schema``: functions/ on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import schema
+from item_prediction.domain import schema
 
 # Export-style column names for the "user's own CSV" demo (with the mapping file that reads them).
 RENAMED_COLUMNS = {

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from item_prediction import handler_support
+from item_prediction.aws import runtime
 
 
 @pytest.mark.parametrize(
@@ -12,5 +11,5 @@ from item_prediction import handler_support
     [("raw/sales/jan.csv", "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", "raw/sales/jan.csv#3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"), ("raw/sales/jan.csv", None, "raw/sales/jan.csv"), ("raw/sales/jan.csv", "", "raw/sales/jan.csv")],
 )  # fmt: skip
 def test_the_correlation_id_is_key_and_version_or_the_key_alone(key, version, expected):
-    handler_support.correlate(key, version)
-    assert handler_support.logger.get_correlation_id() == expected
+    runtime.correlate(key, version)
+    assert runtime.logger.get_correlation_id() == expected

@@ -33,7 +33,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .schema import DATASET_PATTERN
+from ..domain.schema import DATASET_PATTERN
 
 DEFAULT_DATASET = "default"  # the dataset of files directly under the raw prefix; not allowed as a folder
 _DATASET_NAME = re.compile(DATASET_PATTERN)

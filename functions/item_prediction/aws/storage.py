@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import boto3
 from boto3.dynamodb.conditions import Key
 
-from . import csv_safety
+from ..domain import csv_safety
 
 if TYPE_CHECKING:  # pandas is imported where frames are read: the API function has no pandas layer
     import pandas as pd
@@ -45,7 +45,7 @@ class CsvGzipWriter:
     Float columns whose values are all whole numbers are written as integers (``3``, not
     ``3.0``): the same values, fewer bytes to format and compress. With ``escape_formulas`` (files
     for people), text cells and column names a spreadsheet would run as a formula are escaped
-    (:mod:`item_prediction.csv_safety`).
+    (:mod:`item_prediction.domain.csv_safety`).
     """
 
     def __init__(self, *, escape_formulas: bool = False) -> None:

@@ -40,7 +40,7 @@ csv.field_size_limit(1 << 20)  # a 1 MB field is a broken file, not data; csv.Er
 class Budget:
     """How much of one upload DataValidation takes on; past any of these the file is refused as a
     whole (its reason in the report), never a crash. The defaults fit the 1,024 MB function; an
-    operator tunes them with the ``MAX_*`` settings (:mod:`item_prediction.settings`)."""
+    operator tunes them with the ``MAX_*`` settings (:mod:`item_prediction.aws.settings`)."""
 
     max_object_bytes: int = 2 << 30  # the object as stored (``too_large``)
     max_stream_bytes: int = 8 << 30  # a gzip file once gunzipped (``decompressed_too_large``); a plain one is its object

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from item_prediction import ledger, records, steps
-from item_prediction.events import EventError, object_ref
-from item_prediction.schema import ColumnMapping
-from item_prediction.settings import Settings
+from item_prediction.aws import api_query, ledger
+from item_prediction.aws.events import EventError, object_ref
+from item_prediction.aws.settings import Settings
+from item_prediction.domain.schema import ColumnMapping
+from item_prediction.steps import validate as validate_step
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 
@@ -47,7 +47,7 @@ def test_step_outputs_chain():
 
 def test_the_api_event_is_a_valid_query():
     event = load("api_get_predictions.json")
-    query = records.parse_query(event["pathParameters"]["dataset"], event["pathParameters"]["item_id"], event["queryStringParameters"])
+    query = api_query.parse_query(event["pathParameters"]["dataset"], event["pathParameters"]["item_id"], event["queryStringParameters"])
     assert query.pk("run") == "DS#sales#RUN#run#ITEM#ITEM-000#STORE#STORE-00" and (query.sk_from, query.sk_to) == ("DATE#2024-02-01", "DATE#2024-02-14")
     assert event["rawPath"] == f"/datasets/{query.dataset}/predictions/{query.item_id}" == event["requestContext"]["http"]["path"]
 
@@ -70,17 +70,17 @@ def test_the_mapping_example_is_a_valid_mapping():
     ],
 )
 def test_which_objects_are_sales_files(key, reason):
-    found = steps.skip_reason(Settings(bucket="b", table="t"), key)
+    found = validate_step.skip_reason(Settings(bucket="b", table="t"), key)
     assert (found is None) if reason is None else (reason in found)
 
 
 def test_mapping_lookup_order_and_dataset_of_a_key():
     settings = Settings(bucket="b", table="t")
     assert settings.dataset_of("raw/sales/2024/jan.csv") == "sales" and settings.dataset_of("raw/a.csv") == "default"
-    assert steps.mapping_candidates(settings, "sales", "raw/sales/2024/jan.csv") == [
+    assert validate_step.mapping_candidates(settings, "sales", "raw/sales/2024/jan.csv") == [
         "raw/sales/2024/_mapping.json", "raw/sales/_mapping.json", "config/mappings/sales.json", "config/mappings/default.json",
     ]  # fmt: skip
-    assert steps.output_keys(settings, "sales", "raw/sales/2024/jan.csv.gz") == {
+    assert validate_step.output_keys(settings, "sales", "raw/sales/2024/jan.csv.gz") == {
         "validated_key": "validated/sales/2024/jan.csv.gz.csv.gz",
         "quarantine_key": "quarantine/sales/2024/jan.csv.gz.csv.gz",
         "report_key": "reports/sales/2024/jan.csv.gz.validation.json",

@@ -1,38 +1,15 @@
-"""What the three handlers share: settings, storage, Powertools objects and the correlation id."""
+"""What a pipeline step takes in and hands on: the fields carried from step to step, the answer of
+a step with nothing to do, and the exception a step raises to give it."""
 
 from __future__ import annotations
 
-from functools import cache
+from ..aws.runtime import COUNT, correlate, metrics
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-
-from .settings import Settings
-from .storage import Storage
-
-logger = Logger()
-metrics = Metrics()
-COUNT = MetricUnit.Count
 CARRIED = ("dataset", "source_key", "source_version", "bucket", "lease_owner")
 
 
-@cache
-def settings() -> Settings:
-    return Settings.from_env()
-
-
-@cache
-def storage() -> Storage:
-    current = settings()
-    return Storage(current.bucket, current.table)
-
-
-def correlate(key: str | None, version: str | None) -> None:
-    """Every log line of this invocation carries the input object's key and version:
-    ``<key>#<version>``, or ``<key>`` alone when the bucket gave no version."""
-    if key:
-        logger.set_correlation_id(f"{key}#{version}" if version else key)
-        logger.append_keys(source_key=key, source_version=version)
+class NothingToDo(Exception):
+    """The step has no work for this input (said in the output as ``skipped`` with the reason)."""
 
 
 def carried(event: dict) -> dict:

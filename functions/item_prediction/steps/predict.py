@@ -11,7 +11,7 @@ Modes:
   differ: nothing is unpickled that latest.json does not vouch for).
 
 Storing switches atomically: every prediction of the run goes to DynamoDB under its
-``forecast_id`` (keys in :mod:`item_prediction.records`, with ``expires_at`` for TTL), the CSV to
+``forecast_id`` (keys in :mod:`item_prediction.aws.table_keys`, with ``expires_at`` for TTL), the CSV to
 ``predictions/<dataset>/<forecast_id>/predictions.csv.gz``, and only then the dataset's CURRENT
 pointer names the run (the flip). A failure before the flip leaves the previous forecast on
 display; the superseded run's items expire.
@@ -24,10 +24,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
-from . import model, records, schema
-from .settings import Settings
-from .steps import NothingToDo
-from .storage import Storage
+from ..aws import table_keys
+from ..aws.settings import Settings
+from ..aws.storage import Storage
+from ..domain import schema
+from ..ml import model
+from .envelope import NothingToDo
 
 MODES = ("train_and_predict", "predict")
 EXPIRY_DAYS = 35  # a run's items live this long after its last forecast date (or after the run, if later)
@@ -61,8 +63,8 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecas
     days = forecast[schema.DATE].dt.strftime("%Y-%m-%d")
     return [
         {
-            "pk": records.prediction_pk(dataset, forecast_id, item, store),
-            "sk": records.date_sk(day),
+            "pk": table_keys.prediction_pk(dataset, forecast_id, item, store),
+            "sk": table_keys.date_sk(day),
             "item_id": item,
             "store_id": store,
             "date": day,
@@ -130,7 +132,7 @@ def publish(
 
     ``run`` holds ``model_version``, ``model_key``, ``features_fingerprint`` and ``horizon``.
     """
-    run_id = records.forecast_id(run["model_version"], run["features_fingerprint"], run["horizon"])
+    run_id = table_keys.forecast_id(run["model_version"], run["features_fingerprint"], run["horizon"])
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
     expiry = expires_at(last, today or datetime.now(UTC).date())
     written = storage.put_items(prediction_items(forecast, run["model_version"], dataset, run_id, expiry))
@@ -144,7 +146,7 @@ def publish(
         "forecast_range": [first.isoformat(), last.isoformat()],
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    storage.put_item({**records.current_key(dataset), **pointer, "dataset": dataset})  # the flip, last
+    storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset})  # the flip, last
     return {**pointer, "predictions_written": written}
 
 

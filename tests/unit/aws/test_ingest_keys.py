@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from item_prediction import schema, steps
-from item_prediction.events import is_lifecycle_expiration, object_ref
-from item_prediction.settings import DatasetNameError, Settings, validate_dataset_name
+from item_prediction.aws.events import is_lifecycle_expiration, object_ref
+from item_prediction.aws.settings import DatasetNameError, Settings, validate_dataset_name
+from item_prediction.domain import schema
+from item_prediction.steps import validate as validate_step
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 SETTINGS = Settings(bucket="b", table="t")
@@ -57,15 +57,15 @@ def test_the_argument_check_of_the_main_job_uses_the_same_rule():
 
 
 def test_output_keys_keep_the_whole_relative_key():
-    keys = [steps.output_keys(SETTINGS, SETTINGS.dataset_of(key), key)["validated_key"] for key in ("raw/sales/jan.csv", "raw/jan")]
+    keys = [validate_step.output_keys(SETTINGS, SETTINGS.dataset_of(key), key)["validated_key"] for key in ("raw/sales/jan.csv", "raw/jan")]
     assert keys == ["validated/sales/jan.csv.csv.gz", "validated/default/jan.csv.gz"]
     with pytest.raises(ValueError, match="not in dataset 'other'"):
-        steps.output_keys(SETTINGS, "other", "raw/sales/jan.csv")
+        validate_step.output_keys(SETTINGS, "other", "raw/sales/jan.csv")
 
 
 def test_files_that_once_shared_a_stem_have_distinct_outputs():
     keys = ["raw/sales/jan.csv", "raw/sales/jan.csv.gz", "raw/sales/jan.CSV", "raw/sales/jan.txt", "raw/sales/jan", "raw/jan.csv", "raw/x/jan.csv"]
-    outputs = [steps.output_keys(SETTINGS, SETTINGS.dataset_of(key), key) for key in keys]
+    outputs = [validate_step.output_keys(SETTINGS, SETTINGS.dataset_of(key), key) for key in keys]
     for kind in ("validated_key", "quarantine_key", "report_key"):
         assert len({output[kind] for output in outputs}) == len(keys), kind
 
@@ -86,7 +86,7 @@ def test_the_output_key_mapping_is_injective(keys):
         except DatasetNameError:
             continue  # raw/default/...: refused, it has no outputs
     for kind in ("validated_key", "quarantine_key", "report_key"):
-        outputs = {steps.output_keys(SETTINGS, dataset, key)[kind] for key, dataset in admitted}
+        outputs = {validate_step.output_keys(SETTINGS, dataset, key)[kind] for key, dataset in admitted}
         assert len(outputs) == len(admitted), kind
 
 

@@ -34,8 +34,8 @@ import pandas as pd
 import sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from . import features as feats
-from . import schema
+from ..domain import features as feats
+from ..domain import schema
 
 MODEL_PARAMS = {
     "loss": "poisson",  # counts: non-negative, variance growing with the mean

@@ -422,7 +422,7 @@ def validate(
     stream : binary file-like
         The object's bytes as stored (gzip is recognised by its magic number).
     mapping : ColumnMapping
-        How the file's columns map onto the contract (:mod:`item_prediction.schema`).
+        How the file's columns map onto the contract (:mod:`item_prediction.domain.schema`).
     clean_sink, quarantine_sink : callable
         Called with each chunk's clean rows (canonical, typed columns plus extra columns) and
         quarantined rows (``_line``, ``_reasons``, the file's own columns, ``_raw``).

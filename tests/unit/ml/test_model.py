@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from item_prediction import features, model
-from item_prediction.sample_data import generate_sales
+from item_prediction.domain import features
+from item_prediction.ml import model
+from lambda_build.sample_data import generate_sales
 
 
 def feature_set(**kwargs):
