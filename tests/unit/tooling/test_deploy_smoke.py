@@ -102,3 +102,14 @@ def test_an_api_that_does_not_answer_properly_is_a_problem(status, expected):
     with stubber:
         problems = deploy.smoke(STACK, "us-east-1", lam=client, opener=Opener(status))
     assert len(problems) == 1 and expected in problems[0]
+
+
+def test_the_helper_commands_print_their_answer_and_exit_with_its_status(monkeypatch, capsys):
+    assert deploy.main(["target", "--environment", "staging", "--arch", "arm64"]) == 0
+    assert capsys.readouterr().out == "item-prediction-staging us-east-1 arm64\n"
+    monkeypatch.setattr(deploy, "smoke", lambda stack, region: [f"{stack}: broken"])
+    assert deploy.main(["smoke"]) == 1
+    assert capsys.readouterr() == ("smoke test FAILED\n", "smoke test: item-prediction-dev: broken\n")
+    monkeypatch.setattr(deploy, "credentials_problem", lambda region: "no AWS credentials")
+    assert deploy.main(["check-credentials"]) == 2
+    assert capsys.readouterr().err == "deploy.sh: error: no AWS credentials\n"
