@@ -68,7 +68,7 @@ def _variant_dirs(config: configmod.Config, arch, work: Path, with_source_varian
 def _import_times(python: Path, merged: dict[str, Path], runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in merged}
     probe = PROBE.format(imports=IMPORT_SET)
-    for name, folder in merged.items():  # one discarded run each: the page cache, not the variant
+    for folder in merged.values():  # one discarded run each: the page cache, not the variant
         subprocess.run([str(python), "-I", "-S", "-B", "-c", probe, str(folder)], check=True, capture_output=True)
     for _ in range(runs):  # round robin, so that machine noise hits every variant alike
         for name, folder in merged.items():

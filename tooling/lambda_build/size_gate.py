@@ -20,8 +20,8 @@ from pathlib import Path
 from . import config as configmod
 from . import lock as lockmod
 from . import template as templatemod
-from .config import REPO_ROOT, Config
 from .build import read_info
+from .config import REPO_ROOT, Config
 from .package import sizes_by_package
 from .tools import BuildError, iter_files, tree_bytes
 
