@@ -7,11 +7,13 @@ choices and dead-letter path exist once: in the definition.
 
 import os
 
+from lambda_build.offline.emulator import REGION, arn
+
 os.environ.setdefault(
     "POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest"
 )  # Lambda sets these before the handler module is imported; so do the tests
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 import importlib  # noqa: E402
 import io  # noqa: E402
@@ -34,13 +36,13 @@ BUCKET, TABLE, QUEUE = "item-prediction-test", "item-prediction-predictions", "i
 class FakeContext:
     function_name: str = "test"
     memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    invoked_function_arn: str = arn("lambda", "function:test")
     aws_request_id: str = "req-1"
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -67,6 +69,10 @@ def aws(monkeypatch):
 
 def object_created(key: str, version: str | None = None) -> dict:
     return events.object_created(BUCKET, key, version)
+
+
+def object_deleted(key: str, version: str, reason: str = "DeleteObject") -> dict:
+    return events.object_deleted(BUCKET, key, version, reason)
 
 
 def _physical_ids(template: dict) -> dict[str, str]:

@@ -14,11 +14,11 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-
 from lambda_build import deploy
+from lambda_build.offline.emulator import REGION
 
 STACK = "item-prediction-dev"
-OUTPUTS = {"DataBucketName": "item-prediction-dev-data", "PredictionsApiUrl": "https://abc.execute-api.us-east-1.amazonaws.com"}
+OUTPUTS = {"DataBucketName": "item-prediction-dev-data", "PredictionsApiUrl": f"https://abc.execute-api.{REGION}.amazonaws.com"}
 
 
 def _body(payload: dict) -> StreamingBody:
@@ -27,7 +27,7 @@ def _body(payload: dict) -> StreamingBody:
 
 
 def _stub(answers: dict[str, tuple[dict, str | None]]):
-    client = boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client("lambda", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     stubber = Stubber(client)
     for function in ("DataValidation", "FeatureEngineering", "Predictions", "PredictionsApi"):
         payload, error = answers[function]
@@ -66,7 +66,7 @@ def test_a_healthy_stack_passes_and_every_function_is_invoked():
     client, stubber = _stub(HEALTHY)
     opener = Opener(403)  # IAM auth: an unsigned call is refused, which proves the route exists
     with stubber:
-        assert deploy.smoke(STACK, "us-east-1", lam=client, opener=opener) == []
+        assert deploy.smoke(STACK, REGION, lam=client, opener=opener) == []
         stubber.assert_no_pending_responses()
     assert opener.urls == [OUTPUTS["PredictionsApiUrl"] + "/datasets/sales/predictions/ITEM-000"]
 
@@ -92,7 +92,7 @@ def test_the_smoke_events_take_each_functions_no_op_path():
 def test_a_failing_function_is_named(function, answer, expected):
     client, stubber = _stub({**HEALTHY, function: answer})
     with stubber:
-        problems = deploy.smoke(STACK, "us-east-1", lam=client, opener=Opener(403))
+        problems = deploy.smoke(STACK, REGION, lam=client, opener=Opener(403))
     assert len(problems) == 1 and problems[0].startswith(expected), problems
 
 
@@ -100,7 +100,7 @@ def test_a_failing_function_is_named(function, answer, expected):
 def test_an_api_that_does_not_answer_properly_is_a_problem(status, expected):
     client, stubber = _stub(HEALTHY)
     with stubber:
-        problems = deploy.smoke(STACK, "us-east-1", lam=client, opener=Opener(status))
+        problems = deploy.smoke(STACK, REGION, lam=client, opener=Opener(status))
     assert len(problems) == 1 and expected in problems[0]
 
 

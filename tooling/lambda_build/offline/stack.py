@@ -16,8 +16,7 @@ from .. import template as templatemod
 from ..config import REPO_ROOT
 from ..package import zip_into
 from ..tools import BuildError
-from .definitions import ACCOUNT
-from .emulator import REGION, Emulator
+from .emulator import ACCOUNT, REGION, Emulator
 from .errors import TaskFailed
 from .sandbox import Invocation, LocalFunction
 
