@@ -7,7 +7,7 @@ choices and dead-letter path exist once: in the definition.
 
 import os
 
-from lambda_build.offline.emulator import REGION, arn
+from lambda_build.offline.emulator import REGION
 
 os.environ.setdefault(
     "POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest"
@@ -19,7 +19,6 @@ import importlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
@@ -29,15 +28,9 @@ from lambda_build.offline import asl, definitions, events  # noqa: E402
 from lambda_build.offline.services import aws_services  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from ..conftest import FakeContext, create_predictions_table  # noqa: E402
+
 BUCKET, TABLE, QUEUE = "item-prediction-test", "item-prediction-predictions", "item-prediction-dead-letters"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = arn("lambda", "function:test")
-    aws_request_id: str = "req-1"
 
 
 @pytest.fixture
@@ -55,12 +48,7 @@ def aws(monkeypatch):
     handler_support.storage.cache_clear()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )
+        create_predictions_table(TABLE)
         boto3.client("sqs").create_queue(QueueName=QUEUE)
         yield boto3.client("s3")
     handler_support.settings.cache_clear()
