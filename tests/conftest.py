@@ -6,10 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+from lambda_build.offline.emulator import arn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +31,30 @@ def run_layers_cli(*args: str, env: dict | None = None, check: bool = True) -> s
     if check and completed.returncode != 0:
         raise AssertionError(f"lambda_build {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}")
     return completed
+
+
+@dataclass
+class FakeContext:
+    """The Lambda context of a handler called in-process (what Powertools reads from it)."""
+
+    function_name: str = "test"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = "req-1"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return arn("lambda", f"function:{self.function_name}")
+
+
+def create_predictions_table(name: str) -> None:
+    """The predictions table, keyed and billed as template.yaml declares it, in the active moto mock."""
+    import boto3
+    from lambda_build.template import load_template
+
+    properties = load_template()["Resources"]["PredictionsTable"]["Properties"]
+    boto3.client("dynamodb").create_table(
+        TableName=name, **{key: properties[key] for key in ("BillingMode", "KeySchema", "AttributeDefinitions")}
+    )
 
 
 @pytest.fixture(scope="session")

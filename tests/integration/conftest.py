@@ -7,17 +7,18 @@ choices and dead-letter path exist once: in the definition.
 
 import os
 
+from lambda_build.offline.emulator import REGION
+
 os.environ.setdefault(
     "POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest"
 )  # Lambda sets these before the handler module is imported; so do the tests
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 import importlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
@@ -27,20 +28,14 @@ from lambda_build.offline import asl, definitions, events  # noqa: E402
 from lambda_build.offline.services import aws_services  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from ..conftest import FakeContext, create_predictions_table  # noqa: E402
+
 BUCKET, TABLE, QUEUE = "item-prediction-test", "item-prediction-predictions", "item-prediction-dead-letters"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "test"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id: str = "req-1"
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -53,12 +48,7 @@ def aws(monkeypatch):
     runtime.storage.cache_clear()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )
+        create_predictions_table(TABLE)
         boto3.client("sqs").create_queue(QueueName=QUEUE)
         yield boto3.client("s3")
     runtime.settings.cache_clear()
@@ -67,6 +57,10 @@ def aws(monkeypatch):
 
 def object_created(key: str, version: str | None = None) -> dict:
     return events.object_created(BUCKET, key, version)
+
+
+def object_deleted(key: str, version: str, reason: str = "DeleteObject") -> dict:
+    return events.object_deleted(BUCKET, key, version, reason)
 
 
 def _physical_ids(template: dict) -> dict[str, str]:

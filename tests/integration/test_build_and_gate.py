@@ -8,11 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from lambda_build.offline.emulator import REGION
 
 from ..conftest import REPO_ROOT
 
 SAM = REPO_ROOT / ".tools" / "sam" / "bin" / "sam"
-ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": REGION}
 
 
 @pytest.fixture(scope="module")

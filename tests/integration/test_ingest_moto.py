@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -15,7 +14,7 @@ from item_prediction.aws.settings import Settings
 from item_prediction.steps import validate as validate_step
 from lambda_build.sample_data import generate_sales
 
-from .conftest import BUCKET, TABLE, FakeContext, all_items, object_created, read_json
+from .conftest import BUCKET, TABLE, FakeContext, all_items, object_created, object_deleted, read_json
 
 
 @pytest.fixture
@@ -44,15 +43,6 @@ def predict(event):
 
 def upload(s3, key: str, body: bytes) -> str:
     return s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
-
-
-def object_deleted(key: str, version: str, reason: str = "DeleteObject") -> dict:
-    with open("events/object_deleted.json") as handle:
-        event = json.load(handle)
-    event["detail"]["bucket"]["name"] = BUCKET
-    event["detail"]["object"].update({"key": quote_plus(key, safe="/"), "version-id": version})
-    event["detail"]["reason"] = reason
-    return event
 
 
 def every_version(s3) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ import sys
 
 import boto3
 import pytest
+from lambda_build.offline.emulator import REGION
 
 from ..conftest import REPO_ROOT
 
@@ -41,7 +42,7 @@ def dynamodb_items(summary: dict) -> list[dict]:
     client = boto3.client(
         "dynamodb",
         endpoint_url=summary["endpoint"],
-        region_name="us-east-1",
+        region_name=REGION,
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
@@ -114,7 +115,7 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
     assert failure["state_machine_log_group"] and failure["dead_letter"]["message_id"]
     assert second["validation"]["rows_in"] == first["validation"]["rows_in"] > 0, "counts already known are reported"
     sqs = boto3.client(
-        "sqs", endpoint_url=second["endpoint"], region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+        "sqs", endpoint_url=second["endpoint"], region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
     )
     messages = sqs.receive_message(QueueUrl=failure["dead_letter"]["queue"], MaxNumberOfMessages=10)["Messages"]
     letter = next(json.loads(m["Body"]) for m in messages if m["MessageId"] == failure["dead_letter"]["message_id"])

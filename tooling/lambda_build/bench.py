@@ -27,6 +27,7 @@ from pathlib import Path
 from . import build as buildmod
 from . import config as configmod
 from . import lock as lockmod
+from .offline.emulator import REGION
 from .optimize import Context, drop_test_suites, optimize, strip_extensions
 from .package import write_zip
 from .tools import BuildError, progress, target_python, tree_bytes
@@ -68,7 +69,7 @@ def _variant_dirs(config: configmod.Config, arch, work: Path, with_source_varian
 def _import_times(python: Path, merged: dict[str, Path], runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in merged}
     probe = PROBE.format(imports=IMPORT_SET)
-    for name, folder in merged.items():  # one discarded run each: the page cache, not the variant
+    for folder in merged.values():  # one discarded run each: the page cache, not the variant
         subprocess.run([str(python), "-I", "-S", "-B", "-c", probe, str(folder)], check=True, capture_output=True)
     for _ in range(runs):  # round robin, so that machine noise hits every variant alike
         for name, folder in merged.items():
@@ -166,7 +167,7 @@ def cold_starts(runs: int = 5, arch_name: str | None = None) -> dict:
         source_only = source_only_layers(config, arch, Path(tmp) / "source-only")
         variants = {"ours": {layer.name: config.layer_output(layer) for layer in config.layers}, "source-only": source_only}
         samples: dict[str, dict[str, list[float]]] = {spec.logical_id: {name: [] for name in variants} for spec in specs}
-        env = {"AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_NAMESPACE": "Bench", "BUCKET_NAME": "b", "TABLE_NAME": "t"}
+        env = {"AWS_DEFAULT_REGION": REGION, "POWERTOOLS_METRICS_NAMESPACE": "Bench", "BUCKET_NAME": "b", "TABLE_NAME": "t"}
         for run_index in range(runs):
             progress(f"cold starts: round {run_index + 1} of {runs}")
             for spec in specs:

@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, summary in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary, parents=[common])
+        sub.set_defaults(func=RUNNERS[name])  # main() calls it: one runner per sub-command
         if name == "lock":
             sub.add_argument("--upgrade", action="store_true", help="move every pin to the newest allowed version")
             sub.add_argument("--allow-downgrade", action="store_true", help="accept a resolution that lowers a pin")
@@ -53,9 +54,11 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--clean", action="store_true", help="rebuild from scratch, ignoring caches")
         if name in ("build", "optimize", "validate"):
             sub.add_argument(
-                "--static-only", action="store_true",
-                help="when the target interpreter cannot run this architecture (arm64 on x86_64): check ELF files only, and say so",
-            )  # fmt: skip
+                "--static-only",
+                action="store_true",
+                help="when the target interpreter cannot run this architecture (arm64 on x86_64): "
+                "check ELF files only, and say so",
+            )
     return parser
 
 
@@ -95,11 +98,26 @@ def report(config: configmod.Config, names: str) -> dict:
             continue
         zipped = zipped_by_package(config.layer_zip(layer)) if config.layer_zip(layer).exists() else {}
         packages = {
-            name: {"unzipped_bytes": size, "zipped_bytes": zipped.get(name, 0), "naive_bytes": info["packages"]["naive"].get(name, 0)}
+            name: {
+                "unzipped_bytes": size,
+                "zipped_bytes": zipped.get(name, 0),
+                "naive_bytes": info["packages"]["naive"].get(name, 0),
+            }
             for name, size in info["packages"]["optimized"].items()
         }
         layers[layer.name] = {
-            key: info[key] for key in ("architecture", "runtime", "bytecode", "naive_bytes", "unzipped_bytes", "zip_bytes", "zip_sha256", "rules", "distributions")
+            key: info[key]
+            for key in (
+                "architecture",
+                "runtime",
+                "bytecode",
+                "naive_bytes",
+                "unzipped_bytes",
+                "zip_bytes",
+                "zip_sha256",
+                "rules",
+                "distributions",
+            )
         } | {"packages": packages}
     total = sum(item.get("unzipped_bytes", 0) for item in layers.values())
     built_for = next((item["architecture"] for item in layers.values() if "architecture" in item), None)
@@ -136,17 +154,23 @@ def status(config: configmod.Config, arch, names: str) -> dict:
     states = {}
     for layer in config.select(names):
         state, info = buildmod.layer_state(config, layer, arch, assignment[layer.name])
-        states[layer.name] = {"state": state, "architecture": (info or {}).get("architecture"), "unzipped_bytes": (info or {}).get("unzipped_bytes")}
+        states[layer.name] = {
+            "state": state,
+            "architecture": (info or {}).get("architecture"),
+            "unzipped_bytes": (info or {}).get("unzipped_bytes"),
+        }
     return states
 
 
 def main_with_layer_option(argv: list[str]) -> int:
     """``COMMAND --layer NAME [...]`` (scripts/layer-utils.py) as ``COMMAND NAME [...]``."""
     if argv and argv[0] in ("-h", "--help"):
-        print(textwrap.dedent(f"""\
+        print(
+            textwrap.dedent(f"""\
             usage: layer-utils.py COMMAND [--layer NAME] [options]   (--layer defaults to all)
-            commands: {', '.join(name for name in COMMANDS if name != 'lock')}
-            options are those of scripts/manage-layers.sh COMMAND --help"""))
+            commands: {", ".join(name for name in COMMANDS if name != "lock")}
+            options are those of scripts/manage-layers.sh COMMAND --help""")
+        )
         return 0
     rest, layer = [], "all"
     items = iter(argv)
@@ -161,9 +185,107 @@ def main_with_layer_option(argv: list[str]) -> int:
         else:
             rest.append(item)
     if not rest or rest[0] not in COMMANDS or rest[0] == "lock":
-        print(f"error: expected a command: {', '.join(name for name in COMMANDS if name != 'lock')} (see --help)", file=sys.stderr)
+        print(
+            f"error: expected a command: {', '.join(name for name in COMMANDS if name != 'lock')} (see --help)", file=sys.stderr
+        )
         return 2
     return main([rest[0], layer, *rest[1:]])
+
+
+def _run_lock(args: argparse.Namespace, config: configmod.Config, arch) -> None:
+    result = lockmod.update_lock(config, upgrade=args.upgrade, allow_downgrade=args.allow_downgrade)
+    changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in result["changed"].items()) or "no changes"
+    _emit(args, result, f"{result['lock']}: {result['distributions']} distributions; {changed}")
+
+
+def _run_build(args: argparse.Namespace, config: configmod.Config, arch) -> None:
+    """Build (cached), then verify once every layer is built."""
+    results = buildmod.build(config, arch, args.layer, clean=getattr(args, "clean", False))
+    all_built = all(buildmod.read_info(config, layer) for layer in config.layers)
+    verification = verify_cached(config, arch, static_only=args.static_only) if all_built else None
+    if verification is not None:
+        raise_for_problems(verification)
+    summary = {
+        name: {k: info[k] for k in ("rebuilt", "unzipped_bytes", "zip_bytes", "zip_sha256")} for name, info in results.items()
+    }
+    payload = {
+        "layers": summary,
+        "verified": verification is not None,
+        "runtime_checks": (verification or {}).get("runtime_checks"),
+    }
+    _emit(args, payload, _build_text(summary, verification))
+
+
+def _build_text(summary: dict[str, dict], verification: dict | None) -> str:
+    total = sum(item["unzipped_bytes"] for item in summary.values())
+    verified = (
+        "not verified (build all layers first)"
+        if verification is None
+        else ("verified (cached)" if verification["cached"] else "verified")
+    )
+    if verification is not None and verification["runtime_checks"] != "run":
+        verified = f"ELF files checked; imports and workloads {verification['runtime_checks']}"
+    lines = [
+        f"{name}: {'rebuilt' if item['rebuilt'] else 'up to date'}, {item['unzipped_bytes']:,} bytes, "
+        f"zip sha256 {item['zip_sha256'][:16]}"
+        for name, item in summary.items()
+    ]
+    return "\n".join([*lines, f"total {total:,} bytes unzipped; {verified}"])
+
+
+def _run_optimize(args: argparse.Namespace, config: configmod.Config, arch) -> None:
+    for layer in config.select(args.layer):
+        config.layer_info(layer).unlink(missing_ok=True)  # forces the rules to run again on the cached install
+    _run_build(args, config, arch)
+
+
+def _run_validate(args: argparse.Namespace, config: configmod.Config, arch) -> None:
+    result = verify(config, arch, static_only=args.static_only)
+    if args.layer != "all":
+        result["problems"] = [
+            p for p in result["problems"] if args.layer in p or not any(layer.name in p for layer in config.layers)
+        ]
+    verified = (
+        f"all layers verified on {config.runtime} {arch.name}: {', '.join(result['sets'])}"
+        if result["runtime_checks"] == "run"
+        else f"ELF files of all layers checked for {arch.name}; imports and workloads {result['runtime_checks']}"
+    )
+    _emit(args, result, "\n".join(result["problems"]) or verified)
+    raise_for_problems(result)
+
+
+def _run_report(args: argparse.Namespace, config: configmod.Config, arch) -> None:
+    data = report(config, args.layer)
+    _emit(args, data, _report_text(data))
+
+
+def _run_status(args: argparse.Namespace, config: configmod.Config, arch) -> None:
+    data = status(config, arch, args.layer)
+    _emit(
+        args,
+        data,
+        "\n".join(
+            f"{name}: {item['state']}"
+            + (f" ({item['architecture']}, {item['unzipped_bytes']:,} bytes)" if item["unzipped_bytes"] else "")
+            for name, item in data.items()
+        ),
+    )
+
+
+def _run_clean(args: argparse.Namespace, config: configmod.Config, arch) -> None:
+    removed = buildmod.clean(config, args.layer)
+    _emit(args, {"removed": removed}, f"removed {len(removed)} build outputs")
+
+
+RUNNERS = {
+    "lock": _run_lock,
+    "build": _run_build,
+    "optimize": _run_optimize,
+    "validate": _run_validate,
+    "report": _run_report,
+    "status": _run_status,
+    "clean": _run_clean,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,51 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         config = configmod.load()
         arch = config.architecture(args.arch)
         config.select(getattr(args, "layer", None))  # an unknown layer is refused by every command, before any work
-        if args.command == "lock":
-            result = lockmod.update_lock(config, upgrade=args.upgrade, allow_downgrade=args.allow_downgrade)
-            changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in result["changed"].items()) or "no changes"
-            _emit(args, result, f"{result['lock']}: {result['distributions']} distributions; {changed}")
-        elif args.command in ("build", "optimize"):
-            if args.command == "optimize":
-                for layer in config.select(args.layer):
-                    config.layer_info(layer).unlink(missing_ok=True)  # forces the rules to run again on the cached install
-            results = buildmod.build(config, arch, args.layer, clean=getattr(args, "clean", False))
-            all_built = all(buildmod.read_info(config, layer) for layer in config.layers)
-            verification = verify_cached(config, arch, static_only=args.static_only) if all_built else None
-            if verification is not None:
-                raise_for_problems(verification)
-            summary = {name: {k: info[k] for k in ("rebuilt", "unzipped_bytes", "zip_bytes", "zip_sha256")} for name, info in results.items()}
-            total = sum(info["unzipped_bytes"] for info in results.values())
-            verified = "not verified (build all layers first)" if verification is None else (
-                "verified (cached)" if verification["cached"] else "verified"
-            )
-            if verification is not None and verification["runtime_checks"] != "run":
-                verified = f"ELF files checked; imports and workloads {verification['runtime_checks']}"
-            _emit(
-                args,
-                {"layers": summary, "verified": verification is not None, "runtime_checks": (verification or {}).get("runtime_checks")},
-                "\n".join(f"{name}: {'rebuilt' if s['rebuilt'] else 'up to date'}, {s['unzipped_bytes']:,} bytes, zip sha256 {s['zip_sha256'][:16]}" for name, s in summary.items())
-                + f"\ntotal {total:,} bytes unzipped; {verified}",
-            )
-        elif args.command == "validate":
-            result = verify(config, arch, static_only=args.static_only)
-            if args.layer != "all":
-                result["problems"] = [p for p in result["problems"] if args.layer in p or not any(layer.name in p for layer in config.layers)]
-            verified = (
-                f"all layers verified on {config.runtime} {arch.name}: {', '.join(result['sets'])}" if result["runtime_checks"] == "run"
-                else f"ELF files of all layers checked for {arch.name}; imports and workloads {result['runtime_checks']}"
-            )  # fmt: skip
-            _emit(args, result, "\n".join(result["problems"]) or verified)
-            raise_for_problems(result)
-        elif args.command == "report":
-            data = report(config, args.layer)
-            _emit(args, data, _report_text(data))
-        elif args.command == "status":
-            data = status(config, arch, args.layer)
-            _emit(args, data, "\n".join(f"{name}: {item['state']}" + (f" ({item['architecture']}, {item['unzipped_bytes']:,} bytes)" if item["unzipped_bytes"] else "") for name, item in data.items()))
-        elif args.command == "clean":
-            removed = buildmod.clean(config, args.layer)
-            _emit(args, {"removed": removed}, f"removed {len(removed)} build outputs")
+        args.func(args, config, arch)
     except (tools.BuildError, configmod.ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -124,29 +124,8 @@ def load(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
     root = path.resolve().parents[1]
     target = raw["target"]
-    architectures = {
-        name: Architecture(
-            name=name,
-            uv_platform=spec["uv_platform"],
-            elf_machine=spec["elf_machine"],
-            multiarch=spec["multiarch"],
-            strip=tuple(spec["strip"]),
-        )
-        for name, spec in target["architectures"].items()
-    }
-    layers = tuple(
-        Layer(
-            name=spec["name"],
-            description=spec["description"],
-            requirements=root / spec["requirements"],
-            workload=spec["workload"],
-            position=index,
-        )
-        for index, spec in enumerate(raw["layers"])
-    )
-    names = [layer.name for layer in layers]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: duplicate layer names in {names}")
+    architectures = _architectures(target)
+    layers = _layers(raw, root, path)
     optimize = raw.get("optimize", {})
     if optimize.get("bytecode", "sourceless") not in ("sourceless", "source+bytecode"):
         raise ConfigError(f"{path}: optimize.bytecode must be 'sourceless' or 'source+bytecode'")
@@ -169,11 +148,47 @@ def load(path: Path | None = None) -> Config:
         keep=tuple(optimize.get("unused", {}).get("keep", ())),
         raw=raw,
     )
-    unknown = set(raw["budgets"].get("architectures", {})) - set(architectures)
-    if unknown:
-        raise ConfigError(f"{path}: budgets for unknown architectures {sorted(unknown)}")
-    if config.default_architecture not in architectures:
-        raise ConfigError(f"{path}: default_architecture is not one of {list(architectures)}")
-    if config.runtime != f"python{config.python_version}":
-        raise ConfigError(f"{path}: runtime {config.runtime} does not match python_version")
+    _check_target(config)
     return config
+
+
+def _architectures(target: dict) -> dict[str, Architecture]:
+    return {
+        name: Architecture(
+            name=name,
+            uv_platform=spec["uv_platform"],
+            elf_machine=spec["elf_machine"],
+            multiarch=spec["multiarch"],
+            strip=tuple(spec["strip"]),
+        )
+        for name, spec in target["architectures"].items()
+    }
+
+
+def _layers(raw: dict, root: Path, path: Path) -> tuple[Layer, ...]:
+    """The ``[[layers]]`` in mount order; their names must be unique."""
+    layers = tuple(
+        Layer(
+            name=spec["name"],
+            description=spec["description"],
+            requirements=root / spec["requirements"],
+            workload=spec["workload"],
+            position=index,
+        )
+        for index, spec in enumerate(raw["layers"])
+    )
+    names = [layer.name for layer in layers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: duplicate layer names in {names}")
+    return layers
+
+
+def _check_target(config: Config) -> None:
+    """Budgets name known architectures, the default is one of them, the runtime matches the Python."""
+    unknown = set(config.raw["budgets"].get("architectures", {})) - set(config.architectures)
+    if unknown:
+        raise ConfigError(f"{config.path}: budgets for unknown architectures {sorted(unknown)}")
+    if config.default_architecture not in config.architectures:
+        raise ConfigError(f"{config.path}: default_architecture is not one of {list(config.architectures)}")
+    if config.runtime != f"python{config.python_version}":
+        raise ConfigError(f"{config.path}: runtime {config.runtime} does not match python_version")

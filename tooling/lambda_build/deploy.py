@@ -144,9 +144,53 @@ def smoke(stack: str, region: str, *, lam=None, opener=urllib.request.urlopen) -
     return problems
 
 
+def _print_command(args: argparse.Namespace, target: Target) -> int:
+    """The ``sam deploy`` command, one argument per line, for deploy.sh's mapfile."""
+    rollback = args.rollback or target.environment != "dev"
+    print("\n".join(sam_deploy_command(target, rollback=rollback, guided=args.guided, confirm=not args.yes)))
+    return 0
+
+
+def _print_target(args: argparse.Namespace, target: Target) -> int:
+    print(f"{target.stack} {target.region} {target.architecture}")
+    return 0
+
+
+def _check_credentials(args: argparse.Namespace, target: Target) -> int:
+    problem = credentials_problem(target.region)
+    if problem:
+        print(f"deploy.sh: error: {problem}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_outputs(args: argparse.Namespace, target: Target) -> int:
+    for key, value in stack_outputs(target.stack, target.region).items():
+        print(f"{key:<32}{value}")
+    return 0
+
+
+def _smoke_test(args: argparse.Namespace, target: Target) -> int:
+    problems = smoke(target.stack, target.region)
+    for line in problems:
+        print(f"smoke test: {line}", file=sys.stderr)
+    print("smoke test passed" if not problems else "smoke test FAILED")
+    return 1 if problems else 0
+
+
+# deploy.sh's helper commands: name -> what runs it (its exit status is the command's).
+COMMANDS = {
+    "command": _print_command,
+    "target": _print_target,
+    "check-credentials": _check_credentials,
+    "outputs": _print_outputs,
+    "smoke": _smoke_test,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lambda_build.deploy", description="deploy.sh's helpers")
-    parser.add_argument("command", choices=("command", "target", "check-credentials", "outputs", "smoke"))
+    parser.add_argument("command", choices=tuple(COMMANDS))
     parser.add_argument("--environment", default="dev", help="a samconfig.toml environment (dev, staging, prod)")
     parser.add_argument("--stack-name")
     parser.add_argument("--region")
@@ -160,28 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TargetError, KeyError, configmod.ConfigError) as exc:
         print(f"deploy.sh: error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "command":  # one argument per line, for deploy.sh's mapfile
-        rollback = args.rollback or target.environment != "dev"
-        print("\n".join(sam_deploy_command(target, rollback=rollback, guided=args.guided, confirm=not args.yes)))
-        return 0
-    if args.command == "target":
-        print(f"{target.stack} {target.region} {target.architecture}")
-        return 0
-    if args.command == "check-credentials":
-        problem = credentials_problem(target.region)
-        if problem:
-            print(f"deploy.sh: error: {problem}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "outputs":
-        for key, value in stack_outputs(target.stack, target.region).items():
-            print(f"{key:<32}{value}")
-        return 0
-    problems = smoke(target.stack, target.region)
-    for line in problems:
-        print(f"smoke test: {line}", file=sys.stderr)
-    print("smoke test passed" if not problems else "smoke test FAILED")
-    return 1 if problems else 0
+    return COMMANDS[args.command](args, target)
 
 
 if __name__ == "__main__":

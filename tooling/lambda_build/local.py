@@ -20,7 +20,6 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import quote_plus
 
 from . import config as configmod
 from . import template as templatemod

@@ -6,7 +6,9 @@ import os
 import stat
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from .optimize import package_of
 from .tools import iter_files, sha256_file
@@ -14,23 +16,37 @@ from .tools import iter_files, sha256_file
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # what SAM writes too; no build-time timestamps in the zip
 
 
-def write_zip(folder: Path, destination: Path) -> dict:
-    """Zip ``folder``'s contents (``python/...``) byte-for-byte reproducibly.
+def zip_into(out: BinaryIO, root: Path, files: Iterable[Path] | None = None, *, compresslevel: int | None = 9) -> int:
+    """Zip ``files`` (every regular file below ``root`` when None) into ``out``, named by their
+    path below ``root``; the archive's size in bytes.
 
-    Entries are sorted, dated 1980-01-01, with fixed permissions, so two builds of the same
-    files give the same sha256, and SAM (which hashes content) publishes no new layer version.
+    The one zip writer (layers, the local stack's function artifacts, the size gate's estimate),
+    reproducible: entries in the given (by default sorted) order, dated 1980-01-01, with fixed
+    permissions, so the same files always give the same bytes. ``compresslevel`` None is zlib's
+    default, what ``sam build``/``sam package`` use.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_suffix(".zip.partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for path in iter_files(folder):
-            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=FIXED_DATE)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as archive:
+        for path in iter_files(root) if files is None else files:
+            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=FIXED_DATE)
             mode = 0o755 if os.stat(path).st_mode & stat.S_IXUSR else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
             info.create_system = 3
             info.compress_type = zipfile.ZIP_DEFLATED
             with open(path, "rb") as handle:
-                archive.writestr(info, handle.read(), compresslevel=9)
+                archive.writestr(info, handle.read(), compresslevel=compresslevel)
+    return out.tell()
+
+
+def write_zip(folder: Path, destination: Path) -> dict:
+    """Zip ``folder``'s contents (``python/...``) byte-for-byte reproducibly, at the best compression.
+
+    Two builds of the same files give the same sha256, so SAM (which hashes content) publishes
+    no new layer version. The file appears whole or not at all (written beside it, then moved).
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_suffix(".zip.partial")
+    with open(partial, "wb") as out:
+        zip_into(out, folder)
     partial.replace(destination)
     return {"zip": str(destination), "zip_bytes": destination.stat().st_size, "sha256": sha256_file(destination)}
 

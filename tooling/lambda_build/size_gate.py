@@ -13,16 +13,15 @@ import argparse
 import io
 import json
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as configmod
 from . import lock as lockmod
 from . import template as templatemod
-from .config import REPO_ROOT, Config
 from .build import read_info
-from .package import sizes_by_package
+from .config import REPO_ROOT, Config
+from .package import sizes_by_package, zip_into
 from .tools import BuildError, iter_files, tree_bytes
 
 SAM_BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
@@ -61,14 +60,6 @@ def _code_files(spec: templatemod.FunctionSpec, build_dir: Path) -> tuple[str, l
     root = spec.code_uri
     files = [p for p in iter_files(root) if not SKIPPED_PARTS & set(p.relative_to(root).parts)]
     return "CodeUri (not built yet)", files, root
-
-
-def _zip_size(files: list[Path], root: Path) -> int:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            archive.write(path, path.relative_to(root).as_posix())
-    return buffer.tell()
 
 
 def _layer_sizes(config: Config) -> dict[str, dict]:
@@ -116,8 +107,9 @@ def measure(config: Config, target: str = "all", build_dir: Path = SAM_BUILD_DIR
             contributors = [(f"{spec.logical_id} code", code_bytes)]
             for name in spec.layers:
                 contributors += [(f"{package} ({name})", size) for package, size in layers[name]["packages"].items()]
+            code_zip_bytes = zip_into(io.BytesIO(), root, files, compresslevel=None)  # zlib's default level, as SAM zips
             size = FunctionSize(
-                spec.logical_id, source, code_bytes, _zip_size(files, root), {name: layers[name]["bytes"] for name in spec.layers},
+                spec.logical_id, source, code_bytes, code_zip_bytes, {name: layers[name]["bytes"] for name in spec.layers},
                 total, limits["function_and_layers_unzipped"], sorted(contributors, key=lambda item: -item[1])[:5],
             )  # fmt: skip
             result["functions"].append(size.as_dict())

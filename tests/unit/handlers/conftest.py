@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 
 import boto3
 import pytest
-from item_prediction.aws import runtime
+        create_predictions_table(TABLE)
+        yield runtime.storage()
+    runtime.settings.cache_clear()
+    runtime.storage.cache_clear()
 from moto import mock_aws
+
+from ...conftest import FakeContext as SharedFakeContext
+from ...conftest import create_predictions_table
 
 BUCKET, TABLE = "item-prediction-handlers-test", "item-prediction-handlers-test"
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "PredictionsApi"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:PredictionsApi"
-    aws_request_id: str = "req-1"
+FakeContext = functools.partial(SharedFakeContext, "PredictionsApi", 256)  # the API function's name and memory
 
 
 @pytest.fixture
 def table(monkeypatch):
     """The handlers' Storage (runtime.storage()) on a moto bucket and table."""
     environment = {
-        **{"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        **{"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
         **{"TABLE_NAME": TABLE, "BUCKET_NAME": BUCKET, "POWERTOOLS_SERVICE_NAME": "item-prediction"},
     }
     for name, value in environment.items():
@@ -34,12 +35,7 @@ def table(monkeypatch):
     runtime.storage.cache_clear()
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )
+        create_predictions_table(TABLE)
         yield runtime.storage()
     runtime.settings.cache_clear()
     runtime.storage.cache_clear()

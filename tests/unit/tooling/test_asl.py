@@ -10,6 +10,7 @@ import threading
 
 import pytest
 from lambda_build.offline.asl import ExecutionFailed, TaskFailed, UnsupportedDefinition, retry_delay, run, validate
+from lambda_build.offline.emulator import arn
 from lambda_build.offline.mapstate import workers
 
 from ...conftest import REPO_ROOT
@@ -609,7 +610,7 @@ def test_the_repositorys_state_machines_run_to_the_dead_letter_queue_on_a_failur
     services = {**s3.services(), "arn:aws:states:::dynamodb:deleteItem": lambda params: {}}
     case = Case(
         **{
-            f"arn:aws:lambda:us-east-1:123456789012:function:{f}": TaskFailed("ValueError", "broken")
+            arn("lambda", f"function:{f}"): TaskFailed("ValueError", "broken")
             for f in ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")
         }
     )

@@ -1,5 +1,4 @@
 import pytest
-
 from lambda_build import config
 from lambda_build.template import functions
 

@@ -15,9 +15,10 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from lambda_build import deploy
+from lambda_build.offline.emulator import REGION
 
 STACK = "item-prediction-dev"
-OUTPUTS = {"DataBucketName": "item-prediction-dev-data", "PredictionsApiUrl": "https://abc.execute-api.us-east-1.amazonaws.com"}
+OUTPUTS = {"DataBucketName": "item-prediction-dev-data", "PredictionsApiUrl": f"https://abc.execute-api.{REGION}.amazonaws.com"}
 
 
 def _body(payload: dict) -> StreamingBody:
@@ -26,7 +27,7 @@ def _body(payload: dict) -> StreamingBody:
 
 
 def _stub(answers: dict[str, tuple[dict, str | None]]):
-    client = boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = boto3.client("lambda", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     stubber = Stubber(client)
     for function in ("DataValidation", "FeatureEngineering", "Predictions", "PredictionsApi"):
         payload, error = answers[function]
@@ -65,7 +66,7 @@ def test_a_healthy_stack_passes_and_every_function_is_invoked():
     client, stubber = _stub(HEALTHY)
     opener = Opener(403)  # IAM auth: an unsigned call is refused, which proves the route exists
     with stubber:
-        assert deploy.smoke(STACK, "us-east-1", lam=client, opener=opener) == []
+        assert deploy.smoke(STACK, REGION, lam=client, opener=opener) == []
         stubber.assert_no_pending_responses()
     assert opener.urls == [OUTPUTS["PredictionsApiUrl"] + "/datasets/sales/predictions/ITEM-000"]
 
@@ -91,7 +92,7 @@ def test_the_smoke_events_take_each_functions_no_op_path():
 def test_a_failing_function_is_named(function, answer, expected):
     client, stubber = _stub({**HEALTHY, function: answer})
     with stubber:
-        problems = deploy.smoke(STACK, "us-east-1", lam=client, opener=Opener(403))
+        problems = deploy.smoke(STACK, REGION, lam=client, opener=Opener(403))
     assert len(problems) == 1 and problems[0].startswith(expected), problems
 
 
@@ -99,5 +100,16 @@ def test_a_failing_function_is_named(function, answer, expected):
 def test_an_api_that_does_not_answer_properly_is_a_problem(status, expected):
     client, stubber = _stub(HEALTHY)
     with stubber:
-        problems = deploy.smoke(STACK, "us-east-1", lam=client, opener=Opener(status))
+        problems = deploy.smoke(STACK, REGION, lam=client, opener=Opener(status))
     assert len(problems) == 1 and expected in problems[0]
+
+
+def test_the_helper_commands_print_their_answer_and_exit_with_its_status(monkeypatch, capsys):
+    assert deploy.main(["target", "--environment", "staging", "--arch", "arm64"]) == 0
+    assert capsys.readouterr().out == "item-prediction-staging us-east-1 arm64\n"
+    monkeypatch.setattr(deploy, "smoke", lambda stack, region: [f"{stack}: broken"])
+    assert deploy.main(["smoke"]) == 1
+    assert capsys.readouterr() == ("smoke test FAILED\n", "smoke test: item-prediction-dev: broken\n")
+    monkeypatch.setattr(deploy, "credentials_problem", lambda region: "no AWS credentials")
+    assert deploy.main(["check-credentials"]) == 2
+    assert capsys.readouterr().err == "deploy.sh: error: no AWS credentials\n"

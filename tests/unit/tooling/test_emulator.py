@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from lambda_build.offline.emulator import Emulator
+from lambda_build.offline.emulator import ACCOUNT, REGION, Emulator, arn
 
 
 @pytest.fixture
@@ -50,3 +50,10 @@ def test_a_server_not_kept_is_stopped_with_its_run(emulator, tmp_path):
 def test_a_stale_record_is_dropped(tmp_path):
     (tmp_path / "server.json").write_text(json.dumps({"port": 1, "pid": 2**22 + 12345}))
     assert Emulator(tmp_path).kept() is None and not (tmp_path / "server.json").exists()
+
+
+def test_offline_arns_carry_the_one_region_and_moto_s_account():
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    assert ACCOUNT == DEFAULT_ACCOUNT_ID, "ARNs built offline must match the ones moto hands out"
+    assert arn("lambda", "function:Fn") == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:Fn"

@@ -10,6 +10,7 @@ import pytest
 from lambda_build import local
 from lambda_build import template as templatemod
 from lambda_build.offline import checks, definitions, events, report
+from lambda_build.offline.emulator import arn
 
 
 @pytest.fixture
@@ -183,7 +184,7 @@ def test_the_pipelines_substitutions_come_from_the_template():
         for state in definition["States"].values()
         if "FunctionName" in state.get("Parameters", {})
     ]
-    assert tasks and all(name.startswith("arn:aws:lambda:us-east-1:123456789012:function:p-") for name in tasks)
+    assert tasks and all(name.startswith(arn("lambda", "function:p-")) for name in tasks)
     assert "${" not in json.dumps(definition)
 
 
@@ -192,6 +193,18 @@ def test_events_are_encoded_as_aws_sends_them():
     assert (
         created["detail"]["object"]["key"] == "raw/shop/jan+sales%2B1.csv" and created["detail"]["object"]["version-id"] == "v1"
     )
+    deleted = events.object_deleted("bkt", "raw/shop/jan sales+1.csv", "m1", reason="Lifecycle Expiration")
+    assert (deleted["detail-type"], deleted["detail"]["bucket"]["name"], deleted["resources"]) == (
+        "Object Deleted",
+        "bkt",
+        ["arn:aws:s3:::bkt"],
+    )
+    assert deleted["detail"]["object"] | {"reason": deleted["detail"]["reason"]} == {
+        "key": "raw/shop/jan+sales%2B1.csv",
+        "version-id": "m1",
+        "sequencer": "00617F0835D5D2A0B4",
+        "reason": "Lifecycle Expiration",
+    }
     request = events.api_request("shop", "SKU#1", "S 1")
     assert request["rawPath"] == "/datasets/shop/predictions/SKU%231" and request["pathParameters"] == {
         "dataset": "shop",
@@ -226,7 +239,7 @@ def test_substitutions_resolve_parameters_and_attributes():
     assert definitions.substitutions(template, "Machine", physical) == {
         "Tolerated": "0",
         "Table": "stack-table",
-        "Fn": "arn:aws:lambda:us-east-1:123456789012:function:stack-Fn",
+        "Fn": arn("lambda", "function:stack-Fn"),
         "Fixed": "x",
     }
     assert definitions.substitutions(template, "Machine", physical, {"Tolerated": 5})["Tolerated"] == "5"

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from lambda_build.offline import stack as stackmod
+from lambda_build.offline.emulator import arn as offline_arn
 from lambda_build.offline.errors import TaskFailed
 from lambda_build.offline.sandbox import Invocation
 
@@ -60,7 +61,7 @@ def local_stack(monkeypatch, tmp_path):
 
 
 def test_an_idle_environment_is_reused_and_a_busy_one_makes_another(local_stack):
-    arn = "arn:aws:lambda:us-east-1:123456789012:function:stack-Predictions"
+    arn = offline_arn("lambda", "function:stack-Predictions")
     assert local_stack.invoke(arn, {}) == {"ok": True}
     assert local_stack.invoke(arn, {}) == {"ok": True}
     assert len(FakeFunction.made) == 1, "sequential invocations stay warm in one environment"

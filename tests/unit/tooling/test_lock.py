@@ -1,8 +1,7 @@
 import pytest
-from packaging.version import Version
-
 from lambda_build import lock
 from lambda_build.tools import BuildError
+from packaging.version import Version
 
 SAMPLE = """\
 alpha==2.0 \\

@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from lambda_build import optimize
 from lambda_build.optimize import Context
 

@@ -20,6 +20,31 @@ def test_zip_is_reproducible_whatever_the_mtimes(tmp_path):
     assert package.write_zip(tmp_path / "b", tmp_path / "c.zip")["sha256"] != first["sha256"]
 
 
+def test_the_one_zip_writer_serves_the_size_gate_and_the_local_stack_reproducibly(tmp_path):
+    import io
+    import zipfile
+
+    from lambda_build.offline.stack import zip_folder
+
+    root = tmp_path / "fn"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "a.py").write_text("a = 1\n")
+    (root / "run.sh").write_text("#!/bin/sh\n")
+    (root / "run.sh").chmod(0o755)
+    buffer = io.BytesIO()
+    size = package.zip_into(buffer, root, [root / "run.sh"], compresslevel=None)  # only the files given
+    assert size == len(buffer.getvalue())
+    with zipfile.ZipFile(buffer) as archive:
+        assert [(i.filename, i.date_time, i.external_attr >> 16 & 0o777) for i in archive.infolist()] == [
+            ("run.sh", package.FIXED_DATE, 0o755)
+        ]
+    first = zip_folder(root)
+    past = time.time() - 86_400
+    os.utime(root / "pkg" / "a.py", (past, past))
+    assert zip_folder(root) == first
+    assert zipfile.ZipFile(io.BytesIO(first)).namelist() == ["run.sh", "pkg/a.py"]
+
+
 def _system_elf() -> Path:
     return Path(shutil.which("true")).resolve()
 

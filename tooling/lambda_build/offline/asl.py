@@ -27,6 +27,7 @@ import uuid
 from datetime import UTC, datetime
 
 from . import choice, mapstate, paths
+from .emulator import arn
 from .errors import ExecutionFailed, TaskFailed, UnsupportedDefinition
 from .validation import LAMBDA_INVOKE, resources, validate
 
@@ -58,12 +59,12 @@ def run(
     execution = Execution(invoke, services, sleep, on_state or (lambda event: None), random)
     execution.context = {
         "Execution": {
-            "Id": f"arn:aws:states:us-east-1:123456789012:execution:local:{name}",
+            "Id": arn("states", f"execution:local:{name}"),
             "Name": name,
             "Input": input,
             "StartTime": _now(),
         },
-        "StateMachine": {"Id": "arn:aws:states:us-east-1:123456789012:stateMachine:local", "Name": "local"},
+        "StateMachine": {"Id": arn("states", "stateMachine:local"), "Name": "local"},
     }
     return execution.run_machine(definition, input, timeout=definition.get("TimeoutSeconds"))
 

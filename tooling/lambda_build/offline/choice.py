@@ -46,6 +46,20 @@ def problems(rule: dict, where: str, *, top: bool) -> list[str]:
     return found
 
 
+def _numeric(compare):
+    return lambda value, expected: _is_number(value) and compare(value, expected)
+
+
+# How each comparison judges the Variable's value against the rule's operand (IsPresent is
+# judged on the path alone, in matches()).
+_TESTS = {
+    "IsNull": lambda value, expected: (value is None) == expected,
+    "StringEquals": lambda value, expected: isinstance(value, str) and value == expected,
+    "BooleanEquals": lambda value, expected: isinstance(value, bool) and value == expected,
+    **{name: _numeric(compare) for name, compare in _NUMERIC.items()},
+}
+
+
 def matches(rule: dict, data, context: dict) -> bool:
     """Whether ``rule`` holds for ``data`` (a missing Variable is a PathError except for IsPresent)."""
     if "And" in rule:
@@ -56,12 +70,5 @@ def matches(rule: dict, data, context: dict) -> bool:
         return not matches(rule["Not"], data, context)
     if "IsPresent" in rule:
         return paths.exists(rule["Variable"], data) == rule["IsPresent"]
-    value = paths.get(rule["Variable"], data, context)
-    if "IsNull" in rule:
-        return (value is None) == rule["IsNull"]
-    if "StringEquals" in rule:
-        return isinstance(value, str) and value == rule["StringEquals"]
-    if "BooleanEquals" in rule:
-        return isinstance(value, bool) and value == rule["BooleanEquals"]
-    name = next(key for key in rule if key in _NUMERIC)
-    return _is_number(value) and _NUMERIC[name](value, rule[name])
+    name = next(key for key in rule if key in _TESTS)
+    return _TESTS[name](paths.get(rule["Variable"], data, context), rule[name])

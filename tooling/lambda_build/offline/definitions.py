@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 
 from ..config import REPO_ROOT
-from .emulator import REGION
-
-ACCOUNT = "123456789012"
+from .emulator import arn
 
 
 def attribute(logical_id: str, attr: str | None, resource_type: str, physical: str) -> str:
@@ -16,9 +14,9 @@ def attribute(logical_id: str, attr: str | None, resource_type: str, physical: s
     if attr is None or attr in ("QueueUrl", "Name", "QueueName"):
         return physical
     if attr == "Arn" and resource_type.endswith("Function"):
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{physical}"
+        return arn("lambda", f"function:{physical}")
     if attr == "Arn" and resource_type == "AWS::DynamoDB::Table":
-        return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{physical}"
+        return arn("dynamodb", f"table/{physical}")
     if attr == "Arn" and resource_type == "AWS::S3::Bucket":
         return f"arn:aws:s3:::{physical}"
     raise ValueError(f"{logical_id}.{attr}: not resolvable offline")

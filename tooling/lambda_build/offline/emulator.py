@@ -21,8 +21,16 @@ from ..config import REPO_ROOT
 from ..tools import BuildError
 
 STATE_DIR = REPO_ROOT / ".local-aws"
+# The one region and account of everything offline (the emulator, the runner, the sandbox, the tests):
+# moto's default account, so the ARNs moto hands out and the ones built here agree.
 REGION = "us-east-1"
+ACCOUNT = "123456789012"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+
+
+def arn(service: str, resource: str) -> str:
+    """An ARN in the offline region and account: ``arn("lambda", "function:Fn")``."""
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
 
 
 class Emulator:

@@ -10,14 +10,27 @@ from ..config import REPO_ROOT
 API_ROUTE = "GET /datasets/{dataset}/predictions/{item_id}"
 
 
-def object_created(bucket: str, key: str, version: str | None = None, size: int | None = None) -> dict:
-    """EventBridge's S3 ``Object Created`` event; its key URL-encoded as S3 sends it."""
-    event = json.loads((REPO_ROOT / "events" / "object_created.json").read_text())
+def _s3_event(sample: str, bucket: str, key: str, version: str | None) -> dict:
+    """An EventBridge S3 event from ``events/<sample>`` for ``bucket``/``key``; the key URL-encoded as S3 sends it."""
+    event = json.loads((REPO_ROOT / "events" / sample).read_text())
     event["detail"]["bucket"]["name"] = bucket
     event["detail"]["object"].update({"key": quote_plus(key, safe="/"), "version-id": version})
+    event["resources"] = [f"arn:aws:s3:::{bucket}"]
+    return event
+
+
+def object_created(bucket: str, key: str, version: str | None = None, size: int | None = None) -> dict:
+    """EventBridge's S3 ``Object Created`` event."""
+    event = _s3_event("object_created.json", bucket, key, version)
     if size is not None:
         event["detail"]["object"]["size"] = size
-    event["resources"] = [f"arn:aws:s3:::{bucket}"]
+    return event
+
+
+def object_deleted(bucket: str, key: str, version: str | None = None, reason: str = "DeleteObject") -> dict:
+    """EventBridge's S3 ``Object Deleted`` event (``reason`` "Lifecycle Expiration" when a lifecycle rule deleted it)."""
+    event = _s3_event("object_deleted.json", bucket, key, version)
+    event["detail"]["reason"] = reason
     return event
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..tools import BuildError, target_python
 from ..verify import merge_layers
+from .emulator import arn
 
 BOOTSTRAP = Path(__file__).resolve().parents[1] / "runtime" / "bootstrap.py"
 MB = 1024 * 1024
@@ -197,7 +198,7 @@ class LocalFunction:
             self._logs.clear()
         request = {
             "event": event, "request_id": invocation.request_id, "function_name": self.name,
-            "invoked_function_arn": f"arn:aws:lambda:us-east-1:123456789012:function:{self.name}",
+            "invoked_function_arn": arn("lambda", f"function:{self.name}"),
             "memory_mb": self.memory_mb, "timeout_s": self.timeout_s,
             "log_group_name": self.log_group, "log_stream_name": self.log_stream,
         }  # fmt: skip

@@ -9,15 +9,14 @@ import json
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 from .. import config as configmod
 from .. import template as templatemod
 from ..config import REPO_ROOT
+from ..package import zip_into
 from ..tools import BuildError
-from .definitions import ACCOUNT
-from .emulator import REGION, Emulator
+from .emulator import ACCOUNT, REGION, Emulator
 from .errors import TaskFailed
 from .sandbox import Invocation, LocalFunction
 
@@ -36,11 +35,9 @@ def boto(service: str):
 
 
 def zip_folder(folder: Path) -> bytes:
+    """A built function's artifact, as ``sam package`` uploads it (fast compression: it stays local)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder).as_posix())
+    zip_into(buffer, folder, compresslevel=1)
     return buffer.getvalue()
 
 

@@ -13,10 +13,10 @@ def run(params):
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LayerVerify")
     import boto3
     import botocore
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
     from aws_lambda_powertools import Logger, Metrics
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
     session = boto3.session.Session(region_name="us-east-1")
     available = set(session.get_available_services())
