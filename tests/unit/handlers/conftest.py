@@ -6,10 +6,8 @@ import functools
 
 import boto3
 import pytest
-        create_predictions_table(TABLE)
-        yield runtime.storage()
-    runtime.settings.cache_clear()
-    runtime.storage.cache_clear()
+from item_prediction.aws import runtime
+from lambda_build.offline.emulator import REGION
 from moto import mock_aws
 
 from ...conftest import FakeContext as SharedFakeContext
