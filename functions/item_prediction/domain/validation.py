@@ -301,98 +301,21 @@ class _Validator:
         """
         lines = np.array(lines_list, dtype=np.int64)
         raw = pd.DataFrame(records, columns=range(len(self.columns)), dtype=object)
-        present = set(self.columns)
         frame = pd.DataFrame(
             {name: _per_value(raw[index], str.strip) if name in schema.CANONICAL_COLUMNS else raw[index] for index, name in enumerate(self.columns)}
-        )
-        index = frame.index
+        )  # fmt: skip
         failed: dict[str, np.ndarray] = {}
-
-        def blank(column: str) -> np.ndarray:
-            if column not in present:
-                return np.ones(len(frame), dtype=bool)
-            return _matches(frame[column], lambda text: text.lower() in schema.MISSING_TOKENS)
-
-        failed["encoding_error"] = np.logical_or.reduce([_matches(frame[c], lambda text: "\ufffd" in text) for c in self.columns])
-        for column in schema.REQUIRED_COLUMNS:
-            failed[f"missing_{column}"] = blank(column)
-        if schema.STORE in present:
-            failed["missing_store_id"] = blank(schema.STORE)
-        bad_id = lambda text: len(text) > schema.MAX_ID_LENGTH or _CONTROL.search(text) is not None  # noqa: E731
-        failed["invalid_id"] = np.logical_or.reduce([_matches(frame[c], bad_id) for c in (schema.ITEM, schema.STORE) if c in present])
-
-        parsed = self.dates.parse(frame[schema.DATE].unique())
-        iso = {text: day.isoformat() for text, day in parsed.items() if day is not None}
-        days = frame[schema.DATE].map(iso).astype(object).fillna("")
-        valid_date = days.ne("").to_numpy()
-        failed["invalid_date"] = ~valid_date & ~blank(schema.DATE)
-        failed["date_out_of_range"] = valid_date & days.lt(self.earliest_date.isoformat()).to_numpy()
-        failed["future_date"] = valid_date & days.gt(self.latest_date.isoformat()).to_numpy()
-
-        quantity = self._numbers(frame[schema.QUANTITY])
-        finite = np.isfinite(quantity.to_numpy())
-        failed["invalid_quantity"] = ~finite & ~blank(schema.QUANTITY)
-        failed["negative_quantity"] = finite & quantity.lt(0).to_numpy()
-        failed["absurd_quantity"] = finite & quantity.gt(schema.MAX_QUANTITY).to_numpy()
-
-        if schema.PRICE in present:
-            price_blank = blank(schema.PRICE)
-            price = self._numbers(frame[schema.PRICE].where(~price_blank, ""))
-            finite = np.isfinite(price.to_numpy())
-            failed["invalid_price"] = ~finite & ~price_blank
-            failed["non_positive_price"] = finite & price.le(0).to_numpy()
-            failed["absurd_price"] = finite & price.gt(schema.MAX_UNIT_PRICE).to_numpy()
-            price = price.where(np.isfinite(price))
-        else:
-            price_blank = np.ones(len(frame), dtype=bool)
-            price = pd.Series(np.nan, index=index)
-        if schema.PROMOTION in present:
-            flags = _per_value(frame[schema.PROMOTION], str.lower)
-            promotion_blank = flags.isin(schema.MISSING_TOKENS).to_numpy()
-            failed["invalid_promotion"] = ~flags.isin(schema.TRUE_VALUES | schema.FALSE_VALUES).to_numpy() & ~promotion_blank
-            promotion = flags.isin(schema.TRUE_VALUES).astype("int8")
-        else:
-            promotion_blank = np.ones(len(frame), dtype=bool)
-            promotion = pd.Series(0, index=index, dtype="int8")
-        store = frame[schema.STORE] if schema.STORE in present else pd.Series(schema.NO_STORE, index=index, dtype=object)
-
-        # Duplicates among rows that pass every other rule: the first occurrence in the file wins.
-        bad = np.logical_or.reduce(list(failed.values()))
-        duplicate = np.zeros(len(frame), dtype=bool)
-        candidates = np.flatnonzero(~bad)
-        if len(candidates):
-            hashes = key_hashes(frame[schema.ITEM].iloc[candidates], store.iloc[candidates], days.iloc[candidates])
-            repeated = pd.Series(hashes).duplicated(keep="first").to_numpy() | self.keys.contains(hashes)
-            duplicate[candidates[repeated]] = True
-            self.keys.add(hashes[~repeated])
-        failed["duplicate_key"] = duplicate
-
+        values = {"date": self._dates(frame, failed), "quantity": self._quantity(frame, failed)}
+        values.update(self._price(frame, failed), **self._promotion(frame, failed))
+        self._identity_rules(frame, failed)
+        store = frame[schema.STORE] if schema.STORE in frame else pd.Series(schema.NO_STORE, index=frame.index, dtype=object)
+        failed["duplicate_key"] = self._duplicates(frame[schema.ITEM], store, values["date"], failed)
         names = np.array([rule for rule in RULES if rule in failed], dtype=object)
         matrix = np.column_stack([np.asarray(failed[rule], dtype=bool) for rule in names])
         self._count(lines, matrix, names)
         rejected = matrix.any(axis=1)
-        good = ~rejected
-
-        if good.any():
-            clean = pd.DataFrame(
-                {
-                    schema.DATE: days[good].to_numpy(dtype=object),
-                    schema.ITEM: frame[schema.ITEM][good].to_numpy(dtype=object),
-                    schema.STORE: store[good].to_numpy(dtype=object),
-                    schema.QUANTITY: quantity[good].to_numpy(),
-                    schema.PRICE: price[good].to_numpy(),
-                    schema.PROMOTION: promotion[good].to_numpy(),
-                }
-            )
-            for column in self.columns:
-                if column not in schema.CANONICAL_COLUMNS:
-                    clean[column] = frame[column][good].to_numpy(dtype=object)
-            self.rows_clean += len(clean)
-            self.days.update(clean[schema.DATE].unique())
-            self.series.update(clean[[schema.ITEM, schema.STORE]].drop_duplicates().itertuples(index=False, name=None))
-            self.missing_optional[schema.PRICE] += int(price_blank[good].sum()) if schema.PRICE in present else 0
-            self.missing_optional[schema.PROMOTION] += int(promotion_blank[good].sum()) if schema.PROMOTION in present else 0
-            self.clean_sink(clean)
+        if not rejected.all():
+            self._emit_clean(frame, store, values, ~rejected)
         if rejected.any():
             reasons = [";".join(names[row]) for row in matrix[rejected]]
             quarantined = pd.DataFrame({"_line": lines[rejected], "_reasons": reasons})
@@ -400,6 +323,95 @@ class _Validator:
                 quarantined[name] = raw[position][rejected].to_numpy(dtype=object)
             quarantined[RAW] = ""
             self._emit_quarantine(quarantined)
+
+    # -- the rules, column by column: each fills ``failed`` and returns the typed values ------------
+    @staticmethod
+    def _blank(frame: pd.DataFrame, column: str) -> np.ndarray:
+        if column not in frame:
+            return np.ones(len(frame), dtype=bool)
+        return _matches(frame[column], lambda text: text.lower() in schema.MISSING_TOKENS)
+
+    def _identity_rules(self, frame: pd.DataFrame, failed: dict) -> None:
+        failed["encoding_error"] = np.logical_or.reduce([_matches(frame[c], lambda text: "\ufffd" in text) for c in self.columns])
+        for column in schema.REQUIRED_COLUMNS:
+            failed[f"missing_{column}"] = self._blank(frame, column)
+        if schema.STORE in frame:
+            failed["missing_store_id"] = self._blank(frame, schema.STORE)
+        bad_id = lambda text: len(text) > schema.MAX_ID_LENGTH or _CONTROL.search(text) is not None  # noqa: E731
+        failed["invalid_id"] = np.logical_or.reduce([_matches(frame[c], bad_id) for c in (schema.ITEM, schema.STORE) if c in frame])
+
+    def _dates(self, frame: pd.DataFrame, failed: dict) -> pd.Series:
+        parsed = self.dates.parse(frame[schema.DATE].unique())
+        iso = {text: day.isoformat() for text, day in parsed.items() if day is not None}
+        days = frame[schema.DATE].map(iso).astype(object).fillna("")
+        valid_date = days.ne("").to_numpy()
+        failed["invalid_date"] = ~valid_date & ~self._blank(frame, schema.DATE)
+        failed["date_out_of_range"] = valid_date & days.lt(self.earliest_date.isoformat()).to_numpy()
+        failed["future_date"] = valid_date & days.gt(self.latest_date.isoformat()).to_numpy()
+        return days
+
+    def _quantity(self, frame: pd.DataFrame, failed: dict) -> pd.Series:
+        quantity = self._numbers(frame[schema.QUANTITY])
+        finite = np.isfinite(quantity.to_numpy())
+        failed["invalid_quantity"] = ~finite & ~self._blank(frame, schema.QUANTITY)
+        failed["negative_quantity"] = finite & quantity.lt(0).to_numpy()
+        failed["absurd_quantity"] = finite & quantity.gt(schema.MAX_QUANTITY).to_numpy()
+        return quantity
+
+    def _price(self, frame: pd.DataFrame, failed: dict) -> dict:
+        """The price and where it was blank (an optional column: absent means blank everywhere)."""
+        if schema.PRICE not in frame:
+            return {"price": pd.Series(np.nan, index=frame.index), "price_blank": None}
+        price_blank = self._blank(frame, schema.PRICE)
+        price = self._numbers(frame[schema.PRICE].where(~price_blank, ""))
+        finite = np.isfinite(price.to_numpy())
+        failed["invalid_price"] = ~finite & ~price_blank
+        failed["non_positive_price"] = finite & price.le(0).to_numpy()
+        failed["absurd_price"] = finite & price.gt(schema.MAX_UNIT_PRICE).to_numpy()
+        return {"price": price.where(np.isfinite(price)), "price_blank": price_blank}
+
+    def _promotion(self, frame: pd.DataFrame, failed: dict) -> dict:
+        """The promotion flag as 0/1 and where it was blank (absent: no promotion, not counted)."""
+        if schema.PROMOTION not in frame:
+            return {"promotion": pd.Series(0, index=frame.index, dtype="int8"), "promotion_blank": None}
+        flags = _per_value(frame[schema.PROMOTION], str.lower)
+        promotion_blank = flags.isin(schema.MISSING_TOKENS).to_numpy()
+        failed["invalid_promotion"] = ~flags.isin(schema.TRUE_VALUES | schema.FALSE_VALUES).to_numpy() & ~promotion_blank
+        return {"promotion": flags.isin(schema.TRUE_VALUES).astype("int8"), "promotion_blank": promotion_blank}
+
+    def _duplicates(self, items: pd.Series, stores: pd.Series, days: pd.Series, failed: dict) -> np.ndarray:
+        """Rows whose key was seen before, among rows that pass every other rule: the first
+        occurrence in the file wins (across chunks too)."""
+        duplicate = np.zeros(len(items), dtype=bool)
+        candidates = np.flatnonzero(~np.logical_or.reduce(list(failed.values())))
+        if len(candidates):
+            hashes = key_hashes(items.iloc[candidates], stores.iloc[candidates], days.iloc[candidates])
+            repeated = pd.Series(hashes).duplicated(keep="first").to_numpy() | self.keys.contains(hashes)
+            duplicate[candidates[repeated]] = True
+            self.keys.add(hashes[~repeated])
+        return duplicate
+
+    def _emit_clean(self, frame: pd.DataFrame, store: pd.Series, values: dict, good: np.ndarray) -> None:
+        clean = pd.DataFrame(
+            {
+                schema.DATE: values["date"][good].to_numpy(dtype=object),
+                schema.ITEM: frame[schema.ITEM][good].to_numpy(dtype=object),
+                schema.STORE: store[good].to_numpy(dtype=object),
+                schema.QUANTITY: values["quantity"][good].to_numpy(),
+                schema.PRICE: values["price"][good].to_numpy(),
+                schema.PROMOTION: values["promotion"][good].to_numpy(),
+            }
+        )
+        for column in self.columns:
+            if column not in schema.CANONICAL_COLUMNS:
+                clean[column] = frame[column][good].to_numpy(dtype=object)
+        self.rows_clean += len(clean)
+        self.days.update(clean[schema.DATE].unique())
+        self.series.update(clean[[schema.ITEM, schema.STORE]].drop_duplicates().itertuples(index=False, name=None))
+        for column, blank in ((schema.PRICE, values["price_blank"]), (schema.PROMOTION, values["promotion_blank"])):
+            if blank is not None:
+                self.missing_optional[column] += int(blank[good].sum())
+        self.clean_sink(clean)
 
 
 def validate(
