@@ -188,7 +188,7 @@ def _aws_sam_state() -> list[tuple[str, int]]:
         ),
         (["--horizon", "-3"], {}, "--horizon -3: periods to predict must be 1 to 366"),
         (["--horizon", "10000"], {}, "--horizon 10000"),
-        (["--dataset", ".."], {}, "--dataset '..' is not allowed"),
+        (["--dataset", ".."], {}, "--dataset: dataset name '..' is not allowed: use 1 to 64 of A-Z a-z 0-9 _ -"),
         (["--query", "ITEM-000"], {}, "--query needs the stack a --keep-running run left up"),
     ],
 )
