@@ -10,14 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("functions", "tooling", "scripts")
 MAX_LINES = 80
 
-# Units known to be over the limit, by "<file name>::<qualified name>" (the file name alone, so an
-# entry survives a move into a sub-package). Each is a debt to pay, not a licence: the test fails
-# when an entry is no longer over the limit (or no longer exists), so the list cannot rot.
-KNOWN_OVER_LIMIT = {
-    "validation.py::_Validator._check",  # 107 lines: functions/item_prediction/validation.py, split after the layout move
-}
-
-
 def _units(tree: ast.AST, prefix: str = ""):
     """(qualified name, node) of every function and method, nested ones included."""
     for node in ast.iter_child_nodes(tree):
@@ -43,13 +35,8 @@ def long_units(root: Path = ROOT, limit: int = MAX_LINES) -> dict[str, str]:
 
 
 def test_every_function_and_method_is_at_most_80_lines():
-    over = {key: where for key, where in long_units().items() if key not in KNOWN_OVER_LIMIT}
+    over = long_units()
     assert not over, f"units over {MAX_LINES} lines: " + "; ".join(f"{key} at {where}" for key, where in sorted(over.items()))
-
-
-def test_known_over_limit_lists_only_units_still_over_the_limit():
-    stale = KNOWN_OVER_LIMIT - set(long_units())
-    assert not stale, f"no longer over {MAX_LINES} lines (remove from KNOWN_OVER_LIMIT): {sorted(stale)}"
 
 
 def test_long_units_measures_from_def_to_last_line_and_names_methods(tmp_path):
