@@ -50,8 +50,12 @@ import json
 import pandas as pd
 from item_prediction.aws.storage import CsvGzipWriter
 from item_prediction.domain import features, schema
-dtypes = {schema.ITEM: "str", schema.STORE: "str", schema.DATE: "str", schema.QUANTITY: "float64", schema.PRICE: "float64", schema.PROMOTION: "int8"}
-clean = pd.read_csv(work / "clean.csv.gz", usecols=list(schema.CANONICAL_COLUMNS), dtype=dtypes, keep_default_na=False, na_values={schema.PRICE: [""]})
+dtypes = {schema.ITEM: "str", schema.STORE: "str", schema.DATE: "str", schema.QUANTITY: "float64"}
+dtypes |= {schema.PRICE: "float64", schema.PROMOTION: "int8"}
+clean = pd.read_csv(
+    work / "clean.csv.gz", usecols=list(schema.CANONICAL_COLUMNS), dtype=dtypes,
+    keep_default_na=False, na_values={schema.PRICE: [""]},
+)
 frequency = json.loads((work / "report.json").read_text())["frequency"]
 frame, manifest = features.build_features(clean, frequency)
 writer = CsvGzipWriter()
@@ -67,7 +71,9 @@ import pandas as pd
 from item_prediction.aws.storage import CsvGzipWriter
 from item_prediction.domain import schema
 from item_prediction.ml import model
-frame = pd.read_csv(work / "features.csv.gz", dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""])
+frame = pd.read_csv(
+    work / "features.csv.gz", dtype={schema.ITEM: "str", schema.STORE: "str"}, keep_default_na=False, na_values=[""]
+)
 frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
 manifest = json.loads((work / "manifest.json").read_text())
 split = time.perf_counter()
@@ -129,7 +135,11 @@ def run_python(code: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
     parser.add_argument("--periods", type=int, default=730, help="days of history per series (default 730)")
     parser.add_argument("--horizon", type=int, default=14, help="periods to backtest and forecast (default 14)")
@@ -141,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         functions = str(ROOT / "functions")
         print(f"==> generating about {args.rows:,} rows", file=sys.stderr)
-        data = run_python(GENERATE.format(functions=functions, tooling=str(ROOT / "tooling"), rows=args.rows, periods=args.periods, work=str(work)))
+        data = run_python(
+            GENERATE.format(
+                functions=functions, tooling=str(ROOT / "tooling"), rows=args.rows, periods=args.periods, work=str(work)
+            )
+        )
         results = {}
         for stage, body in STAGES.items():
             print(f"==> {stage}", file=sys.stderr)

@@ -29,7 +29,11 @@ from lambda_build.sample_data import RENAMED_COLUMNS, generate_sales  # noqa: E4
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("output", type=Path, help="the CSV file to write (gzip-compressed when it ends in .gz)")
     parser.add_argument("--items", type=int, default=4)
     parser.add_argument("--stores", type=int, default=2)
@@ -48,20 +52,35 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--items, --stores and --periods must be at least 1")
 
     sample = generate_sales(
-        items=args.items, stores=args.stores, periods=args.periods, frequency=args.frequency, start=args.start, seed=args.seed,
-        signal=not args.no_signal, gap_rate=args.gap_rate, invalid=not args.no_invalid,
-        column_names=RENAMED_COLUMNS if args.rename else None, delimiter=args.delimiter,
-    )  # fmt: skip
+        items=args.items,
+        stores=args.stores,
+        periods=args.periods,
+        frequency=args.frequency,
+        start=args.start,
+        seed=args.seed,
+        signal=not args.no_signal,
+        gap_rate=args.gap_rate,
+        invalid=not args.no_invalid,
+        column_names=RENAMED_COLUMNS if args.rename else None,
+        delimiter=args.delimiter,
+    )
     content = gzip.compress(sample.content, mtime=0) if args.output.suffix == ".gz" else sample.content
     args.output.write_bytes(content)
     base = args.output.with_name(args.output.name.removesuffix(".gz").removesuffix(".csv"))
     if sample.mapping_json:
         base.with_name(base.name + ".mapping.json").write_text(sample.mapping_json + "\n")
     if args.expected:
-        expected = {"rows": sample.rows, "clean": len(sample.frame), "invalid_lines": {str(k): v for k, v in sorted(sample.invalid_lines.items())}}
+        expected = {
+            "rows": sample.rows,
+            "clean": len(sample.frame),
+            "invalid_lines": {str(k): v for k, v in sorted(sample.invalid_lines.items())},
+        }
         base.with_name(base.name + ".expected.json").write_text(json.dumps(expected, indent=2) + "\n")
     rules = ", ".join(f"{rule} {count}" for rule, count in sorted(Counter(sample.invalid_lines.values()).items()))
-    print(f"{args.output}: {sample.rows:,} rows, {args.items * args.stores} series, {len(sample.invalid_lines)} invalid ({rules or 'none'})")
+    print(
+        f"{args.output}: {sample.rows:,} rows, {args.items * args.stores} series, "
+        f"{len(sample.invalid_lines)} invalid ({rules or 'none'})"
+    )
     return 0
 
 

@@ -26,8 +26,11 @@ def run_layers_cli(*args: str, env: dict | None = None, check: bool = True) -> s
     """Run the layer tooling's command line as users do (manage-layers.sh execs exactly this)."""
     completed = subprocess.run(
         [sys.executable, "-m", "lambda_build", *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     if check and completed.returncode != 0:
         raise AssertionError(f"lambda_build {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}")
     return completed

@@ -60,14 +60,19 @@ def _retract(event, ref, dataset: str):
         return None, survivor
     result = validate.retract_source(storage(), settings(), dataset, ref, now=datetime.now(UTC))
     metrics.add_metric(name="SourcesRetracted", unit=COUNT, value=1)
-    logger.warning("upload deleted: its rows are retracted", extra={"removed_keys": result["removed_keys"], "report_key": result["report_key"]})
+    logger.warning(
+        "upload deleted: its rows are retracted",
+        extra={"removed_keys": result["removed_keys"], "report_key": result["report_key"]},
+    )
     return result, None
 
 
 def _validate(event, ref, dataset: str, *, force: bool, busy_seconds: int) -> dict:
     """Claim the upload version in the ledger, validate it, and mark it done (or free the claim)."""
     table, now = storage().table, int(time.time())
-    if ref.version_id and not ledger.claim_source(table, dataset, ref.key, ref.version_id, now=now, busy_seconds=busy_seconds, force=force):
+    if ref.version_id and not ledger.claim_source(
+        table, dataset, ref.key, ref.version_id, now=now, busy_seconds=busy_seconds, force=force
+    ):
         raise NothingToDo(f"already processed: {ref.key} version {ref.version_id}")
     try:
         result = validate.validate_current(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
@@ -108,10 +113,22 @@ def lambda_handler(event, context):
         return _skip(ref, str(exc))
     if result.get("retracted"):  # deleted while it was validated
         return result
-    for name, value in (("RowsIn", result["rows"]["in"]), ("RowsClean", result["rows"]["clean"]), ("RowsQuarantined", result["rows"]["quarantined"])):
+    for name, value in (
+        ("RowsIn", result["rows"]["in"]),
+        ("RowsClean", result["rows"]["clean"]),
+        ("RowsQuarantined", result["rows"]["quarantined"]),
+    ):
         metrics.add_metric(name=name, unit=COUNT, value=value)
     if result["file_reason"]:  # a whole file quarantined: the run succeeds, the FilesQuarantined alarm tells
         metrics.add_metric(name="FilesQuarantined", unit=COUNT, value=1)
     log = logger.warning if result["file_reason"] or result["rows"]["quarantined"] else logger.info
-    log("validated", extra={"rows": result["rows"], "rules": result["rules"], "file_reason": result["file_reason"], "report_key": result["report_key"]})
+    log(
+        "validated",
+        extra={
+            "rows": result["rows"],
+            "rules": result["rules"],
+            "file_reason": result["file_reason"],
+            "report_key": result["report_key"],
+        },
+    )
     return result

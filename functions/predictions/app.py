@@ -56,10 +56,20 @@ def _predict(event):
         return skipped(event, event.get("reason", "skipped upstream"))
     manifest_key = event.get("manifest_key") or f"{settings().features_prefix}{dataset}/manifest.json"
     try:
-        result = predict.run(storage(), settings(), dataset, manifest_key, mode=event.get("mode") or "train_and_predict", horizon=event.get("horizon"))
+        result = predict.run(
+            storage(),
+            settings(),
+            dataset,
+            manifest_key,
+            mode=event.get("mode") or "train_and_predict",
+            horizon=event.get("horizon"),
+        )
     except NothingToDo as exc:
         logger.warning("nothing to predict", extra={"reason": str(exc)})
         return skipped(event, str(exc))
     metrics.add_metric(name="PredictionsWritten", unit=COUNT, value=result["predictions_written"])
-    logger.info("predicted", extra={"metrics": result["metrics"], "written": result["predictions_written"], "model_version": result["model_version"]})
+    logger.info(
+        "predicted",
+        extra={"metrics": result["metrics"], "written": result["predictions_written"], "model_version": result["model_version"]},
+    )
     return {**carried(event), **result}

@@ -24,7 +24,13 @@ def sam():
 
 
 def gate(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/size-validation.py", *args], cwd=REPO_ROOT, capture_output=True, text=True, env={**ENV, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "scripts/size-validation.py", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**ENV, **(env or {})},
+    )
 
 
 def test_sam_validate_lint_passes(sam):
@@ -80,7 +86,9 @@ def test_build_sh_blocks_an_oversized_build_and_skip_validation_only_warns(sam, 
     (line,) = [line for line in blocked.stderr.splitlines() if line.startswith("error: PredictionsFunction:")]
     assert "is not smaller than the limit 262,144,000" in line and "ballast.bin (ml-libraries) 100.0 MB" in line
     assert blocked.stderr.strip().splitlines()[-1].startswith("build.sh: error: size gate failed")
-    warned = subprocess.run(["./build.sh", "--functions-only", "--skip-validation"], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    warned = subprocess.run(
+        ["./build.sh", "--functions-only", "--skip-validation"], cwd=REPO_ROOT, capture_output=True, text=True, env=env
+    )
     assert warned.returncode == 0 and "WARNING: --skip-validation" in warned.stderr
 
 
@@ -92,7 +100,9 @@ def test_exactly_the_limit_fails_one_byte_less_passes(layer_copy, over, fails):
     _add_file(layer_copy / "layers" / "ml-libraries", before["limit_bytes"] - before["total_bytes"] + over)
     report = json.loads(gate("report", "--target", "functions", "--format", "json", env=env).stdout)
     assert _predictions(report)["total_bytes"] == 262_144_000 + over
-    limit_lines = [line for line in report["violations"] if line.startswith("PredictionsFunction:") and "not smaller than" in line]
+    limit_lines = [
+        line for line in report["violations"] if line.startswith("PredictionsFunction:") and "not smaller than" in line
+    ]
     assert bool(limit_lines) is fails
 
 
@@ -108,7 +118,9 @@ def test_the_layers_budget_follows_the_architecture_they_were_built_for(layer_co
     _add_file(layer_copy / "layers" / "ml-libraries", default["all_layers_unzipped"] - before + 1)  # one byte over the default's
     over = json.loads(gate("report", "--target", "layers", "--format", "json", env=env).stdout)
     assert over["architecture"] == layer_config.default_architecture
-    assert over["violations"] == [f"all layers: {default['all_layers_unzipped'] + 1:,} bytes unzipped is over the budget {default['all_layers_unzipped']:,}"]
+    assert over["violations"] == [
+        f"all layers: {default['all_layers_unzipped'] + 1:,} bytes unzipped is over the budget {default['all_layers_unzipped']:,}"
+    ]
     for layer in layer_config.layers:  # the same bytes, recorded as built for arm64
         info_path = layer_copy / "layers" / f"{layer.name}.build.json"
         info = json.loads(info_path.read_text())
@@ -126,13 +138,25 @@ def test_scripts_run_from_any_python3_in_the_project_environment(built_layers):
 
     outside = Path(sys.base_prefix) / "bin" / "python3"
     assert outside.exists() and Path(sys.prefix) != Path(sys.base_prefix)
-    gate_report = subprocess.run([str(outside), "scripts/size-validation.py", "report", "--format", "json"],
-                                 cwd=REPO_ROOT, capture_output=True, text=True, env=ENV)  # fmt: skip
+    gate_report = subprocess.run(
+        [str(outside), "scripts/size-validation.py", "report", "--format", "json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert gate_report.returncode == 0, gate_report.stderr[-2000:]
     assert json.loads(gate_report.stdout)["violations"] == []
-    layer = subprocess.run([str(outside), "scripts/layer-utils.py", "report", "--layer", "aws-utilities", "--format", "json"],
-                           cwd=REPO_ROOT, capture_output=True, text=True, env=ENV)  # fmt: skip
+    layer = subprocess.run(
+        [str(outside), "scripts/layer-utils.py", "report", "--layer", "aws-utilities", "--format", "json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert layer.returncode == 0, layer.stderr[-2000:]
     assert list(json.loads(layer.stdout)["layers"]) == ["aws-utilities"]
-    wrong = subprocess.run([str(outside), "scripts/layer-utils.py", "report", "--layer"], cwd=REPO_ROOT, capture_output=True, text=True, env=ENV)
+    wrong = subprocess.run(
+        [str(outside), "scripts/layer-utils.py", "report", "--layer"], cwd=REPO_ROOT, capture_output=True, text=True, env=ENV
+    )
     assert wrong.returncode == 2 and wrong.stderr.strip() == "error: --layer needs a layer name or 'all'"

@@ -11,7 +11,11 @@ import pytest
 
 from ..conftest import REPO_ROOT
 
-NO_AWS = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"HOME": "/nonexistent", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+NO_AWS = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+    "HOME": "/nonexistent",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
 
 
 def deploy(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -35,7 +39,7 @@ def test_dry_run_prints_the_exact_sam_deploy_command(environment, rollback):
     assert completed.returncode == 0
     argv = shlex.split(completed.stdout.strip())
     assert argv[:2] == [".tools/sam/bin/sam", "deploy"]
-    flags = dict(zip(argv[2::1], argv[3::1]))
+    flags = dict(zip(argv[2::1], argv[3::1], strict=False))
     assert flags["--config-env"] == environment and flags["--stack-name"] == f"item-prediction-{environment}"
     assert flags["--region"] == "us-east-1"
     assert "--no-fail-on-empty-changeset" in argv
@@ -43,8 +47,13 @@ def test_dry_run_prints_the_exact_sam_deploy_command(environment, rollback):
     end = next((i for i in range(start, len(argv)) if argv[i].startswith("--")), len(argv))
     overrides = argv[start:end]
     # the environment's own overrides from samconfig.toml survive (a command-line value replaces them)
-    configured = shlex.split(tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())[environment]["deploy"]["parameters"]["parameter_overrides"])
-    assert overrides == [item for item in configured if not item.startswith("Environment=")] + [f"Environment={environment}", "Architecture=arm64"]
+    configured = shlex.split(
+        tomllib.loads((REPO_ROOT / "samconfig.toml").read_text())[environment]["deploy"]["parameters"]["parameter_overrides"]
+    )
+    assert overrides == [item for item in configured if not item.startswith("Environment=")] + [
+        f"Environment={environment}",
+        "Architecture=arm64",
+    ]
     assert ("--disable-rollback" not in argv) is rollback
     assert ("--no-confirm-changeset" in argv) is False
 

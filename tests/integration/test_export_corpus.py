@@ -48,7 +48,9 @@ def sales(*, items: int = 2, stores: int = 1, periods: int = 100, frequency: str
     return frame.astype(str)
 
 
-def render(frame: pd.DataFrame, *, names: dict | None = None, delimiter: str = ",", encoding: str = "utf-8", decimal: str = ".") -> bytes:
+def render(
+    frame: pd.DataFrame, *, names: dict | None = None, delimiter: str = ",", encoding: str = "utf-8", decimal: str = "."
+) -> bytes:
     """The frame as an export writes it: its own column names, delimiter, decimal mark and encoding."""
     if decimal != ".":
         frame = frame.assign(**{column: frame[column].str.replace(".", decimal) for column in ("unit_price",) if column in frame})
@@ -61,7 +63,7 @@ def render(frame: pd.DataFrame, *, names: dict | None = None, delimiter: str = "
 
 def series_of(frame: pd.DataFrame) -> set[tuple[str, str]]:
     stores = frame["store_id"] if "store_id" in frame else pd.Series("_", index=frame.index)
-    return set(zip(frame["item_id"], stores))
+    return set(zip(frame["item_id"], stores, strict=True))
 
 
 def weekly_without_price() -> Export:
@@ -105,14 +107,20 @@ def renamed_ids(frame: pd.DataFrame, items: dict[str, str], stores: dict[str, st
 
 
 def latin1_with_accents() -> Export:
-    frame = renamed_ids(sales(items=2, periods=40, frequency="W", seed=6), {"ITEM-000": "Crème brûlée", "ITEM-001": "Café au lait"}, {"STORE-00": "Zürich"})
+    frame = renamed_ids(
+        sales(items=2, periods=40, frequency="W", seed=6),
+        {"ITEM-000": "Crème brûlée", "ITEM-001": "Café au lait"},
+        {"STORE-00": "Zürich"},
+    )
     read_as = {"encoding": "cp1252", "delimiter": ";"}  # Windows-1252: Latin-1's superset for text
     return Export(render(frame, delimiter=";", encoding="latin-1"), len(frame), series_of(frame), read_as=read_as)
 
 
 def utf16_with_bom() -> Export:
     """Excel's "Unicode text": UTF-16 with a byte order mark, tab-delimited."""
-    frame = renamed_ids(sales(items=2, periods=40, frequency="W", seed=7), {"ITEM-000": "Größe-L", "ITEM-001": "Øl"}, {"STORE-00": "Ærø"})
+    frame = renamed_ids(
+        sales(items=2, periods=40, frequency="W", seed=7), {"ITEM-000": "Größe-L", "ITEM-001": "Øl"}, {"STORE-00": "Ærø"}
+    )
     read_as = {"encoding": "utf-16", "delimiter": "\t"}
     return Export(render(frame, delimiter="\t", encoding="utf-16"), len(frame), series_of(frame), read_as=read_as)
 
@@ -128,10 +136,17 @@ def duplicate_column_names() -> Export:
     frame = frame.assign(returned="0")
     content = render(frame).replace(b"date,item_id,quantity,returned", b"Date,SKU,Units,Units ")
     mapping = {"columns": {"date": "Date", "item_id": "SKU", "quantity": "Units"}}
-    return Export(content, len(frame), set(), mapping=mapping, quarantined=len(frame), file_reason="duplicate_columns", predicts=False)
+    return Export(
+        content, len(frame), set(), mapping=mapping, quarantined=len(frame), file_reason="duplicate_columns", predicts=False
+    )
 
 
-FORMULA_ITEMS = {"ITEM-000": '=HYPERLINK("http://example.com/x","click")', "ITEM-001": "@SUM(1+1)", "ITEM-002": "+cmd", "ITEM-003": "-2+3"}
+FORMULA_ITEMS = {
+    "ITEM-000": '=HYPERLINK("http://example.com/x","click")',
+    "ITEM-001": "@SUM(1+1)",
+    "ITEM-002": "+cmd",
+    "ITEM-003": "-2+3",
+}
 FORMULA_STORES = {"STORE-00": "=1+2"}
 
 

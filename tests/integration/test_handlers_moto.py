@@ -26,7 +26,7 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     assert report["rows_clean"] + report["rows_quarantined"] == report["rows_in"]
     assert report["rules"] == dict(Counter(sample.invalid_lines.values()))  # every expected rule, as often as expected
     quarantined = read_csv_gz(aws, validated["quarantine_key"])
-    assert dict(zip(quarantined["_line"].astype(int), quarantined["_reasons"])) == sample.invalid_lines
+    assert dict(zip(quarantined["_line"].astype(int), quarantined["_reasons"], strict=True)) == sample.invalid_lines
     assert len(read_csv_gz(aws, validated["validated_key"])) == len(sample.frame)
     assert report["input"]["sha256"] == __import__("hashlib").sha256(sample.content).hexdigest()
 
@@ -61,10 +61,14 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     # Structured logs carry the source object as correlation id; EMF metrics are emitted.
     logs = log_lines()
     assert {log["message"] for log in logs} >= {"validated", "features built", "predicted"}
-    assert all(log["correlation_id"] == "raw/sales/2024-01.csv" for log in logs if log["message"] in ("validated", "predicted"))  # no version
+    assert all(
+        log["correlation_id"] == "raw/sales/2024-01.csv" for log in logs if log["message"] in ("validated", "predicted")
+    )  # no version
     assert all(log["cold_start"] in (True, False) for log in logs)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    emitted = {metric["Name"] for blob in emf for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]}
+    emitted = {
+        metric["Name"] for blob in emf for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]
+    }
     assert {"RowsIn", "RowsClean", "RowsQuarantined", "PredictionsWritten"} <= emitted
     assert any(blob.get("RowsQuarantined") == [float(len(sample.invalid_lines))] for blob in emf)
 
@@ -112,7 +116,11 @@ def test_users_columns_are_mapped(aws, where):
     aws.put_object(Bucket=BUCKET, Key="raw/export/sales.csv", Body=sample.content)
     from data_validation.app import lambda_handler as validate
 
-    event = {"bucket": BUCKET, "key": "raw/export/sales.csv", "mapping_key": mapping_key} if where == "event" else object_created("raw/export/sales.csv")
+    event = (
+        {"bucket": BUCKET, "key": "raw/export/sales.csv", "mapping_key": mapping_key}
+        if where == "event"
+        else object_created("raw/export/sales.csv")
+    )
     validated = validate(event, FakeContext())
     assert validated["rows"] == {"in": sample.rows, "clean": len(sample.frame), "quarantined": len(sample.invalid_lines)}
     assert read_json(aws, validated["report_key"])["mapping"]["source"] == mapping_key
@@ -197,8 +205,8 @@ def test_a_garbage_file_is_quarantined_whole_not_crashed(aws):
 def test_re_uploading_a_fixed_file_replaces_its_outputs(aws):
     from data_validation.app import lambda_handler as validate
 
-    bad = "date,item_id,quantity\n2024-01-01,A,-1\n".encode()
-    good = "date,item_id,quantity\n2024-01-01,A,1\n".encode()
+    bad = b"date,item_id,quantity\n2024-01-01,A,-1\n"
+    good = b"date,item_id,quantity\n2024-01-01,A,1\n"
     aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=bad)
     first = validate(object_created("raw/sales/a.csv"), FakeContext())
     aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=good)

@@ -10,7 +10,12 @@ from .conftest import BUCKET, FakeContext, object_created, read_json
 
 def emitted_metrics(capsys) -> dict:
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    return {name: blob[name] for blob in blobs for directive in blob["_aws"]["CloudWatchMetrics"] for name in (m["Name"] for m in directive["Metrics"])}
+    return {
+        name: blob[name]
+        for blob in blobs
+        for directive in blob["_aws"]["CloudWatchMetrics"]
+        for name in (m["Name"] for m in directive["Metrics"])
+    }
 
 
 def test_a_bomb_is_refused_with_its_reason_and_leaves_no_rows(aws, capsys, monkeypatch):

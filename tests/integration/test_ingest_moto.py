@@ -56,7 +56,9 @@ def lease(dataset: str = "sales") -> dict | None:
 
 
 def sales(seed: int, items: int = 2, periods: int = 70, prefix: str = "ITEM-") -> bytes:
-    return generate_sales(items=items, stores=1, periods=periods, seed=seed, invalid=False).content.replace(b"ITEM-", prefix.encode())
+    return generate_sales(items=items, stores=1, periods=periods, seed=seed, invalid=False).content.replace(
+        b"ITEM-", prefix.encode()
+    )
 
 
 def test_the_same_upload_twice_adds_nothing(s3):
@@ -105,7 +107,9 @@ def test_a_held_lease_makes_features_wait_and_a_released_or_expired_one_lets_the
     featured = build_features(validated)
     assert featured["lease_owner"] == f"raw/sales/a.csv#{version}" == lease()["owner"]
     ledger.release_lease(table, "sales", featured["lease_owner"])
-    table.put_item(Item={"pk": "DS#sales", "sk": "LEASE", "owner": "raw/sales/crashed.csv#v1", "expires_at": int(time.time()) - 1})
+    table.put_item(
+        Item={"pk": "DS#sales", "sk": "LEASE", "owner": "raw/sales/crashed.csv#v1", "expires_at": int(time.time()) - 1}
+    )
     assert build_features(validated)["rows"] == featured["rows"]  # an expired lease is taken over
 
 
@@ -151,7 +155,10 @@ def test_deleting_an_old_version_or_a_retention_expiry_keeps_the_rows(s3):
     assert skipped["reason"] == f"nothing to retract: the current version {new} of raw/sales/a.csv is the one validated"
     expired = validate(object_deleted("raw/sales/a.csv", "marker", reason="Lifecycle Expiration"))
     assert expired["skipped"] is True and "retention" in expired["reason"]
-    assert validate_step.output_keys(Settings(BUCKET, TABLE), "sales", "raw/sales/a.csv")["validated_key"] == validated["validated_key"]
+    assert (
+        validate_step.output_keys(Settings(BUCKET, TABLE), "sales", "raw/sales/a.csv")["validated_key"]
+        == validated["validated_key"]
+    )
     s3.head_object(Bucket=BUCKET, Key=validated["validated_key"])  # still there
     # Deleting the current version brings the previous one back: it is validated in its place.
     current = upload(s3, "raw/sales/a.csv", sales(3))
@@ -163,7 +170,11 @@ def test_deleting_an_old_version_or_a_retention_expiry_keeps_the_rows(s3):
 
 @pytest.mark.parametrize(
     ("key", "name"),
-    [("raw/../x.csv", "'..' is not allowed: use 1 to 64"), ("raw/a b/x.csv", "'a b' is not allowed: use 1 to 64"), ("raw/default/x.csv", "'default' is not allowed as a folder")],
+    [
+        ("raw/../x.csv", "'..' is not allowed: use 1 to 64"),
+        ("raw/a b/x.csv", "'a b' is not allowed: use 1 to 64"),
+        ("raw/default/x.csv", "'default' is not allowed as a folder"),
+    ],
 )
 def test_a_bad_dataset_name_is_refused_with_the_reason_and_the_upload_kept(s3, capsys, key, name):
     version = upload(s3, key, sales(1))
@@ -186,7 +197,9 @@ def test_keys_with_spaces_and_plus_signs_are_decoded(s3):
 
 def test_a_file_without_clean_rows_never_removes_another_files_rows(s3):
     good = validate(object_created("raw/sales/jan.csv", upload(s3, "raw/sales/jan.csv", sales(1))))
-    bad = validate(object_created("raw/sales/jan.txt", upload(s3, "raw/sales/jan.txt", b"date,item_id,quantity\n2024-01-01,A,-1\n")))
+    bad = validate(
+        object_created("raw/sales/jan.txt", upload(s3, "raw/sales/jan.txt", b"date,item_id,quantity\n2024-01-01,A,-1\n"))
+    )
     assert bad["skipped"] is True and bad["quarantine_key"] == "quarantine/sales/jan.txt.csv.gz"
     elsewhere = validate(object_created("raw/jan.csv", upload(s3, "raw/jan.csv", sales(2))))
     assert elsewhere["validated_key"] == "validated/default/jan.csv.csv.gz"
@@ -199,8 +212,14 @@ def test_predictions_read_the_features_version_the_run_wrote(s3):
     manifest = read_json(s3, featured["manifest_key"])
     validated_version = s3.head_object(Bucket=BUCKET, Key="validated/sales/a.csv.csv.gz")["VersionId"]
     assert manifest["inputs"] == featured["inputs"] == [{"key": "validated/sales/a.csv.csv.gz", "version_id": validated_version}]
-    assert manifest["features_version"] == featured["features_version"] == s3.head_object(Bucket=BUCKET, Key=featured["features_key"])["VersionId"]
-    s3.put_object(Bucket=BUCKET, Key=featured["features_key"], Body=gzip.compress(b"item_id,date\nX,2024-01-01\n"))  # a later writer
+    assert (
+        manifest["features_version"]
+        == featured["features_version"]
+        == s3.head_object(Bucket=BUCKET, Key=featured["features_key"])["VersionId"]
+    )
+    s3.put_object(
+        Bucket=BUCKET, Key=featured["features_key"], Body=gzip.compress(b"item_id,date\nX,2024-01-01\n")
+    )  # a later writer
     predicted = predict(featured)
     assert predicted["series"] == 2 and predicted["predictions_written"] == 2 * 10
 

@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-
 from lambda_build import build as buildmod
 from lambda_build.tools import tree_bytes
 
@@ -84,7 +83,9 @@ def test_a_stripped_vendored_library_fails_validation_naming_it(layer_copy):
     assert completed.returncode == 1
     relative = libs.relative_to(layer_copy / "layers" / "core-data-science" / "python").as_posix()
     lines = [line for line in completed.stdout.splitlines() if relative in line]
-    assert lines == [f"core-data-science: {relative}: vendored library differs from its wheel (modified after install; never strip *.libs/)"]
+    assert lines == [
+        f"core-data-science: {relative}: vendored library differs from its wheel (modified after install; never strip *.libs/)"
+    ]
     assert completed.stderr.strip().splitlines()[-1].startswith("error: core-data-science: ")
 
 
@@ -137,7 +138,11 @@ def test_layers_the_interpreter_cannot_load_fail_verification_with_the_way_out(l
     interpreter_on("aarch64")
     report = verify.verify(cfg, cfg.architecture("x86_64"))
     (problem,) = report["problems"]
-    assert problem.startswith("x86_64: the target interpreter ") and "runs on aarch64, not x86_64" in problem and "--static-only" in problem
+    assert (
+        problem.startswith("x86_64: the target interpreter ")
+        and "runs on aarch64, not x86_64" in problem
+        and "--static-only" in problem
+    )
     assert report["sets"] == {}, "nothing was imported"
 
 

@@ -6,7 +6,6 @@ import re
 import textwrap
 
 import pytest
-
 from lambda_build.offline.sandbox import LocalFunction, sandbox_available
 
 pytestmark = pytest.mark.layers
@@ -44,9 +43,15 @@ def demo(built_layers, tmp_path):
     (code / "app.py").write_text(HANDLER)
     layers = {name: built_layers.layer_output(built_layers.layer(name)) for name in ("core-data-science", "aws-utilities")}
     function = LocalFunction(
-        "DemoFunction", "demo.app.handler", tmp_path / "code", layers,
-        python_version=built_layers.python_version, memory_mb=256, timeout_s=2, work_dir=tmp_path / "work",
-    )  # fmt: skip
+        "DemoFunction",
+        "demo.app.handler",
+        tmp_path / "code",
+        layers,
+        python_version=built_layers.python_version,
+        memory_mb=256,
+        timeout_s=2,
+        work_dir=tmp_path / "work",
+    )
     yield function
     function.stop()
 
@@ -62,8 +67,11 @@ def test_cold_then_warm_with_lambda_paths_and_reports(demo):
         assert cold.result["pandas"] == "/opt/python/pandas/__init__.pyc"
     assert 0 < cold.result["remaining_ms"] <= 2000
     assert "rows 3" in cold.logs
-    assert re.fullmatch(r"REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 256 MB\t"
-                        r"Max Memory Used: \d+ MB\tInit Duration: [\d.]+ ms", cold.logs[-1])
+    assert re.fullmatch(
+        r"REPORT RequestId: \S+\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 256 MB\t"
+        r"Max Memory Used: \d+ MB\tInit Duration: [\d.]+ ms",
+        cold.logs[-1],
+    )
     assert "Init Duration" not in warm.logs[-1]
 
 

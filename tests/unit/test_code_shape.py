@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("functions", "tooling", "scripts")
 MAX_LINES = 80
 
+
 def _units(tree: ast.AST, prefix: str = ""):
     """(qualified name, node) of every function and method, nested ones included."""
     for node in ast.iter_child_nodes(tree):

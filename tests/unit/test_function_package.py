@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from packaging.utils import canonicalize_name
-
 from lambda_build import lock, template
+from packaging.utils import canonicalize_name
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 OWN = {path.name for path in FUNCTIONS.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
@@ -56,12 +55,18 @@ def test_function_code_is_thin(layer_config):
 
 def test_every_import_is_stdlib_a_layer_package_or_our_own(layer_config):
     locked = {canonicalize_name(name) for name in lock.read_lock(layer_config)}
-    provided = {module for module, dists in importlib.metadata.packages_distributions().items() if any(canonicalize_name(d) in locked for d in dists)}
+    provided = {
+        module
+        for module, dists in importlib.metadata.packages_distributions().items()
+        if any(canonicalize_name(d) in locked for d in dists)
+    }
     allowed = set(sys.stdlib_module_names) | provided | OWN
     offenders = [
-        f"{path.relative_to(FUNCTIONS)}: {name}" for path in python_files() for name in absolute_imports(path)
+        f"{path.relative_to(FUNCTIONS)}: {name}"
+        for path in python_files()
+        for name in absolute_imports(path)
         if name.split(".")[0] not in allowed
-    ]  # fmt: skip
+    ]
     assert offenders == []
 
 
@@ -76,33 +81,57 @@ sys.meta_path.insert(0, Block())
 import importlib
 importlib.import_module(sys.argv[1])
 """
-LAYER_MODULES = {"core-data-science": "pandas,numpy,dateutil", "ml-libraries": "sklearn,scipy,joblib,threadpoolctl", "aws-utilities": "boto3,botocore,aws_lambda_powertools"}
+LAYER_MODULES = {
+    "core-data-science": "pandas,numpy,dateutil",
+    "ml-libraries": "sklearn,scipy,joblib,threadpoolctl",
+    "aws-utilities": "boto3,botocore,aws_lambda_powertools",
+}
 
 
-@pytest.mark.parametrize("spec", template.functions(__import__("lambda_build.config", fromlist=["load"]).load()), ids=lambda s: s.logical_id)
+@pytest.mark.parametrize(
+    "spec", template.functions(__import__("lambda_build.config", fromlist=["load"]).load()), ids=lambda s: s.logical_id
+)
 def test_each_handler_imports_with_only_its_layers(spec):
     module = spec.handler.rsplit(".", 1)[0]
     blocked = ",".join(mods for layer, mods in LAYER_MODULES.items() if layer not in spec.layers)
     completed = subprocess.run(
-        [sys.executable, "-c", BLOCKER, module, blocked or "-"], cwd=FUNCTIONS, capture_output=True, text=True,
+        [sys.executable, "-c", BLOCKER, module, blocked or "-"],
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
         env={"POWERTOOLS_METRICS_NAMESPACE": "Test", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
 
 
 def test_the_api_loads_neither_pandas_nor_sklearn():
     """The read path answers from DynamoDB alone: a cold start without the data-science imports."""
-    completed = subprocess.run([sys.executable, "-c", BLOCKER, "predictions.api", "pandas,numpy,sklearn,scipy,joblib"], cwd=FUNCTIONS,
-                               capture_output=True, text=True, env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    completed = subprocess.run(
+        [sys.executable, "-c", BLOCKER, "predictions.api", "pandas,numpy,sklearn,scipy,joblib"],
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
+        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"},
+    )
     assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
 
 
 def test_the_light_functions_really_avoid_the_ml_layer():
-    completed = subprocess.run([sys.executable, "-c", BLOCKER, "data_validation.app", "sklearn,scipy,joblib"], cwd=FUNCTIONS,
-                               capture_output=True, text=True, env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    completed = subprocess.run(
+        [sys.executable, "-c", BLOCKER, "data_validation.app", "sklearn,scipy,joblib"],
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
+        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"},
+    )
     assert completed.returncode == 0
-    failing = subprocess.run([sys.executable, "-c", BLOCKER, "predictions.app", "sklearn"], cwd=FUNCTIONS,
-                             capture_output=True, text=True, env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    failing = subprocess.run(
+        [sys.executable, "-c", BLOCKER, "predictions.app", "sklearn"],
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
+        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"},
+    )
     assert failing.returncode != 0 and "sklearn is not in this function's layers" in failing.stderr
 
 
@@ -120,9 +149,12 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 def loaded_by(handler_module: str) -> set[str]:
     """The top-level packages in sys.modules once ``handler_module`` is imported in a fresh interpreter."""
     completed = subprocess.run(
-        [sys.executable, "-c", LOADED, handler_module], cwd=FUNCTIONS, capture_output=True, text=True,
+        [sys.executable, "-c", LOADED, handler_module],
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
         env={"POWERTOOLS_METRICS_NAMESPACE": "T", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
     return set(json.loads(completed.stdout.splitlines()[-1]))
 
@@ -146,16 +178,18 @@ def test_the_predictions_handler_does_load_scikit_learn():
 
 def test_only_the_ml_room_imports_scikit_learn_or_joblib():
     importers = {
-        path.relative_to(FUNCTIONS).as_posix() for path in python_files()
+        path.relative_to(FUNCTIONS).as_posix()
+        for path in python_files()
         if {name.split(".")[0] for name in absolute_imports(path)} & ML_LIBRARIES
-    }  # fmt: skip
+    }
     assert importers == {"item_prediction/ml/model.py"}
 
 
 def test_only_the_prediction_step_imports_the_ml_room():
     importers = {
-        path.relative_to(FUNCTIONS).as_posix() for path in python_files()
+        path.relative_to(FUNCTIONS).as_posix()
+        for path in python_files()
         if not path.is_relative_to(FUNCTIONS / "item_prediction" / "ml")
         and any(name == "item_prediction.ml" or name.startswith("item_prediction.ml.") for name in own_imports(path))
-    }  # fmt: skip
+    }
     assert importers == {"item_prediction/steps/predict.py"}

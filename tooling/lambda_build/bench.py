@@ -73,7 +73,9 @@ def _import_times(python: Path, merged: dict[str, Path], runs: int) -> dict[str,
         subprocess.run([str(python), "-I", "-S", "-B", "-c", probe, str(folder)], check=True, capture_output=True)
     for _ in range(runs):  # round robin, so that machine noise hits every variant alike
         for name, folder in merged.items():
-            out = subprocess.run([str(python), "-I", "-S", "-B", "-c", probe, str(folder)], check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [str(python), "-I", "-S", "-B", "-c", probe, str(folder)], check=True, capture_output=True, text=True
+            )
             samples[name].append(float(out.stdout.strip()))
     return samples
 
@@ -90,8 +92,15 @@ def run(runs: int = 7, with_source_variant: bool = True, arch_name: str | None =
         for name, layers in variants.items():
             progress(f"benchmark: measuring {name}")
             sizes = {layer: tree_bytes(folder / "python") for layer, folder in layers.items()}
-            zips = {layer: write_zip(folder, work / "zips" / name / f"{layer}.zip")["zip_bytes"] for layer, folder in layers.items()}
-            results[name] = {"unzipped": sizes, "unzipped_total": sum(sizes.values()), "zipped": zips, "zipped_total": sum(zips.values())}
+            zips = {
+                layer: write_zip(folder, work / "zips" / name / f"{layer}.zip")["zip_bytes"] for layer, folder in layers.items()
+            }
+            results[name] = {
+                "unzipped": sizes,
+                "unzipped_total": sum(sizes.values()),
+                "zipped": zips,
+                "zipped_total": sum(zips.values()),
+            }
             merged = work / "merged" / name
             merge_layers(layers, merged)
             merged_dirs[name] = merged / "python"
@@ -109,15 +118,23 @@ def run(runs: int = 7, with_source_variant: bool = True, arch_name: str | None =
 def render(report: dict) -> str:
     variants = report["variants"]
     layers = list(next(iter(variants.values()))["unzipped"])
-    lines = [f"Cold import of '{report['import_set']}' on {report['python']} ({report['architecture']}), median of {report['runs']} fresh processes"]
-    header = f"{'variant':<22}" + "".join(f"{name:>19}" for name in layers) + f"{'all layers':>14}{'zipped':>13}{'import s':>10}{'speedup':>9}{'size':>7}"
+    lines = [
+        f"Cold import of '{report['import_set']}' on {report['python']} ({report['architecture']}), "
+        f"median of {report['runs']} fresh processes"
+    ]
+    header = (
+        f"{'variant':<22}"
+        + "".join(f"{name:>19}" for name in layers)
+        + f"{'all layers':>14}{'zipped':>13}{'import s':>10}{'speedup':>9}{'size':>7}"
+    )
     lines += [header, "-" * len(header)]
     for name, item in variants.items():
         lines.append(
-            f"{name:<22}" + "".join(f"{item['unzipped'][layer]:>19,}" for layer in layers)
+            f"{name:<22}"
+            + "".join(f"{item['unzipped'][layer]:>19,}" for layer in layers)
             + f"{item['unzipped_total']:>14,}{item['zipped_total']:>13,}{item['import_seconds']['median']:>10.3f}"
             + f"{item['import_speedup_vs_naive']:>8.2f}x{item['size_ratio_vs_naive']:>7.2f}"
-        )  # fmt: skip
+        )
     return "\n".join(lines)
 
 
@@ -127,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-source-variant", action="store_true", help="skip the source+bytecode variant (saves a minute)")
     parser.add_argument("--arch", help="architecture (default from layers.toml)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--cold-starts", action="store_true", help="instead: init duration per function, ours vs source-only layers")
+    parser.add_argument(
+        "--cold-starts", action="store_true", help="instead: init duration per function, ours vs source-only layers"
+    )
     args = parser.parse_args(argv)
     if args.runs < 5:
         parser.error("--runs must be at least 5")
@@ -173,21 +192,36 @@ def cold_starts(runs: int = 5, arch_name: str | None = None) -> dict:
             for spec in specs:
                 for name, folders in variants.items():
                     function = LocalFunction(
-                        spec.logical_id, spec.handler, build_dir / spec.logical_id, {layer: folders[layer] for layer in spec.layers},
-                        python_version=config.python_version, memory_mb=3008, timeout_s=60, environment=env,
+                        spec.logical_id,
+                        spec.handler,
+                        build_dir / spec.logical_id,
+                        {layer: folders[layer] for layer in spec.layers},
+                        python_version=config.python_version,
+                        memory_mb=3008,
+                        timeout_s=60,
+                        environment=env,
                         work_dir=Path(tmp) / "work" / name / spec.logical_id,
-                    )  # fmt: skip
+                    )
                     samples[spec.logical_id][name].append(function.start_only())
                     function.stop()
     result = {}
     for function_name, by_variant in samples.items():
         medians = {name: round(statistics.median(values), 1) for name, values in by_variant.items()}
-        result[function_name] = {"init_ms_median": medians, "samples": by_variant, "speedup": round(medians["source-only"] / medians["ours"], 2)}
+        result[function_name] = {
+            "init_ms_median": medians,
+            "samples": by_variant,
+            "speedup": round(medians["source-only"] / medians["ours"], 2),
+        }
     return {"runs": runs, "functions": result}
 
 
 def render_cold_starts(report: dict) -> str:
-    lines = [f"Init duration (median of {report['runs']} cold starts in the local runner)", f"{'function':<28}{'ours ms':>10}{'source-only ms':>16}{'speedup':>9}"]
+    lines = [
+        f"Init duration (median of {report['runs']} cold starts in the local runner)",
+        f"{'function':<28}{'ours ms':>10}{'source-only ms':>16}{'speedup':>9}",
+    ]
     for name, item in report["functions"].items():
-        lines.append(f"{name:<28}{item['init_ms_median']['ours']:>10.0f}{item['init_ms_median']['source-only']:>16.0f}{item['speedup']:>8.2f}x")
+        lines.append(
+            f"{name:<28}{item['init_ms_median']['ours']:>10.0f}{item['init_ms_median']['source-only']:>16.0f}{item['speedup']:>8.2f}x"
+        )
     return "\n".join(lines)

@@ -42,7 +42,9 @@ def _tooling_digest() -> str:
 
 def _interpreter_version(config: Config) -> str:
     python = target_python(config.python_version)
-    return subprocess.run([str(python), "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [str(python), "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def naive_key(config: Config, layer: Layer, arch: Architecture, entries: list[lockmod.LockEntry]) -> str:
@@ -86,16 +88,28 @@ def install_naive(config: Config, layer: Layer, arch: Architecture, entries: lis
         lockmod.write_layer_requirements(entries, requirements)
         with step(f"{layer.name}: installing {len(entries)} locked wheels for {config.runtime} {arch.name}"):
             run(
-                uv_command() + [
-                    "pip", "install", "--no-config", "--quiet",
-                    "--target", str(folder / "python"),
-                    "--python-version", config.python_version,
-                    "--python-platform", arch.uv_platform,
-                    "--only-binary", ":all:", "--no-deps", "--require-hashes",
-                    "--link-mode", "copy",  # never hard-link into uv's cache: the optimizer rewrites files
-                    "-r", str(requirements),
+                uv_command()
+                + [
+                    "pip",
+                    "install",
+                    "--no-config",
+                    "--quiet",
+                    "--target",
+                    str(folder / "python"),
+                    "--python-version",
+                    config.python_version,
+                    "--python-platform",
+                    arch.uv_platform,
+                    "--only-binary",
+                    ":all:",
+                    "--no-deps",
+                    "--require-hashes",
+                    "--link-mode",
+                    "copy",  # never hard-link into uv's cache: the optimizer rewrites files
+                    "-r",
+                    str(requirements),
                 ]
-            )  # fmt: skip
+            )
     (folder / "python" / ".lock").unlink(missing_ok=True)  # uv's own lock file, not part of any package
     marker.write_text(key)
     return folder
@@ -119,7 +133,9 @@ def layer_state(config: Config, layer: Layer, arch: Architecture, entries: list[
     return "built", info
 
 
-def build_layer(config: Config, layer: Layer, arch: Architecture, entries: list[lockmod.LockEntry], *, clean: bool = False) -> dict:
+def build_layer(
+    config: Config, layer: Layer, arch: Architecture, entries: list[lockmod.LockEntry], *, clean: bool = False
+) -> dict:
     """Build one layer unless an identical one is already built; return its build info."""
     state, info = layer_state(config, layer, arch, entries)
     if state == "built" and not clean:

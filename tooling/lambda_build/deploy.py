@@ -48,7 +48,9 @@ def resolve(environment: str, stack: str | None = None, region: str | None = Non
     """The environments are samconfig.toml's sections with deploy settings; the architectures
     and the default one are layers.toml's."""
     samconfig = tomllib.loads(SAMCONFIG.read_text())
-    environments = [name for name, section in samconfig.items() if name != "default" and isinstance(section, dict) and "deploy" in section]
+    environments = [
+        name for name, section in samconfig.items() if name != "default" and isinstance(section, dict) and "deploy" in section
+    ]
     if environment not in environments:
         raise TargetError(f"--environment must be {_one_of(environments)}")
     layers = configmod.load()
@@ -70,8 +72,19 @@ def sam_deploy_command(target: Target, *, rollback: bool, guided: bool = False, 
     ours = {"Environment": target.environment, "Architecture": target.architecture}
     overrides = [item for item in target.overrides if item.split("=", 1)[0] not in ours]
     overrides += [f"{key}={value}" for key, value in ours.items()]
-    command = [SAM, "deploy", "--config-env", target.environment, "--stack-name", target.stack, "--region", target.region,
-               "--no-fail-on-empty-changeset", "--parameter-overrides", *overrides]  # fmt: skip
+    command = [
+        SAM,
+        "deploy",
+        "--config-env",
+        target.environment,
+        "--stack-name",
+        target.stack,
+        "--region",
+        target.region,
+        "--no-fail-on-empty-changeset",
+        "--parameter-overrides",
+        *overrides,
+    ]
     if not rollback:
         command.append("--disable-rollback")
     if guided:
@@ -87,7 +100,10 @@ def credentials_problem(region: str | None = None) -> str | None:
 
     session = boto3.session.Session(region_name=region)
     if session.get_credentials() is None:
-        return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use an OIDC role in CI (or run ./deploy.sh --dry-run / --local)"
+        return (
+            "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "or use an OIDC role in CI (or run ./deploy.sh --dry-run / --local)"
+        )
     if not session.region_name:
         return "no AWS region: pass --region or set AWS_REGION"
     return None

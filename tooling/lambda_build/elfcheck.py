@@ -73,7 +73,9 @@ def check_file(path: Path, relative: str, config: Config, arch: Architecture) ->
     if tag:
         wanted = config.python_version.replace(".", "")
         if tag["version"] != wanted or tag["flags"]:
-            problems.append(Problem(relative, f"extension built for cpython-{tag['version']}{tag['flags']}, runtime is {config.runtime}"))
+            problems.append(
+                Problem(relative, f"extension built for cpython-{tag['version']}{tag['flags']}, runtime is {config.runtime}")
+            )
         if tag["platform"] != arch.multiarch.split("-")[0]:
             problems.append(Problem(relative, f"extension built for {tag['platform']}, architecture is {arch.name}"))
     try:
@@ -87,7 +89,10 @@ def check_file(path: Path, relative: str, config: Config, arch: Architecture) ->
                     continue
                 if segment["p_offset"] % segment["p_align"] != segment["p_vaddr"] % segment["p_align"]:
                     problems.append(
-                        Problem(relative, "ELF load segment offset/address not page-aligned (library rewritten after build, e.g. stripped)")
+                        Problem(
+                            relative,
+                            "ELF load segment offset/address not page-aligned (library rewritten after build, e.g. stripped)",
+                        )
                     )
                     break
             glibc = _required_glibc(elf)
@@ -114,5 +119,7 @@ def check_tree(root: Path, config: Config, arch: Architecture) -> tuple[int, lis
         if is_vendored(Path(relative)) and relative in hashes:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             if digest != hashes[relative]:
-                problems.append(Problem(relative, "vendored library differs from its wheel (modified after install; never strip *.libs/)"))
+                problems.append(
+                    Problem(relative, "vendored library differs from its wheel (modified after install; never strip *.libs/)")
+                )
     return checked, problems

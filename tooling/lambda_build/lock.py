@@ -160,16 +160,21 @@ def _uv_compile(config: Config, arch_name: str, output: Path, *options: str) -> 
     arch = config.architectures[arch_name]
     root = config.path.parents[1]
     command = uv_command() + [
-        "pip", "compile",
+        "pip",
+        "compile",
         *[str(layer.requirements.relative_to(root)) for layer in config.layers],
-        "--python-version", config.python_version,
-        "--python-platform", arch.uv_platform,
-        "--only-binary", ":all:",
+        "--python-version",
+        config.python_version,
+        "--python-platform",
+        arch.uv_platform,
+        "--only-binary",
+        ":all:",
         "--no-config",
-        "--output-file", str(output),
+        "--output-file",
+        str(output),
         "--quiet",
         *options,
-    ]  # fmt: skip
+    ]
     run(command, cwd=root)
 
 
@@ -199,7 +204,8 @@ def update_lock(config: Config, *, upgrade: bool = False, allow_downgrade: bool 
             _compile_other(config, arch_name, candidate, other_path)
             other = parse_lock(other_path.read_text())
             differ = sorted(
-                name for name in new.keys() | other.keys()
+                name
+                for name in new.keys() | other.keys()
                 if (new.get(name) and new[name].version) != (other.get(name) and other[name].version)
             )
             if differ:
@@ -240,4 +246,3 @@ __all__ = [
     "update_lock",
     "write_layer_requirements",
 ]
-

@@ -124,9 +124,10 @@ def drop_test_suites(root: Path, ctx: Context) -> RuleResult:
 def drop_docs(root: Path, ctx: Context) -> RuleResult:
     result = RuleResult("docs-examples", "documentation and examples (*.rst, *.md, doc/examples folders that are not packages)")
     targets = [
-        d for d in _walk_dirs(root)
+        d
+        for d in _walk_dirs(root)
         if d.name in DOC_DIRS and not (d / "__init__.py").exists() and not is_metadata(d.relative_to(root))
-    ]  # fmt: skip
+    ]
     targets += [f for f in iter_files(root) if f.suffix in DOC_SUFFIXES and not is_metadata(f.relative_to(root))]
     return _remove(root, [t for t in targets if not _kept(t.relative_to(root), ctx.config.keep)], result)
 
@@ -155,9 +156,11 @@ def prune_aws_service_models(root: Path, ctx: Context) -> RuleResult:
 def prune_unused_modules(root: Path, ctx: Context) -> RuleResult:
     result = RuleResult("unused-modules", "submodules and data no function uses (layers.toml [optimize.unused])")
     targets = [
-        path for pattern in ctx.config.prune_unused for path in root.glob(pattern)
+        path
+        for pattern in ctx.config.prune_unused
+        for path in root.glob(pattern)
         if not _kept(path.relative_to(root), ctx.config.keep)
-    ]  # fmt: skip
+    ]
     return _remove(root, targets, result)
 
 
@@ -166,9 +169,10 @@ def strip_extensions(root: Path, ctx: Context) -> RuleResult:
     result = RuleResult("strip-debug", "debug symbols of packages' own extension modules (not *.libs/)")
     strip = next((shutil.which(tool) for tool in ctx.arch.strip if shutil.which(tool)), None)
     targets = [
-        f for f in iter_files(root)
+        f
+        for f in iter_files(root)
         if (f.suffix == ".so" or ".so." in f.name) and not is_vendored(f.relative_to(root)) and is_elf(f)
-    ]  # fmt: skip
+    ]
     if not targets:
         return result
     if strip is None:
@@ -208,10 +212,20 @@ def compile_bytecode(root: Path, ctx: Context) -> RuleResult:
     # compiling process compiled before it (whether equal constants are shared), so a worker pool,
     # which hands files out by timing, gave a different ml-libraries zip on one build in several.
     command = [
-        str(python), "-I", "-m", "compileall", "-q", "-j", "1",
-        "--invalidation-mode", "unchecked-hash",
-        "-s", str(root), "-p", "/opt/python",
-    ]  # fmt: skip
+        str(python),
+        "-I",
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "1",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(root),
+        "-p",
+        "/opt/python",
+    ]
     if sourceless:
         command.append("-b")
     run([*command, str(root)])

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
 from item_prediction.domain import schema
 
 # Export-style column names for the "user's own CSV" demo (with the mapping file that reads them).
@@ -65,7 +64,9 @@ class SampleData:
         return len(self.frame) + len(self.invalid_lines)
 
 
-def _series_frame(rng: np.random.Generator, item: str, store: str, dates: pd.DatetimeIndex, frequency: str, signal: bool) -> pd.DataFrame:
+def _series_frame(
+    rng: np.random.Generator, item: str, store: str, dates: pd.DatetimeIndex, frequency: str, signal: bool
+) -> pd.DataFrame:
     n = len(dates)
     level = rng.lognormal(mean=2.5, sigma=0.5)
     base_price = round(float(rng.uniform(1.0, 20.0)), 2)
@@ -126,7 +127,7 @@ def generate_sales(
     invalid_rows: list[tuple[int, list[str], str]] = []
     if invalid:
         for rule, change in INVALID_KINDS:
-            row = dict(zip(header, records[int(rng.integers(len(records)))]))
+            row = dict(zip(header, records[int(rng.integers(len(records)))], strict=True))
             row.update(change)
             invalid_rows.append((int(rng.integers(len(records))), [row[c] for c in header], rule))
         source = int(rng.integers(len(records) // 2))

@@ -45,12 +45,17 @@ class FunctionSize:
 
     def as_dict(self) -> dict:
         return {
-            "function": self.name, "code_source": self.code_source, "code_bytes": self.code_bytes,
-            "code_zip_bytes": self.code_zip_bytes, "layers": self.layers, "total_bytes": self.total,
-            "limit_bytes": self.limit, "headroom_bytes": self.headroom,
+            "function": self.name,
+            "code_source": self.code_source,
+            "code_bytes": self.code_bytes,
+            "code_zip_bytes": self.code_zip_bytes,
+            "layers": self.layers,
+            "total_bytes": self.total,
+            "limit_bytes": self.limit,
+            "headroom_bytes": self.headroom,
             "headroom_percent": round(100 * self.headroom / self.limit, 1),
             "largest": [{"name": name, "bytes": size} for name, size in self.contributors],
-        }  # fmt: skip
+        }
 
 
 def _code_files(spec: templatemod.FunctionSpec, build_dir: Path) -> tuple[str, list[Path], Path]:
@@ -87,14 +92,24 @@ def measure(config: Config, target: str = "all", build_dir: Path = SAM_BUILD_DIR
     if len(architectures) > 1:
         violations.append(f"layers built for different architectures: {', '.join(architectures)} (rebuild with one --arch)")
     limits, budgets = config.limits, config.budgets_for(architectures[0] if architectures[0] in config.architectures else None)
-    result: dict = {"limits": limits, "budgets": budgets, "architecture": architectures[0], "layer_names": list(layers), "layers": {},
-                    "functions": [], "violations": violations}  # fmt: skip
+    result: dict = {
+        "limits": limits,
+        "budgets": budgets,
+        "architecture": architectures[0],
+        "layer_names": list(layers),
+        "layers": {},
+        "functions": [],
+        "violations": violations,
+    }
     if target in ("layers", "all"):
         total = sum(item["bytes"] for item in layers.values())
         for name, item in layers.items():
             result["layers"][name] = {"bytes": item["bytes"], "zip_bytes": item["zip_bytes"]}
             if item["zip_bytes"] is not None and item["zip_bytes"] > min(limits["direct_upload_zipped"], budgets["layer_zipped"]):
-                violations.append(f"layer {name}: zip of {item['zip_bytes']:,} bytes is over {min(limits['direct_upload_zipped'], budgets['layer_zipped']):,}")
+                violations.append(
+                    f"layer {name}: zip of {item['zip_bytes']:,} bytes "
+                    f"is over {min(limits['direct_upload_zipped'], budgets['layer_zipped']):,}"
+                )
         result["layers_total_bytes"] = total
         if total > budgets["all_layers_unzipped"]:
             violations.append(f"all layers: {total:,} bytes unzipped is over the budget {budgets['all_layers_unzipped']:,}")
@@ -109,9 +124,15 @@ def measure(config: Config, target: str = "all", build_dir: Path = SAM_BUILD_DIR
                 contributors += [(f"{package} ({name})", size) for package, size in layers[name]["packages"].items()]
             code_zip_bytes = zip_into(io.BytesIO(), root, files, compresslevel=None)  # zlib's default level, as SAM zips
             size = FunctionSize(
-                spec.logical_id, source, code_bytes, code_zip_bytes, {name: layers[name]["bytes"] for name in spec.layers},
-                total, limits["function_and_layers_unzipped"], sorted(contributors, key=lambda item: -item[1])[:5],
-            )  # fmt: skip
+                spec.logical_id,
+                source,
+                code_bytes,
+                code_zip_bytes,
+                {name: layers[name]["bytes"] for name in spec.layers},
+                total,
+                limits["function_and_layers_unzipped"],
+                sorted(contributors, key=lambda item: -item[1])[:5],
+            )
             result["functions"].append(size.as_dict())
             largest = ", ".join(f"{name} {nbytes / 1e6:.1f} MB" for name, nbytes in size.contributors)
             if total >= limits["function_and_layers_unzipped"]:
@@ -122,13 +143,19 @@ def measure(config: Config, target: str = "all", build_dir: Path = SAM_BUILD_DIR
             if len(spec.layers) > limits["layers_per_function"]:
                 violations.append(f"{spec.logical_id}: {len(spec.layers)} layers, Lambda allows {limits['layers_per_function']}")
             if code_bytes > budgets["function_code_unzipped"]:
-                violations.append(f"{spec.logical_id}: code is {code_bytes:,} bytes, over the budget {budgets['function_code_unzipped']:,}")
+                violations.append(
+                    f"{spec.logical_id}: code is {code_bytes:,} bytes, over the budget {budgets['function_code_unzipped']:,}"
+                )
             if size.code_zip_bytes > limits["direct_upload_zipped"]:
-                violations.append(f"{spec.logical_id}: code zip of {size.code_zip_bytes:,} bytes is over {limits['direct_upload_zipped']:,}")
+                violations.append(
+                    f"{spec.logical_id}: code zip of {size.code_zip_bytes:,} bytes is over {limits['direct_upload_zipped']:,}"
+                )
             for name in spec.layers:
                 missing = needs.get(name, set()) - set(spec.layers)
                 if missing:
-                    violations.append(f"{spec.logical_id}: layer {name} needs {', '.join(sorted(missing))}, which the function does not mount")
+                    violations.append(
+                        f"{spec.logical_id}: layer {name} needs {', '.join(sorted(missing))}, which the function does not mount"
+                    )
     return result
 
 
@@ -139,12 +166,18 @@ def render(result: dict) -> str:
         for name, item in result["layers"].items():
             zipped = f"{item['zip_bytes']:,}" if item["zip_bytes"] is not None else "-"
             lines.append(f"{name:<22}{item['bytes']:>16,}{zipped:>14}")
-        lines.append(f"{'all layers':<22}{result['layers_total_bytes']:>16,}   budget {result['budgets']['all_layers_unzipped']:,}")
+        lines.append(
+            f"{'all layers':<22}{result['layers_total_bytes']:>16,}   budget {result['budgets']['all_layers_unzipped']:,}"
+        )
         lines.append("")
     if result["functions"]:
         mounted = {name for item in result["functions"] for name in item["layers"]}
         names = [name for name in result["layer_names"] if name in mounted]
-        lines.append(f"{'function':<28}{'code':>10}" + "".join(f"{name:>20}" for name in names) + f"{'total':>14}{'limit':>14}{'headroom':>22}")
+        lines.append(
+            f"{'function':<28}{'code':>10}"
+            + "".join(f"{name:>20}" for name in names)
+            + f"{'total':>14}{'limit':>14}{'headroom':>22}"
+        )
         for item in result["functions"]:
             cells = "".join(f"{item['layers'][name]:>20,}" if name in item["layers"] else f"{'-':>20}" for name in names)
             lines.append(
@@ -152,7 +185,9 @@ def render(result: dict) -> str:
                 f"{item['limit_bytes']:>14,}{item['headroom_bytes']:>14,} ({item['headroom_percent']:>4}%)"
             )
         worst = min(result["functions"], key=lambda item: item["headroom_bytes"])
-        lines.append(f"largest in {worst['function']}: " + ", ".join(f"{c['name']} {c['bytes'] / 1e6:.1f} MB" for c in worst["largest"]))
+        lines.append(
+            f"largest in {worst['function']}: " + ", ".join(f"{c['name']} {c['bytes'] / 1e6:.1f} MB" for c in worst["largest"])
+        )
     lines += [f"VIOLATION {line}" for line in result["violations"]] or ["all sizes within Lambda's limits and our budgets"]
     return "\n".join(lines)
 
@@ -162,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="size-validation.py",
         description="Check built layers and functions against Lambda's size limits and the project's budgets.",
     )
-    parser.add_argument("command", choices=("validate", "check", "report"),
-                        help="validate: table + exit non-zero on a violation; check: pass/fail only; report: table, exit 0")  # fmt: skip
+    parser.add_argument(
+        "command",
+        choices=("validate", "check", "report"),
+        help="validate: table + exit non-zero on a violation; check: pass/fail only; report: table, exit 0",
+    )
     parser.add_argument("--target", choices=("layers", "functions", "all"), default="all")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--verbose", action="store_true", help="also list each function's largest contributors")

@@ -85,19 +85,21 @@ def target_python(version: str) -> Path:
     for candidate in candidates:
         probe = subprocess.run(
             [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if probe.returncode == 0 and probe.stdout.strip() == version:
             return Path(candidate)
-    raise BuildError(
-        f"python{version} (the target runtime) not found: install it (pyenv install {version}) or set TARGET_PYTHON"
-    )
+    raise BuildError(f"python{version} (the target runtime) not found: install it (pyenv install {version}) or set TARGET_PYTHON")
 
 
 @cache
 def interpreter_machine(python: Path) -> str:
     """The machine an interpreter runs on (``platform.machine()``: x86_64, aarch64)."""
-    probe = subprocess.run([str(python), "-I", "-c", "import platform; print(platform.machine())"], capture_output=True, text=True, check=False)
+    probe = subprocess.run(
+        [str(python), "-I", "-c", "import platform; print(platform.machine())"], capture_output=True, text=True, check=False
+    )
     return probe.stdout.strip() or "unknown"
 
 

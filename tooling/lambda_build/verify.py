@@ -70,8 +70,12 @@ def run_workloads(config: Config, python_dir: Path, layers: tuple[str, ...]) -> 
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC", "HOME": str(python_dir.parent)}
     completed = subprocess.run(
         [str(python), "-I", "-S", "-B", str(RUNNER), str(python_dir), json.dumps(spec)],
-        capture_output=True, text=True, env=env, timeout=900, cwd=python_dir.parent,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=python_dir.parent,
+    )
     if completed.returncode != 0 or not completed.stdout.strip():
         last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
         return {"failures": [{"what": "interpreter", "error": f"exit {completed.returncode}: {last}"}]}
@@ -97,7 +101,9 @@ def verification_key(config: Config, sets: dict[str, tuple[str, ...]], static_on
     return digest.hexdigest()
 
 
-def verify(config: Config, arch: Architecture, *, sets: dict[str, tuple[str, ...]] | None = None, static_only: bool = False) -> dict:
+def verify(
+    config: Config, arch: Architecture, *, sets: dict[str, tuple[str, ...]] | None = None, static_only: bool = False
+) -> dict:
     """Verify all built layers; return a report whose ``problems`` are one line each.
 
     ``static_only`` accepts ELF checks alone when the target interpreter runs on another machine

@@ -33,10 +33,21 @@ def object_ref(event: dict) -> ObjectRef:
         detail = EventBridgeEvent(event).detail
         obj = detail.get("object", {})
         deleted = event["detail-type"] == "Object Deleted"
-        return ObjectRef(detail.get("bucket", {}).get("name", ""), unquote_plus(obj.get("key", "")), obj.get("version-id"), _size(obj.get("size")), deleted)
+        return ObjectRef(
+            detail.get("bucket", {}).get("name", ""),
+            unquote_plus(obj.get("key", "")),
+            obj.get("version-id"),
+            _size(obj.get("size")),
+            deleted,
+        )
     if "Records" in event:
         record = next(S3Event(event).records)
-        return ObjectRef(record.s3.bucket.name, unquote_plus(record.s3.get_object.key), record.s3.get_object.version_id, record.s3.get_object.size)
+        return ObjectRef(
+            record.s3.bucket.name,
+            unquote_plus(record.s3.get_object.key),
+            record.s3.get_object.version_id,
+            record.s3.get_object.size,
+        )
     if "bucket" in event and "key" in event:
         return ObjectRef(event["bucket"], event["key"], event.get("version_id"))
     raise EventError("expected an S3 Object Created or Object Deleted event (EventBridge or S3 notification) or {bucket, key}")
@@ -44,4 +55,8 @@ def object_ref(event: dict) -> ObjectRef:
 
 def is_lifecycle_expiration(event: dict) -> bool:
     """True for a deletion made by the bucket's lifecycle rules (retention), not by a person."""
-    return isinstance(event, dict) and isinstance(event.get("detail"), dict) and event["detail"].get("reason") == LIFECYCLE_EXPIRATION
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("detail"), dict)
+        and event["detail"].get("reason") == LIFECYCLE_EXPIRATION
+    )

@@ -45,9 +45,12 @@ def _conditional_put(table, item: dict, condition: str, values: dict, names: dic
     attributes as plain strings; returned by the failed put itself, so no read is needed)."""
     try:
         table.put_item(
-            Item=item, ConditionExpression=condition, ExpressionAttributeValues=values, ExpressionAttributeNames=names,
+            Item=item,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ExpressionAttributeNames=names,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )  # fmt: skip
+        )
         return None
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -56,13 +59,21 @@ def _conditional_put(table, item: dict, condition: str, values: dict, names: dic
         raise
 
 
-def claim_source(table, dataset: str, key: str, version: str | None, *, now: int, busy_seconds: int = 900, force: bool = False) -> bool:
+def claim_source(
+    table, dataset: str, key: str, version: str | None, *, now: int, busy_seconds: int = 900, force: bool = False
+) -> bool:
     """Claim an upload version for validation: False when it was already claimed (a duplicate).
 
     ``busy_seconds``: how long the claiming invocation may still run; after that an unfinished
     claim is stale and may be taken again. ``force`` claims whatever is there (a manual re-run).
     """
-    item = {"pk": dataset_pk(dataset), "sk": source_sk(key, version), "status": VALIDATING, "claimed_at": now, "stale_at": now + busy_seconds}
+    item = {
+        "pk": dataset_pk(dataset),
+        "sk": source_sk(key, version),
+        "status": VALIDATING,
+        "claimed_at": now,
+        "stale_at": now + busy_seconds,
+    }
     if force:
         table.put_item(Item=item)
         return True

@@ -89,7 +89,7 @@ class Settings:
     max_columns: int = 200
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             bucket=os.environ.get("BUCKET_NAME", ""),
             table=os.environ.get("TABLE_NAME", ""),
@@ -116,12 +116,13 @@ class Settings:
         :data:`schema.DATASET_PATTERN` (``raw/../x.csv``, ``raw/a b/x.csv``, ``raw//x.csv``) and
         for a folder ``raw/default/``, which would share its outputs with the files directly under raw/.
         """
-        relative = raw_key[len(self.raw_prefix):] if raw_key.startswith(self.raw_prefix) else raw_key
+        relative = raw_key[len(self.raw_prefix) :] if raw_key.startswith(self.raw_prefix) else raw_key
         folder, separator, _ = relative.partition("/")
         if not separator:
             return DEFAULT_DATASET
         if folder == DEFAULT_DATASET:
             raise DatasetNameError(
-                f"dataset name {folder!r} is not allowed as a folder: it is reserved for the files directly under {self.raw_prefix}"
+                f"dataset name {folder!r} is not allowed as a folder: "
+                f"it is reserved for the files directly under {self.raw_prefix}"
             )
         return validate_dataset_name(folder)

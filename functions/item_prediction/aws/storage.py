@@ -140,7 +140,9 @@ class Storage:
         return key
 
     def put_json(self, key: str, payload: dict) -> str:
-        return self.put_bytes(key, (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode(), "application/json")
+        return self.put_bytes(
+            key, (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode(), "application/json"
+        )
 
     def put_file(self, key: str, handle, content_type: str = "application/gzip") -> str:
         self.s3.upload_fileobj(handle, self.bucket, key, ExtraArgs={"ContentType": content_type})

@@ -101,12 +101,12 @@ class DateReader:
         """Map each distinct non-empty text to its date, or None when it is not a valid date."""
         texts = [text for text in dict.fromkeys(texts) if text]
         if self.date_format:
-            return dict(zip(texts, _to_dates(texts, self.date_format)))
+            return dict(zip(texts, _to_dates(texts, self.date_format), strict=True))
         result: dict[str, date | None] = {}
         iso = [text for text in texts if ISO_DATE.match(text)]
-        result.update(zip(iso, _to_dates(iso, "ISO8601")))
+        result.update(zip(iso, _to_dates(iso, "ISO8601"), strict=True))
         compact = [text for text in texts if COMPACT_DATE.match(text)]
-        result.update(zip(compact, _to_dates(compact, "%Y%m%d")))
+        result.update(zip(compact, _to_dates(compact, "%Y%m%d"), strict=True))
         numeric = {text: match for text in texts if (match := NUMERIC_DATE.match(text))}
         self._settle_order(list(numeric.values()))
         for text, match in numeric.items():

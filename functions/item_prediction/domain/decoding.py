@@ -48,7 +48,7 @@ class Budget:
     max_columns: int = 200  # fields of the header (``too_many_columns``)
 
     @classmethod
-    def of(cls, settings) -> "Budget":
+    def of(cls, settings) -> Budget:
         """The budget an object with the same ``max_*`` attributes (the Settings) names."""
         return cls(*(getattr(settings, name) for name in cls.__dataclass_fields__))
 
@@ -261,7 +261,7 @@ class BoundedLines:
     def new_record(self) -> None:
         self._used = 0
 
-    def __iter__(self) -> "BoundedLines":
+    def __iter__(self) -> BoundedLines:
         return self
 
     def __next__(self) -> str:
@@ -276,7 +276,9 @@ class BoundedLines:
         return line
 
 
-def records(text: io.TextIOBase, delimiter: str, max_record: int = Budget.max_record_bytes) -> Iterator[tuple[int, list[str] | None]]:
+def records(
+    text: io.TextIOBase, delimiter: str, max_record: int = Budget.max_record_bytes
+) -> Iterator[tuple[int, list[str] | None]]:
     """(physical line, fields) per non-blank record; fields is None for a record the parser rejects.
 
     Raises FileRefused (``record_too_large``) for a record over ``max_record`` characters."""

@@ -40,7 +40,17 @@ FEATURES_VERSION = "2.0"
 LAGS = {"D": (1, 2, 3, 7, 14, 21, 28), "W": (1, 2, 3, 4, 8, 13, 26, 52)}
 WINDOWS = {"D": (7, 28), "W": (4, 13)}
 CALENDAR = {
-    "D": ("day_of_week", "day_of_month", "week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos", "is_weekend"),
+    "D": (
+        "day_of_week",
+        "day_of_month",
+        "week_of_year",
+        "month",
+        "quarter",
+        "year",
+        "day_of_year_sin",
+        "day_of_year_cos",
+        "is_weekend",
+    ),
     "W": ("week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos"),
 }
 PRICE_PROMO = ("unit_price", "price_ratio", "price_change", "promotion")
@@ -100,7 +110,8 @@ def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
         {
             schema.ITEM: np.repeat(bounds.index.get_level_values(0).to_numpy(dtype=object), periods),
             schema.STORE: np.repeat(bounds.index.get_level_values(1).to_numpy(dtype=object), periods),
-            schema.DATE: np.repeat(bounds["min"].to_numpy(), periods) + (np.arange(periods.sum()) - starts) * np.timedelta64(days, "D"),
+            schema.DATE: np.repeat(bounds["min"].to_numpy(), periods)
+            + (np.arange(periods.sum()) - starts) * np.timedelta64(days, "D"),
         }
     )
     grid = grid.merge(frame, on=[*SERIES, schema.DATE], how="left", validate="one_to_one")
@@ -303,7 +314,11 @@ def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: s
 def fingerprint(frame: pd.DataFrame) -> str:
     """A content hash of a frame's canonical columns, independent of row order: the sha256 of
     the sorted 64-bit hashes of its rows (dates hashed as ISO text, so text and datetime agree)."""
-    columns = [column for column in (schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION) if column in frame]
+    columns = [
+        column
+        for column in (schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION)
+        if column in frame
+    ]
     canonical = frame[columns].copy()
     if schema.DATE in canonical and pd.api.types.is_datetime64_any_dtype(canonical[schema.DATE]):
         canonical[schema.DATE] = canonical[schema.DATE].dt.strftime("%Y-%m-%d")

@@ -74,11 +74,11 @@ class ColumnMapping:
     decimal: str | None = None  # None: "." (and "," in files not delimited by commas)
 
     @classmethod
-    def identity(cls) -> "ColumnMapping":
+    def identity(cls) -> ColumnMapping:
         return cls()
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "ColumnMapping":
+    def from_json(cls, text: str | bytes) -> ColumnMapping:
         try:
             raw = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -112,7 +112,13 @@ class ColumnMapping:
 
     def describe(self) -> dict:
         """The mapping as the report shows it."""
-        return {"columns": self.columns, "frequency": self.frequency, "date_format": self.date_format, "dayfirst": self.dayfirst, "decimal": self.decimal}
+        return {
+            "columns": self.columns,
+            "frequency": self.frequency,
+            "date_format": self.date_format,
+            "dayfirst": self.dayfirst,
+            "decimal": self.decimal,
+        }
 
     def rename_header(self, header: list[str]) -> tuple[list[str], list[str]]:
         """Rename a file's header to canonical names; return (new header, missing required columns).

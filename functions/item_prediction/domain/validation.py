@@ -92,7 +92,7 @@ def _held_bytes(fields: list[str] | None) -> int:
 def _per_value(column: pd.Series, function: Callable[[str], object]) -> pd.Series:
     """``function`` applied once per distinct value of a text column, mapped back onto its rows."""
     uniques = column.unique()
-    return column.map(dict(zip(uniques, map(function, uniques))))
+    return column.map(dict(zip(uniques, map(function, uniques), strict=True)))
 
 
 def _matches(column: pd.Series, predicate: Callable[[str], bool]) -> np.ndarray:
@@ -108,7 +108,9 @@ def _duplicated_columns(header: list[str], columns: list[str]) -> str:
     for index, name in enumerate(columns):
         positions[name].append(index)
     groups = [(name, where) for name, where in positions.items() if len(where) > 1]
-    return "; ".join(f"{name} = " + ", ".join(f"{header[index]!r} (column {index + 1})" for index in where) for name, where in groups)
+    return "; ".join(
+        f"{name} = " + ", ".join(f"{header[index]!r} (column {index + 1})" for index in where) for name, where in groups
+    )
 
 
 class KeySet:
@@ -141,7 +143,9 @@ class KeySet:
 
 def key_hashes(items: pd.Series, stores: pd.Series, days: pd.Series) -> np.ndarray:
     """One 64-bit hash per (item, store, date) row key."""
-    frame = pd.DataFrame({"i": items.to_numpy(dtype=object), "s": stores.to_numpy(dtype=object), "d": days.to_numpy(dtype=object)})
+    frame = pd.DataFrame(
+        {"i": items.to_numpy(dtype=object), "s": stores.to_numpy(dtype=object), "d": days.to_numpy(dtype=object)}
+    )
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
@@ -162,9 +166,16 @@ class _Validator:
     """The state of one file's validation, fed record by record (see :func:`validate`)."""
 
     def __init__(
-        self, mapping: ColumnMapping, today: date, chunk_rows: int, clean_sink: Sink, quarantine_sink: Sink, delimiter: str,
-        max_columns: int = decoding.Budget.max_columns, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    ) -> None:  # fmt: skip
+        self,
+        mapping: ColumnMapping,
+        today: date,
+        chunk_rows: int,
+        clean_sink: Sink,
+        quarantine_sink: Sink,
+        delimiter: str,
+        max_columns: int = decoding.Budget.max_columns,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> None:
         self.mapping = mapping
         self.max_columns = max_columns
         self.chunk_bytes = max(1, chunk_bytes)
@@ -213,7 +224,9 @@ class _Validator:
             mapped = {column: self.mapping.columns[column] for column in missing if column in self.mapping.columns}
             self.fail_file(
                 "missing_required_columns",
-                f"required columns not found: {missing}" + (f" (the mapping looks for {mapped})" if mapped else "") + f"; the header is {self.header}",
+                f"required columns not found: {missing}"
+                + (f" (the mapping looks for {mapped})" if mapped else "")
+                + f"; the header is {self.header}",
             )
 
     def feed(self, records: Iterable[tuple[int, list[str] | None]]) -> None:
@@ -223,7 +236,10 @@ class _Validator:
                     self.has_header = False  # not text: nothing in it is a header
                 else:
                     if fields is not None and len(fields) > self.max_columns:
-                        raise decoding.FileRefused("too_many_columns", f"the header has {len(fields)} columns, more than {self.max_columns} (MAX_COLUMNS)")
+                        raise decoding.FileRefused(
+                            "too_many_columns",
+                            f"the header has {len(fields)} columns, more than {self.max_columns} (MAX_COLUMNS)",
+                        )
                     self.take_header(fields)
                     if self.has_header:
                         continue
@@ -289,9 +305,9 @@ class _Validator:
         if self.decimal_comma:
             commas = [bool(_DECIMAL_COMMA.match(text)) for text in texts]
             self.decimal_commas += int(counts[np.array(commas, dtype=bool)].sum()) if texts else 0
-            texts = [text.replace(",", ".") if comma else text for text, comma in zip(texts, commas)]
+            texts = [text.replace(",", ".") if comma else text for text, comma in zip(texts, commas, strict=True)]
         numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").astype("float64").to_numpy()
-        return values.map(dict(zip(counts.index, numbers))).astype("float64")
+        return values.map(dict(zip(counts.index, numbers, strict=True))).astype("float64")
 
     def _check(self, lines_list: list[int], records: list[list[str]]) -> None:
         """Apply every row rule to a chunk of well-formed records; emit clean and quarantined rows.
@@ -302,8 +318,11 @@ class _Validator:
         lines = np.array(lines_list, dtype=np.int64)
         raw = pd.DataFrame(records, columns=range(len(self.columns)), dtype=object)
         frame = pd.DataFrame(
-            {name: _per_value(raw[index], str.strip) if name in schema.CANONICAL_COLUMNS else raw[index] for index, name in enumerate(self.columns)}
-        )  # fmt: skip
+            {
+                name: _per_value(raw[index], str.strip) if name in schema.CANONICAL_COLUMNS else raw[index]
+                for index, name in enumerate(self.columns)
+            }
+        )
         failed: dict[str, np.ndarray] = {}
         values = {"date": self._dates(frame, failed), "quantity": self._quantity(frame, failed)}
         values.update(self._price(frame, failed), **self._promotion(frame, failed))
@@ -338,7 +357,9 @@ class _Validator:
         if schema.STORE in frame:
             failed["missing_store_id"] = self._blank(frame, schema.STORE)
         bad_id = lambda text: len(text) > schema.MAX_ID_LENGTH or _CONTROL.search(text) is not None  # noqa: E731
-        failed["invalid_id"] = np.logical_or.reduce([_matches(frame[c], bad_id) for c in (schema.ITEM, schema.STORE) if c in frame])
+        failed["invalid_id"] = np.logical_or.reduce(
+            [_matches(frame[c], bad_id) for c in (schema.ITEM, schema.STORE) if c in frame]
+        )
 
     def _dates(self, frame: pd.DataFrame, failed: dict) -> pd.Series:
         parsed = self.dates.parse(frame[schema.DATE].unique())
@@ -468,30 +489,53 @@ def validate(
         decoding.check_declared_sizes(sizes, budget.max_object_bytes)  # before a byte is read
         text = _open_text(raw, budget, sniffed)
         validator = _Validator(
-            mapping, today or date.today(), chunk_rows, clean_sink, quarantine_sink, sniffed["delimiter"], budget.max_columns, chunk_bytes
+            mapping,
+            today or date.today(),
+            chunk_rows,
+            clean_sink,
+            quarantine_sink,
+            sniffed["delimiter"],
+            budget.max_columns,
+            chunk_bytes,
         )
-        head = sniffed.pop("head")
-        foreign = decoding.foreign_format(head)
-        if foreign:
-            validator.fail_file("unsupported_format", f"this is {foreign}")
-        elif decoding.looks_binary(head, sniffed["encoding"]):
-            validator.fail_file("binary_content", "the file holds binary data, not text")
-        elif mapping_error:
-            validator.fail_file("invalid_mapping", mapping_error)
+        _refuse_unreadable(validator, sniffed.pop("head"), sniffed["encoding"], mapping_error)
         validator.feed(decoding.records(text, sniffed["delimiter"], budget.max_record_bytes))
         raw.drain()  # the fingerprint covers the whole object
     except decoding.FileRefused as refusal:
         return _refused_report(refusal, raw, sniffed, mapping)
     if not validator.rows_in and validator.header is None and not validator.file_reason:
         validator.fail_file("empty_file", "the file has no records")
-    report = _report(validator, mapping)
-    report["input"] = {
-        "sha256": raw.sha256.hexdigest(), "bytes": raw.bytes, **sniffed, "decimal_comma_values": validator.decimal_commas,
-        "dates": validator.dates.describe(), "header": validator.header or [], "columns": validator.columns,
-    }  # fmt: skip
+    report = {**_report(validator, mapping), "input": _input(validator, raw, sniffed)}
     if report["rows_clean"] + report["rows_quarantined"] != report["rows_in"]:  # the invariant: a bug if broken
-        raise AssertionError(f"row accounting broken: {report['rows_in']} in, {report['rows_clean']} clean, {report['rows_quarantined']} quarantined")
+        raise AssertionError(
+            f"row accounting broken: {report['rows_in']} in, "
+            f"{report['rows_clean']} clean, {report['rows_quarantined']} quarantined"
+        )
     return report
+
+
+def _refuse_unreadable(validator: _Validator, head: bytes, encoding: str, mapping_error: str | None) -> None:
+    """File-level reasons known from the first bytes (or the mapping) before any record is read."""
+    foreign = decoding.foreign_format(head)
+    if foreign:
+        validator.fail_file("unsupported_format", f"this is {foreign}")
+    elif decoding.looks_binary(head, encoding):
+        validator.fail_file("binary_content", "the file holds binary data, not text")
+    elif mapping_error:
+        validator.fail_file("invalid_mapping", mapping_error)
+
+
+def _input(validator: _Validator, raw: decoding.HashingReader, sniffed: dict) -> dict:
+    """How the input was read: its fingerprint and size, encoding, delimiter, dates, header."""
+    return {
+        "sha256": raw.sha256.hexdigest(),
+        "bytes": raw.bytes,
+        **sniffed,
+        "decimal_comma_values": validator.decimal_commas,
+        "dates": validator.dates.describe(),
+        "header": validator.header or [],
+        "columns": validator.columns,
+    }
 
 
 def _open_text(raw: decoding.HashingReader, budget: decoding.Budget, sniffed: dict) -> io.TextIOBase:
@@ -509,7 +553,12 @@ def _open_text(raw: decoding.HashingReader, budget: decoding.Budget, sniffed: di
     codec, codec_reason = decoding.detect_encoding(head)
     delimiter = decoding.sniff_delimiter(head.decode(codec, errors="replace"))
     sniffed.update(head=head, encoding=codec, encoding_reason=codec_reason, delimiter=delimiter)
-    return io.TextIOWrapper(io.BufferedReader(decoding.PrefixedReader(head, source), buffer_size=decoding.HEAD_BYTES), encoding=codec, errors="replace", newline="")
+    return io.TextIOWrapper(
+        io.BufferedReader(decoding.PrefixedReader(head, source), buffer_size=decoding.HEAD_BYTES),
+        encoding=codec,
+        errors="replace",
+        newline="",
+    )
 
 
 def _report(validator: _Validator, mapping: ColumnMapping) -> dict:
@@ -546,12 +595,21 @@ def _refused_report(refusal: decoding.FileRefused, raw: decoding.HashingReader, 
             pass
     sniffed.pop("head", None)
     return {
-        "rows_in": 0, "rows_clean": 0, "rows_quarantined": 0, "file_reason": refusal.reason, "file_detail": refusal.detail,
-        "missing_columns": None, "rules": {}, "examples": {}, "missing_values": {},
+        "rows_in": 0,
+        "rows_clean": 0,
+        "rows_quarantined": 0,
+        "file_reason": refusal.reason,
+        "file_detail": refusal.detail,
+        "missing_columns": None,
+        "rules": {},
+        "examples": {},
+        "missing_values": {},
         "input": {"sha256": sha256, "bytes": raw.bytes, **sniffed},
-        "frequency": infer_frequency((), mapping.frequency), "frequency_source": "mapping" if mapping.frequency else "inferred",
-        "series": 0, "date_range": None,
-    }  # fmt: skip
+        "frequency": infer_frequency((), mapping.frequency),
+        "frequency_source": "mapping" if mapping.frequency else "inferred",
+        "series": 0,
+        "date_range": None,
+    }
 
 
 def describe_reasons(report: dict) -> str:

@@ -80,7 +80,7 @@ class ModelBundle:
         return buffer.getvalue()
 
     @staticmethod
-    def loads(data: bytes) -> "ModelBundle":
+    def loads(data: bytes) -> ModelBundle:
         return joblib.load(io.BytesIO(data))
 
 
@@ -132,7 +132,14 @@ def fit(train: pd.DataFrame, names: list[str]) -> Fitted:
 
 
 def recursive_forecast(
-    estimator, history: pd.DataFrame, horizon: int, frequency: str, codes: dict, names: list[str], *, return_features: bool = False
+    estimator,
+    history: pd.DataFrame,
+    horizon: int,
+    frequency: str,
+    codes: dict,
+    names: list[str],
+    *,
+    return_features: bool = False,
 ) -> pd.DataFrame:
     """Forecast ``horizon`` periods after each series' last period, feeding predictions back as lags.
 
@@ -146,7 +153,10 @@ def recursive_forecast(
     offset = _step(frequency, history)
     base = feats.sort_grid(history[feats.BASE_COLUMNS])
     last = base.groupby(feats.SERIES, sort=False).agg({schema.DATE: "max", schema.PRICE: "last"}).reset_index()
-    future = pd.concat([last.assign(**{schema.DATE: last[schema.DATE] + step * offset, "step": step}) for step in range(1, horizon + 1)], ignore_index=True)
+    future = pd.concat(
+        [last.assign(**{schema.DATE: last[schema.DATE] + step * offset, "step": step}) for step in range(1, horizon + 1)],
+        ignore_index=True,
+    )
     future[schema.QUANTITY] = np.nan
     future[schema.PROMOTION] = 0
     future["is_gap"] = 0
@@ -189,7 +199,9 @@ def seasonal_naive(history: pd.DataFrame, targets: pd.DataFrame, frequency: str)
     ahead = ((frame[schema.DATE] - frame["end"]).dt.days // period_days).clip(lower=1)
     seasons_back = np.ceil(ahead / season)
     frame["back"] = frame[schema.DATE] - pd.to_timedelta(seasons_back * season * period_days, unit="D")
-    lookup = history[[schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]].rename(columns={schema.DATE: "back", schema.QUANTITY: "seasonal"})
+    lookup = history[[schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]].rename(
+        columns={schema.DATE: "back", schema.QUANTITY: "seasonal"}
+    )
     frame = frame.merge(lookup, on=[schema.ITEM, schema.STORE, "back"], how="left")
     return pd.Series(frame["seasonal"].fillna(frame["last_value"]).to_numpy(), index=targets.index, dtype="float64")
 
@@ -213,7 +225,9 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
         raise InsufficientHistory(f"no sales records in the last {horizon} periods to backtest on")
     fitted = fit(train, names)
     forecast = recursive_forecast(fitted.estimator, train, horizon, frequency, manifest["codes"], fitted.names)
-    scored = holdout[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY]].merge(forecast, on=list(feats.KEY_COLUMNS), how="left")
+    scored = holdout[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY]].merge(
+        forecast, on=list(feats.KEY_COLUMNS), how="left"
+    )
     # A series that starts inside the holdout has no forecast and no baseline: both say 0.
     scored["prediction"] = scored["prediction"].fillna(0.0)
     scored["baseline"] = seasonal_naive(train, scored, frequency).fillna(0.0).to_numpy()
@@ -239,7 +253,15 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
 def model_version(manifest: dict) -> str:
     """Named by what it learned from and how: the same data, features, parameters and library
     give the same version (a re-run overwrites), anything else a new one."""
-    recipe = json.dumps({"params": MODEL_PARAMS, "features": manifest["features"], "features_version": manifest["version"], "sklearn": sklearn.__version__}, sort_keys=True)
+    recipe = json.dumps(
+        {
+            "params": MODEL_PARAMS,
+            "features": manifest["features"],
+            "features_version": manifest["version"],
+            "sklearn": sklearn.__version__,
+        },
+        sort_keys=True,
+    )
     return f"{manifest['source_fingerprint'][:16]}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
 
 
@@ -259,7 +281,12 @@ def train(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> ModelBun
         "training_date_range": manifest.get("date_range"),
         "training_fingerprint": manifest["source_fingerprint"],
         "features_version": manifest["version"],
-        "libraries": {"scikit-learn": sklearn.__version__, "pandas": pd.__version__, "numpy": np.__version__, "joblib": joblib.__version__},
+        "libraries": {
+            "scikit-learn": sklearn.__version__,
+            "pandas": pd.__version__,
+            "numpy": np.__version__,
+            "joblib": joblib.__version__,
+        },
         "python": platform.python_version(),
     }
     return ModelBundle(fitted.estimator, list(fitted.names), manifest["frequency"], manifest["codes"], metadata)

@@ -136,7 +136,9 @@ def publish(
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
     expiry = expires_at(last, today or datetime.now(UTC).date())
     written = storage.put_items(prediction_items(forecast, run["model_version"], dataset, run_id, expiry))
-    predictions_key = storage.write_csv(f"{settings.predictions_prefix}{dataset}/{run_id}/predictions.csv.gz", forecast, escape_formulas=True)
+    predictions_key = storage.write_csv(
+        f"{settings.predictions_prefix}{dataset}/{run_id}/predictions.csv.gz", forecast, escape_formulas=True
+    )
     pointer = {
         "forecast_id": run_id,
         "model_version": run["model_version"],

@@ -127,7 +127,9 @@ def mapping_candidates(settings: Settings, dataset: str, key: str) -> list[str]:
     return list(dict.fromkeys(places))
 
 
-def load_mapping(storage: Storage, settings: Settings, dataset: str, key: str, mapping_key: str | None = None) -> tuple[ColumnMapping, str | None]:
+def load_mapping(
+    storage: Storage, settings: Settings, dataset: str, key: str, mapping_key: str | None = None
+) -> tuple[ColumnMapping, str | None]:
     """The mapping for a raw object and where it came from (None: identity).
 
     ``mapping_key`` (named by the event) must exist; otherwise the first of
@@ -147,7 +149,9 @@ def load_mapping(storage: Storage, settings: Settings, dataset: str, key: str, m
     return ColumnMapping.identity(), None
 
 
-def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, today: date | None = None, mapping_key: str | None = None) -> dict:
+def validate_object(
+    storage: Storage, settings: Settings, ref: ObjectRef, *, today: date | None = None, mapping_key: str | None = None
+) -> dict:
     """Validate one raw object; write clean rows, quarantined rows and the report next to each other.
 
     Returns the step's output (see ``data_validation.app``); ``skipped`` is set when the file
@@ -163,9 +167,16 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
     body, version, stored_size = storage.open(ref)  # a GET's headers: no byte of the body is read yet
     clean, quarantined = CsvGzipWriter(), CsvGzipWriter(escape_formulas=True)  # quarantine rows are for people
     report = validation.validate(
-        body, mapping, clean_sink=clean, quarantine_sink=quarantined, today=today, chunk_rows=settings.chunk_rows, mapping_error=mapping_error,
-        budget=decoding.Budget.of(settings), sizes=(ref.size, stored_size),
-    )  # fmt: skip
+        body,
+        mapping,
+        clean_sink=clean,
+        quarantine_sink=quarantined,
+        today=today,
+        chunk_rows=settings.chunk_rows,
+        mapping_error=mapping_error,
+        budget=decoding.Budget.of(settings),
+        sizes=(ref.size, stored_size),
+    )
     refused = report["file_reason"] in validation.REFUSED  # refused part-way: what the writers got is void
     removed_clean = False
     for writer, key in ((clean, keys["validated_key"]), (quarantined, keys["quarantine_key"])):
@@ -176,14 +187,22 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
                 storage.delete(key)
                 removed_clean = removed_clean or writer is clean
     report["source"] = {"bucket": ref.bucket, "key": ref.key, "version_id": version or ref.version_id}
-    report["mapping"] = {"source": mapping_source, **mapping.describe()} if not mapping_error else {"source": None, "error": mapping_error}
+    report["mapping"] = (
+        {"source": mapping_source, **mapping.describe()} if not mapping_error else {"source": None, "error": mapping_error}
+    )
     storage.put_json(keys["report_key"], report)
     result = {
         "bucket": storage.bucket,
         "dataset": dataset,
         "source_key": ref.key,
         "source_version": version or ref.version_id,
-        **{k: v for k, v in keys.items() if k == "report_key" or (k == "validated_key" and report["rows_clean"]) or (k == "quarantine_key" and report["rows_quarantined"])},
+        **{
+            k: v
+            for k, v in keys.items()
+            if k == "report_key"
+            or (k == "validated_key" and report["rows_clean"])
+            or (k == "quarantine_key" and report["rows_quarantined"])
+        },
         "rows": {"in": report["rows_in"], "clean": report["rows_clean"], "quarantined": report["rows_quarantined"]},
         "rules": report["rules"],
         "file_reason": report["file_reason"],
@@ -195,7 +214,9 @@ def validate_object(storage: Storage, settings: Settings, ref: ObjectRef, *, tod
     return result
 
 
-def validate_current(storage: Storage, settings: Settings, ref: ObjectRef, *, mapping_key: str | None = None, attempts: int = 3) -> dict:
+def validate_current(
+    storage: Storage, settings: Settings, ref: ObjectRef, *, mapping_key: str | None = None, attempts: int = 3
+) -> dict:
     """:func:`validate_object`, then make sure the outputs come from the key's current version.
 
     Two events for one key can be validated at once; if a newer version arrived (or the upload was

@@ -47,8 +47,13 @@ def test_step_outputs_chain():
 
 def test_the_api_event_is_a_valid_query():
     event = load("api_get_predictions.json")
-    query = api_query.parse_query(event["pathParameters"]["dataset"], event["pathParameters"]["item_id"], event["queryStringParameters"])
-    assert query.pk("run") == "DS#sales#RUN#run#ITEM#ITEM-000#STORE#STORE-00" and (query.sk_from, query.sk_to) == ("DATE#2024-02-01", "DATE#2024-02-14")
+    query = api_query.parse_query(
+        event["pathParameters"]["dataset"], event["pathParameters"]["item_id"], event["queryStringParameters"]
+    )
+    assert query.pk("run") == "DS#sales#RUN#run#ITEM#ITEM-000#STORE#STORE-00" and (query.sk_from, query.sk_to) == (
+        "DATE#2024-02-01",
+        "DATE#2024-02-14",
+    )
     assert event["rawPath"] == f"/datasets/{query.dataset}/predictions/{query.item_id}" == event["requestContext"]["http"]["path"]
 
 
@@ -78,8 +83,11 @@ def test_mapping_lookup_order_and_dataset_of_a_key():
     settings = Settings(bucket="b", table="t")
     assert settings.dataset_of("raw/sales/2024/jan.csv") == "sales" and settings.dataset_of("raw/a.csv") == "default"
     assert validate_step.mapping_candidates(settings, "sales", "raw/sales/2024/jan.csv") == [
-        "raw/sales/2024/_mapping.json", "raw/sales/_mapping.json", "config/mappings/sales.json", "config/mappings/default.json",
-    ]  # fmt: skip
+        "raw/sales/2024/_mapping.json",
+        "raw/sales/_mapping.json",
+        "config/mappings/sales.json",
+        "config/mappings/default.json",
+    ]
     assert validate_step.output_keys(settings, "sales", "raw/sales/2024/jan.csv.gz") == {
         "validated_key": "validated/sales/2024/jan.csv.gz.csv.gz",
         "quarantine_key": "quarantine/sales/2024/jan.csv.gz.csv.gz",
@@ -93,7 +101,12 @@ def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("FORECAST_HORIZON", "21")
     monkeypatch.delenv("CHUNK_ROWS", raising=False)
     settings = Settings.from_env()
-    assert (settings.bucket, settings.raw_prefix, settings.forecast_horizon, settings.chunk_rows) == ("data", "incoming/", 21, 100_000)
+    assert (settings.bucket, settings.raw_prefix, settings.forecast_horizon, settings.chunk_rows) == (
+        "data",
+        "incoming/",
+        21,
+        100_000,
+    )
     monkeypatch.setenv("CHUNK_ROWS", "0")
     with pytest.raises(ValueError, match="CHUNK_ROWS must be at least 1"):
         Settings.from_env()

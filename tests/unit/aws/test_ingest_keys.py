@@ -19,7 +19,12 @@ SETTINGS = Settings(bucket="b", table="t")
 
 @pytest.mark.parametrize(
     ("key", "dataset"),
-    [("raw/sales/2024/jan.csv", "sales"), ("raw/jan.csv", "default"), ("raw/A-b_9/x.csv", "A-b_9"), ("raw/" + "d" * 64 + "/x.csv", "d" * 64)],
+    [
+        ("raw/sales/2024/jan.csv", "sales"),
+        ("raw/jan.csv", "default"),
+        ("raw/A-b_9/x.csv", "A-b_9"),
+        ("raw/" + "d" * 64 + "/x.csv", "d" * 64),
+    ],
 )
 def test_dataset_of_a_key(key, dataset):
     assert SETTINGS.dataset_of(key) == dataset
@@ -40,12 +45,17 @@ def test_a_dataset_name_outside_the_pattern_is_refused_with_one_line(key, shown)
     with pytest.raises(DatasetNameError) as error:
         SETTINGS.dataset_of(key)
     message = str(error.value)
-    assert message == f"dataset name {shown} is not allowed: use 1 to 64 of A-Z a-z 0-9 _ - (files directly under raw/ are dataset 'default')"
+    assert (
+        message == f"dataset name {shown} is not allowed: use 1 to 64 of A-Z a-z 0-9 _ - "
+        f"(files directly under raw/ are dataset 'default')"
+    )
     assert isinstance(error.value, ValueError) and "\n" not in message
 
 
 def test_the_default_folder_is_reserved():
-    with pytest.raises(DatasetNameError, match="'default' is not allowed as a folder: it is reserved for the files directly under raw/"):
+    with pytest.raises(
+        DatasetNameError, match="'default' is not allowed as a folder: it is reserved for the files directly under raw/"
+    ):
         SETTINGS.dataset_of("raw/default/x.csv")
 
 
@@ -57,14 +67,25 @@ def test_the_argument_check_of_the_main_job_uses_the_same_rule():
 
 
 def test_output_keys_keep_the_whole_relative_key():
-    keys = [validate_step.output_keys(SETTINGS, SETTINGS.dataset_of(key), key)["validated_key"] for key in ("raw/sales/jan.csv", "raw/jan")]
+    keys = [
+        validate_step.output_keys(SETTINGS, SETTINGS.dataset_of(key), key)["validated_key"]
+        for key in ("raw/sales/jan.csv", "raw/jan")
+    ]
     assert keys == ["validated/sales/jan.csv.csv.gz", "validated/default/jan.csv.gz"]
     with pytest.raises(ValueError, match="not in dataset 'other'"):
         validate_step.output_keys(SETTINGS, "other", "raw/sales/jan.csv")
 
 
 def test_files_that_once_shared_a_stem_have_distinct_outputs():
-    keys = ["raw/sales/jan.csv", "raw/sales/jan.csv.gz", "raw/sales/jan.CSV", "raw/sales/jan.txt", "raw/sales/jan", "raw/jan.csv", "raw/x/jan.csv"]
+    keys = [
+        "raw/sales/jan.csv",
+        "raw/sales/jan.csv.gz",
+        "raw/sales/jan.CSV",
+        "raw/sales/jan.txt",
+        "raw/sales/jan",
+        "raw/jan.csv",
+        "raw/x/jan.csv",
+    ]
     outputs = [validate_step.output_keys(SETTINGS, SETTINGS.dataset_of(key), key) for key in keys]
     for kind in ("validated_key", "quarantine_key", "report_key"):
         assert len({output[kind] for output in outputs}) == len(keys), kind
@@ -73,7 +94,11 @@ def test_files_that_once_shared_a_stem_have_distinct_outputs():
 _segment = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/"), max_size=6)
 _raw_keys = st.one_of(
     st.builds(lambda name: f"raw/{name}", _segment.filter(bool)),
-    st.builds(lambda ds, parts: f"raw/{ds}/" + "/".join(parts), st.from_regex(schema.DATASET_PATTERN, fullmatch=True), st.lists(_segment, min_size=1, max_size=3)),
+    st.builds(
+        lambda ds, parts: f"raw/{ds}/" + "/".join(parts),
+        st.from_regex(schema.DATASET_PATTERN, fullmatch=True),
+        st.lists(_segment, min_size=1, max_size=3),
+    ),
 )
 
 
@@ -98,7 +123,11 @@ def _eventbridge(name: str, key: str) -> dict:
 
 @pytest.mark.parametrize(
     ("sent", "decoded"),
-    [("raw/sales/jan+export.csv", "raw/sales/jan export.csv"), ("raw/sales/a%2Bb.csv", "raw/sales/a+b.csv"), ("raw/sales/caf%C3%A9.csv", "raw/sales/caf\u00e9.csv")],
+    [
+        ("raw/sales/jan+export.csv", "raw/sales/jan export.csv"),
+        ("raw/sales/a%2Bb.csv", "raw/sales/a+b.csv"),
+        ("raw/sales/caf%C3%A9.csv", "raw/sales/caf\u00e9.csv"),
+    ],
 )
 def test_eventbridge_keys_are_url_decoded(sent, decoded):
     assert object_ref(_eventbridge("object_created.json", sent)).key == decoded
@@ -109,7 +138,11 @@ def test_the_size_of_an_upload_and_a_deletion_are_kept_on_the_reference():
     created = object_ref(json.loads((EVENTS / "object_created.json").read_text()))
     deleted = object_ref(json.loads((EVENTS / "object_deleted.json").read_text()))
     assert (created.size, created.deleted) == (102400, False)
-    assert (deleted.key, deleted.version_id, deleted.deleted) == ("raw/sales/2024-01 export.csv", "1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF", True)
+    assert (deleted.key, deleted.version_id, deleted.deleted) == (
+        "raw/sales/2024-01 export.csv",
+        "1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF",
+        True,
+    )
     assert not is_lifecycle_expiration(json.loads((EVENTS / "object_deleted.json").read_text()))
     expired = json.loads((EVENTS / "object_deleted.json").read_text())
     expired["detail"]["reason"] = "Lifecycle Expiration"

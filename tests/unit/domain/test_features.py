@@ -11,7 +11,9 @@ from lambda_build.sample_data import generate_sales
 
 def daily(values, start="2024-01-01", item="A", store="S1", price=2.0):
     dates = pd.date_range(start, periods=len(values), freq="D").strftime("%Y-%m-%d")
-    return pd.DataFrame({"date": dates, "item_id": item, "store_id": store, "quantity": values, "unit_price": price, "promotion": 0})
+    return pd.DataFrame(
+        {"date": dates, "item_id": item, "store_id": store, "quantity": values, "unit_price": price, "promotion": 0}
+    )
 
 
 def test_gaps_become_explicit_zero_rows():
@@ -111,14 +113,22 @@ def test_history_features_on_a_tail_with_running_totals_match_the_full_history()
     partial = features.add_history(features.sort_grid(grid)[tail.to_numpy()].reset_index(drop=True), "D", prior)
     last = position[tail] < 5  # rows with a full look-back inside the tail
     names = features.history_feature_names("D")
-    np.testing.assert_allclose(partial.loc[last.to_numpy(), names].to_numpy(float), full.loc[tail & (position < 5), names].to_numpy(float), rtol=1e-9)
+    np.testing.assert_allclose(
+        partial.loc[last.to_numpy(), names].to_numpy(float), full.loc[tail & (position < 5), names].to_numpy(float), rtol=1e-9
+    )
 
 
 def test_weekly_records_in_one_week_are_summed_on_the_datasets_weekday():
     frame = pd.DataFrame(
-        {"date": ["2024-01-01", "2024-01-03", "2024-01-08", "2024-01-22"], "item_id": "A", "store_id": "S",
-         "quantity": [1.0, 2.0, 4.0, 8.0], "unit_price": 1.0, "promotion": 0}
-    )  # fmt: skip
+        {
+            "date": ["2024-01-01", "2024-01-03", "2024-01-08", "2024-01-22"],
+            "item_id": "A",
+            "store_id": "S",
+            "quantity": [1.0, 2.0, 4.0, 8.0],
+            "unit_price": 1.0,
+            "promotion": 0,
+        }
+    )
     grid = features.regular_grid(frame, "W")
     # Weeks start on the usual weekday (Monday here): Wednesday the 3rd is in the week of the 1st.
     assert list(grid["date"].dt.strftime("%Y-%m-%d")) == ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"]

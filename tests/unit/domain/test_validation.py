@@ -26,9 +26,14 @@ def run(content: bytes | str, mapping: ColumnMapping | None = None, chunk_rows: 
     data = content.encode() if isinstance(content, str) else content
     clean, quarantined = [], []
     report = validation.validate(
-        io.BytesIO(data), mapping or ColumnMapping.identity(), clean_sink=clean.append,
-        quarantine_sink=quarantined.append, today=TODAY, chunk_rows=chunk_rows, **kwargs,
-    )  # fmt: skip
+        io.BytesIO(data),
+        mapping or ColumnMapping.identity(),
+        clean_sink=clean.append,
+        quarantine_sink=quarantined.append,
+        today=TODAY,
+        chunk_rows=chunk_rows,
+        **kwargs,
+    )
     clean_frame = pd.concat(clean, ignore_index=True) if clean else pd.DataFrame()
     quarantine_frame = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
     if report["file_reason"] not in validation.REFUSED:  # a refused file's partial output is void
@@ -94,7 +99,8 @@ def test_dates_pandas_cannot_read_fall_back_to_dateutil():
 
 
 def test_dates_with_mixed_utc_offsets_keep_the_date_as_written():
-    body = "2024-01-01T23:30:00-05:00,A,S1,1,2,0\n2024-01-02,A,S1,1,2,0\n2024-01-03T01:00:00Z,A,S1,1,2,0\n2024-01-04 10:00,A,S1,1,2,0\n"
+    body = "2024-01-01T23:30:00-05:00,A,S1,1,2,0\n2024-01-02,A,S1,1,2,0\n"
+    body += "2024-01-03T01:00:00Z,A,S1,1,2,0\n2024-01-04 10:00,A,S1,1,2,0\n"
     report, clean, _ = run(HEADER + body)
     assert list(clean["date"]) == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
 
@@ -127,7 +133,9 @@ def test_mapping_settles_ambiguous_dates_and_a_format_is_strict():
     assert list(clean["date"]) == ["2024-02-01", "2024-02-03"]
     _, clean, _ = run(HEADER + body)  # no evidence, no mapping: month-first, said in the report
     assert list(clean["date"]) == ["2024-01-02", "2024-03-02"]
-    report, clean, quarantined = run(HEADER + "2024.02.01,A,S1,1,2,0\n2024-02-02,A,S1,1,2,0\n", ColumnMapping(date_format="%Y.%m.%d"))
+    report, clean, quarantined = run(
+        HEADER + "2024.02.01,A,S1,1,2,0\n2024-02-02,A,S1,1,2,0\n", ColumnMapping(date_format="%Y.%m.%d")
+    )
     assert list(clean["date"]) == ["2024-02-01"] and list(quarantined["_reasons"]) == ["invalid_date"]
 
 
@@ -156,11 +164,23 @@ def test_quarantine_keeps_each_rows_content_whatever_mix_of_reasons():
     """Ragged and row-rule rejects share one file: each keeps its fields (or its raw record)."""
     body = HEADER + "2024-01-02,A\n" + "2024-01-03,A,S1,-4,2,0\n" + GOOD
     clean, quarantined = CsvGzipWriter(), CsvGzipWriter()
-    report = validation.validate(io.BytesIO(body.encode()), ColumnMapping.identity(), clean_sink=clean, quarantine_sink=quarantined, today=TODAY)
+    report = validation.validate(
+        io.BytesIO(body.encode()), ColumnMapping.identity(), clean_sink=clean, quarantine_sink=quarantined, today=TODAY
+    )
     assert report["rows_quarantined"] == 2
     with quarantined.finish() as handle:
         frame = pd.read_csv(handle, compression="gzip", dtype=str, keep_default_na=False)
-    assert list(frame.columns) == ["_line", "_reasons", "date", "item_id", "store_id", "quantity", "unit_price", "promotion", "_raw"]
+    assert list(frame.columns) == [
+        "_line",
+        "_reasons",
+        "date",
+        "item_id",
+        "store_id",
+        "quantity",
+        "unit_price",
+        "promotion",
+        "_raw",
+    ]
     ragged = frame[frame["_reasons"] == "field_count"].iloc[0]
     assert ragged["_raw"] == "2024-01-02,A" and ragged["quantity"] == ""
     negative = frame[frame["_reasons"] == "negative_quantity"].iloc[0]
@@ -182,8 +202,8 @@ def test_clean_rows_are_typed_and_extra_columns_kept():
         (bytes(range(256)) * 4, "binary_content"),
         (b"PK\x03\x04" + bytes(range(256)) * 4, "unsupported_format"),
         (b"%PDF-1.7\nsome,thing\n", "unsupported_format"),
-        ("sku,units\nA,1\nB,2\n".encode(), "missing_required_columns"),
-        ("date,item_id,quantity,quantity\n2024-01-01,A,1,2\n".encode(), "duplicate_columns"),
+        (b"sku,units\nA,1\nB,2\n", "missing_required_columns"),
+        (b"date,item_id,quantity,quantity\n2024-01-01,A,1,2\n", "duplicate_columns"),
     ],
 )
 def test_a_file_that_cannot_be_used_is_quarantined_whole(content, reason):
@@ -257,8 +277,10 @@ def test_a_corrupt_gzip_is_refused_as_a_whole_and_still_fingerprinted():
 
 
 def test_truncated_gzip_is_a_file_level_reason_not_a_crash():
-    data = gzip.compress((HEADER + GOOD.replace("01-01", "01-0{}") * 1).encode() + b"".join(
-        f"2024-02-{day:02d},A,S1,1,2,0\n".encode() for day in range(1, 29)))[:-30]
+    data = gzip.compress(
+        (HEADER + GOOD.replace("01-01", "01-0{}") * 1).encode()
+        + b"".join(f"2024-02-{day:02d},A,S1,1,2,0\n".encode() for day in range(1, 29))
+    )[:-30]
     report, clean, quarantined = run(data)
     assert report["file_reason"] == "truncated_gzip"
     assert report["rows_in"] == report["rows_clean"] == report["rows_quarantined"] == 0
@@ -274,11 +296,15 @@ def test_duplicates_are_caught_across_chunks():
 def test_generated_sample_matches_its_ground_truth(seed):
     sample = generate_sales(seed=seed)
     report, clean, quarantined = run(sample.content, chunk_rows=777)
-    assert dict(zip(quarantined["_line"], quarantined["_reasons"])) == sample.invalid_lines
+    assert dict(zip(quarantined["_line"], quarantined["_reasons"], strict=True)) == sample.invalid_lines
     assert len(clean) == len(sample.frame)
     assert {rule for rule, _ in INVALID_KINDS} | {"duplicate_key", "field_count"} == set(report["rules"])
     # The clean rows are the generator's valid rows, values and all.
-    expected = sample.frame.astype({"quantity": float, "unit_price": float}).sort_values(["item_id", "store_id", "date"]).reset_index(drop=True)
+    expected = (
+        sample.frame.astype({"quantity": float, "unit_price": float})
+        .sort_values(["item_id", "store_id", "date"])
+        .reset_index(drop=True)
+    )
     got = clean[list(expected.columns)].sort_values(["item_id", "store_id", "date"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 

@@ -25,14 +25,39 @@ FIELD = st.one_of(
     st.text(max_size=12),
     st.sampled_from(
         [
-            "2024-01-01", "31/12/2023", "12/31/2023", "01.02.24", "2024-01-01T23:00:00+05:00", "2024-01-02T01:00:00Z",
-            "2024-01-03 10:00", "20240104", "3rd of March 2024", "May", "3", "2024", "9999-12-31", "0001-01-01",
-            "A", "-1", "1e9", "1e400", "inf", "nan", "NA", "", "yes", "maybe", "2,5", '"quoted,comma"', "\x00", "\ufffd",
+            "2024-01-01",
+            "31/12/2023",
+            "12/31/2023",
+            "01.02.24",
+            "2024-01-01T23:00:00+05:00",
+            "2024-01-02T01:00:00Z",
+            "2024-01-03 10:00",
+            "20240104",
+            "3rd of March 2024",
+            "May",
+            "3",
+            "2024",
+            "9999-12-31",
+            "0001-01-01",
+            "A",
+            "-1",
+            "1e9",
+            "1e400",
+            "inf",
+            "nan",
+            "NA",
+            "",
+            "yes",
+            "maybe",
+            "2,5",
+            '"quoted,comma"',
+            "\x00",
+            "\ufffd",
         ]
     ),
     st.integers(-10, 10).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
-)  # fmt: skip
+)
 ROWS = st.lists(st.lists(FIELD, min_size=0, max_size=8), max_size=30)
 HEADERS = st.sampled_from(
     [
@@ -54,10 +79,17 @@ MAPPINGS = st.sampled_from(
 )
 
 
-def _accounts(data: bytes, chunk_rows: int, mapping: ColumnMapping = ColumnMapping.identity(), **kwargs) -> dict:
+def _accounts(data: bytes, chunk_rows: int, mapping: ColumnMapping | None = None, **kwargs) -> dict:
+    mapping = mapping or ColumnMapping.identity()
     clean, quarantined = [], []
     report = validation.validate(
-        io.BytesIO(data), mapping, clean_sink=clean.append, quarantine_sink=quarantined.append, today=TODAY, chunk_rows=chunk_rows, **kwargs
+        io.BytesIO(data),
+        mapping,
+        clean_sink=clean.append,
+        quarantine_sink=quarantined.append,
+        today=TODAY,
+        chunk_rows=chunk_rows,
+        **kwargs,
     )
     if report["file_reason"] in validation.REFUSED:  # refused while read: no rows, the sinks' output is void
         assert report["rows_in"] == report["rows_clean"] == report["rows_quarantined"] == 0

@@ -45,7 +45,9 @@ def seed(
 
 
 def flip(storage, dataset: str, run: str) -> None:
-    storage.put_item({**table_keys.current_key(dataset), "forecast_id": run, "model_version": run.split("-")[0], "dataset": dataset})
+    storage.put_item(
+        {**table_keys.current_key(dataset), "forecast_id": run, "model_version": run.split("-")[0], "dataset": dataset}
+    )
 
 
 def call(

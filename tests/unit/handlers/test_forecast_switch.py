@@ -58,9 +58,9 @@ def test_a_failure_before_the_flip_leaves_the_previous_forecast_on_display(table
     def failing_flip(item):
         """The pointer write fails; by then every item of the new run is already written."""
         run_id = item["forecast_id"]
-        seen["items"] = table.query_page(table_keys.prediction_pk("sales", run_id, "ITEM-000", "_"), *table_keys.ALL_DATES, limit=100)[
-            0
-        ]
+        seen["items"] = table.query_page(
+            table_keys.prediction_pk("sales", run_id, "ITEM-000", "_"), *table_keys.ALL_DATES, limit=100
+        )[0]
         seen["csv"] = table.exists(f"predictions/sales/{run_id}/predictions.csv.gz")
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "pointer write failed"}}, "PutItem")
 

@@ -36,8 +36,18 @@ def test_report_is_truthful_on_data_without_signal(seed):
 def test_seasonal_naive_repeats_last_season():
     values = [float(v) for v in range(1, 22)]  # three weeks
     frame, _ = features.build_features(
-        pd.DataFrame({"date": pd.date_range("2024-01-01", periods=21).strftime("%Y-%m-%d"), "item_id": "A", "store_id": "S",
-                      "quantity": values, "unit_price": 1.0, "promotion": 0}), "D")  # fmt: skip
+        pd.DataFrame(
+            {
+                "date": pd.date_range("2024-01-01", periods=21).strftime("%Y-%m-%d"),
+                "item_id": "A",
+                "store_id": "S",
+                "quantity": values,
+                "unit_price": 1.0,
+                "promotion": 0,
+            }
+        ),
+        "D",
+    )
     history = frame.iloc[:14]
     future = pd.DataFrame({"item_id": "A", "store_id": "S", "date": pd.date_range("2024-01-15", periods=10)})
     predicted = model.seasonal_naive(history, future, "D")
@@ -54,7 +64,9 @@ def test_forecast_covers_every_series_and_horizon_and_round_trips():
         assert rows["date"].min() == last[(item, store)] + pd.Timedelta(days=1)
     restored = model.ModelBundle.loads(bundle.dumps())
     pd.testing.assert_frame_equal(model.forecast(restored, frame, 7), forecast)
-    assert bundle.metadata["libraries"]["scikit-learn"] and bundle.metadata["training_fingerprint"] == manifest["source_fingerprint"]
+    assert (
+        bundle.metadata["libraries"]["scikit-learn"] and bundle.metadata["training_fingerprint"] == manifest["source_fingerprint"]
+    )
     assert bundle.metadata["version"] == model.model_version(manifest)
 
 
@@ -70,10 +82,14 @@ def test_forecast_features_equal_a_recomputation_over_history_plus_predictions(f
     period are the ones training would compute if the predictions had been observed."""
     frame, manifest = feature_set(items=2, stores=2, periods=150 if frequency == "D" else 120, frequency=frequency, seed=7)
     fitted = model.fit(frame, manifest["features"])
-    forecast, used = model.recursive_forecast(fitted.estimator, frame, 6, frequency, manifest["codes"], fitted.names, return_features=True)
+    forecast, used = model.recursive_forecast(
+        fitted.estimator, frame, 6, frequency, manifest["codes"], fitted.names, return_features=True
+    )
     observed = forecast.rename(columns={"prediction": "quantity"})
     last_price = frame.sort_values("date").groupby(["item_id", "store_id"])["unit_price"].last()
-    observed["unit_price"] = [last_price[(item, store)] for item, store in zip(observed["item_id"], observed["store_id"])]
+    observed["unit_price"] = [
+        last_price[(item, store)] for item, store in zip(observed["item_id"], observed["store_id"], strict=True)
+    ]
     observed["promotion"], observed["is_gap"] = 0, 0
     extended = pd.concat([frame[features.BASE_COLUMNS], observed[features.BASE_COLUMNS]], ignore_index=True)
     recomputed = features.compute_features(extended, frequency, manifest["codes"])
@@ -81,7 +97,9 @@ def test_forecast_features_equal_a_recomputation_over_history_plus_predictions(f
     merged = used.merge(recomputed[keys + fitted.names], on=keys, suffixes=("", "_full"))
     assert len(merged) == len(forecast) == 4 * 6
     for name in fitted.names:
-        np.testing.assert_allclose(merged[name].to_numpy(float), merged[f"{name}_full"].to_numpy(float), rtol=1e-9, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            merged[name].to_numpy(float), merged[f"{name}_full"].to_numpy(float), rtol=1e-9, atol=1e-12, err_msg=name
+        )
     # (Predictions are not compared: a 1e-12 rounding difference may fall on a split threshold.)
     written = forecast.merge(used[keys + ["prediction"]], on=keys, suffixes=("", "_used"))
     np.testing.assert_array_equal(written["prediction"], written["prediction_used"])
@@ -91,9 +109,21 @@ def test_weekly_seasonal_naive_steps_back_52_weeks_and_falls_back_to_the_last_va
     dates = pd.date_range("2022-01-03", periods=60, freq="W-MON")
     history = pd.DataFrame({"item_id": "A", "store_id": "S", "date": dates, "quantity": np.arange(60, dtype=float)})
     short = history.iloc[:30]
-    targets = pd.DataFrame({"item_id": ["A", "A", "B"], "store_id": "S", "date": [dates[59] + pd.Timedelta(weeks=1), dates[59] + pd.Timedelta(weeks=3), dates[59]]})
+    targets = pd.DataFrame(
+        {
+            "item_id": ["A", "A", "B"],
+            "store_id": "S",
+            "date": [dates[59] + pd.Timedelta(weeks=1), dates[59] + pd.Timedelta(weeks=3), dates[59]],
+        }
+    )
     assert list(model.seasonal_naive(history, targets.iloc[:2], "W")) == [8.0, 10.0]  # 52 weeks before
-    soon = pd.DataFrame({"item_id": ["A", "A", "B"], "store_id": "S", "date": [dates[29] + pd.Timedelta(weeks=1), dates[29] + pd.Timedelta(weeks=3), dates[29]]})
+    soon = pd.DataFrame(
+        {
+            "item_id": ["A", "A", "B"],
+            "store_id": "S",
+            "date": [dates[29] + pd.Timedelta(weeks=1), dates[29] + pd.Timedelta(weeks=3), dates[29]],
+        }
+    )
     # 52 weeks before lies before a 30-week history: the last value; an unknown series: NaN.
     np.testing.assert_array_equal(model.seasonal_naive(short, soon, "W"), [29.0, 29.0, np.nan])
 
@@ -140,7 +170,11 @@ def test_the_backtest_report_matches_an_independent_recomputation(signal):
     forecast = model.recursive_forecast(fitted.estimator, train, horizon, "D", manifest["codes"], fitted.names)
     predicted = holdout.merge(forecast, on=["date", "item_id", "store_id"], how="left")["prediction"].to_numpy()
     model_mae = np.mean(np.abs(actual - predicted))
-    assert result["holdout_rows"] == len(holdout) and result["train_rows"] == len(train) and result["cutoff"] == cutoff.strftime("%Y-%m-%d")
+    assert (
+        result["holdout_rows"] == len(holdout)
+        and result["train_rows"] == len(train)
+        and result["cutoff"] == cutoff.strftime("%Y-%m-%d")
+    )
     assert result["seasonal_naive"]["mae"] == pytest.approx(baseline_mae, abs=1e-6)
     assert result["model"]["mae"] == pytest.approx(model_mae, abs=1e-6)
     assert result["model"]["wape"] == pytest.approx(np.abs(actual - predicted).sum() / actual.sum(), abs=1e-6)
@@ -157,7 +191,9 @@ def test_an_export_without_prices_trains_without_the_price_features_and_says_so(
     bundle = model.train(frame, manifest, horizon=8)
     dropped = bundle.metadata["features_dropped"]
     assert dropped["unit_price"] == dropped["price_ratio"] == "all missing" and dropped["price_change"] == "constant"
-    assert bundle.metadata["features_used"] == bundle.feature_names == [name for name in manifest["features"] if name not in dropped]
+    assert (
+        bundle.metadata["features_used"] == bundle.feature_names == [name for name in manifest["features"] if name not in dropped]
+    )
     assert list(bundle.estimator.feature_names_in_) == bundle.feature_names
     assert bundle.metadata["metrics"]["features_dropped"]["unit_price"] == "all missing"
     forecast = model.forecast(model.ModelBundle.loads(bundle.dumps()), frame, 8)
@@ -183,7 +219,9 @@ def test_a_dataset_where_a_lag_is_never_known_trains():
 
 
 def test_informative_features_keeps_a_feature_that_is_sometimes_missing():
-    train = pd.DataFrame({"empty": np.nan, "same": 2.0, "same_or_missing": [1.0, np.nan, 1.0], "varies": [1, 2, 3]}, index=range(3))
+    train = pd.DataFrame(
+        {"empty": np.nan, "same": 2.0, "same_or_missing": [1.0, np.nan, 1.0], "varies": [1, 2, 3]}, index=range(3)
+    )
     used, dropped = model.informative_features(train, ["empty", "same", "same_or_missing", "varies"])
     assert used == ["same_or_missing", "varies"]
     assert dropped == {"empty": "all missing", "same": "constant"}
@@ -210,9 +248,18 @@ def _small(shape: str) -> tuple[pd.DataFrame, str]:
 
 @pytest.mark.parametrize(
     ("shape", "predicts"),
-    [("daily-1", False), ("daily-3", False), ("daily-40", False), ("daily-70", True), ("weekly-3", False), ("weekly-20", False),
-     ("weekly-60", True), ("weekly-80", True), ("nothing sold", False)],
-)  # fmt: skip
+    [
+        ("daily-1", False),
+        ("daily-3", False),
+        ("daily-40", False),
+        ("daily-70", True),
+        ("weekly-3", False),
+        ("weekly-20", False),
+        ("weekly-60", True),
+        ("weekly-80", True),
+        ("nothing sold", False),
+    ],
+)
 def test_small_datasets_predict_or_say_there_is_not_enough_history(shape, predicts):
     frame, frequency = _small(shape)
     feature_frame, manifest = features.build_features(frame, frequency)

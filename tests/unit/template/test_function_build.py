@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from lambda_build import config, template, tools
 
 FUNCTIONS = template.TEMPLATE_PATH.parent / "functions"
@@ -22,8 +21,10 @@ def make(logical_id: str, artifacts, **variables: str) -> subprocess.CompletedPr
     args = [f"{key}={value}" for key, value in variables.items()]
     return subprocess.run(
         ["make", "-s", f"build-{logical_id}", f"ARTIFACTS_DIR={artifacts}", *args],
-        cwd=FUNCTIONS, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,11 @@ def test_only_the_predictions_artifacts_ship_the_ml_room(logical_id, tmp_path):
 def test_an_artifact_without_the_ml_room_still_imports_its_handler(logical_id, tmp_path):
     assert make(logical_id, tmp_path, TARGET_PYTHON="/nonexistent/python3.13").returncode == 0
     completed = subprocess.run(
-        [sys.executable, "-c", LOADED, WITHOUT_ML[logical_id]], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-c", LOADED, WITHOUT_ML[logical_id]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         env={"POWERTOOLS_METRICS_NAMESPACE": "T", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
     assert completed.stdout.strip() == "[]"

@@ -42,7 +42,9 @@ def cfn(raw):
         if "DefinitionUri" in props:
             props["DefinitionUri"] = {"Bucket": "artifacts", "Key": "definition.json"}
     document["Globals"]["Function"]["CodeUri"] = "s3://artifacts/code.zip"
-    return transform(document, {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}, NoManagedPolicies())
+    return transform(
+        document, {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}, NoManagedPolicies()
+    )
 
 
 def resources_of(document, kind):
@@ -65,6 +67,7 @@ def test_runtime_and_layer_compatibility_come_from_layers_toml(raw):
 
 def statements(cfn):
     """Every statement of every policy document in the translated template (roles, policies, resource policies)."""
+
     def walk(node, where):
         if isinstance(node, dict):
             if "Statement" in node and isinstance(node["Statement"], list):
@@ -93,15 +96,22 @@ def test_no_allow_statement_grants_a_wildcard_action(cfn):
     assert {name for name, _ in found} >= {"DataValidationFunctionRole", "PredictionsFunctionRole", "PipelineStateMachineRole"}
     assert len(roles) >= 6
     offenders = [
-        (where, action) for where, statement in found if statement["Effect"] == "Allow"
-        for action in actions_of(statement) if not isinstance(action, str) or action == "*" or action.endswith(":*")
-    ]  # fmt: skip
+        (where, action)
+        for where, statement in found
+        if statement["Effect"] == "Allow"
+        for action in actions_of(statement)
+        if not isinstance(action, str) or action == "*" or action.endswith(":*")
+    ]
     assert offenders == []
     assert not [where for where, statement in found if "NotAction" in statement]
 
 
 def test_the_only_wildcard_is_the_bucket_policy_deny_over_plain_http(cfn):
-    wildcards = [(where, statement) for where, statement in statements(cfn) if any(a == "*" or a.endswith(":*") for a in actions_of(statement))]
+    wildcards = [
+        (where, statement)
+        for where, statement in statements(cfn)
+        if any(a == "*" or a.endswith(":*") for a in actions_of(statement))
+    ]
     assert [(where, s["Effect"], s["Condition"]) for where, s in wildcards] == [
         ("DataBucketPolicy", "Deny", {"Bool": {"aws:SecureTransport": "false"}})
     ]
@@ -123,7 +133,12 @@ def test_nothing_is_traced_with_x_ray_and_no_role_may_write_traces(raw, cfn):
     traced = [name for name, res in raw["Resources"].items() if "Tracing" in res.get("Properties", {})]
     assert "Tracing" not in raw["Globals"]["Function"] and traced == []
     assert [name for name, res in cfn["Resources"].items() if "TracingConfig" in res.get("Properties", {})] == []
-    xray = [(where, action) for where, statement in statements(cfn) for action in actions_of(statement) if str(action).startswith("xray:")]
+    xray = [
+        (where, action)
+        for where, statement in statements(cfn)
+        for action in actions_of(statement)
+        if str(action).startswith("xray:")
+    ]
     managed = [arn for res in cfn["Resources"].values() for arn in res.get("Properties", {}).get("ManagedPolicyArns", [])]
     assert xray == [] and not [arn for arn in managed if "xray" in json.dumps(arn).lower()]
 
@@ -139,7 +154,10 @@ EXPECTED_S3 = {
         "list": {"raw/*", "config/mappings/*", "validated/*", "quarantine/*", "reports/*"},
     },
     "FeatureEngineeringFunction": {
-        "read": {"validated/", "features/"}, "versions": {"validated/"}, "write": {"features/"}, "list": {"validated/*", "features/*"},
+        "read": {"validated/", "features/"},
+        "versions": {"validated/"},
+        "write": {"features/"},
+        "list": {"validated/*", "features/*"},
     },
     "PredictionsFunction": {
         "read": {"features/", "models/", "predictions/", "reports/"},
@@ -182,7 +200,7 @@ def s3_access(raw, logical_id) -> dict:
         actions = set(actions_of(statement))
         if actions == {"s3:ListBucket"}:
             assert statement["Resource"] == {"Fn::GetAtt": ["DataBucket", "Arn"]}
-            (operator, condition), = statement["Condition"].items()
+            ((operator, condition),) = statement["Condition"].items()
             assert operator in ("StringLike", "StringLikeIfExists") and set(condition) == {"s3:prefix"}
             access["list"] |= set(condition["s3:prefix"])
             continue
@@ -232,7 +250,13 @@ def test_dynamodb_actions_are_the_ones_used(raw, name):
 
 def test_no_role_can_scan_the_table_or_use_crud_policy_templates(cfn, raw):
     assert not [where for where, statement in statements(cfn) if any("Scan" in action for action in actions_of(statement))]
-    text = json.dumps({name: res["Properties"].get("Policies") for name, res in raw["Resources"].items() if "Policies" in res.get("Properties", {})})
+    text = json.dumps(
+        {
+            name: res["Properties"].get("Policies")
+            for name, res in raw["Resources"].items()
+            if "Policies" in res.get("Properties", {})
+        }
+    )
     assert "CrudPolicy" not in text and "S3ReadPolicy" not in text and "DynamoDBReadPolicy" not in text
 
 
@@ -241,7 +265,9 @@ def test_state_machines_invoke_exactly_the_three_pipeline_functions(raw, cfn, ma
     assert "LambdaInvokePolicy" not in json.dumps(raw["Resources"][machine]["Properties"]["Policies"])
     invoke = [s for s in inline_statements(raw, machine) if "lambda:InvokeFunction" in actions_of(s)]
     (statement,) = invoke
-    assert statement["Resource"] == [{"Fn::GetAtt": [name, "Arn"]} for name in ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")]
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": [name, "Arn"]} for name in ("DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction")
+    ]
     role = json.dumps(cfn["Resources"][f"{machine}Role"])
     assert "PredictionsApiFunction" not in role and "function:" not in role  # no name patterns that could match the API
 
@@ -269,13 +295,14 @@ def test_table_expires_items_by_ttl_and_is_protected_outside_dev(raw, environmen
 
 def _condition(raw, name, parameters: dict) -> bool:
     """Evaluate a template condition made of Fn::Not / Fn::Equals on parameters (defaults when not given)."""
+
     def value(node):
         if isinstance(node, dict) and "Ref" in node:
             return str(parameters.get(node["Ref"], raw["Parameters"][node["Ref"]].get("Default")))
         return str(node)
 
     def evaluate(node):
-        (function, args), = node.items()
+        ((function, args),) = node.items()
         if function == "Fn::Not":
             return not evaluate(args[0])
         if function == "Fn::Equals":
@@ -297,7 +324,7 @@ def test_table_is_on_demand_recoverable_and_encrypted(raw):
 
 def test_every_function_has_a_log_group_with_retention(raw):
     groups = resources_of(raw, "AWS::Logs::LogGroup")
-    for name, function in resources_of(raw, "AWS::Serverless::Function").items():
+    for function in resources_of(raw, "AWS::Serverless::Function").values():
         group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         assert groups[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
         function_name = function["Properties"]["FunctionName"]["Fn::Sub"]
@@ -318,8 +345,16 @@ def test_state_machines_log_failures_to_their_own_log_groups(raw):
         assert group_arn["Fn::GetAtt"][1] == "Arn"
         group = groups[group_arn["Fn::GetAtt"][0]]
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-        assert group["Properties"]["LogGroupName"]["Fn::Sub"] == "/aws/vendedlogs/states/" + machine["Properties"]["Name"]["Fn::Sub"]
-        delivery = [s for p in machine["Properties"]["Policies"] if "Statement" in p for s in p["Statement"] if "logs:CreateLogDelivery" in s["Action"]]
+        assert (
+            group["Properties"]["LogGroupName"]["Fn::Sub"] == "/aws/vendedlogs/states/" + machine["Properties"]["Name"]["Fn::Sub"]
+        )
+        delivery = [
+            s
+            for p in machine["Properties"]["Policies"]
+            if "Statement" in p
+            for s in p["Statement"]
+            if "logs:CreateLogDelivery" in s["Action"]
+        ]
         assert len(delivery) == 1
 
 
@@ -361,7 +396,9 @@ def test_state_machines_retry_transient_errors_with_backoff_and_catch_the_rest(n
         retry = state["Retry"][0]
         assert TRANSIENT <= set(retry["ErrorEquals"]) and retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, task_name
     catchers = [state for name, state in states.items() if "Catch" in state and name != "ReleaseLease"]  # the steps of the run
-    assert len(catchers) == 3 and all(state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HoldsLease"}] for state in catchers)
+    assert len(catchers) == 3 and all(
+        state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HoldsLease"}] for state in catchers
+    )
     dlq = states["SendToDeadLetterQueue"]
     assert dlq["Resource"] == "arn:aws:states:::sqs:sendMessage" and dlq["Parameters"]["QueueUrl"] == "${DeadLetterQueueUrl}"
     assert states[dlq["Next"]]["Type"] == "Fail"
@@ -383,7 +420,16 @@ def test_every_task_times_out_a_little_after_its_function(raw, name):
 def test_a_busy_dataset_is_waited_for(name):
     build = definition_of(name)["States"]["BuildFeatures"]
     busy = [retry for retry in build["Retry"] if retry["ErrorEquals"] == ["DatasetBusy"]]
-    assert busy == [{"ErrorEquals": ["DatasetBusy"], "IntervalSeconds": 15, "MaxAttempts": 12, "BackoffRate": 1.5, "MaxDelaySeconds": 120, "JitterStrategy": "FULL"}]
+    assert busy == [
+        {
+            "ErrorEquals": ["DatasetBusy"],
+            "IntervalSeconds": 15,
+            "MaxAttempts": 12,
+            "BackoffRate": 1.5,
+            "MaxDelaySeconds": 120,
+            "JitterStrategy": "FULL",
+        }
+    ]
     assert not [retry for retry in build["Retry"] if "States.ALL" in retry["ErrorEquals"]]
 
 
@@ -416,8 +462,14 @@ def test_only_states_after_feature_engineering_see_a_lease_owner():
 def test_backfill_writes_its_results_and_tolerates_no_failed_file_by_default(raw):
     states = definition_of("backfill")["States"]
     mapped = states["ValidateEveryFile"]
-    assert mapped["ResultWriter"] == {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "${DataBucketName}", "Prefix": "results/backfill/"}}
-    assert "ToleratedFailurePercentage" not in mapped and mapped["ToleratedFailurePercentagePath"] == "$.tolerated_failure_percentage"
+    assert mapped["ResultWriter"] == {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "${DataBucketName}", "Prefix": "results/backfill/"},
+    }
+    assert (
+        "ToleratedFailurePercentage" not in mapped
+        and mapped["ToleratedFailurePercentagePath"] == "$.tolerated_failure_percentage"
+    )
     assert mapped["ResultPath"] == "$.files"  # the manifest of succeeded and failed files is in the output
     settings = states[definition_of("backfill")["StartAt"]]
     assert settings["Next"] == "ValidateEveryFile"
@@ -495,7 +547,9 @@ def test_uploads_and_user_deletes_start_the_pipeline_and_undelivered_events_are_
 def test_the_event_rule_matches_uploads_and_user_deletes_only(raw, detail_type, key, reason, starts):
     from moto.events.models import EventPattern
 
-    pattern = copy.deepcopy(raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectChanged"]["Properties"]["Pattern"])
+    pattern = copy.deepcopy(
+        raw["Resources"]["PipelineStateMachine"]["Properties"]["Events"]["RawObjectChanged"]["Properties"]["Pattern"]
+    )
     pattern["detail"]["bucket"]["name"] = ["data-bucket"]  # the Ref, resolved
     with open(template.TEMPLATE_PATH.parent / "events" / "object_created.json") as handle:
         event = json.load(handle)
@@ -524,19 +578,30 @@ def test_whole_file_quarantines_are_metered():
 @pytest.mark.parametrize("metric", ["FilesQuarantined", "RejectedUploads"])
 def test_upload_metrics_have_alarms(raw, metric):
     variables = raw["Globals"]["Function"]["Environment"]["Variables"]
-    (alarm,) = [a["Properties"] for a in resources_of(raw, "AWS::CloudWatch::Alarm").values() if a["Properties"]["MetricName"] == metric]
+    (alarm,) = [
+        a["Properties"] for a in resources_of(raw, "AWS::CloudWatch::Alarm").values() if a["Properties"]["MetricName"] == metric
+    ]
     assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]  # where Powertools puts the EMF metric
     assert alarm["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
-    assert alarm["Threshold"] == 1 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] and alarm["TreatMissingData"] == "notBreaching"
+    assert (
+        alarm["Threshold"] == 1
+        and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        and alarm["TreatMissingData"] == "notBreaching"
+    )
 
 
 @pytest.mark.parametrize(
-    ("prefix", "parameter", "days"), [("raw/", "RawRetentionDays", 30), ("quarantine/", "QuarantineRetentionDays", 90), ("reports/", "ReportsRetentionDays", 400)]
+    ("prefix", "parameter", "days"),
+    [("raw/", "RawRetentionDays", 30), ("quarantine/", "QuarantineRetentionDays", 90), ("reports/", "ReportsRetentionDays", 400)],
 )
 def test_retention_expires_each_prefix_after_its_days_and_zero_keeps(raw, prefix, parameter, days):
     rules = raw["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     (abort,) = [rule for rule in rules if "AbortIncompleteMultipartUpload" in rule]
-    assert abort["Status"] == "Enabled" and abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7} and "Prefix" not in abort
+    assert (
+        abort["Status"] == "Enabled"
+        and abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+        and "Prefix" not in abort
+    )
     (choice,) = [rule["Fn::If"] for rule in rules if "Fn::If" in rule and rule["Fn::If"][1]["Prefix"] == prefix]
     condition, rule, otherwise = choice
     assert otherwise == {"Ref": "AWS::NoValue"}
@@ -547,7 +612,10 @@ def test_retention_expires_each_prefix_after_its_days_and_zero_keeps(raw, prefix
 
 
 def test_functions_that_spill_to_tmp_have_room_for_it(raw):
-    sizes = {name: res["Properties"].get("EphemeralStorage", {}).get("Size", 512) for name, res in resources_of(raw, "AWS::Serverless::Function").items()}
+    sizes = {
+        name: res["Properties"].get("EphemeralStorage", {}).get("Size", 512)
+        for name, res in resources_of(raw, "AWS::Serverless::Function").items()
+    }
     assert sizes["DataValidationFunction"] == sizes["FeatureEngineeringFunction"] == 2048
 
 
@@ -555,7 +623,12 @@ def test_upload_budgets_are_parameters_passed_to_the_functions(raw):
     from item_prediction.domain.decoding import Budget
 
     variables = raw["Globals"]["Function"]["Environment"]["Variables"]
-    for field, parameter in (("max_object_bytes", "MaxObjectBytes"), ("max_stream_bytes", "MaxStreamBytes"), ("max_record_bytes", "MaxRecordBytes"), ("max_columns", "MaxColumns")):
+    for field, parameter in (
+        ("max_object_bytes", "MaxObjectBytes"),
+        ("max_stream_bytes", "MaxStreamBytes"),
+        ("max_record_bytes", "MaxRecordBytes"),
+        ("max_columns", "MaxColumns"),
+    ):
         assert variables[field.upper()] == {"Ref": parameter}
         assert raw["Parameters"][parameter]["Default"] == getattr(Budget(), field)  # one default, said twice on purpose
 
@@ -597,11 +670,16 @@ def test_every_function_has_errors_and_throttles_alarms(raw):
     alarms = resources_of(raw, "AWS::CloudWatch::Alarm").values()
     watched = {
         (alarm["Properties"]["MetricName"], alarm["Properties"]["Dimensions"][0]["Value"]["Ref"])
-        for alarm in alarms if alarm["Properties"].get("Namespace") == "AWS/Lambda"
-    }  # fmt: skip
+        for alarm in alarms
+        if alarm["Properties"].get("Namespace") == "AWS/Lambda"
+    }
     functions = set(resources_of(raw, "AWS::Serverless::Function"))
     assert watched == {(metric, name) for metric in ("Errors", "Throttles") for name in functions}
-    failed = {alarm["Properties"]["Dimensions"][0]["Value"]["Ref"] for alarm in alarms if alarm["Properties"].get("MetricName") == "ExecutionsFailed"}
+    failed = {
+        alarm["Properties"]["Dimensions"][0]["Value"]["Ref"]
+        for alarm in alarms
+        if alarm["Properties"].get("MetricName") == "ExecutionsFailed"
+    }
     assert failed == {"PipelineStateMachine", "BackfillStateMachine"}
 
 
@@ -613,7 +691,14 @@ def test_environment_variables_are_the_ones_the_code_reads(raw):
     variables = raw["Globals"]["Function"]["Environment"]["Variables"]
     assert {"BUCKET_NAME", "TABLE_NAME", "FORECAST_HORIZON"} <= read
     assert {name for name in variables if not name.startswith("POWERTOOLS_")} <= read
-    assert {"BUCKET_NAME", "TABLE_NAME", "FORECAST_HORIZON", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(variables)
+    assert {
+        "BUCKET_NAME",
+        "TABLE_NAME",
+        "FORECAST_HORIZON",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    } <= set(variables)
 
 
 def test_function_memory_and_timeouts_are_parameters_within_lambda_limits(raw):
@@ -642,10 +727,19 @@ def test_handlers_exist_in_the_code(raw):
 
 def test_outputs_name_what_users_and_deploy_need(raw):
     assert {
-        "DataBucketName", "PredictionsTableName", "PredictionsApiUrl", "PipelineStateMachineArn", "BackfillStateMachineArn",
-        "DataValidationFunctionName", "FeatureEngineeringFunctionName", "PredictionsFunctionName", "PredictionsApiFunctionName",
-        "CoreDataScienceLayerArn", "MlLibrariesLayerArn", "AwsUtilitiesLayerArn",
-    } <= set(raw["Outputs"])  # fmt: skip
+        "DataBucketName",
+        "PredictionsTableName",
+        "PredictionsApiUrl",
+        "PipelineStateMachineArn",
+        "BackfillStateMachineArn",
+        "DataValidationFunctionName",
+        "FeatureEngineeringFunctionName",
+        "PredictionsFunctionName",
+        "PredictionsApiFunctionName",
+        "CoreDataScienceLayerArn",
+        "MlLibrariesLayerArn",
+        "AwsUtilitiesLayerArn",
+    } <= set(raw["Outputs"])
 
 
 def test_cfn_lint_finds_no_error_or_warning():

@@ -4,7 +4,6 @@ staging then prod behind an approval, OIDC roles and no stored AWS keys."""
 from __future__ import annotations
 
 import yaml
-
 from lambda_build.config import REPO_ROOT
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci.yml"
@@ -42,7 +41,9 @@ def test_staging_then_prod_behind_an_approval_with_oidc_roles():
     assert staging["environment"] == "staging" and prod["environment"] == "production"
     for job, environment in ((staging, "staging"), (prod, "prod")):
         assert job["permissions"]["id-token"] == "write"
-        credentials = next(step for step in job["steps"] if step.get("uses", "").startswith("aws-actions/configure-aws-credentials"))
+        credentials = next(
+            step for step in job["steps"] if step.get("uses", "").startswith("aws-actions/configure-aws-credentials")
+        )
         assert "role-to-assume" in credentials["with"] and "aws-access-key-id" not in credentials["with"]
         assert any(command.startswith(f"./deploy.sh --environment {environment}") for command in runs(job))
     assert "AWS_SECRET_ACCESS_KEY" not in WORKFLOW.read_text()

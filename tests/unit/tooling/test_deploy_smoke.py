@@ -84,7 +84,11 @@ def test_the_smoke_events_take_each_functions_no_op_path():
 @pytest.mark.parametrize(
     ("function", "answer", "expected"),
     [
-        ("Predictions", ({"errorMessage": "No module named 'sklearn'", "errorType": "Runtime.ImportModuleError"}, "Unhandled"), "Predictions: Unhandled"),
+        (
+            "Predictions",
+            ({"errorMessage": "No module named 'sklearn'", "errorType": "Runtime.ImportModuleError"}, "Unhandled"),
+            "Predictions: Unhandled",
+        ),
         ("DataValidation", ({"rows": {"in": 3}}, None), "DataValidation: unexpected answer"),
         ("PredictionsApi", ({"statusCode": 500, "body": "{}"}, None), "PredictionsApi: unexpected answer"),
     ],

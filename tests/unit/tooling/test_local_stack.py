@@ -89,9 +89,8 @@ def test_settings_the_emulators_cloudformation_drops_are_applied(monkeypatch):
     """moto's CloudFormation creates the bucket unversioned and the table without TTL; the ingest
     ledger and version pinning need versions, so the offline stack applies both itself."""
     import boto3
-    from moto import mock_aws
-
     from lambda_build import template as templatemod
+    from moto import mock_aws
 
     for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)

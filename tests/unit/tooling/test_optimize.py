@@ -27,21 +27,42 @@ def ctx(layer_config):
 
 
 def test_test_suites_docs_sources_and_stubs_go(tmp_path, ctx):
-    _tree(tmp_path, {
-        "pkg/__init__.py": b"", "pkg/core.py": b"x = 1\n", "pkg/core.pyi": b"x: int\n",
-        "pkg/tests/__init__.py": b"", "pkg/tests/test_core.py": b"assert True\n", "pkg/conftest.py": b"",
-        "pkg/testing.py": b"# a real module, not a test suite\n",
-        "pkg/src/fast.c": b"int f;", "pkg/include/fast.h": b"int f;", "pkg/README.md": b"# doc",
-        "pkg/docs/index.rst": b"doc", "pkg/docs_impl/__init__.py": b"",
-        "pkg-1.0.dist-info/METADATA": b"Name: pkg\n", "pkg-1.0.dist-info/licenses/README.md": b"license",
-        "pkg.libs/libfast.h": b"vendored: untouched",
-    })  # fmt: skip
-    results = {r.name: r for r in (rule(tmp_path, ctx) for rule in (
-        optimize.drop_test_suites, optimize.drop_docs, optimize.drop_sources, optimize.drop_type_stubs))}  # fmt: skip
+    _tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": b"",
+            "pkg/core.py": b"x = 1\n",
+            "pkg/core.pyi": b"x: int\n",
+            "pkg/tests/__init__.py": b"",
+            "pkg/tests/test_core.py": b"assert True\n",
+            "pkg/conftest.py": b"",
+            "pkg/testing.py": b"# a real module, not a test suite\n",
+            "pkg/src/fast.c": b"int f;",
+            "pkg/include/fast.h": b"int f;",
+            "pkg/README.md": b"# doc",
+            "pkg/docs/index.rst": b"doc",
+            "pkg/docs_impl/__init__.py": b"",
+            "pkg-1.0.dist-info/METADATA": b"Name: pkg\n",
+            "pkg-1.0.dist-info/licenses/README.md": b"license",
+            "pkg.libs/libfast.h": b"vendored: untouched",
+        },
+    )
+    results = {
+        r.name: r
+        for r in (
+            rule(tmp_path, ctx)
+            for rule in (optimize.drop_test_suites, optimize.drop_docs, optimize.drop_sources, optimize.drop_type_stubs)
+        )
+    }
     assert _files(tmp_path) == {
-        "pkg/__init__.py", "pkg/core.py", "pkg/testing.py", "pkg/docs_impl/__init__.py",
-        "pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/licenses/README.md", "pkg.libs/libfast.h",
-    }  # fmt: skip
+        "pkg/__init__.py",
+        "pkg/core.py",
+        "pkg/testing.py",
+        "pkg/docs_impl/__init__.py",
+        "pkg-1.0.dist-info/METADATA",
+        "pkg-1.0.dist-info/licenses/README.md",
+        "pkg.libs/libfast.h",
+    }
     assert results["test-suites"].files == 3
     assert results["c-sources-headers"].bytes_removed == len(b"int f;") * 2
     assert results["type-stubs"].by_package == {"pkg": len(b"x: int\n")}
@@ -49,16 +70,22 @@ def test_test_suites_docs_sources_and_stubs_go(tmp_path, ctx):
 
 def test_service_models_keep_only_the_listed_services(tmp_path, ctx):
     kept = ctx.config.aws_services[0]
-    _tree(tmp_path, {
-        f"botocore/data/{kept}/2006-03-01/service-2.json.gz": b"k", "botocore/data/ec2/2016-11-15/service-2.json.gz": b"e",
-        "botocore/data/endpoints.json": b"{}", f"boto3/data/{kept}/2006-03-01/resources-1.json": b"r",
-        "boto3/data/ec2/2016-11-15/resources-1.json": b"r",
-    })  # fmt: skip
+    _tree(
+        tmp_path,
+        {
+            f"botocore/data/{kept}/2006-03-01/service-2.json.gz": b"k",
+            "botocore/data/ec2/2016-11-15/service-2.json.gz": b"e",
+            "botocore/data/endpoints.json": b"{}",
+            f"boto3/data/{kept}/2006-03-01/resources-1.json": b"r",
+            "boto3/data/ec2/2016-11-15/resources-1.json": b"r",
+        },
+    )
     optimize.prune_aws_service_models(tmp_path, ctx)
     assert _files(tmp_path) == {
-        f"botocore/data/{kept}/2006-03-01/service-2.json.gz", "botocore/data/endpoints.json",
+        f"botocore/data/{kept}/2006-03-01/service-2.json.gz",
+        "botocore/data/endpoints.json",
         f"boto3/data/{kept}/2006-03-01/resources-1.json",
-    }  # fmt: skip
+    }
 
 
 def test_keep_list_wins_over_prune(tmp_path, ctx):
@@ -103,11 +130,14 @@ def test_bytecode_is_sourceless_hash_based_and_names_opt_python(tmp_path, ctx):
 def test_console_scripts_go_with_their_record_lines(tmp_path, ctx):
     """Installers write the build machine's interpreter into scripts: keeping them (or their
     hashes in RECORD) would make a layer differ between two checkouts."""
-    _tree(tmp_path, {
-        "bin/jp.py": b"#!/home/someone/.venv/bin/python\n",
-        "jmespath/__init__.py": b"",
-        "jmespath-1.0.dist-info/RECORD": b"bin/jp.py,sha256=abc,30\njmespath/__init__.py,sha256=def,0\n",
-    })  # fmt: skip
+    _tree(
+        tmp_path,
+        {
+            "bin/jp.py": b"#!/home/someone/.venv/bin/python\n",
+            "jmespath/__init__.py": b"",
+            "jmespath-1.0.dist-info/RECORD": b"bin/jp.py,sha256=abc,30\njmespath/__init__.py,sha256=def,0\n",
+        },
+    )
     result = optimize.drop_console_scripts(tmp_path, ctx)
     assert _files(tmp_path) == {"jmespath/__init__.py", "jmespath-1.0.dist-info/RECORD"}
     assert (tmp_path / "jmespath-1.0.dist-info" / "RECORD").read_text() == "jmespath/__init__.py,sha256=def,0\n"
@@ -117,7 +147,13 @@ def test_console_scripts_go_with_their_record_lines(tmp_path, ctx):
 def test_a_strip_that_would_grow_a_file_is_not_kept(tmp_path, ctx, monkeypatch):
     """aarch64's strip can re-pad segments to 64 KiB pages: the original stays when smaller."""
     grown, shrunk = tmp_path / "pkg" / "a.cpython-313-x86_64-linux-gnu.so", tmp_path / "pkg" / "b.cpython-313-x86_64-linux-gnu.so"
-    _tree(tmp_path, {"pkg/a.cpython-313-x86_64-linux-gnu.so": b"\x7fELF" + b"a" * 100, "pkg/b.cpython-313-x86_64-linux-gnu.so": b"\x7fELF" + b"b" * 100})
+    _tree(
+        tmp_path,
+        {
+            "pkg/a.cpython-313-x86_64-linux-gnu.so": b"\x7fELF" + b"a" * 100,
+            "pkg/b.cpython-313-x86_64-linux-gnu.so": b"\x7fELF" + b"b" * 100,
+        },
+    )
 
     def fake_strip(command):
         output, source = Path(command[-2]), Path(command[-1])

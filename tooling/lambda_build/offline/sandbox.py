@@ -139,9 +139,14 @@ class LocalFunction:
         started = time.perf_counter()
         self._process = subprocess.Popen(
             self._command(opt, request_read, response_write),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(request_read, response_write), env=env, cwd=str(self.code_dir), text=True,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(request_read, response_write),
+            env=env,
+            cwd=str(self.code_dir),
+            text=True,
+        )
         os.close(request_read)
         os.close(response_write)
         self._requests = os.fdopen(request_write, "w")
@@ -149,7 +154,10 @@ class LocalFunction:
         threading.Thread(target=self._drain, args=(self._process,), daemon=True).start()
         message = self._read_response(self.timeout_s)
         if message is None or "init_error" in message:
-            error = (message or {}).get("init_error") or {"errorType": "Runtime.ExitError", "errorMessage": "runtime exited during init"}
+            error = (message or {}).get("init_error") or {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": "runtime exited during init",
+            }
             self.stop()
             raise BuildError(f"{self.name}: init failed: {error['errorType']}: {error['errorMessage']}")
         return (time.perf_counter() - started) * 1000
@@ -197,11 +205,15 @@ class LocalFunction:
         with self._log_lock:
             self._logs.clear()
         request = {
-            "event": event, "request_id": invocation.request_id, "function_name": self.name,
+            "event": event,
+            "request_id": invocation.request_id,
+            "function_name": self.name,
             "invoked_function_arn": arn("lambda", f"function:{self.name}"),
-            "memory_mb": self.memory_mb, "timeout_s": self.timeout_s,
-            "log_group_name": self.log_group, "log_stream_name": self.log_stream,
-        }  # fmt: skip
+            "memory_mb": self.memory_mb,
+            "timeout_s": self.timeout_s,
+            "log_group_name": self.log_group,
+            "log_stream_name": self.log_stream,
+        }
         over_memory = threading.Event()
         done = threading.Event()
 
@@ -227,7 +239,10 @@ class LocalFunction:
             invocation.max_memory_mb = self.memory_mb
         elif message is None:
             self.stop()
-            invocation.error = {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds"}
+            invocation.error = {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds",
+            }
         elif "error" in message:
             invocation.error = message["error"]
         else:

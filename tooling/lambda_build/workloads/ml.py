@@ -38,5 +38,11 @@ def run(params):
     sparse = scipy.sparse.random(50, 50, density=0.1, random_state=0, format="csr") + scipy.sparse.eye(50)
     assert np.allclose(scipy.linalg.lu_factor(sparse.toarray())[0].shape, (50, 50))
     blas = sorted({info.get("internal_api", "?") for info in threadpool_info()})
-    return {"mae": round(float(mae), 4), "baseline_mae": round(float(baseline), 4), "blas": blas,
-            "sklearn": sklearn.__version__, "scipy": scipy.__version__, "joblib": joblib.__version__}
+    return {
+        "mae": round(float(mae), 4),
+        "baseline_mae": round(float(baseline), 4),
+        "blas": blas,
+        "sklearn": sklearn.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }

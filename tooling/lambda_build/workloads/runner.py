@@ -48,7 +48,10 @@ def main():
         except BaseException as exc:
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             result["failures"].append(
-                {"what": f"workload {os.path.basename(workload)}", "error": f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})"}
+                {
+                    "what": f"workload {os.path.basename(workload)}",
+                    "error": f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})",
+                }
             )
     print(json.dumps(result))
 
