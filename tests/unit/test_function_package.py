@@ -104,37 +104,6 @@ def test_each_handler_imports_with_only_its_layers(spec):
     assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
 
 
-def test_the_api_loads_neither_pandas_nor_sklearn():
-    """The read path answers from DynamoDB alone: a cold start without the data-science imports."""
-    completed = subprocess.run(
-        [sys.executable, "-c", BLOCKER, "predictions.api", "pandas,numpy,sklearn,scipy,joblib"],
-        cwd=FUNCTIONS,
-        capture_output=True,
-        text=True,
-        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"},
-    )
-    assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
-
-
-def test_the_light_functions_really_avoid_the_ml_layer():
-    completed = subprocess.run(
-        [sys.executable, "-c", BLOCKER, "data_validation.app", "sklearn,scipy,joblib"],
-        cwd=FUNCTIONS,
-        capture_output=True,
-        text=True,
-        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"},
-    )
-    assert completed.returncode == 0
-    failing = subprocess.run(
-        [sys.executable, "-c", BLOCKER, "predictions.app", "sklearn"],
-        cwd=FUNCTIONS,
-        capture_output=True,
-        text=True,
-        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "PATH": "/usr/bin:/bin"},
-    )
-    assert failing.returncode != 0 and "sklearn is not in this function's layers" in failing.stderr
-
-
 # The rule issue 11 names: scikit-learn (and joblib, which unpickles its models) is imported in
 # item_prediction/ml only, and nothing DataValidation, FeatureEngineering or the read API import
 # loads it; the API loads no pandas or numpy either (its function has no data-science layer).

@@ -30,6 +30,10 @@ class Architecture:
     multiarch: str
     strip: tuple[str, ...]
 
+    def uv_target(self, python_version: str) -> list[str]:
+        """uv's options for wheels of this target (lock and install must ask for the same one)."""
+        return ["--python-version", python_version, "--python-platform", self.uv_platform, "--only-binary", ":all:"]
+
 
 @dataclass(frozen=True)
 class Layer:
