@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-from lambda_build.offline.emulator import arn
+from lambda_build.offline.emulator import REGION, arn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Lambda sets these before a handler module is imported (Powertools reads them once, at import);
+# so does the suite, here, before any test module imports a handler, whatever the test order.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 # Property tests explore new random inputs on a developer's machine; in CI (CI=true) they replay
 # one fixed sequence, so a landing cannot hinge on the luck of the draw.

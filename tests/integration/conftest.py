@@ -5,30 +5,21 @@ Functions runner with the handlers called in-process and moto behind them, so th
 choices and dead-letter path exist once: in the definition.
 """
 
-import os
+import importlib
+import io
+import json
+import logging
 
+import boto3
+import pytest
+from item_prediction.aws import runtime, table_keys
+from lambda_build import template as templatemod
+from lambda_build.offline import asl, definitions, events
 from lambda_build.offline.emulator import REGION
+from lambda_build.offline.services import aws_services
+from moto import mock_aws
 
-os.environ.setdefault(
-    "POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest"
-)  # Lambda sets these before the handler module is imported; so do the tests
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
-os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-
-import importlib  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-
-import boto3  # noqa: E402
-import pytest  # noqa: E402
-from item_prediction.aws import runtime, table_keys  # noqa: E402
-from lambda_build import template as templatemod  # noqa: E402
-from lambda_build.offline import asl, definitions, events  # noqa: E402
-from lambda_build.offline.services import aws_services  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from ..conftest import FakeContext, create_predictions_table  # noqa: E402
+from ..conftest import FakeContext, create_predictions_table
 
 BUCKET, TABLE, QUEUE = "item-prediction-test", "item-prediction-predictions", "item-prediction-dead-letters"
 
