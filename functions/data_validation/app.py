@@ -15,7 +15,11 @@ Output (the input of FeatureEngineering)::
     {"bucket", "dataset", "source_key", "source_version", "validated_key" (when rows were clean),
      "quarantine_key" (when rows were quarantined), "report_key",
      "rows": {"in", "clean", "quarantined"}, "rules": {rule: count}, "file_reason",
-     "frequency", "frequency_source", "validated_version", ["skipped": true, "reason"]}
+     "frequency", "frequency_source", "validated_version", "durations_ms", ["skipped": true, "reason"]}
+
+``durations_ms``: milliseconds per step, ``validate`` (the mapping, reading the upload as it
+streams, the rules) and ``write_outputs`` (clean and quarantined rows, the report), as in the last
+log line and the ``ValidateDuration`` and ``WriteOutputsDuration`` metrics.
 
 ``validated_version`` is the version whose rows were written: the event's, unless a newer version
 of the key arrived while it was validated (its rows are then written in their place).
@@ -38,7 +42,7 @@ from datetime import UTC, datetime
 
 from item_prediction.aws import ledger
 from item_prediction.aws.events import is_lifecycle_expiration, object_ref
-from item_prediction.aws.runtime import COUNT, correlate, logger, metrics, settings, storage
+from item_prediction.aws.runtime import COUNT, StepTimer, correlate, logger, metrics, settings, storage
 from item_prediction.aws.settings import DatasetNameError
 from item_prediction.steps import validate
 from item_prediction.steps.envelope import NothingToDo
@@ -67,7 +71,7 @@ def _retract(event, ref, dataset: str):
     return result, None
 
 
-def _validate(event, ref, dataset: str, *, force: bool, busy_seconds: int) -> dict:
+def _validate(event, ref, dataset: str, *, force: bool, busy_seconds: int, timer: StepTimer) -> dict:
     """Claim the upload version in the ledger, validate it, and mark it done (or free the claim)."""
     table, now = storage().table, int(time.time())
     if ref.version_id and not ledger.claim_source(
@@ -75,7 +79,7 @@ def _validate(event, ref, dataset: str, *, force: bool, busy_seconds: int) -> di
     ):
         raise NothingToDo(f"already processed: {ref.key} version {ref.version_id}")
     try:
-        result = validate.validate_current(storage(), settings(), ref, mapping_key=event.get("mapping_key"))
+        result = validate.validate_current(storage(), settings(), ref, mapping_key=event.get("mapping_key"), timer=timer)
     except Exception:
         if ref.version_id:
             ledger.forget_source(table, dataset, ref.key, ref.version_id)  # a retry may validate it
@@ -97,7 +101,7 @@ def lambda_handler(event, context):
         dataset = settings().dataset_of(ref.key)
     except DatasetNameError as exc:
         return _skip(ref, str(exc), "RejectedUploads")
-    force = event.get("force") is True
+    force, timer = event.get("force") is True, StepTimer()
     try:
         if ref.deleted:
             retracted, ref = _retract(event, ref, dataset)
@@ -108,9 +112,10 @@ def lambda_handler(event, context):
             ref = validate.pin_current_version(storage(), ref)
         correlate(ref.key, ref.version_id)  # the version this run reads, also when the event named none
         busy_seconds = int(getattr(context, "get_remaining_time_in_millis", lambda: 900_000)() / 1000) + 5
-        result = _validate(event, ref, dataset, force=force, busy_seconds=busy_seconds)
+        result = _validate(event, ref, dataset, force=force, busy_seconds=busy_seconds, timer=timer)
     except NothingToDo as exc:
         return _skip(ref, str(exc))
+    result["durations_ms"] = timer.publish()
     if result.get("retracted"):  # deleted while it was validated
         return result
     for name, value in (
@@ -129,6 +134,7 @@ def lambda_handler(event, context):
             "rules": result["rules"],
             "file_reason": result["file_reason"],
             "report_key": result["report_key"],
+            "durations_ms": result["durations_ms"],
         },
     )
     return result

@@ -13,14 +13,16 @@ Output (the input of Predictions): the input's ``bucket``, ``dataset``, ``source
 ``source_version``, plus ``lease_owner``, ``features_key``, ``features_version`` (the VersionId
 written, which Predictions reads), ``manifest_key``, ``input_count`` and ``inputs`` (``{key,
 version_id}`` of each validated object read, up to 100; all of them are in the manifest),
-``rows``, ``series``, ``gaps``, ``date_range`` and ``frequency``; or ``{"skipped": true,
-"reason"}`` when the input was skipped or the dataset has no validated data.
+``rows``, ``series``, ``gaps``, ``date_range``, ``frequency`` and ``durations_ms`` (milliseconds
+per step: ``take_lease``, ``read_validated``, ``build_features``, ``write_features``; also in the
+last log line and as ``<Step>Duration`` metrics); or ``{"skipped": true, "reason"}`` when the input
+was skipped or the dataset has no validated data.
 """
 
 import time
 
 from item_prediction.aws import ledger
-from item_prediction.aws.runtime import COUNT, logger, metrics, settings, storage
+from item_prediction.aws.runtime import COUNT, StepTimer, logger, metrics, settings, storage
 from item_prediction.steps import features
 from item_prediction.steps.envelope import NothingToDo, begin_step, carried, skipped
 
@@ -31,19 +33,23 @@ def lambda_handler(event, context):
     dataset = begin_step(event)
     if dataset is None:
         return skipped(event, event.get("reason", "skipped upstream"))
-    owner = ledger.lease_owner(event, dataset)
-    ledger.acquire_lease(storage().table, dataset, owner, int(time.time()))  # DatasetBusy: retried later
+    owner, timer = ledger.lease_owner(event, dataset), StepTimer()
+    with timer("take_lease"):
+        ledger.acquire_lease(storage().table, dataset, owner, int(time.time()))  # DatasetBusy: retried later
     event = {**event, "lease_owner": owner}
     configured = event.get("frequency") if event.get("frequency_source", "mapping") == "mapping" else None
     try:
-        result = features.build_feature_set(storage(), settings(), dataset, configured)
+        result = features.build_feature_set(storage(), settings(), dataset, configured, timer=timer)
     except NothingToDo as exc:
         ledger.release_lease(storage().table, dataset, owner)
-        logger.warning("no features to build", extra={"reason": str(exc)})
-        return skipped(event, str(exc))
+        durations = timer.publish()
+        logger.warning("no features to build", extra={"reason": str(exc), "durations_ms": durations})
+        return skipped(event, str(exc), durations)
     except Exception:
         ledger.release_lease(storage().table, dataset, owner)  # a retry takes it again
         raise
     metrics.add_metric(name="FeatureRows", unit=COUNT, value=result["rows"])
-    logger.info("features built", extra={k: result[k] for k in ("rows", "series", "gaps", "frequency", "date_range")})
-    return {**carried(event), **result}
+    durations = timer.publish()
+    logged = {k: result[k] for k in ("rows", "series", "gaps", "frequency", "date_range")}
+    logger.info("features built", extra={**logged, "durations_ms": durations})
+    return {**carried(event), **result, "durations_ms": durations}

@@ -18,14 +18,24 @@ Output: ``model_key``, ``model_version``, ``forecast_id``, ``predictions_key``, 
 input's ``bucket``, ``dataset``, ``source_key`` and ``source_version``; or ``{"skipped": true,
 "reason"}`` when the input was skipped or the dataset is too short to train and backtest on.
 
-At its end, whatever the path (predicted, skipped, failed), it gives back the dataset's lease
-that FeatureEngineering took (``lease_owner`` in the input), so the next run can start.
+Also in the output, ``durations_ms``: milliseconds per step (``retake_lease``,
+``read_features``, ``backtest``, ``fit``, ``save_model`` or ``load_model``, ``forecast``,
+``write_items``, ``write_csv``, ``flip``), as in the last log line and the ``<Step>Duration`` metrics.
+
+The dataset's lease: FeatureEngineering took it for the run (``lease_owner`` in the input); this
+function takes it again at its start (re-entrant for the same owner), since a retried attempt
+follows a failed one that gave it back, and raises ``DatasetBusy`` when another run took it
+meanwhile (the state machine retries later). An input without ``lease_owner`` (a manual predict)
+takes none. At its end, whatever the path (predicted, skipped, failed), it gives the lease back,
+so the next run can start.
 
 The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.handler``).
 """
 
+import time
+
 from item_prediction.aws import ledger
-from item_prediction.aws.runtime import COUNT, logger, metrics, settings, storage
+from item_prediction.aws.runtime import COUNT, StepTimer, logger, metrics, settings, storage
 from item_prediction.steps import predict
 from item_prediction.steps.envelope import NothingToDo, begin_step, carried, skipped
 
@@ -34,9 +44,18 @@ from item_prediction.steps.envelope import NothingToDo, begin_step, carried, ski
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
     try:
-        return _predict(event)
+        return _predict(event, StepTimer())
     finally:
         _release(event)
+
+
+def _retake(event, dataset: str, timer: StepTimer) -> None:
+    """Hold the run's lease again (a retry's failed attempt gave it back); DatasetBusy when another
+    run took it meanwhile. A manual predict (no ``lease_owner``) runs without one."""
+    if not isinstance(event, dict) or not event.get("lease_owner"):
+        return
+    with timer("retake_lease"):
+        ledger.acquire_lease(storage().table, dataset, event["lease_owner"], int(time.time()))
 
 
 def _release(event) -> None:
@@ -50,10 +69,11 @@ def _release(event) -> None:
         logger.exception("could not release the dataset's lease", extra={"owner": event["lease_owner"]})
 
 
-def _predict(event):
+def _predict(event, timer: StepTimer):
     dataset = begin_step(event)
     if dataset is None:
         return skipped(event, event.get("reason", "skipped upstream"))
+    _retake(event, dataset, timer)
     manifest_key = event.get("manifest_key") or f"{settings().features_prefix}{dataset}/manifest.json"
     try:
         result = predict.run(
@@ -63,13 +83,14 @@ def _predict(event):
             manifest_key,
             mode=event.get("mode") or "train_and_predict",
             horizon=event.get("horizon"),
+            timer=timer,
         )
     except NothingToDo as exc:
-        logger.warning("nothing to predict", extra={"reason": str(exc)})
-        return skipped(event, str(exc))
+        durations = timer.publish()
+        logger.warning("nothing to predict", extra={"reason": str(exc), "durations_ms": durations})
+        return skipped(event, str(exc), durations)
     metrics.add_metric(name="PredictionsWritten", unit=COUNT, value=result["predictions_written"])
-    logger.info(
-        "predicted",
-        extra={"metrics": result["metrics"], "written": result["predictions_written"], "model_version": result["model_version"]},
-    )
-    return {**carried(event), **result}
+    durations = timer.publish()
+    logged = {"metrics": result["metrics"], "written": result["predictions_written"], "model_version": result["model_version"]}
+    logger.info("predicted", extra={**logged, "durations_ms": durations})
+    return {**carried(event), **result, "durations_ms": durations}

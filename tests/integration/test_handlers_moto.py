@@ -73,6 +73,56 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     assert any(blob.get("RowsQuarantined") == [float(len(sample.invalid_lines))] for blob in emf)
 
 
+STEPS = {
+    "validated": {"validate", "write_outputs"},
+    "features built": {"take_lease", "read_validated", "build_features", "write_features"},
+    "predicted": {
+        "retake_lease",
+        "read_features",
+        "backtest",
+        "fit",
+        "save_model",
+        "forecast",
+        "write_items",
+        "write_csv",
+        "flip",
+    },
+}
+
+
+def emitted_metrics(out: str) -> dict[str, str]:
+    """{metric name: unit} of the EMF blobs printed on stdout."""
+    blobs = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    return {
+        metric["Name"]: metric.get("Unit")
+        for blob in blobs
+        for directive in blob["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    }
+
+
+def test_each_function_logs_outputs_and_emits_the_durations_of_its_steps(aws, capsys, log_lines):
+    sample = generate_sales(items=2, stores=1, periods=120, seed=4, invalid=False)
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=sample.content)
+    outputs = dict(zip(STEPS, run_pipeline("raw/sales/a.csv"), strict=True))
+    logged = {log["message"]: log for log in log_lines() if log["message"] in STEPS}
+    for message, steps in STEPS.items():
+        durations = logged[message]["durations_ms"]
+        assert set(durations) == steps, message
+        assert all(isinstance(value, int | float) and value >= 0 for value in durations.values()), durations
+        assert outputs[message]["durations_ms"] == durations  # the step's output carries them on
+    emitted = emitted_metrics(capsys.readouterr().out)
+    expected = {runtime.duration_metric(step) for steps in STEPS.values() for step in steps}
+    assert {"ValidateDuration", "ReadFeaturesDuration", "FitDuration", "WriteItemsDuration", "FlipDuration"} <= expected
+    assert {name: emitted.get(name) for name in expected} == dict.fromkeys(expected, "Milliseconds")
+
+    from predictions.app import lambda_handler as predict  # a manual predict: the latest model, no lease to take
+
+    again = predict({"dataset": "sales", "mode": "predict"}, FakeContext())
+    assert set(again["durations_ms"]) == {"read_features", "load_model", "forecast", "write_items", "write_csv", "flip"}
+    assert emitted_metrics(capsys.readouterr().out)["LoadModelDuration"] == "Milliseconds"
+
+
 def test_running_again_leaves_the_same_items(aws):
     sample = generate_sales(items=2, stores=1, periods=120, seed=4)
     aws.put_object(Bucket=BUCKET, Key="raw/sales/file.csv.gz", Body=__import__("gzip").compress(sample.content))

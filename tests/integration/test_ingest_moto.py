@@ -126,6 +126,49 @@ def test_the_lease_is_released_after_predictions_on_every_path(s3):
     assert nothing["skipped"] is True and nothing["lease_owner"] == "backfill#empty" and lease("empty") is None
 
 
+def holding_the_lease_while_it_predicts(monkeypatch) -> list:
+    """Record the dataset's lease as Predictions' step begins (after the handler took it, if it did)."""
+    from item_prediction.steps import predict as predict_step
+
+    real, seen = predict_step.run, []
+
+    def recording(storage, settings, dataset, *args, **kwargs):
+        seen.append(lease(dataset))
+        return real(storage, settings, dataset, *args, **kwargs)
+
+    monkeypatch.setattr(predict_step, "run", recording)
+    return seen
+
+
+def test_a_retried_predictions_attempt_takes_the_released_lease_again_and_gives_it_back(s3, monkeypatch):
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    featured = build_features(validate(object_created("raw/sales/a.csv", version)))
+    ledger.release_lease(boto3.resource("dynamodb").Table(TABLE), "sales", featured["lease_owner"])  # the failed attempt's end
+    seen = holding_the_lease_while_it_predicts(monkeypatch)
+    retried = predict(featured)
+    assert retried["predictions_written"] == 2 * 10 and "retake_lease" in retried["durations_ms"]
+    assert [held["owner"] for held in seen] == [featured["lease_owner"]]  # the retry ran under the run's lease
+    assert lease() is None  # and gave it back at its end
+    manual = predict({"dataset": "sales", "mode": "predict"})  # no lease_owner: a manual predict takes none
+    assert seen[1:] == [None] and "retake_lease" not in manual["durations_ms"]
+
+
+def test_a_predictions_attempt_waits_while_another_run_holds_the_lease(s3, monkeypatch):
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    featured = build_features(validate(object_created("raw/sales/a.csv", version)))
+    table = boto3.resource("dynamodb").Table(TABLE)
+    ledger.release_lease(table, "sales", featured["lease_owner"])
+    ledger.acquire_lease(table, "sales", "raw/sales/b.csv#v2", int(time.time()))  # another run took it meanwhile
+    seen = holding_the_lease_while_it_predicts(monkeypatch)
+    with pytest.raises(ledger.DatasetBusy) as busy:
+        predict(featured)
+    assert type(busy.value).__name__ == "DatasetBusy" and "raw/sales/b.csv#v2" in str(busy.value)
+    assert seen == [] and all_items() == []  # nothing read or written without the lease
+    assert lease()["owner"] == "raw/sales/b.csv#v2"  # the other run keeps it
+    ledger.release_lease(table, "sales", "raw/sales/b.csv#v2")
+    assert predict(featured)["predictions_written"] == 2 * 10 and lease() is None  # the state machine's retry
+
+
 def test_a_deleted_upload_is_retracted_and_the_next_features_exclude_its_rows(s3):
     kept, gone = upload(s3, "raw/sales/a.csv", sales(1)), upload(s3, "raw/sales/b file.csv", sales(2, prefix="GONE-"))
     validate(object_created("raw/sales/a.csv", kept))

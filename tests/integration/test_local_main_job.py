@@ -75,6 +75,10 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     invoked = [call["function"] for call in summary["invocations"]]
     assert invoked == ["DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"]
     assert all(call["init_ms"] and call["error"] is None for call in summary["invocations"])
+    timed = {call["function"]: call["durations_ms"] for call in summary["invocations"]}  # each function's steps, in ms
+    assert {"validate", "write_outputs"} == set(timed["DataValidationFunction"])
+    assert {"read_validated", "build_features", "write_features"} <= set(timed["FeatureEngineeringFunction"])
+    assert {"read_features", "backtest", "fit", "forecast", "write_items", "flip"} <= set(timed["PredictionsFunction"])
 
     # The query hint names a series of this run and runs as printed, against the kept stack.
     first = summary["predictions"][0]

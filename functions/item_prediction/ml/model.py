@@ -268,7 +268,12 @@ def model_version(manifest: dict) -> str:
 def train(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> ModelBundle:
     """Backtest, then fit on all periods; the bundle carries the backtest in its metadata."""
     metrics = backtest(feature_frame, manifest, horizon)
-    fitted = fit(feature_frame, manifest["features"])
+    return make_bundle(fit(feature_frame, manifest["features"]), feature_frame, manifest, metrics)
+
+
+def make_bundle(fitted: Fitted, feature_frame: pd.DataFrame, manifest: dict, metrics: dict) -> ModelBundle:
+    """The model fitted on all of ``feature_frame`` with its metadata (``metrics``: its backtest).
+    :func:`train` in one call; the Predictions step calls the parts, to time each."""
     metadata = {
         "version": model_version(manifest),
         "features": manifest["features"],

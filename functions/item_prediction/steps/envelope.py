@@ -26,7 +26,8 @@ def begin_step(event: dict) -> str | None:
     return event.get("dataset") or "default"
 
 
-def skipped(event: dict, reason: str) -> dict:
-    """The answer of a step with nothing to do: counted, and carrying the source object on."""
+def skipped(event: dict, reason: str, durations: dict | None = None) -> dict:
+    """The answer of a step with nothing to do: counted, and carrying the source object on (and
+    the ``durations_ms`` of the steps it ran before it found out, if any)."""
     metrics.add_metric(name="Skipped", unit=COUNT, value=1)
-    return {**carried(event), "skipped": True, "reason": reason}
+    return {**carried(event), "skipped": True, "reason": reason, **({"durations_ms": durations} if durations else {})}

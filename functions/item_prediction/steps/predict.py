@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 
 from ..aws import table_keys
+from ..aws.runtime import StepTimer
 from ..aws.settings import Settings
 from ..aws.storage import Storage
 from ..domain import schema
@@ -126,19 +127,30 @@ def load_latest_model(storage: Storage, prefix: str) -> tuple[model.ModelBundle,
 
 
 def publish(
-    storage: Storage, settings: Settings, dataset: str, forecast: pd.DataFrame, run: dict, *, today: date | None = None
+    storage: Storage,
+    settings: Settings,
+    dataset: str,
+    forecast: pd.DataFrame,
+    run: dict,
+    *,
+    today: date | None = None,
+    timer: StepTimer | None = None,
 ) -> dict:
-    """Store a run's forecast and make it the dataset's current one: items, CSV, then the flip.
+    """Store a run's forecast and make it the dataset's current one: items, CSV, then the flip
+    (timed as ``write_items``, ``write_csv`` and ``flip``).
 
     ``run`` holds ``model_version``, ``model_key``, ``features_fingerprint`` and ``horizon``.
     """
+    timer = timer or StepTimer()
     run_id = table_keys.forecast_id(run["model_version"], run["features_fingerprint"], run["horizon"])
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
     expiry = expires_at(last, today or datetime.now(UTC).date())
-    written = storage.put_items(prediction_items(forecast, run["model_version"], dataset, run_id, expiry))
-    predictions_key = storage.write_csv(
-        f"{settings.predictions_prefix}{dataset}/{run_id}/predictions.csv.gz", forecast, escape_formulas=True
-    )
+    with timer("write_items"):
+        written = storage.put_items(prediction_items(forecast, run["model_version"], dataset, run_id, expiry))
+    with timer("write_csv"):
+        predictions_key = storage.write_csv(
+            f"{settings.predictions_prefix}{dataset}/{run_id}/predictions.csv.gz", forecast, escape_formulas=True
+        )
     pointer = {
         "forecast_id": run_id,
         "model_version": run["model_version"],
@@ -148,33 +160,58 @@ def publish(
         "forecast_range": [first.isoformat(), last.isoformat()],
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset})  # the flip, last
+    with timer("flip"):
+        storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset})  # the flip, last
     return {**pointer, "predictions_written": written}
 
 
-def run(
-    storage: Storage, settings: Settings, dataset: str, manifest_key: str, *, mode: str = "train_and_predict", horizon=None
-) -> dict:
-    """Run the step; raises NothingToDo when the dataset is too short to train and backtest on."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    frame, manifest = load_features(storage, manifest_key)
-    horizon = resolve_horizon(horizon, settings, manifest["frequency"])
-    prefix = f"{settings.models_prefix}{dataset}/"
+def trained_or_latest(
+    storage: Storage, prefix: str, frame: pd.DataFrame, manifest: dict, horizon: int, mode: str, timer: StepTimer
+) -> tuple[model.ModelBundle, str]:
+    """The model to forecast with and its key: backtested, fitted and saved (``train_and_predict``),
+    or the latest one (``predict``); each part timed (``backtest``, ``fit``, ``save_model``, ``load_model``)."""
     if mode == "train_and_predict":
         try:
-            bundle = model.train(frame, manifest, horizon)
+            with timer("backtest"):
+                scores = model.backtest(frame, manifest, horizon)
+            with timer("fit"):
+                bundle = model.make_bundle(model.fit(frame, manifest["features"]), frame, manifest, scores)
         except model.InsufficientHistory as exc:
             raise NothingToDo(f"not enough history to train and backtest {horizon} periods: {exc}") from None
-        model_key = save_model(storage, prefix, bundle)
-    else:
+        with timer("save_model"):
+            return bundle, save_model(storage, prefix, bundle)
+    with timer("load_model"):
         bundle, model_key = load_latest_model(storage, prefix)
-        if bundle.frequency != manifest["frequency"]:
-            raise ValueError(
-                f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain"
-            )
+    if bundle.frequency != manifest["frequency"]:
+        raise ValueError(
+            f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain"
+        )
+    return bundle, model_key
+
+
+def run(
+    storage: Storage,
+    settings: Settings,
+    dataset: str,
+    manifest_key: str,
+    *,
+    mode: str = "train_and_predict",
+    horizon=None,
+    timer: StepTimer | None = None,
+) -> dict:
+    """Run the step; raises NothingToDo when the dataset is too short to train and backtest on.
+    ``timer`` gets ``read_features``, the model's parts, ``forecast`` and :func:`publish`'s."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    timer = timer or StepTimer()
+    with timer("read_features"):
+        frame, manifest = load_features(storage, manifest_key)
+    horizon = resolve_horizon(horizon, settings, manifest["frequency"])
+    prefix = f"{settings.models_prefix}{dataset}/"
+    bundle, model_key = trained_or_latest(storage, prefix, frame, manifest, horizon, mode, timer)
     version = bundle.metadata["version"]
-    forecast = model.forecast(bundle, frame, horizon)
+    with timer("forecast"):
+        forecast = model.forecast(bundle, frame, horizon)
     fingerprint = f"{manifest['version']}:{manifest['source_fingerprint']}"
     published = publish(
         storage,
@@ -182,6 +219,7 @@ def run(
         dataset,
         forecast,
         {"model_version": version, "model_key": model_key, "features_fingerprint": fingerprint, "horizon": horizon},
+        timer=timer,
     )
     return {
         "bucket": storage.bucket,

@@ -7,6 +7,7 @@ import posixpath
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+from ..aws.runtime import StepTimer
 from ..aws.settings import DEFAULT_DATASET, Settings
 from ..aws.storage import CsvGzipWriter, ObjectRef, Storage
 from ..domain import decoding, validation
@@ -149,48 +150,66 @@ def load_mapping(
     return ColumnMapping.identity(), None
 
 
-def validate_object(
-    storage: Storage, settings: Settings, ref: ObjectRef, *, today: date | None = None, mapping_key: str | None = None
-) -> dict:
-    """Validate one raw object; write clean rows, quarantined rows and the report next to each other.
-
-    Returns the step's output (see ``data_validation.app``); ``skipped`` is set when the file
-    brought no clean rows and removed none, as there is then nothing new to learn from.
-    """
-    dataset = settings.dataset_of(ref.key)
-    keys = output_keys(settings, dataset, ref.key)
-    mapping_error = None
-    try:
-        mapping, mapping_source = load_mapping(storage, settings, dataset, ref.key, mapping_key)
-    except MappingError as exc:
-        mapping, mapping_source, mapping_error = ColumnMapping.identity(), None, str(exc)
-    body, version, stored_size = storage.open(ref)  # a GET's headers: no byte of the body is read yet
-    clean, quarantined = CsvGzipWriter(), CsvGzipWriter(escape_formulas=True)  # quarantine rows are for people
-    report = validation.validate(
-        body,
-        mapping,
-        clean_sink=clean,
-        quarantine_sink=quarantined,
-        today=today,
-        chunk_rows=settings.chunk_rows,
-        mapping_error=mapping_error,
-        budget=decoding.Budget.of(settings),
-        sizes=(ref.size, stored_size),
-    )
-    refused = report["file_reason"] in validation.REFUSED  # refused part-way: what the writers got is void
+def write_outputs(storage: Storage, keys: dict[str, str], writers: tuple, *, refused: bool) -> bool:
+    """Store the clean and quarantined rows (``writers``) at their keys; a writer without rows, or
+    any writer of a file refused part-way (what it got is void), removes what the key held from an
+    earlier version of the same upload. Returns whether clean rows were removed."""
     removed_clean = False
-    for writer, key in ((clean, keys["validated_key"]), (quarantined, keys["quarantine_key"])):
+    for writer, key in zip(writers, (keys["validated_key"], keys["quarantine_key"]), strict=True):
         with writer.finish() as handle:
             if writer.rows and not refused:
                 storage.put_file(key, handle)
             elif storage.exists(key):  # a new version of the same upload must not leave its old rows behind
                 storage.delete(key)
-                removed_clean = removed_clean or writer is clean
+                removed_clean = removed_clean or writer is writers[0]
+    return removed_clean
+
+
+def validate_object(
+    storage: Storage,
+    settings: Settings,
+    ref: ObjectRef,
+    *,
+    today: date | None = None,
+    mapping_key: str | None = None,
+    timer: StepTimer | None = None,
+) -> dict:
+    """Validate one raw object; write clean rows, quarantined rows and the report next to each other.
+
+    Returns the step's output (see ``data_validation.app``); ``skipped`` is set when the file
+    brought no clean rows and removed none, as there is then nothing new to learn from.
+    ``timer`` gets ``validate`` (the mapping, reading the upload as it streams, the rules) and
+    ``write_outputs`` (clean and quarantined rows, the report).
+    """
+    timer = timer or StepTimer()
+    dataset = settings.dataset_of(ref.key)
+    keys = output_keys(settings, dataset, ref.key)
+    mapping_error = None
+    clean, quarantined = CsvGzipWriter(), CsvGzipWriter(escape_formulas=True)  # quarantine rows are for people
+    with timer("validate"):
+        try:
+            mapping, mapping_source = load_mapping(storage, settings, dataset, ref.key, mapping_key)
+        except MappingError as exc:
+            mapping, mapping_source, mapping_error = ColumnMapping.identity(), None, str(exc)
+        body, version, stored_size = storage.open(ref)  # a GET's headers: no byte of the body is read yet
+        report = validation.validate(
+            body,
+            mapping,
+            clean_sink=clean,
+            quarantine_sink=quarantined,
+            today=today,
+            chunk_rows=settings.chunk_rows,
+            mapping_error=mapping_error,
+            budget=decoding.Budget.of(settings),
+            sizes=(ref.size, stored_size),
+        )
     report["source"] = {"bucket": ref.bucket, "key": ref.key, "version_id": version or ref.version_id}
     report["mapping"] = (
         {"source": mapping_source, **mapping.describe()} if not mapping_error else {"source": None, "error": mapping_error}
     )
-    storage.put_json(keys["report_key"], report)
+    with timer("write_outputs"):
+        removed_clean = write_outputs(storage, keys, (clean, quarantined), refused=report["file_reason"] in validation.REFUSED)
+        storage.put_json(keys["report_key"], report)
     result = {
         "bucket": storage.bucket,
         "dataset": dataset,
@@ -215,7 +234,13 @@ def validate_object(
 
 
 def validate_current(
-    storage: Storage, settings: Settings, ref: ObjectRef, *, mapping_key: str | None = None, attempts: int = 3
+    storage: Storage,
+    settings: Settings,
+    ref: ObjectRef,
+    *,
+    mapping_key: str | None = None,
+    attempts: int = 3,
+    timer: StepTimer | None = None,
 ) -> dict:
     """:func:`validate_object`, then make sure the outputs come from the key's current version.
 
@@ -227,7 +252,7 @@ def validate_current(
     """
     event_version, dataset = ref.version_id, settings.dataset_of(ref.key)
     for _ in range(attempts):
-        result = validate_object(storage, settings, ref, mapping_key=mapping_key)
+        result = validate_object(storage, settings, ref, mapping_key=mapping_key, timer=timer)
         head = storage.head(ref.key)
         if not ref.version_id or (head is not None and head.get("VersionId") == ref.version_id):
             break

@@ -417,8 +417,9 @@ def test_every_task_times_out_a_little_after_its_function(raw, name):
 
 
 @pytest.mark.parametrize("name", ["pipeline", "backfill"])
-def test_a_busy_dataset_is_waited_for(name):
-    build = definition_of(name)["States"]["BuildFeatures"]
+@pytest.mark.parametrize("state", ["BuildFeatures", "Predict"])  # Predictions takes the run's lease again (a retry)
+def test_a_busy_dataset_is_waited_for(name, state):
+    build = definition_of(name)["States"][state]
     busy = [retry for retry in build["Retry"] if retry["ErrorEquals"] == ["DatasetBusy"]]
     assert busy == [
         {

@@ -175,6 +175,23 @@ def test_the_query_hint_names_a_series_of_this_run_or_none():
     assert logs.split("   ")[0] == "Logs:  ./deploy.sh --local --logs", "the command runs as printed"
 
 
+def test_the_text_summary_names_each_invocations_slowest_steps_on_its_own_line():
+    def call(function: str, durations: dict | None) -> dict:
+        return {"function": function, "init_ms": None, "duration_ms": 9000.0, "max_memory_mb": 300, "durations_ms": durations}
+
+    invocations = [
+        call("FeatureEngineeringFunction", {"take_lease": 4.0, "read_validated": 310.0, "write_features": 7600.4}),
+        call("PredictionsFunction", {"read_features": 95.0, "backtest": 2900.0, "fit": 3400.0, "flip": 2.0, "forecast": 1200.0}),
+        call("PredictionsApiFunction", None),
+    ]
+    lines = report.render(summary(invocations=invocations)).splitlines()
+    rows = {line.split()[0]: line for line in lines if line.split() and line.split()[0].endswith("Function")}
+    assert rows["PredictionsFunction"].endswith("  fit 3,400 · backtest 2,900 · forecast 1,200")
+    assert rows["FeatureEngineeringFunction"].endswith("  write_features 7,600 · read_validated 310 · take_lease 4")
+    assert rows["PredictionsApiFunction"].endswith("300")  # nothing timed: no steps column
+    assert sum(1 for line in lines if line.startswith("PredictionsFunction")) == 1
+
+
 def test_the_pipelines_substitutions_come_from_the_template():
     template = templatemod.load_template()
     physical = {logical_id: f"p-{logical_id}" for logical_id in template["Resources"]}

@@ -32,7 +32,7 @@ class FakeFunction:
         if event.get("fail"):
             invocation.error = {"errorType": "ValueError", "errorMessage": "bad"}
         else:
-            invocation.result = {"ok": True}
+            invocation.result = {"ok": True, **({"durations_ms": event["durations"]} if "durations" in event else {})}
         return invocation
 
     def stop(self) -> None:
@@ -108,3 +108,12 @@ def test_settings_the_emulators_cloudformation_drops_are_applied(monkeypatch):
         assert boto3.client("s3").get_bucket_versioning(Bucket="data")["Status"] == "Enabled"
         ttl = boto3.client("dynamodb").describe_time_to_live(TableName="table")["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
+def test_each_invocation_record_carries_the_step_durations_its_output_reports(local_stack):
+    arn = offline_arn("lambda", "function:stack-Predictions")
+    local_stack.invoke(arn, {"durations": {"fit": 812.5, "flip": 3.1}})
+    local_stack.invoke(arn, {})  # an output without them (the read API)
+    with pytest.raises(TaskFailed):
+        local_stack.invoke(arn, {"fail": True})
+    assert [record["durations_ms"] for record in local_stack.reports] == [{"fit": 812.5, "flip": 3.1}, None, None]

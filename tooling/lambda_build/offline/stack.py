@@ -195,6 +195,7 @@ class LocalStack:
                     "memory_size_mb": invocation.memory_mb,
                     "error": invocation.error,
                     "log_group": function.log_group,
+                    "durations_ms": step_durations(invocation.result),
                 }
             )
         return invocation
@@ -210,6 +211,13 @@ class LocalStack:
     def stop(self) -> None:
         for _, function in self.started:
             function.stop()
+
+
+def step_durations(result) -> dict | None:
+    """The milliseconds per step a pipeline function reports in its output (``durations_ms``),
+    or None (an error, the read API, a step that timed nothing)."""
+    durations = result.get("durations_ms") if isinstance(result, dict) else None
+    return durations if isinstance(durations, dict) else None
 
 
 def ship_logs(group: str, stream: str, lines: list[str]) -> None:
