@@ -20,6 +20,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 from ..domain import csv_safety
+from . import columnar
 
 if TYPE_CHECKING:  # pandas is imported where frames are read: the API function has no pandas layer
     import pandas as pd
@@ -157,6 +158,34 @@ class Storage:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             keys += [item["Key"] for item in page.get("Contents", [])]
         return sorted(keys)
+
+    def list_objects(self, prefix: str) -> list[dict]:
+        """Every object under ``prefix``: ``key``, ``size`` and ``last_modified`` (UTC datetime), by key."""
+        found = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            found += [
+                {"key": item["Key"], "size": item["Size"], "last_modified": item["LastModified"]}
+                for item in page.get("Contents", [])
+            ]
+        return sorted(found, key=lambda entry: entry["key"])
+
+    def download(self, key: str, handle, *, version_id: str | None = None) -> None:
+        """Copy an object (exactly ``version_id`` when given) into an open binary file."""
+        self.s3.download_fileobj(self.bucket, key, handle, ExtraArgs={"VersionId": version_id} if version_id else None)
+        handle.seek(0)
+
+    def put_parquet(self, key: str, frame: pd.DataFrame) -> str | None:
+        """Write a frame as one Parquet object (see :mod:`.columnar`); returns its VersionId."""
+        with tempfile.TemporaryFile() as handle:
+            columnar.write_frame(frame, handle)
+            handle.seek(0)
+            return self.put_file_version(key, handle, "application/vnd.apache.parquet")
+
+    def read_parquet(self, key: str, *, version_id: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """A Parquet object as a frame; exactly ``version_id`` when given."""
+        with tempfile.TemporaryFile() as handle:
+            self.download(key, handle, version_id=version_id)
+            return columnar.read_frame(handle, columns=columns)
 
     def read_csv(self, key: str, *, version_id: str | None = None, **kwargs) -> pd.DataFrame:
         """A CSV object (gzip when the key ends in .gz) as a frame; exactly ``version_id`` when given."""
