@@ -82,7 +82,7 @@ import importlib
 importlib.import_module(sys.argv[1])
 """
 LAYER_MODULES = {
-    "core-data-science": "pandas,numpy,dateutil",
+    "core-data-science": "pandas,numpy,dateutil,fastparquet,cramjam,fsspec",
     "ml-libraries": "sklearn,scipy,joblib,threadpoolctl",
     "aws-utilities": "boto3,botocore,aws_lambda_powertools",
 }
