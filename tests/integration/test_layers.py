@@ -32,7 +32,10 @@ def test_validate_all_passes_on_the_target_interpreter(built_layers):
     assert predictions["python"].startswith(built_layers.python_version + ".")
     assert {"pandas", "numpy", "sklearn", "scipy", "joblib", "boto3", "aws_lambda_powertools"} <= set(predictions["imports"])
     facts = predictions["workloads"]["ml.py"]["facts"]
-    assert facts["mae"] < facts["baseline_mae"]
+    assert facts["mae"] < facts["baseline_mae"] and facts["p90_coverage"] > 0.75
+    # the Parquet engine works in the layer: appended row groups, each codec, read back exactly
+    parquet = predictions["workloads"]["core.py"]["facts"]["parquet"]
+    assert set(parquet["bytes"]) == {"SNAPPY", "ZSTD", "GZIP"} and all(size > 0 for size in parquet["bytes"].values())
     # numpy (ILP64) and scipy (LP64) each load their own OpenBLAS; both must be there.
     assert {"openblas"} <= {api.split("64")[0] for api in facts["blas"]}
 

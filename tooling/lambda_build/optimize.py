@@ -18,7 +18,8 @@ from .config import Architecture, Config
 from .tools import BuildError, iter_files, run, step, target_python
 
 ELF_MAGIC = b"\x7fELF"
-SOURCE_SUFFIXES = {".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".pyx", ".pxd", ".pxi", ".f", ".f90", ".cu", ".a"}
+# .tp: Tempita templates the Cython sources are generated from (scikit-learn ships 0.47 MB of them)
+SOURCE_SUFFIXES = {".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".pyx", ".pxd", ".pxi", ".tp", ".f", ".f90", ".cu", ".a"}
 DOC_SUFFIXES = {".rst", ".md"}
 DOC_DIRS = {"doc", "docs", "examples", "example"}
 
@@ -133,7 +134,7 @@ def drop_docs(root: Path, ctx: Context) -> RuleResult:
 
 
 def drop_sources(root: Path, ctx: Context) -> RuleResult:
-    result = RuleResult("c-sources-headers", "C/C++/Cython/Fortran sources, headers and static archives")
+    result = RuleResult("c-sources-headers", "C/C++/Cython/Fortran sources and templates, headers and static archives")
     targets = [f for f in iter_files(root) if f.suffix.lower() in SOURCE_SUFFIXES and not is_vendored(f.relative_to(root))]
     return _remove(root, [t for t in targets if not _kept(t.relative_to(root), ctx.config.keep)], result)
 

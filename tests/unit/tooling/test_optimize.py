@@ -39,6 +39,7 @@ def test_test_suites_docs_sources_and_stubs_go(tmp_path, ctx):
             "pkg/testing.py": b"# a real module, not a test suite\n",
             "pkg/src/fast.c": b"int f;",
             "pkg/include/fast.h": b"int f;",
+            "pkg/_loss.pyx.tp": b"{{py:}}",
             "pkg/README.md": b"# doc",
             "pkg/docs/index.rst": b"doc",
             "pkg/docs_impl/__init__.py": b"",
@@ -64,7 +65,7 @@ def test_test_suites_docs_sources_and_stubs_go(tmp_path, ctx):
         "pkg.libs/libfast.h",
     }
     assert results["test-suites"].files == 3
-    assert results["c-sources-headers"].bytes_removed == len(b"int f;") * 2
+    assert results["c-sources-headers"].bytes_removed == len(b"int f;") * 2 + len(b"{{py:}}")
     assert results["type-stubs"].by_package == {"pkg": len(b"x: int\n")}
 
 

@@ -26,6 +26,13 @@ def run(params):
     baseline = mean_absolute_error(target[test], np.full(400, target[train].mean()))
     assert mae < 0.5 * baseline, (mae, baseline)
 
+    counts = rng.poisson(np.exp(0.5 * features[:, 0]))  # the loss Predictions trains with
+    poisson = HistGradientBoostingRegressor(loss="poisson", max_iter=30, random_state=0).fit(features[train], counts[train])
+    assert (poisson.predict(features[test]) > 0).all()
+    upper = HistGradientBoostingRegressor(loss="quantile", quantile=0.9, max_iter=30, random_state=0)
+    share_below = float(np.mean(counts[test] <= upper.fit(features[train], counts[train]).predict(features[test])))
+    assert share_below > 0.75, share_below  # a P90 forecast covers about 90% of the held-out counts
+
     ridge = Ridge(alpha=1.0).fit(features[train], target[train])  # scipy.linalg through scipy's OpenBLAS
     assert np.isfinite(ridge.coef_).all()
 
@@ -41,6 +48,7 @@ def run(params):
     return {
         "mae": round(float(mae), 4),
         "baseline_mae": round(float(baseline), 4),
+        "p90_coverage": round(share_below, 3),
         "blas": blas,
         "sklearn": sklearn.__version__,
         "scipy": scipy.__version__,
