@@ -11,7 +11,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -179,13 +179,28 @@ class Storage:
         with tempfile.TemporaryFile() as handle:
             columnar.write_frame(frame, handle)
             handle.seek(0)
-            return self.put_file_version(key, handle, "application/vnd.apache.parquet")
+            return self.put_file_version(key, handle, columnar.CONTENT_TYPE)
+
+    def put_part(self, key: str, part: columnar.PartWriter) -> str | None:
+        """Upload a finished streamed part (one request, up to 5 GB); returns its VersionId."""
+        return self.put_file_version(key, part.finish(), columnar.CONTENT_TYPE)
 
     def read_parquet(self, key: str, *, version_id: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """A Parquet object as a frame; exactly ``version_id`` when given."""
         with tempfile.TemporaryFile() as handle:
             self.download(key, handle, version_id=version_id)
             return columnar.read_frame(handle, columns=columns)
+
+    def iter_parquet(
+        self, key: str, *, version_id: str | None = None, columns: list[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """A Parquet object one row group at a time (memory bounded by its largest row group).
+
+        The object is downloaded to a temporary file first (local disk, not memory), removed
+        when the iteration ends or the generator is closed."""
+        with tempfile.TemporaryFile() as handle:
+            self.download(key, handle, version_id=version_id)
+            yield from columnar.iter_row_groups(handle, columns=columns)
 
     def read_csv(self, key: str, *, version_id: str | None = None, **kwargs) -> pd.DataFrame:
         """A CSV object (gzip when the key ends in .gz) as a frame; exactly ``version_id`` when given."""
