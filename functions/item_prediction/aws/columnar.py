@@ -1,6 +1,6 @@
 """Parquet files for the pipeline's intermediates (validated rows, features), with fastparquet.
 
-fastparquet is the engine because it fits the layers (about 7 MB with cramjam and fsspec once
+fastparquet is the engine because it fits the layers (6.5 MB with cramjam, fsspec and packaging once
 built; pyarrow unpacks to 172 MB and cannot). Files are written with snappy compression (fast to
 read and write; what Athena and Glue read by default), without the pandas index, one row group per
 frame written, so a reader can take a big file a row group at a time (:func:`iter_row_groups`) and
