@@ -17,8 +17,8 @@ Variable                   Default              Meaning
 ``MAPPINGS_PREFIX``        ``config/mappings/``  ``<dataset>.json`` or ``default.json``
 ``FORECAST_HORIZON``       ``0``                periods; 0 = 14 for daily, 8 for weekly data
 ``CHUNK_ROWS``             ``100000``           rows validated at a time (bounds memory)
-``MAX_OBJECT_BYTES``       ``2147483648``       an upload as stored; larger: refused ``too_large``
-``MAX_STREAM_BYTES``       ``8589934592``       gunzipped; larger: ``decompressed_too_large``
+``MAX_OBJECT_BYTES``       ``1073741824``       an upload as stored; larger: refused ``too_large``
+``MAX_STREAM_BYTES``       ``1073741824``       gunzipped; larger: ``decompressed_too_large``
 ``MAX_RECORD_BYTES``       ``1048576``          one CSV record (characters): ``record_too_large``
 ``MAX_COLUMNS``            ``200``              header columns; more: ``too_many_columns``
 =========================  ===================  ==================================================
@@ -84,8 +84,8 @@ class Settings:
     mappings_prefix: str = "config/mappings/"
     forecast_horizon: int = 0  # periods; 0 means the frequency's default (14 days, 8 weeks)
     chunk_rows: int = 100_000  # rows validated at a time: memory stays bounded whatever the file's size
-    max_object_bytes: int = 2 << 30  # the budgets of one upload (decoding.Budget): past one, the file is refused
-    max_stream_bytes: int = 8 << 30
+    max_object_bytes: int = 1 << 30  # the budgets of one upload (decoding.Budget): past one, the file is refused
+    max_stream_bytes: int = 1 << 30
     max_record_bytes: int = 1 << 20
     max_columns: int = 200
 
