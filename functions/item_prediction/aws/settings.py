@@ -6,8 +6,9 @@ Variable                   Default              Meaning
 ``BUCKET_NAME``            (required)           the data bucket
 ``TABLE_NAME``             (required)           the predictions table (pk, sk)
 ``RAW_PREFIX``             ``raw/``             uploads: ``raw/<dataset>/<file>.csv[.gz]``
-``VALIDATED_PREFIX``       ``validated/``       clean rows, ``<dataset>/<file>.csv.gz`` (``<file>``: the
-                                                upload's key below ``raw/<dataset>/``, extension and all)
+``VALIDATED_PREFIX``       ``validated/``       clean rows, Parquet parts ``<dataset>/n=<N>/shard=<s>/<file>.parquet``
+                                                (``<file>``: the upload's key below ``raw/<dataset>/``,
+                                                extension and all; steps/shard_store.py)
 ``QUARANTINE_PREFIX``      ``quarantine/``      rejected rows with ``_reasons``, ``<dataset>/<file>.csv.gz``
 ``REPORTS_PREFIX``         ``reports/``         ``<dataset>/<file>.validation.json``
 ``FEATURES_PREFIX``        ``features/``        ``<dataset>/features.csv.gz`` and ``manifest.json``
@@ -16,8 +17,8 @@ Variable                   Default              Meaning
 ``MAPPINGS_PREFIX``        ``config/mappings/``  ``<dataset>.json`` or ``default.json``
 ``FORECAST_HORIZON``       ``0``                periods; 0 = 14 for daily, 8 for weekly data
 ``CHUNK_ROWS``             ``100000``           rows validated at a time (bounds memory)
-``MAX_OBJECT_BYTES``       ``2147483648``       an upload as stored; larger: refused ``too_large``
-``MAX_STREAM_BYTES``       ``8589934592``       gunzipped; larger: ``decompressed_too_large``
+``MAX_OBJECT_BYTES``       ``1073741824``       an upload as stored; larger: refused ``too_large``
+``MAX_STREAM_BYTES``       ``1073741824``       gunzipped; larger: ``decompressed_too_large``
 ``MAX_RECORD_BYTES``       ``1048576``          one CSV record (characters): ``record_too_large``
 ``MAX_COLUMNS``            ``200``              header columns; more: ``too_many_columns``
 =========================  ===================  ==================================================
@@ -83,8 +84,8 @@ class Settings:
     mappings_prefix: str = "config/mappings/"
     forecast_horizon: int = 0  # periods; 0 means the frequency's default (14 days, 8 weeks)
     chunk_rows: int = 100_000  # rows validated at a time: memory stays bounded whatever the file's size
-    max_object_bytes: int = 2 << 30  # the budgets of one upload (decoding.Budget): past one, the file is refused
-    max_stream_bytes: int = 8 << 30
+    max_object_bytes: int = 1 << 30  # the budgets of one upload (decoding.Budget): past one, the file is refused
+    max_stream_bytes: int = 1 << 30
     max_record_bytes: int = 1 << 20
     max_columns: int = 200
 

@@ -148,7 +148,7 @@ def test_budget_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("MAX_COLUMNS", "12")
     budget = decoding.Budget.of(Settings.from_env())
     assert budget == decoding.Budget(max_record_bytes=4096, max_columns=12)
-    assert decoding.Budget() == decoding.Budget(2 << 30, 8 << 30, 1 << 20, 200)
+    assert decoding.Budget() == decoding.Budget(1 << 30, 1 << 30, 1 << 20, 200)
     monkeypatch.setenv("MAX_STREAM_BYTES", "lots")
     with pytest.raises(ValueError, match="MAX_STREAM_BYTES"):
         Settings.from_env()
