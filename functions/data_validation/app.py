@@ -12,10 +12,17 @@ Input (any of):
 
 Output (the input of FeatureEngineering)::
 
-    {"bucket", "dataset", "source_key", "source_version", "validated_key" (when rows were clean),
-     "quarantine_key" (when rows were quarantined), "report_key",
-     "rows": {"in", "clean", "quarantined"}, "rules": {rule: count}, "file_reason",
-     "frequency", "frequency_source", "validated_version", "durations_ms", ["skipped": true, "reason"]}
+    {"bucket", "dataset", "source_key", "source_version", "quarantine_key" (when rows were
+     quarantined), "report_key", "rows": {"in", "clean", "quarantined"}, "rules": {rule: count},
+     "file_reason", "frequency", "frequency_source", "validated_version", "durations_ms",
+     "shard_count", "shards_written": [{"shard_count", "shard", "rows"}],
+     "shards_removed": [{"shard_count", "shard"}], ["skipped": true, "reason"]}
+
+The clean rows are Parquet parts ``validated/<dataset>/n=<shard_count>/shard=<s:05d>/<file>.parquet``,
+one per shard with rows (``shards_written``); ``shards_removed`` names the parts of an earlier
+version of the same upload that were deleted (so those shards are rebuilt too). With more than
+1,000 entries in all, both lists are in the S3 JSON ``shards_key``
+(``runs/<dataset>/uploads/<file>.shards.json``) instead (``shard_store.touched_shards`` reads either).
 
 ``durations_ms``: milliseconds per step, ``validate`` (the mapping, reading the upload as it
 streams, the rules) and ``write_outputs`` (clean and quarantined rows, the report), as in the last
@@ -27,8 +34,8 @@ log line and the ``ValidateDuration`` and ``WriteOutputsDuration`` metrics.
 of the key arrived while it was validated (its rows are then written in their place).
 
 or, for a deleted upload whose validated rows were removed, ``{"bucket", "dataset", "source_key",
-"source_version", "retracted": true, "removed_keys", "report_key"}`` (the run goes on, so the
-features are rebuilt without those rows).
+"source_version", "retracted": true, "removed_count", "removed_keys" (the first 100), "report_key",
+"shards_written": [], "shards_removed"}`` (the run goes on, so those shards are rebuilt without the rows).
 
 ``skipped`` (the state machine stops there, one line in ``reason``) when the object is not a
 sales file (outside ``raw/``, a ``_mapping.json``, a hidden file), its dataset name is not

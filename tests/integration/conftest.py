@@ -132,6 +132,22 @@ def read_json(s3, key: str) -> dict:
     return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
+def validated_rows(dataset: str, count: int = 1, shard: int = 0):
+    """The dataset's validated rows (its shard parts, read as FeatureEngineering reads them) and the parts read."""
+    from item_prediction.aws.settings import Settings
+    from item_prediction.aws.storage import Storage
+    from item_prediction.steps import shard_store
+
+    storage = Storage(BUCKET, TABLE, s3=boto3.client("s3"))
+    return shard_store.load_shard(storage, Settings(BUCKET, TABLE), dataset, count, shard)
+
+
+def part_keys(s3, prefix: str = "validated/") -> list[str]:
+    """The keys of the validated parts under ``prefix`` (index and manifest files left out)."""
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return sorted(item["Key"] for item in listed if item["Key"].endswith(".parquet"))
+
+
 def read_csv_gz(s3, key: str):
     import pandas as pd
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from lambda_build.sample_data import generate_sales
 
-from tests.integration.conftest import BUCKET, all_items, read_csv_gz, read_json, run_pipeline
+from tests.integration.conftest import BUCKET, all_items, read_csv_gz, read_json, run_pipeline, validated_rows
 
 HORIZON = 10  # the aws fixture's FORECAST_HORIZON
 pytestmark = pytest.mark.usefixtures("single_threaded")
@@ -251,5 +251,5 @@ def test_formula_ids_are_escaped_in_csv_files_for_people_and_kept_everywhere_els
     items = prediction_items()
     assert {item["item_id"] for item in items} == set(FORMULA_ITEMS.values())
     assert {item["store_id"] for item in items} == set(FORMULA_STORES.values())
-    clean = read_csv_gz(aws, validated["validated_key"])  # for machines: the ids as they are
+    clean, _ = validated_rows(validated["dataset"])  # for machines: the ids as they are
     assert set(clean["item_id"]) == set(FORMULA_ITEMS.values())

@@ -13,7 +13,18 @@ import pytest
 from item_prediction.aws import runtime, table_keys
 from lambda_build.sample_data import RENAMED_COLUMNS, generate_sales
 
-from .conftest import BUCKET, FakeContext, all_items, current, dead_letters, object_created, read_csv_gz, read_json, run_pipeline
+from .conftest import (
+    BUCKET,
+    FakeContext,
+    all_items,
+    current,
+    dead_letters,
+    object_created,
+    read_csv_gz,
+    read_json,
+    run_pipeline,
+    validated_rows,
+)
 
 
 def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, log_lines):
@@ -27,7 +38,13 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     assert report["rules"] == dict(Counter(sample.invalid_lines.values()))  # every expected rule, as often as expected
     quarantined = read_csv_gz(aws, validated["quarantine_key"])
     assert dict(zip(quarantined["_line"].astype(int), quarantined["_reasons"], strict=True)) == sample.invalid_lines
-    assert len(read_csv_gz(aws, validated["validated_key"])) == len(sample.frame)
+    clean, parts = validated_rows("sales")
+    assert len(clean) == len(sample.frame) and [part["key"] for part in parts] == [
+        "validated/sales/n=1/shard=00000/2024-01.csv.parquet"
+    ]
+    assert validated["shard_count"] == 1 and validated["shards_written"] == [
+        {"shard_count": 1, "shard": 0, "rows": len(sample.frame)}
+    ]
     assert report["input"]["sha256"] == __import__("hashlib").sha256(sample.content).hexdigest()
 
     assert featured["series"] == 6 and featured["dataset"] == "sales"
@@ -262,7 +279,8 @@ def test_re_uploading_a_fixed_file_replaces_its_outputs(aws):
     aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=good)
     second = validate(object_created("raw/sales/a.csv"), FakeContext())
     keys = {item["Key"] for item in aws.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert first["quarantine_key"] not in keys and second["validated_key"] in keys
+    assert first["quarantine_key"] not in keys and "validated/sales/n=1/shard=00000/a.csv.parquet" in keys
+    assert second["shards_written"] == [{"shard_count": 1, "shard": 0, "rows": 1}]
 
 
 def test_objects_outside_raw_are_skipped_through_every_step(aws):

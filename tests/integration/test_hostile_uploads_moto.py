@@ -27,7 +27,7 @@ def test_a_bomb_is_refused_with_its_reason_and_leaves_no_rows(aws, capsys, monke
     result = validate(object_created("raw/sales/bomb.csv.gz"), FakeContext())
     assert result["file_reason"] == "decompressed_too_large" and result["skipped"] is True
     assert result["rows"] == {"in": 0, "clean": 0, "quarantined": 0}
-    assert "validated_key" not in result and "quarantine_key" not in result
+    assert result["shards_written"] == [] and "quarantine_key" not in result
     listed = aws.list_objects_v2(Bucket=BUCKET)["Contents"]
     assert sorted(item["Key"] for item in listed) == ["raw/sales/bomb.csv.gz", result["report_key"]]
     report = read_json(aws, result["report_key"])

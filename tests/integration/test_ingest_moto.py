@@ -10,11 +10,10 @@ import time
 import boto3
 import pytest
 from item_prediction.aws import ledger
-from item_prediction.aws.settings import Settings
 from item_prediction.steps import validate as validate_step
 from lambda_build.sample_data import generate_sales
 
-from .conftest import BUCKET, TABLE, FakeContext, all_items, object_created, object_deleted, read_json
+from .conftest import BUCKET, TABLE, FakeContext, all_items, object_created, object_deleted, part_keys, read_json
 
 
 @pytest.fixture
@@ -178,11 +177,17 @@ def test_a_deleted_upload_is_retracted_and_the_next_features_exclude_its_rows(s3
     marker = s3.delete_object(Bucket=BUCKET, Key="raw/sales/b file.csv")["VersionId"]
     retracted = validate(object_deleted("raw/sales/b file.csv", marker))
     assert retracted["retracted"] is True and "skipped" not in retracted  # the run goes on
-    assert retracted["removed_keys"] == ["validated/sales/b file.csv.csv.gz"]
+    assert retracted["removed_keys"] == ["validated/sales/n=1/shard=00000/b file.csv.parquet"]
+    assert retracted["shards_removed"] == [{"shard_count": 1, "shard": 0}] and retracted["removed_count"] == 1
+    assert part_keys(s3) == ["validated/sales/n=1/shard=00000/a.csv.parquet"]
+    indexes = s3.list_objects_v2(Bucket=BUCKET, Prefix="validated/sales/_parts/")["Contents"]
+    assert [item["Key"] for item in indexes] == ["validated/sales/_parts/a.csv.json"]  # b's index went with its parts
     report = read_json(s3, retracted["report_key"])
     assert report["retracted"] is True and report["retracted_at"] and report["source"]["version_id"] == gone
     rebuilt = build_features(retracted)
-    assert rebuilt["series"] == 2 and [entry["key"] for entry in rebuilt["inputs"]] == ["validated/sales/a.csv.csv.gz"]
+    assert rebuilt["series"] == 2 and [entry["key"] for entry in rebuilt["inputs"]] == [
+        "validated/sales/n=1/shard=00000/a.csv.parquet"
+    ]
     manifest = read_json(s3, rebuilt["manifest_key"])
     assert manifest["inputs"] == rebuilt["inputs"] and manifest["series"] == 2
     again = validate(object_deleted("raw/sales/b file.csv", marker))  # the deletion event delivered twice
@@ -198,11 +203,8 @@ def test_deleting_an_old_version_or_a_retention_expiry_keeps_the_rows(s3):
     assert skipped["reason"] == f"nothing to retract: the current version {new} of raw/sales/a.csv is the one validated"
     expired = validate(object_deleted("raw/sales/a.csv", "marker", reason="Lifecycle Expiration"))
     assert expired["skipped"] is True and "retention" in expired["reason"]
-    assert (
-        validate_step.output_keys(Settings(BUCKET, TABLE), "sales", "raw/sales/a.csv")["validated_key"]
-        == validated["validated_key"]
-    )
-    s3.head_object(Bucket=BUCKET, Key=validated["validated_key"])  # still there
+    assert validated["shards_written"] == [{"shard_count": 1, "shard": 0, "rows": validated["rows"]["clean"]}]
+    s3.head_object(Bucket=BUCKET, Key="validated/sales/n=1/shard=00000/a.csv.parquet")  # still there
     # Deleting the current version brings the previous one back: it is validated in its place.
     current = upload(s3, "raw/sales/a.csv", sales(3))
     validate(object_created("raw/sales/a.csv", current))
@@ -235,7 +237,7 @@ def test_keys_with_spaces_and_plus_signs_are_decoded(s3):
     event = object_created(key, version)
     assert event["detail"]["object"]["key"] == "raw/sales/jan+export%2B1.csv"  # as EventBridge sends it
     result = validate(event)
-    assert result["source_key"] == key and result["validated_key"] == "validated/sales/jan export+1.csv.csv.gz"
+    assert result["source_key"] == key and part_keys(s3) == ["validated/sales/n=1/shard=00000/jan export+1.csv.parquet"]
 
 
 def test_a_file_without_clean_rows_never_removes_another_files_rows(s3):
@@ -245,16 +247,20 @@ def test_a_file_without_clean_rows_never_removes_another_files_rows(s3):
     )
     assert bad["skipped"] is True and bad["quarantine_key"] == "quarantine/sales/jan.txt.csv.gz"
     elsewhere = validate(object_created("raw/jan.csv", upload(s3, "raw/jan.csv", sales(2))))
-    assert elsewhere["validated_key"] == "validated/default/jan.csv.csv.gz"
-    s3.head_object(Bucket=BUCKET, Key=good["validated_key"])  # jan.csv's rows are still there
+    assert good["shards_written"] and elsewhere["shards_written"]
+    assert part_keys(s3) == [  # jan.csv's rows are still there
+        "validated/default/n=1/shard=00000/jan.csv.parquet",
+        "validated/sales/n=1/shard=00000/jan.csv.parquet",
+    ]
     assert good["report_key"] != bad["report_key"] != elsewhere["report_key"]
 
 
 def test_predictions_read_the_features_version_the_run_wrote(s3):
     featured = build_features(validate(object_created("raw/sales/a.csv", upload(s3, "raw/sales/a.csv", sales(1)))))
     manifest = read_json(s3, featured["manifest_key"])
-    validated_version = s3.head_object(Bucket=BUCKET, Key="validated/sales/a.csv.csv.gz")["VersionId"]
-    assert manifest["inputs"] == featured["inputs"] == [{"key": "validated/sales/a.csv.csv.gz", "version_id": validated_version}]
+    part = "validated/sales/n=1/shard=00000/a.csv.parquet"
+    validated_version = s3.head_object(Bucket=BUCKET, Key=part)["VersionId"]
+    assert manifest["inputs"] == featured["inputs"] == [{"key": part, "version_id": validated_version}]
     assert (
         manifest["features_version"]
         == featured["features_version"]

@@ -6,8 +6,9 @@ Variable                   Default              Meaning
 ``BUCKET_NAME``            (required)           the data bucket
 ``TABLE_NAME``             (required)           the predictions table (pk, sk)
 ``RAW_PREFIX``             ``raw/``             uploads: ``raw/<dataset>/<file>.csv[.gz]``
-``VALIDATED_PREFIX``       ``validated/``       clean rows, ``<dataset>/<file>.csv.gz`` (``<file>``: the
-                                                upload's key below ``raw/<dataset>/``, extension and all)
+``VALIDATED_PREFIX``       ``validated/``       clean rows, Parquet parts ``<dataset>/n=<N>/shard=<s>/<file>.parquet``
+                                                (``<file>``: the upload's key below ``raw/<dataset>/``,
+                                                extension and all; steps/shard_store.py)
 ``QUARANTINE_PREFIX``      ``quarantine/``      rejected rows with ``_reasons``, ``<dataset>/<file>.csv.gz``
 ``REPORTS_PREFIX``         ``reports/``         ``<dataset>/<file>.validation.json``
 ``FEATURES_PREFIX``        ``features/``        ``<dataset>/features.csv.gz`` and ``manifest.json``

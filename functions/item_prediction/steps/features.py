@@ -15,39 +15,13 @@ MAX_INPUTS_IN_OUTPUT = 100  # a step's output stays far below Step Functions' 25
 
 
 def load_validated(storage: Storage, settings: Settings, dataset: str) -> tuple[pd.DataFrame, list[dict]]:
-    """Every validated file of a dataset (canonical columns), later files winning where the same
-    row key repeats, and the ``{key, version_id}`` of each object read (each read by exactly that
-    version). Raises NothingToDo when the dataset has none."""
-    keys = [key for key in storage.list_keys(f"{settings.validated_prefix}{dataset}/") if key.endswith(".csv.gz")]
-    dtypes = {
-        schema.ITEM: "str",
-        schema.STORE: "str",
-        schema.DATE: "str",
-        schema.QUANTITY: "float64",
-        schema.PRICE: "float64",
-        schema.PROMOTION: "int8",
-    }
-    frames, inputs = [], []
-    for key in keys:
-        head = storage.head(key)
-        if head is None:  # retracted between the listing and now
-            continue
-        version = head.get("VersionId")
-        frames.append(
-            storage.read_csv(
-                key,
-                version_id=version,
-                usecols=list(schema.CANONICAL_COLUMNS),
-                dtype=dtypes,
-                keep_default_na=False,
-                na_values={schema.PRICE: [""]},
-            )
-        )
-        inputs.append({"key": key, "version_id": version})
-    if not frames:
+    """Every validated row of a dataset (all its shard parts, canonical columns; the later part
+    wins where the same row key repeats, see :mod:`.shard_store`), and the ``{key, version_id}``
+    of each part read (each read by exactly that version). Raises NothingToDo when there is none."""
+    clean, inputs = shard_store.load_shard(storage, settings, dataset, 1, 0)
+    if not inputs:
         raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
-    combined = pd.concat(frames, ignore_index=True)
-    return combined.drop_duplicates(subset=list(schema.ROW_KEY), keep="last").reset_index(drop=True), inputs
+    return clean, inputs
 
 
 def build_feature_set(

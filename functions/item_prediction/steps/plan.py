@@ -46,7 +46,7 @@ def resolve_horizon(requested, settings: Settings, frequency: str) -> int:
 
 
 def dataset_manifest_key(settings: Settings, dataset: str) -> str:
-    return f"{settings.validated_prefix}{dataset}/_dataset.json"
+    return shard_store.manifest_key(settings, dataset)
 
 
 def run_prefix(dataset: str, run_id: str) -> str:
@@ -61,6 +61,16 @@ def shard_prefix(base: str, dataset: str, shard: int) -> str:
 def new_run_id(owner: str, now: datetime) -> str:
     """Sortable by time, distinct per lease owner: ``20260105T120000Z-1a2b3c4d``."""
     return f"{now:%Y%m%dT%H%M%SZ}-{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
+
+
+def listed_parts(storage: Storage, settings: Settings, dataset: str) -> list[dict]:
+    """The dataset's parts from one listing: ``key``, ``etag``, ``count`` and ``shard`` (the part's n and s)."""
+    parts = []
+    for entry in storage.list_objects(shard_store.dataset_prefix(settings, dataset)):
+        parsed = shard_store.parse_part_key(settings, dataset, entry["key"])
+        if parsed:
+            parts.append({"key": entry["key"], "etag": entry.get("etag"), "count": parsed[1], "shard": parsed[2]})
+    return parts
 
 
 def shard_count(manifest: dict, parts: list[dict], rows_of) -> tuple[int, dict[int, int]]:
@@ -129,7 +139,7 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
     now = now or datetime.now(UTC)
     key = dataset_manifest_key(settings, dataset)
     manifest = storage.get_json(key) if storage.exists(key) else {}
-    parts = shard_store.list_parts(storage, settings, dataset)
+    parts = listed_parts(storage, settings, dataset)
     if not parts:
         raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
     count, rows = shard_count(manifest, parts, lambda n: shard_store.dataset_shard_rows(storage, settings, dataset, n))

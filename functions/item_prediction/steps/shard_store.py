@@ -1,59 +1,426 @@
-"""PLACEHOLDER until the shards branch lands (its shard_store.py replaces this file at the merge).
+"""Validated rows as Parquet shard parts: where they live, how validation writes them, how a shard reads them.
 
-Reads a dataset's validated Parquet parts ``validated/<ds>/n=<N>/shard=<s:05d>/<relative>.parquet``
-as DESIGN12.md describes them; only what the fan-out needs to run against the contract.
+Layout (Hive-style partitions, so Athena and Glue read ``validated/<dataset>/`` as it is)::
+
+    validated/<dataset>/n=<N>/shard=<s:05d>/<relative>.parquet   one part per (upload, shard)
+    validated/<dataset>/_parts/<relative>.json                    the upload's rows per shard
+    validated/<dataset>/_dataset.json                             the dataset manifest (Plan/Aggregate)
+
+``<relative>`` is the upload's key below ``raw/<dataset>/`` (see ``validate.output_keys``). A part
+written under ``n`` shards serves shard ``s`` of any ``N >= n`` with ``s % n == t`` (filtered to its
+own series) and any ``N < n`` with ``t % N == s`` (see :mod:`item_prediction.domain.shards`).
+Names starting with ``_`` or ``.`` below the dataset are not parts (Athena skips them too).
+
+**Supersede rule**: where several parts hold a row for the same (item, store, date), the row of the
+part with the later S3 LastModified wins (ties: the later key); a part never repeats a key (the
+validator quarantines repeats within an upload as ``duplicate_key``, the first line winning).
+
+The Parquet writer here (:class:`PartWriter`, row groups appended to a local file, footer at the
+end) is minimal on purpose: ``aws/columnar.py`` is the place for a shared one.
 """
 
 from __future__ import annotations
 
-import re
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
+from ..aws.columnar import COMPRESSION
 from ..aws.settings import Settings
-from ..aws.storage import Storage
+from ..aws.storage import ObjectRef, Storage
 from ..domain import schema, shards
 
-_PART = re.compile(r"n=(\d+)/shard=(\d+)/.+\.parquet$")
+PART_SUFFIX = ".parquet"
+PARQUET_TYPE = "application/vnd.apache.parquet"
+INDEX_FOLDER = "_parts"
+MANIFEST_NAME = "_dataset.json"
+RUNS_PREFIX = "runs/"
+MAX_SHARDS_IN_OUTPUT = 1_000  # more entries go to runs/<ds>/uploads/<relative>.shards.json (payload limit 256 KB)
+INDEX_RESOLUTION = 1_024  # the index counts rows per shard of at least this many, so any re-split is estimated exactly
+ROW_GROUP_ROWS = 100_000  # a shard's buffered rows are written as one row group once they reach this
+BUFFER_ROWS = 250_000  # all shards' buffered rows together: past it every buffer is written (bounds memory)
+DTYPES = {  # schema.CANONICAL_COLUMNS, in that order, as parts store them
+    schema.DATE: "str",
+    schema.ITEM: "str",
+    schema.QUANTITY: "float64",
+    schema.STORE: "str",
+    schema.PRICE: "float64",
+    schema.PROMOTION: "int8",
+}
 
 
-def list_parts(storage: Storage, settings: Settings, dataset: str) -> list[dict]:
-    """Every part: the listing's entry plus ``count`` and ``shard`` parsed from its key."""
-    prefix = f"{settings.validated_prefix}{dataset}/"
+@dataclass(frozen=True)
+class Part:
+    """One stored part: the rows of upload ``source`` that fall in shard ``part_shard`` of ``part_count``."""
+
+    key: str
+    source: str  # the upload's key below raw/<dataset>/
+    part_count: int
+    part_shard: int
+    size: int = 0
+    last_modified: datetime | None = None
+
+
+# -- keys ---------------------------------------------------------------------------------------
+def dataset_prefix(settings: Settings, dataset: str) -> str:
+    return f"{settings.validated_prefix}{dataset}/"
+
+
+def part_key(settings: Settings, dataset: str, relative: str, count: int, shard: int) -> str:
+    """``validated/<dataset>/n=<count>/shard=<shard:05d>/<relative>.parquet``."""
+    return f"{dataset_prefix(settings, dataset)}n={count}/shard={shard:05d}/{relative}{PART_SUFFIX}"
+
+
+def index_key(settings: Settings, dataset: str, relative: str) -> str:
+    """``validated/<dataset>/_parts/<relative>.json``: the upload's rows per shard."""
+    return f"{dataset_prefix(settings, dataset)}{INDEX_FOLDER}/{relative}.json"
+
+
+def manifest_key(settings: Settings, dataset: str) -> str:
+    return f"{dataset_prefix(settings, dataset)}{MANIFEST_NAME}"
+
+
+def shards_list_key(dataset: str, relative: str) -> str:
+    """Where an upload's long ``shards_written``/``shards_removed`` lists go instead of its output."""
+    return f"{RUNS_PREFIX}{dataset}/uploads/{relative}.shards.json"
+
+
+def parse_part_key(settings: Settings, dataset: str, key: str) -> tuple[str, int, int] | None:
+    """``(relative, n, shard)`` of a part key; None for anything else (the index, the manifest,
+    names starting with ``_`` or ``.``, other files)."""
+    rest = key.removeprefix(dataset_prefix(settings, dataset))
+    if rest == key or not rest.endswith(PART_SUFFIX):
+        return None
+    count_dir, _, rest = rest.partition("/")
+    shard_dir, _, relative = rest.partition("/")
+    if not (count_dir.startswith("n=") and shard_dir.startswith("shard=") and relative):
+        return None
+    try:
+        count, shard = shards.check_count(int(count_dir[2:])), int(shard_dir[6:])
+    except ValueError:
+        return None
+    if not 0 <= shard < count:
+        return None
+    return relative.removesuffix(PART_SUFFIX), count, shard
+
+
+# -- listing ------------------------------------------------------------------------------------
+def list_parts(storage: Storage, settings: Settings, dataset: str) -> list[Part]:
+    """Every part of the dataset (one listing), by key."""
     parts = []
-    for entry in storage.list_objects(prefix):
-        match = _PART.match(entry["key"][len(prefix) :])
-        if match:
-            parts.append({**entry, "count": int(match.group(1)), "shard": int(match.group(2))})
+    for entry in storage.list_objects(dataset_prefix(settings, dataset)):
+        parsed = parse_part_key(settings, dataset, entry["key"])
+        if parsed:
+            relative, count, shard = parsed
+            parts.append(Part(entry["key"], relative, count, shard, entry.get("size", 0), entry.get("last_modified")))
     return parts
 
 
-def load_shard(storage: Storage, settings: Settings, dataset: str, count: int, shard: int, *, since=None):
-    """The shard's rows (later parts winning per row key) and the ``{key, version_id}`` read."""
+def parts_for_shard(parts: list[Part], count: int, shard: int) -> list[Part]:
+    """The parts holding rows of shard ``shard`` of ``count``."""
+    return [part for part in parts if shards.reads_part(shard, count, part.part_shard, part.part_count)]
+
+
+def source_parts(parts: list[Part], relative: str) -> list[Part]:
+    """The parts of one upload."""
+    return [part for part in parts if part.source == relative]
+
+
+def manifest_shard_count(storage: Storage, settings: Settings, dataset: str) -> int:
+    """The dataset manifest's shard count; 1 for a new dataset (no manifest yet)."""
+    key = manifest_key(settings, dataset)
+    if not storage.exists(key):
+        return 1
+    return shards.check_count(int(storage.get_json(key).get("shard_count", 1)))
+
+
+# -- reading ------------------------------------------------------------------------------------
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """The canonical columns with their part dtypes (item/store/date text, ISO dates)."""
+    return frame[list(DTYPES)].astype(DTYPES)
+
+
+def empty_frame() -> pd.DataFrame:
+    return canonical(pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in DTYPES.items()}))
+
+
+def iter_row_groups(handle) -> Iterator[pd.DataFrame]:
+    """A local Parquet file's row groups, one frame at a time (bounded memory)."""
+    import fastparquet
+
+    yield from fastparquet.ParquetFile(handle).iter_row_groups(columns=list(DTYPES))
+
+
+def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None):
+    """(rows of shard ``(count, shard)`` in ``part``, on/after ``since``; the version read), or
+    None when the part went since it was listed (a re-upload or a retraction)."""
+    try:
+        body, version, _ = storage.open(ObjectRef(storage.bucket, part.key))
+    except storage.s3.exceptions.NoSuchKey:
+        return None
+    frames = []
+    with tempfile.TemporaryFile() as handle:
+        shutil.copyfileobj(body, handle, 1 << 20)
+        handle.seek(0)
+        for group in iter_row_groups(handle):
+            if since:
+                group = group[group[schema.DATE].astype(str) >= since]
+            if shards.needs_filter(count, part.part_count) and len(group):
+                group = group[shards.shard_of(group[schema.ITEM], group[schema.STORE], count) == shard]
+            if len(group):
+                frames.append(canonical(group))
+    return frames, version
+
+
+def load_shard(
+    storage: Storage,
+    settings: Settings,
+    dataset: str,
+    count: int,
+    shard: int,
+    *,
+    since: str | None = None,
+    parts: list[Part] | None = None,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Every validated row of shard ``shard`` of ``count`` and the ``{key, version_id}`` of each part read.
+
+    Parts are read a row group at a time and filtered to the shard (and to dates on/after
+    ``since``, an ISO date, for incremental windows), so memory holds one row group and the
+    shard's rows. The supersede rule applies: the later part (LastModified, then key) wins.
+    ``parts`` is the dataset's listing when the caller has it (one listing for many shards).
+    ``count=1, shard=0`` reads the whole dataset.
+    """
+    shards.check_count(count)
+    listed = list_parts(storage, settings, dataset) if parts is None else parts
+    ordered = sorted(parts_for_shard(listed, count, shard), key=lambda part: (part.last_modified or datetime.min, part.key))
     frames, inputs = [], []
-    parts = [p for p in list_parts(storage, settings, dataset) if shards.reads_part(shard, count, p["shard"], p["count"])]
-    for part in sorted(parts, key=lambda p: p["last_modified"]):
-        head = storage.head(part["key"])
-        if head is None:
-            continue
-        frame = storage.read_parquet(part["key"], version_id=head.get("VersionId"))
-        if shards.needs_filter(count, part["count"]):
-            frame = frame[shards.shard_of(frame[schema.ITEM], frame[schema.STORE], count) == shard]
-        if since is not None:
-            frame = frame[frame[schema.DATE] >= since]
-        frames.append(frame)
-        inputs.append({"key": part["key"], "version_id": head.get("VersionId")})
+    for part in ordered:
+        read = _read_part(storage, part, count, shard, since)
+        if read is not None:
+            frames += read[0]
+            inputs.append({"key": part.key, "version_id": read[1]})
     if not frames:
-        return pd.DataFrame(columns=list(schema.CANONICAL_COLUMNS)), inputs
+        return empty_frame(), inputs
     combined = pd.concat(frames, ignore_index=True)
     return combined.drop_duplicates(subset=list(schema.ROW_KEY), keep="last").reset_index(drop=True), inputs
 
 
+# -- row counts ---------------------------------------------------------------------------------
+def shard_rows(indexes: list[dict], count: int) -> dict[int, int]:
+    """Rows per shard of ``count`` from upload indexes (``_parts/<relative>.json``), shards with rows only.
+
+    An upper bound of the rows :func:`load_shard` returns: a row superseded by a later upload is
+    counted in both. Exact per index up to its ``resolution``; past it, a shard's rows are
+    spread evenly over its sub-shards (an estimate: the hash spreads series evenly).
+    """
+    shards.check_count(count)
+    totals = np.zeros(count, dtype=np.float64)
+    for index in indexes:
+        resolution = int(index["resolution"])
+        fine = np.zeros(resolution, dtype=np.float64)
+        for shard, rows in index["resolution_rows"].items():
+            fine[int(shard)] = rows
+        if count <= resolution:
+            totals += fine.reshape(-1, count).sum(axis=0)
+        else:
+            totals += np.tile(fine, count // resolution) / (count // resolution)
+    return {shard: int(round(rows)) for shard, rows in enumerate(totals) if rows > 0}
+
+
 def dataset_shard_rows(storage: Storage, settings: Settings, dataset: str, count: int) -> dict[int, int]:
-    """Rows per shard under ``count`` (before superseding)."""
-    rows: dict[int, int] = {}
-    for part in list_parts(storage, settings, dataset):
-        frame = storage.read_parquet(part["key"], columns=[schema.ITEM, schema.STORE])
-        for shard, number in pd.Series(shards.shard_of(frame[schema.ITEM], frame[schema.STORE], count)).value_counts().items():
-            rows[int(shard)] = rows.get(int(shard), 0) + int(number)
-    return rows
+    """Rows per shard of ``count`` over every upload of the dataset (:func:`shard_rows`: an upper
+    bound where rows supersede one another)."""
+    prefix = f"{dataset_prefix(settings, dataset)}{INDEX_FOLDER}/"
+    return shard_rows([storage.get_json(key) for key in storage.list_keys(prefix) if key.endswith(".json")], count)
+
+
+def upload_index(source_key: str, count: int, resolution: int, resolution_rows: np.ndarray) -> dict:
+    """The index of one upload: its part count, rows per part and rows per shard of ``resolution``."""
+    coarse = resolution_rows.reshape(-1, count).sum(axis=0)
+    return {
+        "source_key": source_key,
+        "shard_count": count,
+        "rows": {str(shard): int(rows) for shard, rows in enumerate(coarse) if rows},
+        "resolution": resolution,
+        "resolution_rows": {str(shard): int(rows) for shard, rows in enumerate(resolution_rows) if rows},
+    }
+
+
+# -- writing ------------------------------------------------------------------------------------
+class PartWriter:
+    """A local Parquet file written a row group at a time (``write``), its footer at ``close``.
+
+    Nothing is held between writes but the row groups' metadata, and the file is opened per
+    write, so thousands of shards need no open file handles.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.rows = 0
+        self._meta = None
+        self._groups: list = []  # the row groups' metadata (the thrift object's list is a copy)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        from fastparquet import writer
+
+        frame = frame.reset_index(drop=True)
+        with open(self.path, "ab") as handle:
+            if self._meta is None:
+                self._meta = writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype)
+                handle.write(b"PAR1")
+            group = writer.make_row_group(handle, frame, self._meta.schema, compression=COMPRESSION, stats="auto")
+        self._groups.append(group)
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        from fastparquet import writer
+
+        if self._meta is None:
+            return
+        self._meta.row_groups = self._groups
+        self._meta.num_rows = self.rows
+        with open(self.path, "ab") as handle:
+            size = writer.write_thrift(handle, self._meta)
+            handle.write(struct.pack(b"<I", size) + b"PAR1")
+
+
+class ShardSink:
+    """Validation's clean-row sink: each chunk's rows go to per-shard local Parquet files.
+
+    Rows are routed under ``count`` shards (the dataset's, known before reading) and buffered per
+    shard, a shard's buffer written as one row group when it reaches ROW_GROUP_ROWS and all of them
+    when together they pass BUFFER_ROWS: memory is bounded whatever the file's size. Rows per shard
+    of ``resolution`` are counted for the upload's index. :meth:`finish` splits the files once more
+    when the upload itself needs more shards than ``count``.
+    """
+
+    def __init__(self, count: int, directory: str) -> None:
+        self.count = shards.check_count(count)
+        self.resolution = max(INDEX_RESOLUTION, count)
+        self.resolution_rows = np.zeros(self.resolution, dtype=np.int64)
+        self.rows = 0
+        self._directory = directory
+        self._writers: dict[tuple[int, int], PartWriter] = {}
+        self._buffers: dict[int, list[pd.DataFrame]] = {}
+        self._buffered: dict[int, int] = {}
+
+    def __call__(self, frame: pd.DataFrame) -> None:
+        if not len(frame):
+            return
+        frame = canonical(frame)
+        fine = shards.shard_of(frame[schema.ITEM], frame[schema.STORE], self.resolution)
+        self.resolution_rows += np.bincount(fine, minlength=self.resolution)
+        self.rows += len(frame)
+        for shard, rows in frame.groupby(fine % self.count, sort=True):
+            self._buffers.setdefault(int(shard), []).append(rows)
+            self._buffered[int(shard)] = self._buffered.get(int(shard), 0) + len(rows)
+            if self._buffered[int(shard)] >= ROW_GROUP_ROWS:
+                self._flush(int(shard))
+        if sum(self._buffered.values()) >= BUFFER_ROWS:
+            for shard in list(self._buffers):
+                self._flush(shard)
+
+    def _writer(self, count: int, shard: int) -> PartWriter:
+        if (count, shard) not in self._writers:
+            self._writers[count, shard] = PartWriter(os.path.join(self._directory, f"n{count}-s{shard}.parquet"))
+        return self._writers[count, shard]
+
+    def _flush(self, shard: int) -> None:
+        frames = self._buffers.pop(shard, [])
+        self._buffered.pop(shard, None)
+        if frames:
+            self._writer(self.count, shard).write(pd.concat(frames, ignore_index=True))
+
+    def finish(self, count: int) -> dict[int, PartWriter]:
+        """Write what is buffered and close the files; ``{shard: writer}`` (``writer.path``,
+        ``writer.rows``) under ``count`` shards, ``count >= self.count``."""
+        for shard in list(self._buffers):
+            self._flush(shard)
+        written = {shard: writer for (n, shard), writer in self._writers.items() if n == self.count}
+        for writer in written.values():
+            writer.close()
+        if count > self.count:
+            written = self._split(written, count)
+        return written
+
+    def _split(self, written: dict[int, PartWriter], count: int) -> dict[int, PartWriter]:
+        """Re-route the files to ``count`` shards, a row group at a time; each old file goes once read."""
+        shards.check_count(count)
+        for old in written.values():
+            with open(old.path, "rb") as handle:
+                for group in iter_row_groups(handle):
+                    group = canonical(group)
+                    target = shards.shard_of(group[schema.ITEM], group[schema.STORE], count)
+                    for shard, rows in group.groupby(target, sort=True):
+                        self._writer(count, int(shard)).write(rows)
+            os.remove(old.path)
+        fresh = {shard: writer for (n, shard), writer in self._writers.items() if n == count}
+        for writer in fresh.values():
+            writer.close()
+        return fresh
+
+
+# -- storing an upload's parts ---------------------------------------------------------------------
+def remove_parts(storage: Storage, settings: Settings, dataset: str, relative: str, *, keep=frozenset()) -> list[Part]:
+    """Delete the upload's parts not in ``keep`` (a re-upload's rows never linger); the parts removed."""
+    stale = [part for part in source_parts(list_parts(storage, settings, dataset), relative) if part.key not in keep]
+    for part in stale:
+        storage.delete(part.key)
+    return stale
+
+
+def drop_source(storage: Storage, settings: Settings, dataset: str, relative: str) -> list[Part]:
+    """Delete all of an upload's parts and its index (a retraction, or a version without clean rows)."""
+    removed = remove_parts(storage, settings, dataset, relative)
+    if storage.exists(index_key(settings, dataset, relative)):
+        storage.delete(index_key(settings, dataset, relative))
+    return removed
+
+
+def store_parts(storage: Storage, settings: Settings, dataset: str, source_key: str, relative: str, sink: ShardSink) -> dict:
+    """Upload the sink's parts under ``N = max(sink.count, shard_count_for(rows))``, delete the
+    upload's older parts elsewhere, then write its index. Returns ``shard_count``,
+    ``shards_written`` (``{shard_count, shard, rows}`` per part) and ``shards_removed``
+    (``{shard_count, shard}`` of each older part deleted)."""
+    count = max(sink.count, shards.shard_count_for(sink.rows))
+    written, keys = [], set()
+    for shard, writer in sorted(sink.finish(count).items()):
+        key = part_key(settings, dataset, relative, count, shard)
+        with open(writer.path, "rb") as handle:
+            storage.put_file(key, handle, PARQUET_TYPE)
+        os.remove(writer.path)
+        keys.add(key)
+        written.append({"shard_count": count, "shard": shard, "rows": writer.rows})
+    removed = remove_parts(storage, settings, dataset, relative, keep=keys)
+    storage.put_json(
+        index_key(settings, dataset, relative), upload_index(source_key, count, sink.resolution, sink.resolution_rows)
+    )
+    return {"shard_count": count, "shards_written": written, "shards_removed": removed_shards(removed)}
+
+
+def removed_shards(parts: list[Part]) -> list[dict]:
+    return [{"shard_count": part.part_count, "shard": part.part_shard} for part in parts]
+
+
+def shard_lists(storage: Storage, dataset: str, relative: str, lists: dict) -> dict:
+    """The step output's ``shards_written``/``shards_removed``, or, past MAX_SHARDS_IN_OUTPUT entries,
+    ``shards_key``: the S3 JSON that holds both (see :func:`touched_shards`)."""
+    if len(lists["shards_written"]) + len(lists["shards_removed"]) <= MAX_SHARDS_IN_OUTPUT:
+        return lists
+    key = storage.put_json(shards_list_key(dataset, relative), lists)
+    return {"shards_key": key}
+
+
+def touched_shards(storage: Storage, output: dict) -> dict:
+    """``{"shards_written": [...], "shards_removed": [...]}`` of a DataValidation output, inline or
+    from its ``shards_key``."""
+    if output.get("shards_key"):
+        return storage.get_json(output["shards_key"])
+    return {name: output.get(name, []) for name in ("shards_written", "shards_removed")}

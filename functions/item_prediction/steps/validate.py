@@ -4,6 +4,7 @@ the event's version, validating it (clean, quarantined, report) and retracting a
 from __future__ import annotations
 
 import posixpath
+import tempfile
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -12,9 +13,11 @@ from ..aws.settings import DEFAULT_DATASET, Settings
 from ..aws.storage import CsvGzipWriter, ObjectRef, Storage
 from ..domain import decoding, validation
 from ..domain.schema import ColumnMapping, MappingError
+from . import shard_store
 from .envelope import NothingToDo
 
 MAPPING_FILE = "_mapping.json"
+MAX_KEYS_IN_OUTPUT = 100  # a retraction's removed_keys in the output (removed_count has them all)
 
 
 def skip_reason(settings: Settings, key: str) -> str | None:
@@ -37,11 +40,12 @@ def output_keys(settings: Settings, dataset: str, key: str) -> dict[str, str]:
     """Where one upload's outputs go, from its full key (the only place this mapping lives).
 
     ``relative`` is the key after ``raw/<dataset>/`` (after ``raw/`` for dataset ``default``),
-    kept verbatim with its extension: ``raw/sales/2024/jan.csv.gz`` ->
-    ``validated/sales/2024/jan.csv.gz.csv.gz``, ``quarantine/sales/2024/jan.csv.gz.csv.gz`` and
-    ``reports/sales/2024/jan.csv.gz.validation.json``. Distinct uploads (``jan.csv``, ``jan.CSV``,
-    ``jan``, ``raw/jan.csv`` and ``raw/x/jan.csv``) never share an output, so one file's outputs
-    are only ever replaced or removed by a later version of the same file.
+    kept verbatim with its extension: ``raw/sales/2024/jan.csv.gz`` -> clean rows in the parts
+    ``validated/sales/n=<N>/shard=<s>/2024/jan.csv.gz.parquet`` (:mod:`.shard_store`) indexed by
+    ``validated/sales/_parts/2024/jan.csv.gz.json``, ``quarantine/sales/2024/jan.csv.gz.csv.gz``
+    and ``reports/sales/2024/jan.csv.gz.validation.json``. Distinct uploads (``jan.csv``,
+    ``jan.CSV``, ``jan``, ``raw/jan.csv`` and ``raw/x/jan.csv``) never share an output, so one
+    file's outputs are only ever replaced or removed by a later version of the same file.
     """
     if settings.dataset_of(key) != dataset:
         raise ValueError(f"{key} is not in dataset {dataset!r}")
@@ -49,7 +53,8 @@ def output_keys(settings: Settings, dataset: str, key: str) -> dict[str, str]:
     if dataset != DEFAULT_DATASET:
         relative = relative.removeprefix(dataset + "/")
     return {
-        "validated_key": f"{settings.validated_prefix}{dataset}/{relative}.csv.gz",
+        "relative": relative,
+        "index_key": shard_store.index_key(settings, dataset, relative),
         "quarantine_key": f"{settings.quarantine_prefix}{dataset}/{relative}.csv.gz",
         "report_key": f"{settings.reports_prefix}{dataset}/{relative}.validation.json",
     }
@@ -87,32 +92,38 @@ def survivor_after_delete(storage: Storage, settings: Settings, dataset: str, re
 
 
 def retract_source(storage: Storage, settings: Settings, dataset: str, ref: ObjectRef, *, now: datetime) -> dict:
-    """Remove a deleted upload's validated and quarantined rows and mark its report ``retracted``.
+    """Remove a deleted upload's validated parts (and index) and quarantined rows; mark its report ``retracted``.
 
-    Returns the step's output (FeatureEngineering then rebuilds the dataset without those rows);
-    raises NothingToDo when there was nothing to retract or no validated rows went (features
-    unchanged). Older versions of the outputs stay in the versioned bucket: nothing is lost.
+    Returns the step's output (the run goes on: the shards in ``shards_removed`` are rebuilt
+    without those rows); raises NothingToDo when there was nothing to retract or no validated rows
+    went (features unchanged). Older versions of the outputs stay in the versioned bucket.
     """
     keys = output_keys(settings, dataset, ref.key)
-    removed = [key for key in (keys["validated_key"], keys["quarantine_key"]) if storage.exists(key)]
+    parts = shard_store.drop_source(storage, settings, dataset, keys["relative"])
+    quarantined = storage.exists(keys["quarantine_key"])
+    if quarantined:
+        storage.delete(keys["quarantine_key"])
     report = storage.get_json(keys["report_key"]) if storage.exists(keys["report_key"]) else None
-    if not removed and (report is None or report.get("retracted")):
+    if not parts and not quarantined and (report is None or report.get("retracted")):
         raise NothingToDo(f"already retracted: {ref.key}" if report else f"nothing to retract: {ref.key} has no outputs")
-    for key in removed:
-        storage.delete(key)
     report = report or {"source": {"bucket": ref.bucket, "key": ref.key}}
     report.update(retracted=True, retracted_at=now.isoformat(timespec="seconds"), retracted_by={"version_id": ref.version_id})
     storage.put_json(keys["report_key"], report)
-    if keys["validated_key"] not in removed:
+    if not parts:
         raise NothingToDo(f"retracted {ref.key}: it had no validated rows, so the features stay as they are")
+    removed = [part.key for part in parts] + ([keys["quarantine_key"]] if quarantined else [])
     return {
         "bucket": storage.bucket,
         "dataset": dataset,
         "source_key": ref.key,
         "source_version": ref.version_id,
         "retracted": True,
-        "removed_keys": removed,
+        "removed_count": len(removed),
+        "removed_keys": removed[:MAX_KEYS_IN_OUTPUT],
         "report_key": keys["report_key"],
+        **shard_store.shard_lists(
+            storage, dataset, keys["relative"], {"shards_written": [], "shards_removed": shard_store.removed_shards(parts)}
+        ),
         "frequency": None,
         "frequency_source": None,
     }
@@ -150,19 +161,52 @@ def load_mapping(
     return ColumnMapping.identity(), None
 
 
-def write_outputs(storage: Storage, keys: dict[str, str], writers: tuple, *, refused: bool) -> bool:
-    """Store the clean and quarantined rows (``writers``) at their keys; a writer without rows, or
-    any writer of a file refused part-way (what it got is void), removes what the key held from an
-    earlier version of the same upload. Returns whether clean rows were removed."""
-    removed_clean = False
-    for writer, key in zip(writers, (keys["validated_key"], keys["quarantine_key"]), strict=True):
-        with writer.finish() as handle:
-            if writer.rows and not refused:
-                storage.put_file(key, handle)
-            elif storage.exists(key):  # a new version of the same upload must not leave its old rows behind
-                storage.delete(key)
-                removed_clean = removed_clean or writer is writers[0]
-    return removed_clean
+def write_quarantine(storage: Storage, key: str, writer: CsvGzipWriter, *, refused: bool) -> None:
+    """Store the quarantined rows; without rows, or for a file refused part-way (what the writer got
+    is void), remove what the key held from an earlier version of the same upload."""
+    with writer.finish() as handle:
+        if writer.rows and not refused:
+            storage.put_file(key, handle)
+        elif storage.exists(key):
+            storage.delete(key)
+
+
+def write_clean(storage: Storage, settings: Settings, dataset: str, ref: ObjectRef, sink, *, refused: bool) -> dict:
+    """Store the clean rows as shard parts (:func:`shard_store.store_parts`); without clean rows, or
+    for a refused file, remove the upload's parts of an earlier version. Returns ``shard_count``,
+    ``shards_written`` and ``shards_removed``."""
+    relative = output_keys(settings, dataset, ref.key)["relative"]
+    if sink.rows and not refused:
+        return shard_store.store_parts(storage, settings, dataset, ref.key, relative, sink)
+    removed = shard_store.drop_source(storage, settings, dataset, relative)
+    return {"shard_count": sink.count, "shards_written": [], "shards_removed": shard_store.removed_shards(removed)}
+
+
+def _run_validation(storage: Storage, settings: Settings, ref: ObjectRef, mapping_key: str | None, sinks: tuple, today) -> dict:
+    """The mapping, then the upload read as it streams through the rules into ``sinks``; the report."""
+    dataset = settings.dataset_of(ref.key)
+    mapping_error = None
+    try:
+        mapping, mapping_source = load_mapping(storage, settings, dataset, ref.key, mapping_key)
+    except MappingError as exc:
+        mapping, mapping_source, mapping_error = ColumnMapping.identity(), None, str(exc)
+    body, version, stored_size = storage.open(ref)  # a GET's headers: no byte of the body is read yet
+    report = validation.validate(
+        body,
+        mapping,
+        clean_sink=sinks[0],
+        quarantine_sink=sinks[1],
+        today=today,
+        chunk_rows=settings.chunk_rows,
+        mapping_error=mapping_error,
+        budget=decoding.Budget.of(settings),
+        sizes=(ref.size, stored_size),
+    )
+    report["source"] = {"bucket": ref.bucket, "key": ref.key, "version_id": version or ref.version_id}
+    report["mapping"] = (
+        {"source": mapping_source, **mapping.describe()} if not mapping_error else {"source": None, "error": mapping_error}
+    )
+    return report
 
 
 def validate_object(
@@ -174,61 +218,42 @@ def validate_object(
     mapping_key: str | None = None,
     timer: StepTimer | None = None,
 ) -> dict:
-    """Validate one raw object; write clean rows, quarantined rows and the report next to each other.
+    """Validate one raw object; write its clean rows as shard parts, its quarantined rows and report.
 
     Returns the step's output (see ``data_validation.app``); ``skipped`` is set when the file
     brought no clean rows and removed none, as there is then nothing new to learn from.
-    ``timer`` gets ``validate`` (the mapping, reading the upload as it streams, the rules) and
-    ``write_outputs`` (clean and quarantined rows, the report).
+    ``timer`` gets ``validate`` (the mapping, reading the upload as it streams, the rules, the
+    local parts) and ``write_outputs`` (parts, quarantined rows, the report).
     """
     timer = timer or StepTimer()
     dataset = settings.dataset_of(ref.key)
     keys = output_keys(settings, dataset, ref.key)
-    mapping_error = None
-    clean, quarantined = CsvGzipWriter(), CsvGzipWriter(escape_formulas=True)  # quarantine rows are for people
-    with timer("validate"):
-        try:
-            mapping, mapping_source = load_mapping(storage, settings, dataset, ref.key, mapping_key)
-        except MappingError as exc:
-            mapping, mapping_source, mapping_error = ColumnMapping.identity(), None, str(exc)
-        body, version, stored_size = storage.open(ref)  # a GET's headers: no byte of the body is read yet
-        report = validation.validate(
-            body,
-            mapping,
-            clean_sink=clean,
-            quarantine_sink=quarantined,
-            today=today,
-            chunk_rows=settings.chunk_rows,
-            mapping_error=mapping_error,
-            budget=decoding.Budget.of(settings),
-            sizes=(ref.size, stored_size),
-        )
-    report["source"] = {"bucket": ref.bucket, "key": ref.key, "version_id": version or ref.version_id}
-    report["mapping"] = (
-        {"source": mapping_source, **mapping.describe()} if not mapping_error else {"source": None, "error": mapping_error}
-    )
-    with timer("write_outputs"):
-        removed_clean = write_outputs(storage, keys, (clean, quarantined), refused=report["file_reason"] in validation.REFUSED)
-        storage.put_json(keys["report_key"], report)
+    with tempfile.TemporaryDirectory(prefix="parts-") as directory:
+        clean = shard_store.ShardSink(shard_store.manifest_shard_count(storage, settings, dataset), directory)
+        quarantined = CsvGzipWriter(escape_formulas=True)  # quarantine rows are for people
+        with timer("validate"):
+            report = _run_validation(storage, settings, ref, mapping_key, (clean, quarantined), today)
+        refused = report["file_reason"] in validation.REFUSED
+        with timer("write_outputs"):
+            lists = write_clean(storage, settings, dataset, ref, clean, refused=refused)
+            write_quarantine(storage, keys["quarantine_key"], quarantined, refused=refused)
+            storage.put_json(keys["report_key"], report)
     result = {
         "bucket": storage.bucket,
         "dataset": dataset,
         "source_key": ref.key,
-        "source_version": version or ref.version_id,
-        **{
-            k: v
-            for k, v in keys.items()
-            if k == "report_key"
-            or (k == "validated_key" and report["rows_clean"])
-            or (k == "quarantine_key" and report["rows_quarantined"])
-        },
+        "source_version": report["source"]["version_id"],
+        "report_key": keys["report_key"],
+        **({"quarantine_key": keys["quarantine_key"]} if report["rows_quarantined"] else {}),
         "rows": {"in": report["rows_in"], "clean": report["rows_clean"], "quarantined": report["rows_quarantined"]},
         "rules": report["rules"],
         "file_reason": report["file_reason"],
         "frequency": report["frequency"],
         "frequency_source": report["frequency_source"],
+        "shard_count": lists.pop("shard_count"),
+        **shard_store.shard_lists(storage, dataset, keys["relative"], lists),
     }
-    if not report["rows_clean"] and not removed_clean:
+    if not report["rows_clean"] and not lists["shards_removed"]:
         result.update(skipped=True, reason="no clean rows in this file: nothing new to learn from")
     return result
 

@@ -89,7 +89,8 @@ def test_mapping_lookup_order_and_dataset_of_a_key():
         "config/mappings/default.json",
     ]
     assert validate_step.output_keys(settings, "sales", "raw/sales/2024/jan.csv.gz") == {
-        "validated_key": "validated/sales/2024/jan.csv.gz.csv.gz",
+        "relative": "2024/jan.csv.gz",
+        "index_key": "validated/sales/_parts/2024/jan.csv.gz.json",
         "quarantine_key": "quarantine/sales/2024/jan.csv.gz.csv.gz",
         "report_key": "reports/sales/2024/jan.csv.gz.validation.json",
     }

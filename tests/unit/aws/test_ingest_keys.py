@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from item_prediction.aws.events import is_lifecycle_expiration, object_ref
 from item_prediction.aws.settings import DatasetNameError, Settings, validate_dataset_name
 from item_prediction.domain import schema
+from item_prediction.steps import shard_store
 from item_prediction.steps import validate as validate_step
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
@@ -66,12 +67,17 @@ def test_the_argument_check_of_the_main_job_uses_the_same_rule():
             validate_dataset_name(bad)
 
 
+def _part_key(output: dict) -> str:
+    """The upload's part of shard 3 of 4 (every part key differs from another upload's the same way)."""
+    dataset = output["report_key"].split("/")[1]
+    return shard_store.part_key(SETTINGS, dataset, output["relative"], 4, 3)
+
+
 def test_output_keys_keep_the_whole_relative_key():
     keys = [
-        validate_step.output_keys(SETTINGS, SETTINGS.dataset_of(key), key)["validated_key"]
-        for key in ("raw/sales/jan.csv", "raw/jan")
+        _part_key(validate_step.output_keys(SETTINGS, SETTINGS.dataset_of(key), key)) for key in ("raw/sales/jan.csv", "raw/jan")
     ]
-    assert keys == ["validated/sales/jan.csv.csv.gz", "validated/default/jan.csv.gz"]
+    assert keys == ["validated/sales/n=4/shard=00003/jan.csv.parquet", "validated/default/n=4/shard=00003/jan.parquet"]
     with pytest.raises(ValueError, match="not in dataset 'other'"):
         validate_step.output_keys(SETTINGS, "other", "raw/sales/jan.csv")
 
@@ -87,8 +93,9 @@ def test_files_that_once_shared_a_stem_have_distinct_outputs():
         "raw/x/jan.csv",
     ]
     outputs = [validate_step.output_keys(SETTINGS, SETTINGS.dataset_of(key), key) for key in keys]
-    for kind in ("validated_key", "quarantine_key", "report_key"):
+    for kind in ("index_key", "quarantine_key", "report_key"):
         assert len({output[kind] for output in outputs}) == len(keys), kind
+    assert len({_part_key(output) for output in outputs}) == len(keys)
 
 
 _segment = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/"), max_size=6)
@@ -110,9 +117,11 @@ def test_the_output_key_mapping_is_injective(keys):
             admitted.append((key, SETTINGS.dataset_of(key)))
         except DatasetNameError:
             continue  # raw/default/...: refused, it has no outputs
-    for kind in ("validated_key", "quarantine_key", "report_key"):
+    for kind in ("index_key", "quarantine_key", "report_key"):
         outputs = {validate_step.output_keys(SETTINGS, dataset, key)[kind] for key, dataset in admitted}
         assert len(outputs) == len(admitted), kind
+    parts = {_part_key(validate_step.output_keys(SETTINGS, dataset, key)) for key, dataset in admitted}
+    assert len(parts) == len(admitted)
 
 
 def _eventbridge(name: str, key: str) -> dict:
