@@ -102,7 +102,9 @@ class Run(tuple):
         return sorted(shard for logical_id, step, shard in self.calls if logical_id == function and step == "shard")
 
 
-def run_pipeline(key: str, version: str | None = None, *, extra: dict | None = None, concurrency: int = 1) -> Run:
+def run_pipeline(
+    key: str, version: str | None = None, *, extra: dict | None = None, concurrency: int = 1, sleep=lambda seconds: None
+) -> Run:
     """The pipeline state machine on ``key``'s Object Created event (with ``extra`` fields, e.g.
     ``{"mode": "retrain"}``): (validated, planned, aggregated). A function's exception is re-raised
     as it was (the dead-letter path ran first). The shards run one at a time by default
@@ -120,7 +122,7 @@ def run_pipeline(key: str, version: str | None = None, *, extra: dict | None = N
             {**object_created(key, version), **(extra or {})},
             invoke=_in_process(template, results, errors, calls),
             services=aws_services(),
-            sleep=lambda seconds: None,
+            sleep=sleep,
         )
     except asl.ExecutionFailed as failed:
         if errors:
@@ -174,6 +176,25 @@ def part_keys(s3, prefix: str = "validated/") -> list[str]:
     """The keys of the validated parts under ``prefix`` (index and manifest files left out)."""
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
     return sorted(item["Key"] for item in listed if item["Key"].endswith(".parquet"))
+
+
+def predictions_csv(s3, aggregated: dict):
+    """The run's predictions CSV parts (one per shard it ran), as one frame."""
+    import pandas as pd
+
+    prefix = f"predictions/{aggregated['dataset']}/{aggregated['run_id']}/"
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+    return pd.concat([read_csv_gz(s3, key) for key in keys], ignore_index=True)
+
+
+def skipped_reasons(s3, aggregated: dict) -> list[str]:
+    """Why the run's skipped shards were skipped (from the run report)."""
+    return [entry["reason"] for entry in read_json(s3, aggregated["report_key"])["shards_skipped"]]
+
+
+def shard_model_key(s3, dataset: str, shard: int = 0) -> str:
+    """The model a shard's forecast on display was made with (the dataset's latest.json)."""
+    return read_json(s3, f"models/{dataset}/latest.json")["shards"][f"{shard:05d}"]["model_key"]
 
 
 def csv_bytes(frame) -> bytes:
