@@ -60,7 +60,9 @@ def _plan(event):
         raise
     metrics.add_metric(name="ShardsPlanned", unit=COUNT, value=result["shards_run"])
     durations = timer.publish()
-    logger.info("planned", extra={**{k: result[k] for k in ("run_id", "shard_count", "shards_run", "modes")}, "durations_ms": durations})
+    logger.info(
+        "planned", extra={**{k: result[k] for k in ("run_id", "shard_count", "shards_run", "modes")}, "durations_ms": durations}
+    )
     concurrency = {"shard_concurrency": event.get("shard_concurrency", 0)}  # the Map's MaxConcurrencyPath
     return {**carried(event), **result, **concurrency, "durations_ms": durations}
 

@@ -67,10 +67,18 @@ def _shard(item):
     except NothingToDo as exc:
         durations = timer.publish()
         logger.warning("nothing to predict", extra={"reason": str(exc), "durations_ms": durations})
-        return {"dataset": item["dataset"], "shard": item["shard"], "skipped": True, "reason": str(exc), "durations_ms": durations}
+        return {
+            "dataset": item["dataset"],
+            "shard": item["shard"],
+            "skipped": True,
+            "reason": str(exc),
+            "durations_ms": durations,
+        }
     metrics.add_metric(name="PredictionsWritten", unit=COUNT, value=result["predictions_written"])
     durations = timer.publish()
-    logger.info("shard predicted", extra={"mode": result["mode"], "written": result["predictions_written"], "durations_ms": durations})
+    logger.info(
+        "shard predicted", extra={"mode": result["mode"], "written": result["predictions_written"], "durations_ms": durations}
+    )
     return {**result, "durations_ms": durations}
 
 

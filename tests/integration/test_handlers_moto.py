@@ -15,9 +15,9 @@ from lambda_build.sample_data import RENAMED_COLUMNS, generate_sales
 
 from .conftest import (
     BUCKET,
-    csv_bytes,
     FakeContext,
     all_items,
+    csv_bytes,
     current,
     dead_letters,
     object_created,

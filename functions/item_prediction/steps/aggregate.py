@@ -64,7 +64,16 @@ def read_results(storage: Storage, manifest_key: str) -> list[dict]:
     return outputs
 
 
-ENTRY_FIELDS = ("forecast_id", "model_version", "model_key", "series", "predictions_written", "forecast_range", "data_end", "run_id")
+ENTRY_FIELDS = (
+    "forecast_id",
+    "model_version",
+    "model_key",
+    "series",
+    "predictions_written",
+    "forecast_range",
+    "data_end",
+    "run_id",
+)
 
 
 def shard_table(previous: dict, plan: dict, results: list[dict]) -> dict[str, dict]:
@@ -101,8 +110,13 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
     ranges = [entry["forecast_range"] for entry in table.values() if entry.get("forecast_range")]
     forecast_range = [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None
     storage.put_items(
-        {**table_keys.shard_pointer_key(dataset, run_id, int(name)), "shard": int(name), "shard_count": count, "dataset": dataset, **{
-            k: entry[k] for k in ("forecast_id", "model_version", "forecast_range")}}
+        {
+            **table_keys.shard_pointer_key(dataset, run_id, int(name)),
+            "shard": int(name),
+            "shard_count": count,
+            "dataset": dataset,
+            **{k: entry[k] for k in ("forecast_id", "model_version", "forecast_range")},
+        }
         for name, entry in table.items()
     )
     summary = {"dataset": dataset, "run_id": run_id, "generation": run_id, "shard_count": count, "metrics": metrics}

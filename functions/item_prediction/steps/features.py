@@ -92,8 +92,16 @@ def _load_for(storage: Storage, settings: Settings, item: dict, timer: StepTimer
         decided["since"] = window_start(item["data_end"], item["frequency"])
     with timer("read_validated"):
         clean, inputs = shard_store.load_shard(storage, settings, dataset, count, shard, since=decided["since"])
-    if decided["since"] and len(clean) and retrain_due(item["data_end"], str(clean[schema.DATE].max()), item["horizon"], item["frequency"]):
-        decided = {"mode": "train_and_predict", "reason": f"new data more than {item['horizon']} periods after the model's", "since": None}
+    if (
+        decided["since"]
+        and len(clean)
+        and retrain_due(item["data_end"], str(clean[schema.DATE].max()), item["horizon"], item["frequency"])
+    ):
+        decided = {
+            "mode": "train_and_predict",
+            "reason": f"new data more than {item['horizon']} periods after the model's",
+            "since": None,
+        }
         with timer("read_validated"):
             clean, inputs = shard_store.load_shard(storage, settings, dataset, count, shard)
     if clean.empty:

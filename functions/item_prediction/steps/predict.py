@@ -254,7 +254,9 @@ def load_shard_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFra
     return frame, manifest
 
 
-def run_shard(storage: Storage, settings: Settings, item: dict, *, today: date | None = None, timer: StepTimer | None = None) -> dict:
+def run_shard(
+    storage: Storage, settings: Settings, item: dict, *, today: date | None = None, timer: StepTimer | None = None
+) -> dict:
     """Train (or load) one shard's model, forecast its series and write them under the run's id.
 
     Items go to DynamoDB under ``forecast_id = run_id`` (not yet shown: the Aggregate step's

@@ -48,7 +48,11 @@ def test_only_changed_shards_run_unless_everything_must():
         (None, False, ("train_and_predict", "no model for this shard yet")),
         ({"shard_count": 4, "trained_at": NOW.isoformat()}, True, ("train_and_predict", "retrain requested")),
         ({"shard_count": 2, "trained_at": NOW.isoformat()}, False, ("train_and_predict", "re-sharded from 2 to 4 shards")),
-        ({"shard_count": 4, "trained_at": (NOW - timedelta(days=28)).isoformat()}, False, ("train_and_predict", "model older than 28 days")),
+        (
+            {"shard_count": 4, "trained_at": (NOW - timedelta(days=28)).isoformat()},
+            False,
+            ("train_and_predict", "model older than 28 days"),
+        ),
         ({"shard_count": 4, "trained_at": (NOW - timedelta(days=27)).isoformat()}, False, ("predict", "latest model")),
     ],
 )

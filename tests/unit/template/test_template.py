@@ -461,7 +461,7 @@ def test_only_states_after_the_plan_see_a_lease_owner():
     states = definition_of("pipeline")["States"]
     assert states["Plan"]["OutputPath"] == "$.Payload" and states["Plan"]["Next"] == "AnythingChanged"
     assert states["AnythingChanged"]["Default"] == "Shards" and states["Shards"]["ResultPath"] == "$.shards"
-    merge = "States.JsonMerge($, States.StringToJson('{\"step\": \"aggregate\"}'), false)"
+    merge = 'States.JsonMerge($, States.StringToJson(\'{"step": "aggregate"}\'), false)'
     assert states["Aggregate"]["Parameters"]["Payload.$"] == merge
 
 
