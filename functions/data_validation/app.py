@@ -28,6 +28,8 @@ version of the same upload that were deleted (so those shards are rebuilt too). 
 streams, the rules) and ``write_outputs`` (clean and quarantined rows, the report), as in the last
 log line and the ``ValidateDuration`` and ``WriteOutputsDuration`` metrics.
 
+``mode`` (``retrain``) when the event carried one: the Plan step then retrains every shard.
+
 ``validated_version`` is the version whose rows were written: the event's, unless a newer version
 of the key arrived while it was validated (its rows are then written in their place).
 
@@ -113,7 +115,7 @@ def lambda_handler(event, context):
         if ref.deleted:
             retracted, ref = _retract(event, ref, dataset)
             if retracted:
-                return retracted
+                return {**retracted, **({"mode": event["mode"]} if event.get("mode") else {})}
             force = True  # the version now current replaces the deleted one's outputs
         else:
             ref = validate.pin_current_version(storage(), ref)
@@ -123,6 +125,8 @@ def lambda_handler(event, context):
     except NothingToDo as exc:
         return _skip(ref, str(exc))
     result["durations_ms"] = timer.publish()
+    if event.get("mode"):  # a retrain request rides on to the Plan step
+        result["mode"] = event["mode"]
     if result.get("retracted"):  # deleted while it was validated
         return result
     for name, value in (

@@ -22,14 +22,72 @@ was skipped or the dataset has no validated data.
 import time
 
 from item_prediction.aws import ledger
-from item_prediction.aws.runtime import COUNT, StepTimer, logger, metrics, settings, storage
-from item_prediction.steps import features
+from item_prediction.aws.runtime import COUNT, StepTimer, correlate, logger, metrics, settings, storage
+from item_prediction.steps import features, plan
 from item_prediction.steps.envelope import NothingToDo, begin_step, carried, skipped
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
+    step = event.get("step") if isinstance(event, dict) else None
+    if step == "plan":
+        return _plan(event)
+    if step == "shard":
+        return _shard(event)
+    return _whole_dataset(event)
+
+
+def _plan(event):
+    """Take the dataset's lease and plan the run (kept until the Aggregate step gives it back)."""
+    dataset = begin_step(event)
+    if dataset is None:
+        return skipped(event, event.get("reason", "skipped upstream"))
+    owner, timer = ledger.lease_owner(event, dataset), StepTimer()
+    with timer("take_lease"):
+        ledger.acquire_lease(storage().table, dataset, owner, int(time.time()))  # DatasetBusy: retried later
+    event = {**event, "dataset": dataset, "bucket": event.get("bucket") or storage().bucket, "lease_owner": owner}
+    try:
+        with timer("plan"):
+            result = plan.plan(storage(), settings(), dataset, event)
+    except NothingToDo as exc:
+        ledger.release_lease(storage().table, dataset, owner)
+        durations = timer.publish()
+        logger.info("nothing to run", extra={"reason": str(exc), "durations_ms": durations})
+        return skipped(event, str(exc), durations)
+    except Exception:
+        ledger.release_lease(storage().table, dataset, owner)  # a retry takes it again
+        raise
+    metrics.add_metric(name="ShardsPlanned", unit=COUNT, value=result["shards_run"])
+    durations = timer.publish()
+    logger.info(
+        "planned", extra={**{k: result[k] for k in ("run_id", "shard_count", "shards_run", "modes")}, "durations_ms": durations}
+    )
+    concurrency = {"shard_concurrency": event.get("shard_concurrency", 0)}  # the Map's MaxConcurrencyPath
+    return {**carried(event), **result, **concurrency, "durations_ms": durations}
+
+
+def _shard(item):
+    """One shard's features (an item of the Distributed Map); renews the run's lease first, so a
+    long fan-out keeps it (DatasetBusy here means another run took it: the item fails)."""
+    correlate(item.get("source_key"), item.get("source_version"))
+    logger.append_keys(dataset=item["dataset"], shard=item["shard"], run_id=item["run_id"])
+    timer = StepTimer()
+    with timer("renew_lease"):
+        ledger.acquire_lease(storage().table, item["dataset"], item["lease_owner"], int(time.time()))
+    try:
+        result = features.build_shard(storage(), settings(), item, timer=timer)
+    except NothingToDo as exc:
+        durations = timer.publish()
+        logger.warning("no features to build", extra={"reason": str(exc), "durations_ms": durations})
+        return {**item, "skipped": True, "reason": str(exc), "durations_ms": durations}
+    metrics.add_metric(name="FeatureRows", unit=COUNT, value=result["rows"])
+    durations = timer.publish()
+    logger.info("shard features built", extra={"rows": result["rows"], "mode": result["mode"], "durations_ms": durations})
+    return {**result, "durations_ms": durations}
+
+
+def _whole_dataset(event):
     dataset = begin_step(event)
     if dataset is None:
         return skipped(event, event.get("reason", "skipped upstream"))

@@ -11,8 +11,11 @@ are optional and inclusive, at most 366 days apart (one bound alone covers 366 d
 * 400 ``{"message"}`` for a bad request; 404 when the dataset has no current forecast or the
   series has none in it; 503 with ``Retry-After`` when DynamoDB fails.
 
-Reads the dataset's CURRENT pointer (GetItem, consistent), then Queries that run's items of the
-series. Imports no pandas or scikit-learn.
+Reads the dataset's CURRENT pointer (GetItem, consistent): its generation and shard count; then
+the generation's pointer for the series' shard (``table_keys.series_shard``, GetItem): the
+forecast holding the series; then Queries that forecast's items of the series (three consistent
+reads). A CURRENT written before shards existed names its forecast itself. Imports no pandas or
+scikit-learn.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def get_predictions() -> dict:
     current = storage().get_item(table_keys.current_key(query.dataset))
     if current is None:
         raise NotFoundError(f"dataset {query.dataset!r} has no current forecast")
-    run = current["forecast_id"]
+    run, model_version = _forecast_of(query, current)
     logger.append_keys(dataset=query.dataset, forecast_id=run)
     try:
         start = query.start_key(run)
@@ -70,10 +73,25 @@ def get_predictions() -> dict:
         "item_id": query.item_id,
         "store_id": query.store_id,
         "forecast_id": run,
-        "model_version": current.get("model_version"),
+        "model_version": model_version,
         "predictions": api_query.present(items),
         "next_token": api_query.encode_token(last) if last else None,
     }
+
+
+def _forecast_of(query: api_query.Query, current: dict) -> tuple[str, str | None]:
+    """The forecast that holds the series and its model: the current generation's pointer for the
+    series' shard (one more consistent read), or the pointer's own forecast (written before shards)."""
+    if "generation" not in current:
+        return current["forecast_id"], current.get("model_version")
+    shard = table_keys.series_shard(query.item_id, query.store_id, int(current["shard_count"]))
+    pointer = storage().get_item(table_keys.shard_pointer_key(query.dataset, current["generation"], shard))
+    if pointer is None:
+        hint = "" if query.store_id != NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
+        raise NotFoundError(
+            f"no predictions for item {query.item_id!r} in store {query.store_id!r} in dataset {query.dataset!r}{hint}"
+        )
+    return pointer["forecast_id"], pointer.get("model_version")
 
 
 @app.exception_handler([ClientError, BotocoreConnectionError, HTTPClientError])

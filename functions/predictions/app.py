@@ -35,18 +35,63 @@ The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.hand
 import time
 
 from item_prediction.aws import ledger
-from item_prediction.aws.runtime import COUNT, StepTimer, logger, metrics, settings, storage
-from item_prediction.steps import predict
+from item_prediction.aws.runtime import COUNT, StepTimer, correlate, logger, metrics, settings, storage
+from item_prediction.steps import aggregate, predict
 from item_prediction.steps.envelope import NothingToDo, begin_step, carried, skipped
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
+    step = event.get("step") if isinstance(event, dict) else None
+    if step == "shard":
+        return _shard(event)
     try:
-        return _predict(event, StepTimer())
+        return _aggregate(event) if step == "aggregate" else _predict(event, StepTimer())
     finally:
         _release(event)
+
+
+def _shard(item):
+    """One shard's model and forecast (an item of the Distributed Map); renews the run's lease
+    and keeps it (the Aggregate step gives it back). A shard its features skipped is passed on."""
+    if item.get("skipped"):
+        return item
+    correlate(item.get("source_key"), item.get("source_version"))
+    logger.append_keys(dataset=item["dataset"], shard=item["shard"], run_id=item["run_id"])
+    timer = StepTimer()
+    with timer("renew_lease"):
+        ledger.acquire_lease(storage().table, item["dataset"], item["lease_owner"], int(time.time()))
+    try:
+        result = predict.run_shard(storage(), settings(), item, timer=timer)
+    except NothingToDo as exc:
+        durations = timer.publish()
+        logger.warning("nothing to predict", extra={"reason": str(exc), "durations_ms": durations})
+        return {
+            "dataset": item["dataset"],
+            "shard": item["shard"],
+            "skipped": True,
+            "reason": str(exc),
+            "durations_ms": durations,
+        }
+    metrics.add_metric(name="PredictionsWritten", unit=COUNT, value=result["predictions_written"])
+    durations = timer.publish()
+    logger.info(
+        "shard predicted", extra={"mode": result["mode"], "written": result["predictions_written"], "durations_ms": durations}
+    )
+    return {**result, "durations_ms": durations}
+
+
+def _aggregate(event):
+    """Combine the shards' results and publish the generation; the lease is given back after."""
+    correlate(event.get("source_key"), event.get("source_version"))
+    timer = StepTimer()
+    _retake(event, event["dataset"], timer)
+    with timer("aggregate"):
+        result = aggregate.aggregate(storage(), settings(), event)
+    durations = timer.publish()
+    logger.info("aggregated", extra={"metrics": result["metrics"], "shards_run": result["shards_run"], "durations_ms": durations})
+    return {**carried(event), **result, "durations_ms": durations}
 
 
 def _retake(event, dataset: str, timer: StepTimer) -> None:

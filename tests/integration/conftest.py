@@ -62,8 +62,10 @@ def _physical_ids(template: dict) -> dict[str, str]:
     return {**physical, "DataBucket": BUCKET, "PredictionsTable": TABLE, "DeadLetterQueue": queue}
 
 
-def _in_process(template: dict, results: dict, errors: list):
-    """The runner's ``invoke``: the function's handler called in this process (JSON in, JSON out)."""
+def _in_process(template: dict, results: dict, errors: list, calls: list):
+    """The runner's ``invoke``: the function's handler called in this process (JSON in, JSON out).
+    ``results`` keeps each function's last result per step (``"plan"``, ``"shard"``, ``"aggregate"``,
+    or None), ``calls`` every invocation as ``(logical id, step, shard)``."""
     handlers = {
         logical_id: resource["Properties"]["Handler"]
         for logical_id, resource in template["Resources"].items()
@@ -74,6 +76,8 @@ def _in_process(template: dict, results: dict, errors: list):
         logical_id = function_name.rsplit(":function:", 1)[-1]
         module, name = handlers[logical_id].rsplit(".", 1)
         handler = getattr(importlib.import_module(module), name)
+        step = payload.get("step") if isinstance(payload, dict) else None
+        calls.append((logical_id, step, payload.get("shard") if isinstance(payload, dict) else None))
         try:
             result = handler(json.loads(json.dumps(payload)), FakeContext(logical_id))
         except Exception as exc:  # a function error, as Lambda reports it to Step Functions
@@ -81,32 +85,58 @@ def _in_process(template: dict, results: dict, errors: list):
             raise asl.TaskFailed(
                 type(exc).__name__, json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__})
             ) from exc
-        results[logical_id] = json.loads(json.dumps(result))
-        return results[logical_id]
+        results[(logical_id, step)] = json.loads(json.dumps(result))
+        return results[(logical_id, step)]
 
     return invoke
 
 
-def run_pipeline(key: str, version: str | None = None) -> tuple[dict | None, dict | None, dict | None]:
-    """The pipeline state machine on ``key``: (validated, featured, predicted), None for a step not
-    reached. A function's exception is re-raised as it was (the dead-letter path ran first)."""
+class Run(tuple):
+    """``(validated, planned, aggregated)`` of one pipeline run (None for a step not reached), with
+    ``calls``: every function invocation as ``(logical id, step, shard)``, and ``results``."""
+
+    calls: list
+    results: dict
+
+    def shards_run(self, function: str = "PredictionsFunction") -> list[int]:
+        return sorted(shard for logical_id, step, shard in self.calls if logical_id == function and step == "shard")
+
+
+def run_pipeline(
+    key: str, version: str | None = None, *, extra: dict | None = None, concurrency: int = 1, sleep=lambda seconds: None
+) -> Run:
+    """The pipeline state machine on ``key``'s Object Created event (with ``extra`` fields, e.g.
+    ``{"mode": "retrain"}``): (validated, planned, aggregated). A function's exception is re-raised
+    as it was (the dead-letter path ran first). The shards run one at a time by default
+    (``concurrency``): the handlers share this process's module state, unlike Lambda's."""
     template = templatemod.load_template()
     results: dict = {}
     errors: list = []
-    definition = definitions.load(template, "PipelineStateMachine", _physical_ids(template))
+    calls: list = []
+    definition = definitions.load(
+        template, "PipelineStateMachine", _physical_ids(template), {"ShardConcurrency": str(concurrency)}
+    )
     try:
         asl.run(
             definition,
-            object_created(key, version),
-            invoke=_in_process(template, results, errors),
+            {**object_created(key, version), **(extra or {})},
+            invoke=_in_process(template, results, errors, calls),
             services=aws_services(),
-            sleep=lambda seconds: None,
+            sleep=sleep,
         )
     except asl.ExecutionFailed as failed:
         if errors:
             raise errors[-1] from failed
         raise
-    return results.get("DataValidationFunction"), results.get("FeatureEngineeringFunction"), results.get("PredictionsFunction")
+    run = Run(
+        (
+            results.get(("DataValidationFunction", None)),
+            results.get(("FeatureEngineeringFunction", "plan")),
+            results.get(("PredictionsFunction", "aggregate")),
+        )
+    )
+    run.calls, run.results = calls, results
+    return run
 
 
 def dead_letters() -> list[dict]:
@@ -146,6 +176,30 @@ def part_keys(s3, prefix: str = "validated/") -> list[str]:
     """The keys of the validated parts under ``prefix`` (index and manifest files left out)."""
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
     return sorted(item["Key"] for item in listed if item["Key"].endswith(".parquet"))
+
+
+def predictions_csv(s3, aggregated: dict):
+    """The run's predictions CSV parts (one per shard it ran), as one frame."""
+    import pandas as pd
+
+    prefix = f"predictions/{aggregated['dataset']}/{aggregated['run_id']}/"
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+    return pd.concat([read_csv_gz(s3, key) for key in keys], ignore_index=True)
+
+
+def skipped_reasons(s3, aggregated: dict) -> list[str]:
+    """Why the run's skipped shards were skipped (from the run report)."""
+    return [entry["reason"] for entry in read_json(s3, aggregated["report_key"])["shards_skipped"]]
+
+
+def shard_model_key(s3, dataset: str, shard: int = 0) -> str:
+    """The model a shard's forecast on display was made with (the dataset's latest.json)."""
+    return read_json(s3, f"models/{dataset}/latest.json")["shards"][f"{shard:05d}"]["model_key"]
+
+
+def csv_bytes(frame) -> bytes:
+    """A frame of sales rows as an upload's bytes."""
+    return frame.to_csv(index=False).encode()
 
 
 def read_csv_gz(s3, key: str):

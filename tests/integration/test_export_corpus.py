@@ -22,7 +22,17 @@ import pandas as pd
 import pytest
 from lambda_build.sample_data import generate_sales
 
-from tests.integration.conftest import BUCKET, all_items, read_csv_gz, read_json, run_pipeline, validated_rows
+from tests.integration.conftest import (
+    BUCKET,
+    all_items,
+    predictions_csv,
+    read_csv_gz,
+    read_json,
+    run_pipeline,
+    shard_model_key,
+    skipped_reasons,
+    validated_rows,
+)
 
 HORIZON = 10  # the aws fixture's FORECAST_HORIZON
 pytestmark = pytest.mark.usefixtures("single_threaded")
@@ -211,18 +221,18 @@ def test_an_export_runs_end_to_end_and_accounts_for_every_row(aws, shape):
         assert not predicted.get("skipped"), predicted.get("reason")
         assert predicted["predictions_written"] == len(items) == len(export.series) * HORIZON
         assert {(item["item_id"], item["store_id"]) for item in items} == export.series
-        assert len(read_csv_gz(aws, predicted["predictions_key"])) == len(items)
+        assert len(predictions_csv(aws, predicted)) == len(items)
     else:
         assert items == []
         if export.file_reason:  # refused whole: the state machine stops after validation
             assert validated["skipped"] is True and predicted is None
         else:
-            assert predicted["skipped"] is True and "not enough history" in predicted["reason"]
+            assert predicted["series"] == 0 and "not enough history" in skipped_reasons(aws, predicted)[0]
 
 
 def test_an_export_without_prices_trains_without_the_price_features(aws):
-    _, _, predicted = upload_and_run(aws, "noprice", weekly_without_price())
-    metadata = read_json(aws, predicted["model_key"].replace("model.joblib", "metadata.json"))
+    upload_and_run(aws, "noprice", weekly_without_price())
+    metadata = read_json(aws, shard_model_key(aws, "noprice").replace("model.joblib", "metadata.json"))
     assert metadata["features_dropped"]["unit_price"] == "all missing"
     assert "unit_price" not in metadata["features_used"] and "lag_1" in metadata["features_used"]
 
@@ -245,7 +255,7 @@ def test_formula_ids_are_escaped_in_csv_files_for_people_and_kept_everywhere_els
     quarantined = read_csv_gz(aws, validated["quarantine_key"])
     assert set(quarantined["item_id"]) == escaped_items and set(quarantined["store_id"]) == escaped_stores
     assert set(quarantined["quantity"]) == {"-5"}  # a number stays a number
-    written = read_csv_gz(aws, predicted["predictions_key"])
+    written = predictions_csv(aws, predicted)
     assert set(written["item_id"]) == escaped_items and set(written["store_id"]) == escaped_stores
 
     items = prediction_items()

@@ -17,6 +17,7 @@ from .conftest import (
     BUCKET,
     FakeContext,
     all_items,
+    csv_bytes,
     current,
     dead_letters,
     object_created,
@@ -47,9 +48,11 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     ]
     assert report["input"]["sha256"] == __import__("hashlib").sha256(sample.content).hexdigest()
 
-    assert featured["series"] == 6 and featured["dataset"] == "sales"
-    assert predicted["horizon"] == 10 and predicted["series"] == 6
+    assert featured["dataset"] == "sales" and featured["shard_count"] == 1 and featured["shards_run"] == 1
+    assert featured["modes"] == {"train_and_predict": 1, "predict": 0}
+    assert predicted["horizon"] == 10 and predicted["series"] == 6 and predicted["shards_run"] == 1
     assert predicted["metrics"]["beats_baseline"] is True
+    run_id = predicted["run_id"]
     items = all_items()
     assert len(items) == 6 * 10 == predicted["predictions_written"]
     by_series: dict[str, list[str]] = {}
@@ -57,29 +60,35 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
         by_series.setdefault(item["pk"], []).append(item["date"])
     last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
     for (item_id, store_id), last_day in last.items():
-        days = by_series[table_keys.prediction_pk("sales", predicted["forecast_id"], item_id, store_id)]
+        days = by_series[table_keys.prediction_pk("sales", run_id, item_id, store_id)]
         assert len(days) == 10 and min(days) > last_day, (item_id, store_id)
     assert all(item["prediction"] >= Decimal(0) for item in items)
 
-    latest = read_json(aws, "models/sales/latest.json")
-    model_bytes = aws.get_object(Bucket=BUCKET, Key=predicted["model_key"])["Body"].read()
-    assert latest["model_key"] == predicted["model_key"] and latest["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    dataset_latest = read_json(aws, "models/sales/latest.json")
+    shard = dataset_latest["shards"]["00000"]
+    latest = read_json(aws, "models/sales/shard=00000/latest.json")
+    model_bytes = aws.get_object(Bucket=BUCKET, Key=shard["model_key"])["Body"].read()
+    assert latest["model_key"] == shard["model_key"] and latest["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
+    assert latest["shard_count"] == 1 and latest["data_end"] == clean["date"].max()
     pointer = current("sales")
-    assert pointer["forecast_id"] == predicted["forecast_id"] and pointer["predictions_key"] == predicted["predictions_key"]
-    assert predicted["predictions_key"] == f"predictions/sales/{predicted['forecast_id']}/predictions.csv.gz"
-    assert {item["forecast_id"] for item in items} == {predicted["forecast_id"]}
+    assert pointer["generation"] == run_id and pointer["shard_count"] == 1
+    assert shard["forecast_id"] == run_id and {item["forecast_id"] for item in items} == {run_id}
     (expiry,) = {int(item["expires_at"]) for item in items}  # one TTL for the run: 35 days after its end (or today, if later)
     assert expiry >= calendar.timegm(date.fromisoformat(pointer["forecast_range"][1]).timetuple()) + 35 * 86400
-    metadata = read_json(aws, predicted["model_key"].replace("model.joblib", "metadata.json"))
-    manifest = read_json(aws, featured["manifest_key"])
-    assert metadata["metrics"] == predicted["metrics"] and metadata["training_fingerprint"] == manifest["source_fingerprint"]
-    assert len(read_csv_gz(aws, predicted["predictions_key"])) == len(items)
+    metadata = read_json(aws, shard["model_key"].replace("model.joblib", "metadata.json"))
+    manifest = read_json(aws, "features/sales/shard=00000/manifest.json")
+    assert metadata["training_fingerprint"] == manifest["source_fingerprint"]
+    # One shard: the dataset's metrics are that shard's backtest, exactly.
+    for scores in ("model", "seasonal_naive"):
+        assert predicted["metrics"][scores] == metadata["metrics"][scores]
+    assert read_json(aws, predicted["report_key"])["metrics"] == predicted["metrics"] == dataset_latest["metrics"]
+    assert len(read_csv_gz(aws, f"predictions/sales/{run_id}/shard=00000.csv.gz")) == len(items)
 
     # Structured logs carry the source object as correlation id; EMF metrics are emitted.
     logs = log_lines()
-    assert {log["message"] for log in logs} >= {"validated", "features built", "predicted"}
+    assert {log["message"] for log in logs} >= {"validated", "planned", "shard features built", "shard predicted", "aggregated"}
     assert all(
-        log["correlation_id"] == "raw/sales/2024-01.csv" for log in logs if log["message"] in ("validated", "predicted")
+        log["correlation_id"] == "raw/sales/2024-01.csv" for log in logs if log["message"] in ("validated", "aggregated")
     )  # no version
     assert all(log["cold_start"] in (True, False) for log in logs)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -92,18 +101,17 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
 
 STEPS = {
     "validated": {"validate", "write_outputs"},
-    "features built": {"take_lease", "read_validated", "build_features", "write_features"},
-    "predicted": {
-        "retake_lease",
-        "read_features",
-        "backtest",
-        "fit",
-        "save_model",
-        "forecast",
-        "write_items",
-        "write_csv",
-        "flip",
-    },
+    "planned": {"take_lease", "plan"},
+    "shard features built": {"renew_lease", "read_validated", "build_features", "write_features"},
+    "shard predicted": {"renew_lease", "read_features", "backtest", "fit", "save_model", "forecast", "write_items", "write_csv"},
+    "aggregated": {"retake_lease", "aggregate"},
+}
+RESULT_OF = {  # the run's results by (function, step) for each log message
+    "validated": ("DataValidationFunction", None),
+    "planned": ("FeatureEngineeringFunction", "plan"),
+    "shard features built": ("FeatureEngineeringFunction", "shard"),
+    "shard predicted": ("PredictionsFunction", "shard"),
+    "aggregated": ("PredictionsFunction", "aggregate"),
 }
 
 
@@ -121,7 +129,8 @@ def emitted_metrics(out: str) -> dict[str, str]:
 def test_each_function_logs_outputs_and_emits_the_durations_of_its_steps(aws, capsys, log_lines):
     sample = generate_sales(items=2, stores=1, periods=120, seed=4, invalid=False)
     aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=sample.content)
-    outputs = dict(zip(STEPS, run_pipeline("raw/sales/a.csv"), strict=True))
+    results = run_pipeline("raw/sales/a.csv").results
+    outputs = {message: results[RESULT_OF[message]] for message in STEPS}
     logged = {log["message"]: log for log in log_lines() if log["message"] in STEPS}
     for message, steps in STEPS.items():
         durations = logged[message]["durations_ms"]
@@ -130,13 +139,15 @@ def test_each_function_logs_outputs_and_emits_the_durations_of_its_steps(aws, ca
         assert outputs[message]["durations_ms"] == durations  # the step's output carries them on
     emitted = emitted_metrics(capsys.readouterr().out)
     expected = {runtime.duration_metric(step) for steps in STEPS.values() for step in steps}
-    assert {"ValidateDuration", "ReadFeaturesDuration", "FitDuration", "WriteItemsDuration", "FlipDuration"} <= expected
+    assert {"ValidateDuration", "ReadFeaturesDuration", "FitDuration", "WriteItemsDuration", "AggregateDuration"} <= expected
     assert {name: emitted.get(name) for name in expected} == dict.fromkeys(expected, "Milliseconds")
 
-    from predictions.app import lambda_handler as predict  # a manual predict: the latest model, no lease to take
-
-    again = predict({"dataset": "sales", "mode": "predict"}, FakeContext())
-    assert set(again["durations_ms"]) == {"read_features", "load_model", "forecast", "write_items", "write_csv", "flip"}
+    # A later file: its shard predicts with the latest model (loaded, not trained).
+    later = generate_sales(items=2, stores=1, periods=125, seed=4, invalid=False).frame
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/b.csv", Body=csv_bytes(later[later["date"] > sample.frame["date"].max()]))
+    again = run_pipeline("raw/sales/b.csv").results[("PredictionsFunction", "shard")]
+    assert again["mode"] == "predict"
+    assert set(again["durations_ms"]) == {"renew_lease", "read_features", "load_model", "forecast", "write_items", "write_csv"}
     assert emitted_metrics(capsys.readouterr().out)["LoadModelDuration"] == "Milliseconds"
 
 
@@ -224,8 +235,10 @@ def test_a_dataset_too_short_to_backtest_is_skipped_with_the_reason(aws):
     sample = generate_sales(items=1, stores=1, periods=12, seed=9, invalid=False)
     aws.put_object(Bucket=BUCKET, Key="raw/new/a.csv", Body=sample.content)
     validated, featured, predicted = run_pipeline("raw/new/a.csv")
-    assert validated["rows"]["clean"] == 12 and featured["rows"] == 12
-    assert predicted["skipped"] is True and "not enough history" in predicted["reason"]
+    assert validated["rows"]["clean"] == 12 and featured["shards_run"] == 1
+    assert predicted["shards_skipped"] == 1 and predicted["series"] == 0 and predicted["metrics"] is None
+    (skipped,) = read_json(__import__("boto3").client("s3"), predicted["report_key"])["shards_skipped"]
+    assert skipped["shard"] == 0 and "not enough history" in skipped["reason"]
     assert all_items() == []
 
 
@@ -308,7 +321,7 @@ def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
 
     last = sample.frame.groupby(["item_id", "store_id"])["date"].max()
     for (item_id, store_id), last_day in last.items():  # 8 Mondays, starting the week after the series' last
-        pk = table_keys.prediction_pk("weekly", predicted["forecast_id"], item_id, store_id)
+        pk = table_keys.prediction_pk("weekly", predicted["run_id"], item_id, store_id)
         days = pd.to_datetime(sorted(item["date"] for item in all_items() if item["pk"] == pk))
         expected = pd.date_range(pd.Timestamp(last_day) + pd.Timedelta(weeks=1), periods=8, freq="W-MON")
         assert list(days) == list(expected), (item_id, store_id)
@@ -329,10 +342,10 @@ def test_two_datasets_with_the_same_item_ids_keep_both_forecasts(aws):
         event.update(rawPath=f"/datasets/{dataset}/predictions/ITEM-000", queryStringParameters={"store": "STORE-00"})
         event["pathParameters"] = {"dataset": dataset, "item_id": "ITEM-000"}
         body = json.loads(api(event, FakeContext("PredictionsApi"))["body"])
-        expected = read_csv_gz(aws, predicted["predictions_key"])
-        assert body["forecast_id"] == predicted["forecast_id"] and current(dataset)["forecast_id"] == predicted["forecast_id"]
+        expected = read_csv_gz(aws, f"predictions/{dataset}/{predicted['run_id']}/shard=00000.csv.gz")
+        assert body["forecast_id"] == predicted["run_id"] and current(dataset)["generation"] == predicted["run_id"]
         assert [row["prediction"] for row in body["predictions"]] == [round(float(value), 4) for value in expected["prediction"]]
-    assert answers["north"]["forecast_id"] != answers["south"]["forecast_id"]
+    assert answers["north"]["run_id"] != answers["south"]["run_id"]
     assert len(all_items()) == 2 * 10
 
 
@@ -348,5 +361,7 @@ def test_a_step_that_fails_sends_its_input_and_error_to_the_dead_letter_queue(aw
     with pytest.raises(RuntimeError, match="disk full"):
         run_pipeline("raw/sales/a.csv")
     (letter,) = dead_letters()
-    assert letter["error"]["Error"] == "RuntimeError" and json.loads(letter["error"]["Cause"])["errorMessage"] == "disk full"
+    # A shard's failure fails the Distributed Map (no failure tolerated), its error in the cause.
+    assert letter["error"]["Error"] == "States.ExceedToleratedFailureThreshold" and "disk full" in letter["error"]["Cause"]
     assert letter["dataset"] == "sales", "the failed step's input travels with its error"
+    assert current("sales") is None

@@ -4,7 +4,10 @@ Checks the options, builds (cached), starts a local AWS emulator (moto server on
 reuses the one a ``--keep-running`` run left, creates the stack from ``template.yaml`` (SAM's own
 translator, then the emulator's CloudFormation), uploads sample data or the user's file, and runs
 ``statemachine/pipeline.asl.json`` with the offline Step Functions runner (offline/asl.py), each
-function's built artifact in the Lambda-like sandbox on its real layers. ``--query`` asks the
+function's built artifact in the Lambda-like sandbox on its real layers. The pipeline's Distributed
+Map runs the planned shards in parallel (``--concurrency``, default the CPU count): each shard's
+FeatureEngineering and Predictions run in their own Lambda-like processes, each invocation printing
+its REPORT line labelled with its shard. ``--query`` asks the
 read API of a kept stack; ``--logs`` runs ``sam logs`` against it; ``--stop`` stops it.
 
 Exit codes: 0 done; 1 the pipeline (or the build) failed; 2 bad arguments; 3 the file was refused
@@ -43,7 +46,13 @@ ENV_HOOK = "ITEM_PREDICTION_LOCAL_ENV"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Run the whole pipeline offline on a local AWS emulator.",
+        description=(
+            "Run the whole pipeline offline on a local AWS emulator: validate the upload, plan the run (which series "
+            "shards changed, train or predict each), build features and predict every planned shard in a Distributed "
+            "Map (parallel Lambda-like processes, one REPORT line per invocation labelled with its shard), aggregate. "
+            "With --keep-running, later runs upload to the same stack: an incremental file re-runs only the shards it "
+            "touches, the same file again changes nothing."
+        ),
         epilog="exit codes: 0 done, 1 the pipeline failed, 2 bad arguments, 3 the file was refused",
     )
     parser.add_argument("--input", help="a sales CSV (optionally .gz) to run instead of generated sample data")
@@ -53,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--horizon", type=int, default=0, help=f"periods to predict, 1 to {checks.MAX_HORIZON} (default 0: 14 daily, 8 weekly)"
+    )
+    parser.add_argument(
+        "--retrain", action="store_true", help="retrain every shard's model (the event's mode: retrain), not only those due"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="shards run at once by the Distributed Map (the template's ShardConcurrency; default 0: the CPU count)",
     )
     parser.add_argument("--items", type=int, default=4, help="sample data: items (default 4)")
     parser.add_argument("--stores", type=int, default=2, help="sample data: stores (default 2)")
@@ -127,10 +145,11 @@ def _log_execution(machine_log: str | None, machine: str, name: str, exc: asl.Ex
         ship_logs(machine_log, f"states/{machine}/{name}", [json.dumps({"execution_name": name, **event}) for event in events])
 
 
-def execute(stack: LocalStack, resources: dict, event: dict) -> dict:
-    """Run the pipeline's definition: each step's result, the final result, the failure if any."""
+def execute(stack: LocalStack, resources: dict, event: dict, *, concurrency: int = 0) -> dict:
+    """Run the pipeline's definition: each step's result, the final result, the failure if any.
+    ``concurrency``: the Distributed Map's shards at once (0: the CPU count)."""
     template = templatemod.load_template()
-    definition = definitions.load(template, PIPELINE, resources)
+    definition = definitions.load(template, PIPELINE, resources, {"ShardConcurrency": str(concurrency)})
     machine_log = definitions.log_group(template, PIPELINE, resources)
     steps: dict = {}
     dead_letter: dict = {}
@@ -138,7 +157,9 @@ def execute(stack: LocalStack, resources: dict, event: dict) -> dict:
     send = services[SQS_SEND]
 
     def invoke(function_name: str, payload):
-        steps[stack.logical_id(function_name)] = result = stack.invoke(function_name, payload)
+        result = stack.invoke(function_name, payload)
+        if not (isinstance(payload, dict) and payload.get("step") == "shard"):  # a shard's result goes to S3
+            steps[stack.logical_id(function_name)] = result
         return result
 
     def send_dead_letter(params: dict) -> dict:
@@ -175,16 +196,36 @@ def _validation(validated: dict | None, bucket: str) -> dict | None:
     return {**summary, "report_key": validated["report_key"], "quarantine_key": validated.get("quarantine_key")}
 
 
+def _shown_forecasts(table: str, dataset: str, result: dict) -> set[str]:
+    """The forecast ids the run's generation shows (its shard pointers), or the run's own forecast."""
+    if not result.get("generation"):
+        return {result["forecast_id"]} if result.get("forecast_id") else set()
+    checks.functions_on_path()
+    from item_prediction.aws import table_keys
+
+    pages = (
+        boto("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": table_keys.generation_pk(dataset, result["generation"])}},
+            ConsistentRead=True,
+        )
+    )
+    return {item["forecast_id"]["S"] for page in pages for item in page["Items"]}
+
+
 def _predictions(table: str, dataset: str, result: dict | None) -> list[dict]:
-    """This run's predictions in the table (items of other datasets or runs on a kept stack left out)."""
+    """The predictions the run's generation shows (items of other datasets or runs on a kept stack left out)."""
     if not result or result.get("skipped"):
         return []
-    rows = []
+    shown, rows = _shown_forecasts(table, dataset, result), []
     for page in boto("dynamodb").get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
             if "prediction" not in item or item.get("dataset", {}).get("S", dataset) != dataset:
                 continue
-            if result.get("forecast_id") and item.get("forecast_id", {}).get("S", result["forecast_id"]) != result["forecast_id"]:
+            if item.get("forecast_id", {}).get("S") not in shown:
                 continue
             rows.append(
                 {
@@ -217,7 +258,8 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator, *, kept: bool) ->
     key, version, size = _upload(args, bucket)
     stack = LocalStack(config, resources, emulator, STATE_DIR / "functions", overrides=_overrides(args))
     try:
-        run = execute(stack, resources, object_created(bucket, key, version, size))
+        event = {**object_created(bucket, key, version, size), **({"mode": "retrain"} if args.retrain else {})}
+        run = execute(stack, resources, event, concurrency=args.concurrency)
     finally:
         stack.stop()
     summary = {

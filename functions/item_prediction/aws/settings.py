@@ -83,6 +83,7 @@ class Settings:
     predictions_prefix: str = "predictions/"
     mappings_prefix: str = "config/mappings/"
     forecast_horizon: int = 0  # periods; 0 means the frequency's default (14 days, 8 weeks)
+    retrain_every_days: int = 28  # a shard's model older than this is retrained on its next upload
     chunk_rows: int = 100_000  # rows validated at a time: memory stays bounded whatever the file's size
     max_object_bytes: int = 1 << 30  # the budgets of one upload (decoding.Budget): past one, the file is refused
     max_stream_bytes: int = 1 << 30
@@ -103,6 +104,7 @@ class Settings:
             predictions_prefix=os.environ.get("PREDICTIONS_PREFIX", cls.predictions_prefix),
             mappings_prefix=os.environ.get("MAPPINGS_PREFIX", cls.mappings_prefix),
             forecast_horizon=_int("FORECAST_HORIZON", 0, minimum=0),
+            retrain_every_days=_int("RETRAIN_EVERY_DAYS", cls.retrain_every_days, minimum=1),
             chunk_rows=_int("CHUNK_ROWS", cls.chunk_rows, minimum=1),
             max_object_bytes=_int("MAX_OBJECT_BYTES", cls.max_object_bytes, minimum=1),
             max_stream_bytes=_int("MAX_STREAM_BYTES", cls.max_stream_bytes, minimum=1),

@@ -160,11 +160,12 @@ class Storage:
         return sorted(keys)
 
     def list_objects(self, prefix: str) -> list[dict]:
-        """Every object under ``prefix``: ``key``, ``size`` and ``last_modified`` (UTC datetime), by key."""
+        """Every object under ``prefix``: ``key``, ``size``, ``last_modified`` (UTC datetime) and
+        ``etag`` (the content's tag: the same bytes written again keep it), by key."""
         found = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             found += [
-                {"key": item["Key"], "size": item["Size"], "last_modified": item["LastModified"]}
+                {"key": item["Key"], "size": item["Size"], "last_modified": item["LastModified"], "etag": item.get("ETag")}
                 for item in page.get("Contents", [])
             ]
         return sorted(found, key=lambda entry: entry["key"])

@@ -3,8 +3,14 @@ the read API's function needs no data-science layer.
 
 * a prediction: ``pk = DS#<dataset>#RUN#<forecast_id>#ITEM#<esc item>#STORE#<esc store>``,
   ``sk = DATE#<yyyy-mm-dd>``; every run writes its own items, which expire by TTL;
+* a generation's shard pointer: ``pk = DS#<dataset>#GEN#<run_id>``, ``sk = SHARD#<s:05d>`` ->
+  the ``forecast_id`` whose items hold that shard's series (the run's own for a shard it re-ran,
+  an earlier run's for a shard it left as it was);
 * the dataset's current forecast: ``pk = DS#<dataset>``, ``sk = CURRENT``, written after all of a
-  run's items (the flip): the API reads it first and shows that run only.
+  run's items and pointers (the flip): ``generation`` (the run id) and ``shard_count``. The API
+  reads it, then the pointer of the series' shard, then the items: that generation only. (A
+  pointer written before shards existed names a ``forecast_id`` and no generation: it is read as
+  the one forecast of the whole dataset.)
 
 ``esc`` percent-encodes ``%`` and ``#`` in ids, so an id holding the separator can never produce
 another series' key; the items themselves carry the original ids. (The ingest ledger's and the
@@ -16,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zlib
 
 from ..domain.schema import NO_STORE
 
@@ -44,6 +51,19 @@ def date_sk(day: str) -> str:
 ALL_DATES = (date_sk("0000-00-00"), date_sk("9999-99-99"))  # sk bounds taking every date
 
 
+def generation_pk(dataset: str, run_id: str) -> str:
+    return f"DS#{esc(dataset)}#GEN#{esc(run_id)}"
+
+
+def shard_sk(shard: int) -> str:
+    return f"SHARD#{shard:05d}"
+
+
+def shard_pointer_key(dataset: str, run_id: str, shard: int) -> dict:
+    """The key of generation ``run_id``'s pointer for ``shard``."""
+    return {"pk": generation_pk(dataset, run_id), "sk": shard_sk(shard)}
+
+
 def current_key(dataset: str) -> dict:
     """The key of the dataset's current-forecast pointer."""
     return {"pk": f"DS#{esc(dataset)}", "sk": "CURRENT"}
@@ -54,3 +74,10 @@ def forecast_id(model_version: str, features_fingerprint: str, horizon: int) -> 
     (a re-run overwrites its own items), anything else a new one."""
     digest = hashlib.sha256(json.dumps([model_version, features_fingerprint, horizon]).encode()).hexdigest()
     return f"{model_version}-{digest[:8]}"
+
+
+def series_shard(item_id: str, store_id: str | None, count: int) -> int:
+    """The shard of one series among ``count``: ``domain.shards.shard_of`` for a single key (CRC-32
+    of ``item\x1fstore``), in the standard library for the read API, which has no pandas; a test
+    holds the two equal."""
+    return zlib.crc32(f"{item_id}\x1f{store_id or NO_STORE}".encode()) % count

@@ -247,6 +247,13 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
         "mae_ratio": round(model_scores["mae"] / baseline_scores["mae"], 4) if baseline_scores["mae"] else None,
         "beats_baseline": bool(model_scores["mae"] < baseline_scores["mae"]),
         "features_dropped": fitted.dropped,
+        # Additive totals: shards' backtests combine into exact dataset MAE and WAPE (steps.aggregate).
+        "sums": {
+            "abs_error": float((scored[schema.QUANTITY] - scored["prediction"]).abs().sum()),
+            "naive_abs_error": float((scored[schema.QUANTITY] - scored["baseline"]).abs().sum()),
+            "actual": float(scored[schema.QUANTITY].abs().sum()),
+            "count": len(scored),
+        },
     }
 
 

@@ -88,9 +88,9 @@ def resolve_horizon(requested, settings: Settings, frequency: str) -> int:
     return model.check_horizon(settings.forecast_horizon or schema.DEFAULT_HORIZON[frequency])
 
 
-def save_model(storage: Storage, prefix: str, bundle: model.ModelBundle) -> str:
-    """Model, then metadata, then latest.json (with the model's SHA-256): latest.json never names
-    a model that is not fully written."""
+def save_model(storage: Storage, prefix: str, bundle: model.ModelBundle, extra: dict | None = None) -> str:
+    """Model, then metadata, then latest.json (with the model's SHA-256 and ``extra``): latest.json
+    never names a model that is not fully written."""
     data = bundle.dumps()
     version = bundle.metadata["version"]
     model_key = storage.put_bytes(f"{prefix}{version}/model.joblib", data)
@@ -100,6 +100,7 @@ def save_model(storage: Storage, prefix: str, bundle: model.ModelBundle) -> str:
         "model_key": model_key,
         "model_sha256": hashlib.sha256(data).hexdigest(),
         "metrics": bundle.metadata["metrics"],
+        **(extra or {}),
     }
     storage.put_json(f"{prefix}latest.json", latest)
     return model_key
@@ -166,7 +167,14 @@ def publish(
 
 
 def trained_or_latest(
-    storage: Storage, prefix: str, frame: pd.DataFrame, manifest: dict, horizon: int, mode: str, timer: StepTimer
+    storage: Storage,
+    prefix: str,
+    frame: pd.DataFrame,
+    manifest: dict,
+    horizon: int,
+    mode: str,
+    timer: StepTimer,
+    extra: dict | None = None,
 ) -> tuple[model.ModelBundle, str]:
     """The model to forecast with and its key: backtested, fitted and saved (``train_and_predict``),
     or the latest one (``predict``); each part timed (``backtest``, ``fit``, ``save_model``, ``load_model``)."""
@@ -179,7 +187,7 @@ def trained_or_latest(
         except model.InsufficientHistory as exc:
             raise NothingToDo(f"not enough history to train and backtest {horizon} periods: {exc}") from None
         with timer("save_model"):
-            return bundle, save_model(storage, prefix, bundle)
+            return bundle, save_model(storage, prefix, bundle, extra)
     with timer("load_model"):
         bundle, model_key = load_latest_model(storage, prefix)
     if bundle.frequency != manifest["frequency"]:
@@ -234,4 +242,67 @@ def run(
         "horizon": horizon,
         "forecast_range": published["forecast_range"],
         "metrics": bundle.metadata["metrics"],
+    }
+
+
+# ---- one shard of the fan-out (``"step": "shard"``) ------------------------------------------
+def load_shard_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, dict]:
+    """A shard's feature set (Parquet, exactly the version its FeatureEngineering wrote) and manifest."""
+    manifest = storage.get_json(manifest_key)
+    frame = storage.read_parquet(manifest["features_key"], version_id=manifest.get("features_version"))
+    frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
+    return frame, manifest
+
+
+def run_shard(
+    storage: Storage, settings: Settings, item: dict, *, today: date | None = None, timer: StepTimer | None = None
+) -> dict:
+    """Train (or load) one shard's model, forecast its series and write them under the run's id.
+
+    Items go to DynamoDB under ``forecast_id = run_id`` (not yet shown: the Aggregate step's
+    generation pointers show them), the CSV part to ``predictions/<ds>/<run_id>/shard=<s:05d>.csv.gz``.
+    Returns a small result (the Distributed Map's ResultWriter keeps it): the backtest's additive
+    ``sums`` when the shard trained, counts, the model and the forecast's range.
+    """
+    timer = timer or StepTimer()
+    dataset, shard, run_id, horizon = item["dataset"], item["shard"], item["run_id"], item["horizon"]
+    with timer("read_features"):
+        frame, manifest = load_shard_features(storage, item["manifest_key"])
+    prefix = f"{settings.models_prefix}{dataset}/shard={shard:05d}/"
+    extra = {
+        "shard": shard,
+        "shard_count": item["shard_count"],
+        "data_end": manifest["date_range"][1],
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    bundle, model_key = trained_or_latest(storage, prefix, frame, manifest, horizon, item["mode"], timer, extra)
+    with timer("forecast"):
+        forecast = model.forecast(bundle, frame, horizon)
+    first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
+    expiry = expires_at(last, today or datetime.now(UTC).date())
+    with timer("write_items"):
+        written = storage.put_items(prediction_items(forecast, bundle.metadata["version"], dataset, run_id, expiry))
+    with timer("write_csv"):
+        predictions_key = storage.write_csv(
+            f"{settings.predictions_prefix}{dataset}/{run_id}/shard={shard:05d}.csv.gz", forecast, escape_formulas=True
+        )
+    trained = item["mode"] == "train_and_predict"
+    return {
+        "dataset": dataset,
+        "shard": shard,
+        "shard_count": item["shard_count"],
+        "run_id": run_id,
+        "mode": item["mode"],
+        "reason": item.get("reason"),
+        "forecast_id": run_id,
+        "model_version": bundle.metadata["version"],
+        "model_key": model_key,
+        "predictions_key": predictions_key,
+        "predictions_written": written,
+        "series": int(forecast.groupby([schema.ITEM, schema.STORE]).ngroups),
+        "rows": item.get("rows"),
+        "horizon": horizon,
+        "forecast_range": [first.isoformat(), last.isoformat()],
+        "data_end": manifest["date_range"][1],
+        "sums": bundle.metadata["metrics"].get("sums") if trained else None,
     }

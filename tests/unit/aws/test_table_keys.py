@@ -62,3 +62,21 @@ def test_the_run_is_named_by_model_features_and_horizon():
         )
         == 4
     )
+
+
+def test_the_api_shard_of_a_series_is_the_pipelines():
+    """The read API's stdlib shard function agrees with domain.shards.shard_of, key by key."""
+    import pandas as pd
+    from item_prediction.domain import shards
+
+    items = pd.Series([f"ITEM-{n}" for n in range(300)] + ["a\x1fb", "é#%", "x"])
+    stores = pd.Series([f"S{n % 7}" for n in range(300)] + ["c", "_", "_"])
+    for count in (1, 2, 8, 64):
+        expected = shards.shard_of(items, stores, count)
+        assert [table_keys.series_shard(i, s, count) for i, s in zip(items, stores, strict=True)] == list(expected)
+    assert table_keys.series_shard("x", None, 8) == table_keys.series_shard("x", "_", 8)
+
+
+def test_generation_pointers_are_per_dataset_generation_and_shard():
+    key = table_keys.shard_pointer_key("sales#x", "run#1", 7)
+    assert key == {"pk": "DS#sales%23x#GEN#run%231", "sk": "SHARD#00007"}

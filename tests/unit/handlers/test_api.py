@@ -224,3 +224,39 @@ def test_reads_are_strongly_consistent(table):
         )
     assert call()[0] == 200
     assert {name for name, _ in sent} == {"GetItem", "Query"} and all(params.get("ConsistentRead") is True for _, params in sent)
+
+
+def publish_generation(storage, dataset: str, generation: str, count: int, forecasts: dict[int, str]) -> None:
+    """A sharded generation: one pointer per shard (shard -> the forecast holding its series), then CURRENT."""
+    storage.put_items(
+        {**table_keys.shard_pointer_key(dataset, generation, shard), "forecast_id": run, "model_version": f"m{shard}"}
+        for shard, run in forecasts.items()
+    )
+    storage.put_item({**table_keys.current_key(dataset), "generation": generation, "shard_count": count, "dataset": dataset})
+
+
+def test_a_sharded_generation_serves_each_series_from_its_shards_forecast(table):
+    """CURRENT names the generation; the series' shard's pointer names the forecast: an untouched
+    shard's older forecast and a re-run shard's new one are both on display."""
+    series = {(f"ITEM-{n:03d}", "S1"): float(n) for n in range(12)}
+    shard_of = {key: table_keys.series_shard(key[0], key[1], 4) for key in series}
+    assert len(set(shard_of.values())) > 1
+    for shard in set(shard_of.values()):
+        run = "old-run" if shard % 2 else "new-run"
+        seed(table, "sales", run, {key: base for key, base in series.items() if shard_of[key] == shard})
+    seed(table, "sales", "stale-run", series)  # items of a generation no pointer names any more
+    publish_generation(table, "sales", "gen-2", 4, {s: "old-run" if s % 2 else "new-run" for s in range(4)})
+    for (item, store), base in series.items():
+        status, body, _ = call(item=item, params={"store": store})
+        assert status == 200, body
+        assert body["forecast_id"] == ("old-run" if shard_of[(item, store)] % 2 else "new-run")
+        assert body["model_version"] == f"m{shard_of[(item, store)]}"
+        assert body["predictions"][0]["prediction"] == base
+
+
+def test_a_shard_without_a_pointer_in_the_generation_is_404(table):
+    seed(table, "sales", "run", {("ITEM-000", "S1"): 1.0})
+    shard = table_keys.series_shard("ITEM-000", "S1", 2)
+    publish_generation(table, "sales", "gen-1", 2, {1 - shard: "run"})
+    status, body, _ = call(item="ITEM-000", params={"store": "S1"})
+    assert status == 404 and "no predictions for item 'ITEM-000'" in body["message"]

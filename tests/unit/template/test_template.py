@@ -154,22 +154,22 @@ EXPECTED_S3 = {
         "list": {"raw/*", "config/mappings/*", "validated/*", "quarantine/*", "reports/*"},
     },
     "FeatureEngineeringFunction": {
-        "read": {"validated/", "features/"},
-        "versions": {"validated/"},
-        "write": {"features/"},
-        "list": {"validated/*", "features/*"},
+        "read": {"validated/", "models/*/latest.json", "features/", "runs/"},
+        "versions": {"validated/", "models/*/latest.json"},
+        "write": {"features/", "runs/"},
+        "list": {"validated/*", "features/*", "models/*", "runs/*"},
     },
     "PredictionsFunction": {
-        "read": {"features/", "models/", "predictions/", "reports/"},
-        "versions": {"features/", "models/"},
-        "write": {"models/", "predictions/", "reports/"},
-        "list": {"features/*", "models/*", "predictions/*", "reports/*"},
+        "read": {"features/", "models/", "runs/", "predictions/", "reports/", "validated/*/_dataset.json"},
+        "versions": {"features/", "models/", "runs/"},
+        "write": {"models/", "predictions/", "reports/", "validated/*/_dataset.json"},
+        "list": {"features/*", "models/*", "predictions/*", "reports/*", "runs/*"},
     },
     "PredictionsApiFunction": {"read": set(), "versions": set(), "write": set(), "list": set()},
 }
 EXPECTED_DYNAMODB = {
     "DataValidationFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
-    "FeatureEngineeringFunction": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+    "FeatureEngineeringFunction": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem"},
     "PredictionsFunction": {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
     "PredictionsApiFunction": {"dynamodb:GetItem", "dynamodb:Query"},
     "PipelineStateMachine": {"dynamodb:DeleteItem"},
@@ -184,12 +184,15 @@ def inline_statements(raw, logical_id):
 
 
 def object_prefixes(resources) -> list[str]:
-    """``${DataBucket.Arn}/raw/*`` -> ``raw/``; anything else on the bucket's objects fails the test."""
+    """``${DataBucket.Arn}/raw/*`` -> ``raw/``; a named object under any folder of a prefix stays a
+    pattern (``${DataBucket.Arn}/models/*/latest.json`` -> ``models/*/latest.json``); anything else
+    on the bucket's objects fails the test."""
     resources = resources if isinstance(resources, list) else [resources]
     prefixes = []
     for resource in resources:
         text = resource["Fn::Sub"]
-        assert text.startswith("${DataBucket.Arn}/") and text.endswith("/*") and text.count("*") == 1, text
+        assert text.startswith("${DataBucket.Arn}/") and text.count("*") == 1, text
+        assert text.endswith("/*") or "/*/" in text and "*" not in text.rsplit("/", 1)[1], text
         prefixes.append(text.removeprefix("${DataBucket.Arn}/").removesuffix("*"))
     return prefixes
 
@@ -391,12 +394,12 @@ def all_states(states: dict):
 def test_state_machines_retry_transient_errors_with_backoff_and_catch_the_rest(name):
     states = definition_of(name)["States"]
     tasks = dict(lambda_tasks(states))
-    assert len(tasks) == 3
+    assert set(tasks) == {"Validate", "Plan", "BuildFeatures", "Predict", "Aggregate"}
     for task_name, state in tasks.items():
         retry = state["Retry"][0]
         assert TRANSIENT <= set(retry["ErrorEquals"]) and retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, task_name
     catchers = [state for name, state in states.items() if "Catch" in state and name != "ReleaseLease"]  # the steps of the run
-    assert len(catchers) == 3 and all(
+    assert len(catchers) == 4 and all(
         state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HoldsLease"}] for state in catchers
     )
     dlq = states["SendToDeadLetterQueue"]
@@ -408,7 +411,7 @@ def test_state_machines_retry_transient_errors_with_backoff_and_catch_the_rest(n
 def test_every_task_times_out_a_little_after_its_function(raw, name):
     longest = max(raw["Parameters"][p]["MaxValue"] for p in ("ValidationTimeout", "FeaturesTimeout", "PredictionsTimeout"))
     tasks = [(state_name, state) for state_name, state in all_states(definition_of(name)["States"]) if state["Type"] == "Task"]
-    assert len(tasks) == 5
+    assert len(tasks) == 7  # Validate, Plan, BuildFeatures, Predict, Aggregate, ReleaseLease, SendToDeadLetterQueue
     for state_name, state in tasks:
         if state["Resource"].endswith(":lambda:invoke"):  # the function's own timeout first, then the state's
             assert longest < state["TimeoutSeconds"] <= longest + 120, state_name
@@ -417,7 +420,7 @@ def test_every_task_times_out_a_little_after_its_function(raw, name):
 
 
 @pytest.mark.parametrize("name", ["pipeline", "backfill"])
-@pytest.mark.parametrize("state", ["BuildFeatures", "Predict"])  # Predictions takes the run's lease again (a retry)
+@pytest.mark.parametrize("state", ["Plan", "Aggregate"])  # Aggregate takes the run's lease again (a retry)
 def test_a_busy_dataset_is_waited_for(name, state):
     build = definition_of(name)["States"][state]
     busy = [retry for retry in build["Retry"] if retry["ErrorEquals"] == ["DatasetBusy"]]
@@ -434,7 +437,7 @@ def test_a_busy_dataset_is_waited_for(name, state):
     assert not [retry for retry in build["Retry"] if "States.ALL" in retry["ErrorEquals"]]
 
 
-@pytest.mark.parametrize(("name", "owner_path"), [("pipeline", "$"), ("backfill", "$.features.output")])
+@pytest.mark.parametrize(("name", "owner_path"), [("pipeline", "$"), ("backfill", "$")])
 def test_a_failure_releases_the_lease_it_holds_then_reaches_the_dead_letter_queue(name, owner_path):
     states = definition_of(name)["States"]
     holds = states["HoldsLease"]
@@ -453,11 +456,38 @@ def test_a_failure_releases_the_lease_it_holds_then_reaches_the_dead_letter_queu
     assert states["SendToDeadLetterQueue"]["Retry"][0]["MaxAttempts"] >= 3
 
 
-def test_only_states_after_feature_engineering_see_a_lease_owner():
-    """In the pipeline, Validate's input is the upload event (no lease); Predict's is FeatureEngineering's output."""
+def test_only_states_after_the_plan_see_a_lease_owner():
+    """In the pipeline, Validate's input is the upload event (no lease); the map and Aggregate see the Plan's output."""
     states = definition_of("pipeline")["States"]
-    assert states["BuildFeatures"]["OutputPath"] == "$.Payload" and states["BuildFeatures"]["Next"] == "Predict"
-    assert states["Predict"]["Parameters"]["Payload.$"] == "$" and "ResultPath" not in states["BuildFeatures"]
+    assert states["Plan"]["OutputPath"] == "$.Payload" and states["Plan"]["Next"] == "AnythingChanged"
+    assert states["AnythingChanged"]["Default"] == "Shards" and states["Shards"]["ResultPath"] == "$.shards"
+    merge = 'States.JsonMerge($, States.StringToJson(\'{"step": "aggregate"}\'), false)'
+    assert states["Aggregate"]["Parameters"]["Payload.$"] == merge
+
+
+@pytest.mark.parametrize("name", ["pipeline", "backfill"])
+def test_shards_run_in_a_distributed_map_read_from_the_plans_list_with_results_in_s3(raw, name):
+    mapped = definition_of(name)["States"]["Shards"]
+    assert mapped["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "JSON"},
+        "Parameters": {"Bucket": "${DataBucketName}", "Key.$": "$.shards_key"},
+    }
+    # STANDARD children: a shard's tasks may run 900 s each, past an Express execution's 5 minutes.
+    assert mapped["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert mapped["ItemProcessor"]["StartAt"] == "BuildFeatures"
+    inner = mapped["ItemProcessor"]["States"]
+    assert inner["BuildFeatures"]["Next"] == "Predict" and inner["Predict"]["End"] is True
+    assert mapped["MaxConcurrencyPath"] == "$.shard_concurrency" and mapped["ToleratedFailurePercentage"] == 0
+    assert mapped["ResultWriter"]["Parameters"] == {"Bucket": "${DataBucketName}", "Prefix.$": "$.results_prefix"}
+    machine = "PipelineStateMachine" if name == "pipeline" else "BackfillStateMachine"
+    props = raw["Resources"][machine]["Properties"]
+    assert props["DefinitionSubstitutions"]["ShardConcurrency"] == {"Ref": "ShardConcurrency"}
+    assert raw["Parameters"]["ShardConcurrency"]["MaxValue"] == 10000
+    readers = [s for s in inline_statements(raw, machine) if "runs/" in json.dumps(s["Resource"])]
+    assert [object_prefixes(s["Resource"]) for s in readers] == [["runs/"]]
+    children = [s for s in inline_statements(raw, machine) if "states:StartExecution" in actions_of(s)]
+    assert len(children) == 1 and f"-{name}" in json.dumps(children[0]["Resource"])
 
 
 def test_backfill_writes_its_results_and_tolerates_no_failed_file_by_default(raw):
@@ -479,23 +509,23 @@ def test_backfill_writes_its_results_and_tolerates_no_failed_file_by_default(raw
     assert props["DefinitionSubstitutions"]["ToleratedFailurePercentage"] == {"Ref": "BackfillToleratedFailurePercentage"}
     assert raw["Parameters"]["BackfillToleratedFailurePercentage"]["Default"] == 0
     writer = [s for s in inline_statements(raw, "BackfillStateMachine") if "s3:PutObject" in actions_of(s)]
-    assert [object_prefixes(s["Resource"]) for s in writer] == [["results/backfill/"]]
+    assert [object_prefixes(s["Resource"]) for s in writer] == [["results/backfill/"], ["runs/"]]  # files, then shards
 
 
 def test_pipeline_runs_validate_features_predict_in_order():
     states = json.loads((template.TEMPLATE_PATH.parent / "statemachine" / "pipeline.asl.json").read_text())["States"]
     order, name = [], "Validate"
     while name in states and states[name]["Type"] != "Succeed" and not states[name].get("End"):
-        if states[name]["Type"] == "Task":
+        if states[name]["Type"] in ("Task", "Map"):
             order.append(name)
         name = states[name].get("Next") or states[name]["Default"]
     order.append(name)
-    assert order == ["Validate", "BuildFeatures", "Predict"]
+    assert order == ["Validate", "Plan", "Shards", "Aggregate"]
 
 
 def test_backfill_is_a_distributed_map_over_an_s3_prefix():
     states = json.loads((template.TEMPLATE_PATH.parent / "statemachine" / "backfill.asl.json").read_text())["States"]
-    (mapped,) = [state for state in states.values() if state["Type"] == "Map"]
+    mapped = states["ValidateEveryFile"]
     assert mapped["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert mapped["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
 
@@ -696,6 +726,7 @@ def test_environment_variables_are_the_ones_the_code_reads(raw):
         "BUCKET_NAME",
         "TABLE_NAME",
         "FORECAST_HORIZON",
+        "RETRAIN_EVERY_DAYS",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",

@@ -564,6 +564,11 @@ def test_a_lease_release_on_the_failure_path_and_the_first_failure_is_the_one_re
         ("States.StringToJson('10')", {}, 10),
         ("States.JsonToString($.o)", {"o": {"a": [1, 2]}}, '{"a":[1,2]}'),
         ("States.Array($.ds, 1, States.Format('{}-{}', $.ds, 'b'))", {"ds": "a"}, ["a", 1, "a-b"]),
+        (  # the pipeline adds its step to a function's input this way (a shallow merge, the right side winning)
+            'States.JsonMerge($, States.StringToJson(\'{"step": "plan", "n": {"x": 1}}\'), false)',
+            {"ds": "a", "n": {"y": 2}},
+            {"ds": "a", "n": {"x": 1}, "step": "plan"},
+        ),
     ],
 )
 def test_intrinsic_functions(call, data, expected):

@@ -45,6 +45,7 @@ def sales(tmp_path, text: str = "Day;Article;Units\n2024-01-01;A;3\n", name: str
         (["--name", "PredictionsFunction"], "--name goes with --logs"),
         (["--mapping", "m.json"], "--mapping goes with --input"),
         (["--input", "/nonexistent/sales.csv"], "--input /nonexistent/sales.csv: no such file"),
+        (["--concurrency", "-1"], "--concurrency -1: shards at once must be 0 (the CPU count) to 10000"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2_before_anything_starts(
@@ -260,3 +261,32 @@ def test_substitutions_resolve_parameters_and_attributes():
         "Fixed": "x",
     }
     assert definitions.substitutions(template, "Machine", physical, {"Tolerated": 5})["Tolerated"] == "5"
+
+
+def test_help_documents_the_fan_out_the_retrain_flag_and_the_concurrency(capsys):
+    with pytest.raises(SystemExit):
+        local.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for part in ("Distributed Map", "labelled with its shard", "--retrain", "--concurrency", "the CPU count", "--keep-running"):
+        assert part in text, part
+    args = local.build_parser().parse_args(["--retrain"])
+    assert args.retrain is True and args.concurrency == 0
+
+
+def test_the_text_summary_labels_each_shards_invocation_with_its_shard():
+    calls = [
+        {"function": "FeatureEngineeringFunction", "shard": None, "init_ms": 900.0, "duration_ms": 40.0, "max_memory_mb": 120},
+        {"function": "PredictionsFunction", "shard": 3, "init_ms": None, "duration_ms": 2000.0, "max_memory_mb": 400},
+    ]
+    lines = report.render(summary(invocations=calls)).splitlines()
+    header = next(line for line in lines if line.startswith("function"))
+    assert header.split()[:3] == ["function", "shard", "init"]
+    rows = [line.split() for line in lines if line.split() and line.split()[0].endswith("Function")]
+    assert [row[1] for row in rows] == ["-", "3"]
+
+
+def test_the_local_run_sets_the_maps_concurrency_from_the_option():
+    template = templatemod.load_template()
+    physical = {logical_id: f"p-{logical_id}" for logical_id in template["Resources"]}
+    definition = definitions.load(template, "PipelineStateMachine", physical, {"ShardConcurrency": "3"})
+    assert '\'{"step": "plan", "shard_concurrency": 3}\'' in definition["States"]["Plan"]["Parameters"]["Payload.$"]

@@ -13,6 +13,7 @@ from ..config import REPO_ROOT
 # The dataset rule lives in functions/item_prediction (aws.settings.validate_dataset_name, added by the
 # ingest work). Until that lands this pattern, DESIGN.md's, is the one local copy of it.
 MAX_HORIZON = 366
+MAX_CONCURRENCY = 10_000  # a Distributed Map's most child executions at once (the template's ShardConcurrency bound)
 
 
 class ArgumentError(ValueError):
@@ -87,5 +88,7 @@ def check(args) -> None:
             raise ArgumentError(f"{option} {path}: no such file")
     check_dataset(args.dataset)
     check_horizon(args.horizon)
+    if not 0 <= getattr(args, "concurrency", 0) <= MAX_CONCURRENCY:
+        raise ArgumentError(f"--concurrency {args.concurrency}: shards at once must be 0 (the CPU count) to {MAX_CONCURRENCY}")
     if args.mapping:
         check_mapping(Path(args.mapping), Path(args.input))

@@ -1,5 +1,6 @@
 """The intrinsic functions the runner implements, for ``"key.$": "States.Format('DS#{}', $.x)"``:
-States.Format, States.StringToJson, States.JsonToString and States.Array. Arguments are quoted
+States.Format, States.StringToJson, States.JsonToString, States.Array and States.JsonMerge (shallow,
+its third argument false, as AWS requires). Arguments are quoted
 strings (``\\'`` escapes a quote), numbers, true/false/null, reference paths or nested calls."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import re
 
 _CALL = re.compile(r"^(States\.[A-Za-z]+)\((.*)\)$", re.DOTALL)
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-FUNCTIONS = ("States.Format", "States.StringToJson", "States.JsonToString", "States.Array")
+FUNCTIONS = ("States.Format", "States.StringToJson", "States.JsonToString", "States.Array", "States.JsonMerge")
 
 
 class IntrinsicError(ValueError):
@@ -82,4 +83,9 @@ def evaluate(parsed: tuple[str, list], lookup):
         return json.loads(values[0])
     if name == "States.JsonToString":
         return json.dumps(values[0], separators=(",", ":"))
+    if name == "States.JsonMerge":
+        left, right, deep = values
+        if deep is not False or not isinstance(left, dict) or not isinstance(right, dict):
+            raise IntrinsicError("States.JsonMerge takes two JSON objects and false (a shallow merge)")
+        return {**left, **right}
     return values  # States.Array

@@ -72,20 +72,24 @@ def _validation(summary: dict) -> list[str]:
     return lines
 
 
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _result(summary: dict) -> list[str]:
     result, lines = summary.get("result") or {}, []
     if result.get("skipped"):
         lines.append(f"Nothing to predict: {result.get('reason', 'skipped')}")
-    if "metrics" in result:
+    if result.get("metrics"):
         m = result["metrics"]
-        verdict = (
-            f"beats it by {m['mae_improvement']:.1%} on MAE"
-            if m["beats_baseline"]
-            else f"does NOT beat it (MAE {m['mae_improvement']:.1%})"
-        )
+        improvement = "n/a" if m["mae_improvement"] is None else f"{m['mae_improvement']:.1%}"
+        verdict = f"beats it by {improvement} on MAE" if m["beats_baseline"] else f"does NOT beat it (MAE {improvement})"
+        shards = f" ({result['shards_run']} of {result['shard_count']} shard(s) run now)" if "shard_count" in result else ""
+        model, naive = m["model"], m["seasonal_naive"]
         lines += [
-            f"Backtest over the last {m['horizon']} periods: model MAE {m['model']['mae']:.3f}, WAPE {m['model']['wape']:.3f}; "
-            f"seasonal naive MAE {m['seasonal_naive']['mae']:.3f}, WAPE {m['seasonal_naive']['wape']:.3f}: the model {verdict}",
+            f"Backtest{shards} over the last {m['horizon']} periods: model MAE {_number(model['mae'])}, "
+            f"WAPE {_number(model['wape'])}; seasonal naive MAE {_number(naive['mae'])}, WAPE {_number(naive['wape'])}: "
+            f"the model {verdict}",
             f"Predictions: {result['predictions_written']:,} written for {result['series']} series x {result['horizon']} periods "
             f"(model {result['model_version']})",
         ]
@@ -104,11 +108,12 @@ def slowest_steps(durations: dict | None, count: int = 3) -> str:
 
 
 def _tables(summary: dict) -> list[str]:
-    lines = ["", f"{'function':<28}{'init ms':>10}{'duration ms':>13}{'max MB':>8}  slowest steps (ms)"]
+    lines = ["", f"{'function':<28}{'shard':>6}{'init ms':>10}{'duration ms':>13}{'max MB':>8}  slowest steps (ms)"]
     for item in summary["invocations"]:
         init = f"{item['init_ms']:.0f}" if item["init_ms"] else "-"
+        shard = "-" if item.get("shard") is None else str(item["shard"])
         steps = slowest_steps(item.get("durations_ms"))
-        row = f"{item['function']:<28}{init:>10}{item['duration_ms']:>13,.0f}{item['max_memory_mb']:>8}"
+        row = f"{item['function']:<28}{shard:>6}{init:>10}{item['duration_ms']:>13,.0f}{item['max_memory_mb']:>8}"
         lines.append(f"{row}  {steps}" if steps else row)
     lines += ["", f"{'function + layers':<28}{'bytes':>16}{'limit':>16}{'headroom':>10}"]
     for item in summary["sizes"]:

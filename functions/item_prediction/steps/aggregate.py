@@ -1,0 +1,161 @@
+"""The Aggregate step (Predictions, ``"step": "aggregate"``): one dataset-level result from the shards.
+
+After the Distributed Map it reads the ResultWriter's manifest and SUCCEEDED files (each shard's
+small result), then, under the dataset's lease:
+
+1. the dataset's shard table: each shard run now takes its new entry (forecast, model, backtest
+   ``sums``; a shard predicted with its latest model keeps the sums of that model's backtest),
+   every other shard keeps its entry from the previous ``models/<ds>/latest.json`` (a shard that
+   has no rows any more, or too little history, has none);
+2. exact dataset metrics from the additive sums (:func:`combine`): MAE = sum |error| / count,
+   WAPE = sum |error| / sum actual, for the model and the seasonal-naive baseline;
+3. writes the generation's pointer ``GEN#<run_id>`` / ``SHARD#<s>`` for every shard with a
+   forecast, then ``models/<ds>/latest.json`` (dataset level), the run report
+   ``reports/<ds>/runs/<run_id>.json`` and ``validated/<ds>/_dataset.json`` (shard count, rows,
+   signatures: what the next Plan compares with), and last flips CURRENT to the generation.
+
+A failure before the flip leaves the previous generation on display; the next run re-runs the
+shards (their signatures were not recorded).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from ..aws import table_keys
+from ..aws.settings import Settings
+from ..aws.storage import Storage
+from .plan import dataset_manifest_key
+
+SUM_FIELDS = ("abs_error", "naive_abs_error", "actual", "count")
+
+
+def _score(error: float, actual: float, count: int) -> dict:
+    return {"mae": round(error / count, 6) if count else None, "wape": round(error / actual, 6) if actual else None}
+
+
+def combine(sums: list[dict], horizon: int | None = None) -> dict:
+    """Dataset metrics from shards' backtest ``sums``, exactly what one backtest over all their
+    held-out rows would report (same keys as ``model.backtest``'s scores)."""
+    total = {name: sum(part[name] for part in sums) for name in SUM_FIELDS}
+    model_scores = _score(total["abs_error"], total["actual"], total["count"])
+    naive = _score(total["naive_abs_error"], total["actual"], total["count"])
+    ratio = model_scores["mae"] / naive["mae"] if model_scores["mae"] is not None and naive["mae"] else None
+    return {
+        "horizon": horizon,
+        "holdout_rows": total["count"],
+        "shards": len(sums),
+        "model": model_scores,
+        "seasonal_naive": naive,
+        "mae_improvement": round(1 - ratio, 4) if ratio is not None else None,
+        "mae_ratio": round(ratio, 4) if ratio is not None else None,
+        "beats_baseline": bool(ratio is not None and ratio < 1),
+        "sums": total,
+    }
+
+
+def read_results(storage: Storage, manifest_key: str) -> list[dict]:
+    """Each SUCCEEDED child's output, from the ResultWriter's manifest and files."""
+    manifest = storage.get_json(manifest_key)
+    outputs = []
+    for entry in manifest.get("ResultFiles", {}).get("SUCCEEDED", []):
+        outputs += [json.loads(child["Output"]) for child in json.loads(storage.get_bytes(entry["Key"]))]
+    return outputs
+
+
+ENTRY_FIELDS = (
+    "forecast_id",
+    "model_version",
+    "model_key",
+    "series",
+    "predictions_written",
+    "forecast_range",
+    "data_end",
+    "run_id",
+)
+
+
+def shard_table(previous: dict, plan: dict, results: list[dict]) -> dict[str, dict]:
+    """``"<s:05d>"`` -> entry for every shard with a forecast after this run (see the module)."""
+    table = dict(previous.get("shards", {})) if previous.get("shard_count") == plan["shard_count"] else {}
+    for shard in plan["shards"]:
+        table.pop(f"{int(shard):05d}", None)  # re-run: its old entry goes, whatever the outcome
+    for result in results:
+        if result.get("skipped"):
+            continue
+        name = f"{result['shard']:05d}"
+        kept = (previous.get("shards", {}).get(name) or {}).get("sums")
+        entry = {field: result.get(field) for field in ENTRY_FIELDS}
+        table[name] = {**entry, "mode": result["mode"], "sums": result.get("sums") or kept}
+    return dict(sorted(table.items()))
+
+
+def _skipped(results: list[dict]) -> list[dict]:
+    return [{"shard": r.get("shard"), "reason": r.get("reason")} for r in results if r.get("skipped")]
+
+
+def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetime | None = None) -> dict:
+    """Combine the run's shard results and publish the generation (see the module)."""
+    now = now or datetime.now(UTC)
+    stamp = now.isoformat(timespec="seconds")
+    dataset, plan = event["dataset"], storage.get_json(event["plan_key"])
+    run_id, count = plan["run_id"], plan["shard_count"]
+    results = read_results(storage, event["shards"]["ResultWriterDetails"]["Key"])
+    latest_key = f"{settings.models_prefix}{dataset}/latest.json"
+    previous = storage.get_json(latest_key) if storage.exists(latest_key) else {}
+    table = shard_table(previous, plan, results)
+    sums = [entry["sums"] for entry in table.values() if entry.get("sums")]
+    metrics = combine(sums, plan["horizon"]) if sums else None
+    ranges = [entry["forecast_range"] for entry in table.values() if entry.get("forecast_range")]
+    forecast_range = [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None
+    storage.put_items(
+        {
+            **table_keys.shard_pointer_key(dataset, run_id, int(name)),
+            "shard": int(name),
+            "shard_count": count,
+            "dataset": dataset,
+            **{k: entry[k] for k in ("forecast_id", "model_version", "forecast_range")},
+        }
+        for name, entry in table.items()
+    )
+    summary = {"dataset": dataset, "run_id": run_id, "generation": run_id, "shard_count": count, "metrics": metrics}
+    storage.put_json(latest_key, {**summary, "shards": table, "updated_at": stamp})
+    ran = [r for r in results if not r.get("skipped")]
+    report = {
+        **summary,
+        "previous_shard_count": plan.get("previous_shard_count"),
+        "previous_generation": plan.get("previous_generation"),
+        "shards_planned": plan["shards"],
+        "shards_run": [{k: r.get(k) for k in ("shard", "mode", "reason", "series", "predictions_written")} for r in ran],
+        "shards_skipped": _skipped(results),
+        "predictions_written": sum(r["predictions_written"] for r in ran),
+        "series": sum(entry.get("series") or 0 for entry in table.values()),
+        "forecast_range": forecast_range,
+        "planned_at": plan.get("planned_at"),
+        "aggregated_at": stamp,
+    }
+    report_key = storage.put_json(f"{settings.reports_prefix}{dataset}/runs/{run_id}.json", report)
+    storage.put_json(
+        dataset_manifest_key(settings, dataset),
+        {
+            "shard_count": count,
+            "shard_rows": plan["shard_rows"],
+            "frequency": plan["frequency"],
+            "signatures": plan["signatures"],
+            "generation": run_id,
+            "updated_at": stamp,
+        },
+    )
+    pointer = {"generation": run_id, "shard_count": count, "horizon": plan["horizon"], "forecast_range": forecast_range}
+    storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset, "updated_at": stamp})  # the flip, last
+    return {
+        **{k: report[k] for k in ("dataset", "run_id", "generation", "shard_count", "metrics", "predictions_written", "series")},
+        "shards_run": len(ran),
+        "shards_skipped": len(report["shards_skipped"]),
+        "horizon": plan["horizon"],
+        "forecast_range": forecast_range,
+        "model_key": latest_key,
+        "model_version": f"{len(table)} shard model(s), generation {run_id}",
+        "report_key": report_key,
+    }

@@ -1,0 +1,194 @@
+"""The Plan step (FeatureEngineering, ``"step": "plan"``): which shards this run rebuilds, and how.
+
+Runs under the dataset's lease (taken by the handler). From the dataset manifest
+``validated/<ds>/_dataset.json`` and the listing of the validated parts it decides:
+
+* the shard count N: the manifest's (1 for a new dataset), raised to the largest count a part was
+  written under, then doubled while any shard holds more than ``schema.SHARD_MAX_ROWS`` rows;
+* the shards to run: every shard whose parts changed since the forecast on display was made
+  (a shard's *signature* is the SHA-256 of its parts' keys and ETags, so the same bytes written
+  again, a duplicate upload, change nothing), or all of them on a first run, a re-shard or a
+  retrain request. Nothing changed: NothingToDo (the run ends, the forecast stays);
+* each shard's mode: ``train_and_predict`` when retraining is due (no model for the shard, an
+  explicit ``mode: retrain``, a re-shard, a model older than RETRAIN_EVERY_DAYS), else
+  ``predict`` with the shard's latest model; the shard's FeatureEngineering also switches to
+  training when the new data ends more than the horizon after the model's data.
+
+It writes the shard list ``runs/<ds>/<run_id>/shards.json`` (the Distributed Map's ItemReader
+reads it) and the plan ``runs/<ds>/<run_id>/plan.json`` (the Aggregate step reads it), and
+returns their keys: the state's payload stays small whatever the number of shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from ..aws import table_keys
+from ..aws.settings import Settings
+from ..aws.storage import Storage
+from ..domain import schema, validation
+from . import shard_store
+from .envelope import NothingToDo
+
+MAX_HORIZON = 366  # as ml.model.MAX_HORIZON
+RETRAIN, TRAIN, PREDICT = "retrain", "train_and_predict", "predict"
+
+
+def resolve_horizon(requested, settings: Settings, frequency: str) -> int:
+    """The event's horizon, else FORECAST_HORIZON, else the frequency's default (as
+    ``predict.resolve_horizon``, without importing the model: this step runs without scikit-learn)."""
+    value = requested if requested not in (None, "", 0) else (settings.forecast_horizon or schema.DEFAULT_HORIZON[frequency])
+    value = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HORIZON:
+        raise ValueError(f"horizon must be a whole number of periods from 1 to {MAX_HORIZON}, got {value!r}")
+    return value
+
+
+def dataset_manifest_key(settings: Settings, dataset: str) -> str:
+    return shard_store.manifest_key(settings, dataset)
+
+
+def run_prefix(dataset: str, run_id: str) -> str:
+    return f"runs/{dataset}/{run_id}/"
+
+
+def shard_prefix(base: str, dataset: str, shard: int) -> str:
+    """``<base><ds>/shard=<s:05d>/``: where a shard's features or models live."""
+    return f"{base}{dataset}/shard={shard:05d}/"
+
+
+def new_run_id(owner: str, now: datetime) -> str:
+    """Sortable by time, distinct per lease owner: ``20260105T120000Z-1a2b3c4d``."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
+
+
+def listed_parts(storage: Storage, settings: Settings, dataset: str) -> list[dict]:
+    """The dataset's parts from one listing: ``key``, ``etag``, ``count`` and ``shard`` (the part's n and s)."""
+    parts = []
+    for entry in storage.list_objects(shard_store.dataset_prefix(settings, dataset)):
+        parsed = shard_store.parse_part_key(settings, dataset, entry["key"])
+        if parsed:
+            parts.append({"key": entry["key"], "etag": entry.get("etag"), "count": parsed[1], "shard": parsed[2]})
+    return parts
+
+
+def shard_count(manifest: dict, parts: list[dict], rows_of) -> tuple[int, dict[int, int]]:
+    """N (see the module) and the rows per shard under it; ``rows_of(count)`` counts them."""
+    count = max([int(manifest.get("shard_count") or 1), *(part["count"] for part in parts)])
+    rows = rows_of(count)
+    while rows and max(rows.values()) > schema.SHARD_MAX_ROWS and count < schema.MAX_SHARDS:
+        count *= 2
+        rows = rows_of(count)
+    return count, rows
+
+
+def signatures(parts: list[dict], count: int) -> dict[str, str]:
+    """Per shard (``"0"``...) with parts: the SHA-256 of its parts' sorted keys and ETags."""
+    members: dict[int, list[str]] = {}
+    for part in parts:
+        if part["count"] > count:  # never listed: N is at least every part's count
+            continue
+        for shard in range(part["shard"], count, part["count"]):
+            members.setdefault(shard, []).append(f"{part['key']}\x1f{part.get('etag')}")
+    return {str(shard): hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest() for shard, keys in members.items()}
+
+
+def touched_shards(current: dict[str, str], manifest: dict, count: int, *, everything: bool) -> list[int]:
+    """The shards to run: all with data when ``everything``, else those whose parts changed
+    (or vanished: a retraction) since the manifest's signatures."""
+    previous = manifest.get("signatures", {}) if manifest.get("shard_count") == count else {}
+    if everything:
+        return sorted(int(shard) for shard in current)
+    return sorted(int(shard) for shard in set(current) | set(previous) if current.get(shard) != previous.get(shard))
+
+
+def shard_mode(latest: dict | None, *, requested: bool, count: int, now: datetime, max_age_days: int) -> tuple[str, str]:
+    """``(mode, reason)`` for one shard given its model's latest.json (None: no model)."""
+    if requested:
+        return TRAIN, "retrain requested"
+    if latest is None:
+        return TRAIN, "no model for this shard yet"
+    if latest.get("shard_count") != count:
+        return TRAIN, f"re-sharded from {latest.get('shard_count')} to {count} shards"
+    trained = datetime.fromisoformat(latest.get("trained_at") or "1970-01-01T00:00:00+00:00")
+    if (now - trained).days >= max_age_days:
+        return TRAIN, f"model older than {max_age_days} days"
+    return PREDICT, "latest model"
+
+
+def frequency_of(storage: Storage, event: dict, manifest: dict, parts: list[dict]) -> str:
+    """The mapping's frequency when it set one, else the dataset's (manifest), else inferred from a part."""
+    if event.get("frequency") and event.get("frequency_source", "mapping") == "mapping":
+        return event["frequency"]
+    if manifest.get("frequency"):
+        return manifest["frequency"]
+    if event.get("frequency"):
+        return event["frequency"]
+    sample = storage.read_parquet(parts[-1]["key"], columns=[schema.DATE])
+    return validation.infer_frequency(sample[schema.DATE].astype(str).unique(), None)
+
+
+def _latest(storage: Storage, settings: Settings, dataset: str, shard: int) -> dict | None:
+    key = shard_prefix(settings.models_prefix, dataset, shard) + "latest.json"
+    return storage.get_json(key) if storage.exists(key) else None
+
+
+def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now: datetime | None = None) -> dict:
+    """Decide and write the run's shard list and plan (see the module); NothingToDo when no shard changed."""
+    now = now or datetime.now(UTC)
+    key = dataset_manifest_key(settings, dataset)
+    manifest = storage.get_json(key) if storage.exists(key) else {}
+    parts = listed_parts(storage, settings, dataset)
+    if not parts:
+        raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
+    count, rows = shard_count(manifest, parts, lambda n: shard_store.dataset_shard_rows(storage, settings, dataset, n))
+    current = signatures(parts, count)
+    requested = event.get("mode") == RETRAIN
+    everything = requested or not manifest or manifest.get("shard_count") != count
+    touched = touched_shards(current, manifest, count, everything=everything)
+    if not touched:
+        raise NothingToDo(f"nothing changed: every shard of {dataset!r} was forecast from the parts it has now")
+    frequency = frequency_of(storage, event, manifest, parts)
+    horizon = resolve_horizon(event.get("horizon"), settings, frequency)
+    owner, run_id = event["lease_owner"], new_run_id(event["lease_owner"], now)
+    items = []
+    for shard in touched:
+        latest = _latest(storage, settings, dataset, shard)
+        mode, reason = shard_mode(latest, requested=requested, count=count, now=now, max_age_days=settings.retrain_every_days)
+        item = {"dataset": dataset, "bucket": storage.bucket, "shard": shard, "shard_count": count, "run_id": run_id}
+        item.update(mode=mode, reason=reason, horizon=horizon, frequency=frequency, lease_owner=owner)
+        if mode == PREDICT:
+            item["data_end"] = latest.get("data_end")
+        items.append(item)
+    prefix = run_prefix(dataset, run_id)
+    previous = storage.get_item(table_keys.current_key(dataset)) or {}
+    storage.put_json(
+        prefix + "plan.json",
+        {
+            "run_id": run_id,
+            "dataset": dataset,
+            "shard_count": count,
+            "previous_shard_count": manifest.get("shard_count"),
+            "previous_generation": previous.get("generation"),
+            "shard_rows": {str(shard): value for shard, value in sorted(rows.items())},
+            "signatures": current,
+            "frequency": frequency,
+            "horizon": horizon,
+            "shards": {str(item["shard"]): {"mode": item["mode"], "reason": item["reason"]} for item in items},
+            "planned_at": now.isoformat(timespec="seconds"),
+        },
+    )
+    shards_key = storage.put_json(prefix + "shards.json", items)  # a JSON array: the ItemReader's input
+    modes = {mode: sum(item["mode"] == mode for item in items) for mode in (TRAIN, PREDICT)}
+    return {
+        "run_id": run_id,
+        "shard_count": count,
+        "shards_run": len(items),
+        "modes": modes,
+        "shards_key": shards_key,
+        "plan_key": prefix + "plan.json",
+        "results_prefix": prefix + "results/",
+        "frequency": frequency,
+        "horizon": horizon,
+    }
