@@ -1,22 +1,25 @@
-"""FeatureEngineering: rebuild the feature set of a dataset from all its validated files.
+"""FeatureEngineering: the Plan step of a run, one shard's features, or a whole dataset's.
 
-Input: DataValidation's output, or ``{"dataset": ...}`` (the backfill), optionally with
-``frequency`` (``D``/``W``); a frequency that DataValidation inferred from one file is not
-trusted for the whole dataset (it is inferred again from all of it), one from the mapping is.
+``"step": "plan"`` (the pipeline's Plan state; input: DataValidation's output, or ``{"dataset"}``
+from the backfill, optionally ``mode: retrain`` and ``horizon``): takes the dataset's lease (owner
+``<source_key>#<source_version>``, or ``backfill#<dataset>``; ``DatasetBusy`` while another run holds
+it, which the state machine retries) and plans the run (:mod:`item_prediction.steps.plan`): writes
+``runs/<ds>/<run_id>/shards.json`` and ``plan.json``. Output: the carried fields (``bucket``,
+``dataset``, ``source_key``, ``source_version``, ``lease_owner``), ``run_id``, ``shard_count``,
+``shards_run``, ``modes``, ``shards_key``, ``plan_key``, ``results_prefix``, ``frequency``,
+``horizon``, ``shard_concurrency`` and ``durations_ms`` (``take_lease``, ``plan``); or ``skipped``
+with the reason (nothing changed, no validated data), the lease given back. The lease is kept for
+the run: the Aggregate step gives it back.
 
-One run per dataset at a time: before reading anything it takes the dataset's lease (owner
-``<source_key>#<source_version>``, or ``backfill#<dataset>`` for an input without a source) and
-raises ``DatasetBusy`` while another run holds it (the state machine retries later). It gives
-the lease back on its skipped paths and errors; Predictions gives it back at its end.
+``"step": "shard"`` (an item of the Distributed Map): renews the run's lease and builds the
+shard's features (``features/<ds>/shard=<s:05d>/``, Parquet; :func:`steps.features.build_shard`).
+Output: the item with ``features_key``, ``features_version``, ``manifest_key``, ``rows``,
+``series``, ``date_range``, the mode decided (``mode``, ``reason``, ``since``) and
+``durations_ms`` (``renew_lease``, ``read_validated``, ``build_features``, ``write_features``); or the
+item with ``skipped`` when the shard has no rows.
 
-Output (the input of Predictions): the input's ``bucket``, ``dataset``, ``source_key`` and
-``source_version``, plus ``lease_owner``, ``features_key``, ``features_version`` (the VersionId
-written, which Predictions reads), ``manifest_key``, ``input_count`` and ``inputs`` (``{key,
-version_id}`` of each validated object read, up to 100; all of them are in the manifest),
-``rows``, ``series``, ``gaps``, ``date_range``, ``frequency`` and ``durations_ms`` (milliseconds
-per step: ``take_lease``, ``read_validated``, ``build_features``, ``write_features``; also in the
-last log line and as ``<Step>Duration`` metrics); or ``{"skipped": true, "reason"}`` when the input
-was skipped or the dataset has no validated data.
+Without ``step`` (a manual rebuild): the whole dataset's feature set as before the fan-out, under the
+lease, which it gives back on its skipped paths and errors.
 """
 
 import time

@@ -1,33 +1,25 @@
-"""Predictions: train and backtest the model (or load the latest), forecast every series, store.
+"""Predictions: one shard's model and forecast, the run's Aggregate step, or a whole dataset's run.
 
-Input: FeatureEngineering's output (``dataset``, ``manifest_key``), or ``{"dataset": ...}``,
-optionally with ``mode`` and ``horizon`` (periods, 1 to 366; default ``FORECAST_HORIZON``, else
-14 for daily and 8 for weekly data):
+``"step": "shard"`` (an item of the Distributed Map, after its BuildFeatures): renews the run's
+lease (kept), trains and backtests the shard's model (``mode: train_and_predict``, saved under
+``models/<ds>/shard=<s:05d>/`` with ``latest.json`` and its SHA-256) or loads the latest one
+(``predict``), forecasts the shard's series and writes them under the run's id
+(:func:`steps.predict.run_shard`). Output (small: the map's ResultWriter keeps it): ``shard``,
+``mode``, ``forecast_id``, ``model_version``, ``model_key``, ``predictions_key``,
+``predictions_written``, ``series``, ``forecast_range``, ``data_end``, the backtest's ``sums`` when
+it trained, and ``durations_ms``; or ``skipped`` with the reason (too little history).
 
-* ``"mode": "train_and_predict"`` (default): backtest against seasonal naive, train on all
-  periods, save the model under ``models/<dataset>/<version>/`` and ``latest.json``, forecast;
-* ``"mode": "predict"``: forecast with the model ``models/<dataset>/latest.json`` points at, once
-  its SHA-256 matches the one latest.json records.
+``"step": "aggregate"``: takes the run's lease again (``DatasetBusy`` when another run took it),
+combines the shards' results into the dataset's metrics and publishes the generation
+(:mod:`item_prediction.steps.aggregate`), then gives the lease back whatever the outcome. Output:
+``run_id``, ``generation``, ``shard_count``, ``shards_run``, ``shards_skipped``, ``metrics`` (exact
+dataset MAE and WAPE, model and seasonal naive), ``predictions_written``, ``series``, ``horizon``,
+``forecast_range``, ``model_key`` (``models/<ds>/latest.json``), ``report_key`` and ``durations_ms``.
 
-A run's predictions are written under its ``forecast_id``, then the dataset's CURRENT pointer
-is flipped to it (see :mod:`item_prediction.steps.predict`).
-
-Output: ``model_key``, ``model_version``, ``forecast_id``, ``predictions_key``, ``predictions_written``,
-``series``, ``horizon``, ``forecast_range`` and the backtest ``metrics`` (``model`` and
-``seasonal_naive`` MAE/WAPE, ``mae_improvement``, ``mae_ratio``, ``beats_baseline``), with the
-input's ``bucket``, ``dataset``, ``source_key`` and ``source_version``; or ``{"skipped": true,
-"reason"}`` when the input was skipped or the dataset is too short to train and backtest on.
-
-Also in the output, ``durations_ms``: milliseconds per step (``retake_lease``,
-``read_features``, ``backtest``, ``fit``, ``save_model`` or ``load_model``, ``forecast``,
-``write_items``, ``write_csv``, ``flip``), as in the last log line and the ``<Step>Duration`` metrics.
-
-The dataset's lease: FeatureEngineering took it for the run (``lease_owner`` in the input); this
-function takes it again at its start (re-entrant for the same owner), since a retried attempt
-follows a failed one that gave it back, and raises ``DatasetBusy`` when another run took it
-meanwhile (the state machine retries later). An input without ``lease_owner`` (a manual predict)
-takes none. At its end, whatever the path (predicted, skipped, failed), it gives the lease back,
-so the next run can start.
+Without ``step``: FeatureEngineering's whole-dataset output (``dataset``, ``manifest_key``), or
+``{"dataset"}``, optionally with ``mode`` (``train_and_predict``/``predict``) and ``horizon``: the
+whole dataset's model and forecast, flipped CURRENT to its ``forecast_id`` (a manual run); the lease
+named by ``lease_owner`` is taken again at its start and given back at its end.
 
 The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.handler``).
 """

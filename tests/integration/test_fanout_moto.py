@@ -170,3 +170,29 @@ def test_a_retrain_request_retrains_every_shard(aws, monkeypatch):
     plan = read_json(aws, retrained[1]["plan_key"])
     assert {entry["reason"] for entry in plan["shards"].values()} == {"retrain requested"}
     assert all(read_json(aws, f"models/sales/shard={s:05d}/latest.json")["data_end"] == "2023-05-04" for s in range(4))
+
+
+def test_the_backfill_validates_every_file_then_fans_out_once(aws, monkeypatch):
+    from lambda_build import template as templatemod
+    from lambda_build.offline import asl, definitions
+    from lambda_build.offline.services import aws_services
+
+    from .conftest import _in_process, _physical_ids
+
+    monkeypatch.setattr(schema, "SHARD_TARGET_ROWS", 500)
+    upload(aws, "raw/bf/north.csv", first_days(SALES[SALES["store_id"] == "STORE-00"]))
+    upload(aws, "raw/bf/south.csv", first_days(SALES[SALES["store_id"] == "STORE-01"]))
+    template = templatemod.load_template()
+    definition = definitions.load(template, "BackfillStateMachine", _physical_ids(template), {"ShardConcurrency": "1"})
+    results, calls = {}, []
+    output = asl.run(
+        definition,
+        {"prefix": "raw/bf/", "dataset": "bf"},
+        invoke=_in_process(template, results, [], calls),
+        services=aws_services(),
+        sleep=lambda seconds: None,
+    )
+    assert [step for function, step, _ in calls if function == "DataValidationFunction"] == [None, None]
+    assert output["run_id"] == current("bf")["generation"] and output["series"] == 16
+    assert results[("FeatureEngineeringFunction", "plan")]["lease_owner"] == "backfill#bf"
+    assert len(shown("bf")) == 16

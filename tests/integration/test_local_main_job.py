@@ -72,13 +72,22 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     assert len(series) == 6
     for key in series:
         assert sum(1 for i in items if (i["item_id"]["S"], i["store_id"]["S"]) == key) == 7
-    invoked = [call["function"] for call in summary["invocations"]]
-    assert invoked == ["DataValidationFunction", "FeatureEngineeringFunction", "PredictionsFunction"]
-    assert all(call["init_ms"] and call["error"] is None for call in summary["invocations"])
-    timed = {call["function"]: call["durations_ms"] for call in summary["invocations"]}  # each function's steps, in ms
-    assert {"validate", "write_outputs"} == set(timed["DataValidationFunction"])
-    assert {"read_validated", "build_features", "write_features"} <= set(timed["FeatureEngineeringFunction"])
-    assert {"read_features", "backtest", "fit", "forecast", "write_items", "flip"} <= set(timed["PredictionsFunction"])
+    invoked = [(call["function"], call["shard"]) for call in summary["invocations"]]
+    assert invoked == [
+        ("DataValidationFunction", None),
+        ("FeatureEngineeringFunction", None),  # the plan
+        ("FeatureEngineeringFunction", 0),  # the Distributed Map's one shard
+        ("PredictionsFunction", 0),
+        ("PredictionsFunction", None),  # the aggregate
+    ]
+    assert all(call["error"] is None and call["memory_size_mb"] >= call["max_memory_mb"] > 0 for call in summary["invocations"])
+    assert summary["validation"]["rows_in"] == validation["rows_in"]
+    timed = {(call["function"], call["shard"]): call["durations_ms"] for call in summary["invocations"]}  # steps, in ms
+    assert {"validate", "write_outputs"} == set(timed[("DataValidationFunction", None)])
+    assert {"take_lease", "plan"} == set(timed[("FeatureEngineeringFunction", None)])
+    assert {"read_validated", "build_features", "write_features"} <= set(timed[("FeatureEngineeringFunction", 0)])
+    assert {"read_features", "backtest", "fit", "forecast", "write_items"} <= set(timed[("PredictionsFunction", 0)])
+    assert {"aggregate"} <= set(timed[("PredictionsFunction", None)])
 
     # The query hint names a series of this run and runs as printed, against the kept stack.
     first = summary["predictions"][0]
@@ -94,14 +103,14 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     assert everything.returncode == 0, everything.stderr[-2000:]
     for function, message in (
         ("DataValidation", "validated"),
-        ("FeatureEngineering", "features built"),
-        ("Predictions", "predicted"),
+        ("FeatureEngineering", "shard features built"),
+        ("Predictions", "aggregated"),
     ):
         assert f"item-prediction-local-{function}" in everything.stdout and f'"message": "{message}"' in everything.stdout, (
             function
         )
     reports = deploy_local("--logs", "--name", "PredictionsFunction")
-    assert reports.stdout.count("REPORT RequestId:") == 1 and "Init Duration:" in reports.stdout
+    assert reports.stdout.count("REPORT RequestId:") == 2 and "Init Duration:" in reports.stdout  # shard 0, aggregate
 
 
 def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_is(built_layers, stop_emulator):
@@ -113,9 +122,9 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
     assert (second["endpoint"], second["bucket"], second["table"]) == (first["endpoint"], first["bucket"], first["table"])
     assert second["reused"] is True and server_pid() == pid, "no second emulator"
     failure = second["failure"]
-    assert failure["state"] == "Predict" and failure["error"] and "no-such-table" not in failure["error"]
+    assert failure["state"] == "Shards" and failure["error"] == "States.ExceedToleratedFailureThreshold"
+    assert "no-such-table" in failure["cause"]  # the shard's Predictions error, inside the map's
     assert failure["cause"] and failure["ended_in"] == "PipelineFailed"
-    assert failure["log_group"] == "/aws/lambda/item-prediction-local-Predictions"
     assert failure["state_machine_log_group"] and failure["dead_letter"]["message_id"]
     assert second["validation"]["rows_in"] == first["validation"]["rows_in"] > 0, "counts already known are reported"
     sqs = boto3.client(
@@ -126,7 +135,7 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
     assert letter["error"]["Error"] == failure["error"] and letter["dataset"] == "sales"
 
     text = deploy_local("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", env=broken)
-    assert text.returncode == 1 and text.stdout.splitlines()[0].startswith(f"PIPELINE FAILED in Predict: {failure['error']}: ")
+    assert text.returncode == 1 and text.stdout.splitlines()[0].startswith(f"PIPELINE FAILED in Shards: {failure['error']}: ")
     assert "dead-letter message" in text.stdout and "Validation: " in text.stdout
     stopped = deploy_local("--stop")
     assert stopped.stdout.strip() == "local emulator stopped" and not (REPO_ROOT / ".local-aws" / "server.json").exists()
