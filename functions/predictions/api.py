@@ -12,7 +12,8 @@ are optional and inclusive, at most 366 days apart (one bound alone covers 366 d
   series has none in it; 503 with ``Retry-After`` when DynamoDB fails.
 
 Reads the dataset's CURRENT pointer (GetItem, consistent), then Queries that run's items of the
-series. Imports no pandas or scikit-learn.
+series. Imports no pandas or scikit-learn. ``GET /datasets/{dataset}/report`` (a link to the
+dataset's forecast report) is :mod:`predictions.report_api`, included here.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from item_prediction.aws import api_query, table_keys
 from item_prediction.aws.runtime import logger, storage
 from item_prediction.domain.schema import NO_STORE
 
+from . import report_api
+
 RETRY_AFTER_SECONDS = 2
 app = APIGatewayHttpResolver()
+app.include_router(report_api.router)  # GET /datasets/{dataset}/report
 
 
 def _path_parameter(name: str, position: int) -> str | None:
@@ -78,7 +82,7 @@ def get_predictions() -> dict:
 
 @app.exception_handler([ClientError, BotocoreConnectionError, HTTPClientError])
 def dynamodb_unavailable(exc: Exception) -> Response:
-    """DynamoDB failed or could not be reached: a 503 the client may retry, not a 500."""
+    """DynamoDB (or S3, for the report's link) failed or could not be reached: a 503 the client may retry, not a 500."""
     code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
     logger.warning("DynamoDB unavailable", extra={"error": code})
     return Response(
