@@ -58,6 +58,13 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     assert metadata["metrics"] == predicted["metrics"] and metadata["training_fingerprint"] == manifest["source_fingerprint"]
     assert len(read_csv_gz(aws, predicted["predictions_key"])) == len(items)
 
+    # The run's forecast report: next to the validation reports, named in CURRENT, with every count.
+    assert predicted["report_key"] == pointer["report_key"] == f"reports/sales/{predicted['forecast_id']}/report.html"
+    page = aws.get_object(Bucket=BUCKET, Key=predicted["report_key"])
+    text = page["Body"].read().decode()
+    assert page["ContentType"].startswith("text/html") and f"{report['rows_in']:,}" in text
+    assert all(f"quarantined: {rule}" in text for rule in report["rules"]) and metadata["version"] in text
+
     # Structured logs carry the source object as correlation id; EMF metrics are emitted.
     logs = log_lines()
     assert {log["message"] for log in logs} >= {"validated", "features built", "predicted"}
@@ -86,6 +93,7 @@ STEPS = {
         "write_items",
         "write_csv",
         "flip",
+        "report",
     },
 }
 
@@ -119,7 +127,7 @@ def test_each_function_logs_outputs_and_emits_the_durations_of_its_steps(aws, ca
     from predictions.app import lambda_handler as predict  # a manual predict: the latest model, no lease to take
 
     again = predict({"dataset": "sales", "mode": "predict"}, FakeContext())
-    assert set(again["durations_ms"]) == {"read_features", "load_model", "forecast", "write_items", "write_csv", "flip"}
+    assert set(again["durations_ms"]) == {"read_features", "load_model", "forecast", "write_items", "write_csv", "flip", "report"}
     assert emitted_metrics(capsys.readouterr().out)["LoadModelDuration"] == "Milliseconds"
 
 
