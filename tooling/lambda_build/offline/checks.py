@@ -87,5 +87,8 @@ def check(args) -> None:
             raise ArgumentError(f"{option} {path}: no such file")
     check_dataset(args.dataset)
     check_horizon(args.horizon)
+    report = getattr(args, "report", None)
+    if report and not Path(report).resolve().parent.is_dir():
+        raise ArgumentError(f"--report {report}: no such directory {Path(report).resolve().parent}")
     if args.mapping:
         check_mapping(Path(args.mapping), Path(args.input))
