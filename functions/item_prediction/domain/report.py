@@ -172,7 +172,7 @@ def chart_spec(title: str, rows: list[dict], *, width: int, height: int, subtitl
                 "x": x,
                 "y": {"field": "v", "type": "quantitative", "title": "quantity"},
                 "color": {"field": "k", "type": "nominal", "title": None, "scale": scale, "legend": {"orient": "top"}},
-                "strokeDash": {"field": "k", "type": "nominal", "scale": dash, "legend": None},
+                "strokeDash": {"field": "k", "type": "nominal", "title": None, "scale": dash, "legend": {"orient": "top"}},
                 "tooltip": tooltip,
             },
         }
