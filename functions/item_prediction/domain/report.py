@@ -280,7 +280,7 @@ def summary_html(summary: dict, backtest: pd.DataFrame | None) -> str:
         ["series", _fmt(summary.get("series"), 0)],
     ]
     accuracy = _table(["backtest", "model", "seasonal naive", "model against naive"], _accuracy(metrics, backtest), "Accuracy")
-    return f'<div class="facts">{_table([], data, "Data")}{_table([], run, "Model")}{accuracy}</div>'
+    return f'<div class="facts">{accuracy}{_table([], run, "Model")}{_table([], data, "Data")}</div>'
 
 
 def attention_html(history, backtest, forecast, frequency: str) -> str:
