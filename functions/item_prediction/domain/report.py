@@ -15,7 +15,8 @@ Inputs (canonical columns of :mod:`.schema`):
 * ``summary``: ``dataset``, ``forecast_id``, ``model_version``, ``frequency``, ``horizon``,
   ``generated_at``; ``validation`` {rows_in, rows_clean, rows_quarantined, rules: {reason: rows}};
   ``metrics`` (the model's backtest: ``model``/``seasonal_naive`` {mae, wape}, ``cutoff``,
-  ``mae_improvement``, optionally ``interval_coverage``). Missing parts show as "not available".
+  ``mae_improvement``; the P10-P90 coverage from ``interval_coverage``, else the additive ``sums``
+  ``inside_p10_p90`` / ``count``, else the backtest frame's p10/p90). Missing parts show as "n/a".
 
 Bounded: at most :data:`MAX_LARGEST` + :data:`MAX_WORST` series charts, each with the last
 :data:`HISTORY_PERIODS` periods of history, and tables of :data:`TABLE_ROWS` rows: a few MB at
@@ -254,7 +255,9 @@ def _accuracy(metrics: dict, backtest: pd.DataFrame | None) -> list[list]:
         ["MAE", _fmt(model.get("mae")), _fmt(naive.get("mae")), verdict],
         ["WAPE", _fmt(model.get("wape"), percent=True), _fmt(naive.get("wape"), percent=True), ""],
     ]
-    coverage = metrics.get("interval_coverage")
+    coverage, sums = metrics.get("interval_coverage"), metrics.get("sums") or {}
+    if coverage is None and sums.get("inside_p10_p90") is not None and sums.get("count"):  # the shards' additive sums
+        coverage = sums["inside_p10_p90"] / sums["count"]
     if coverage is None and backtest is not None and {"p10", "p90"} <= set(backtest.columns) and len(backtest):
         coverage = float(backtest["actual"].between(backtest["p10"], backtest["p90"]).mean())
     if coverage is not None:

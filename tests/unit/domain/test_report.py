@@ -108,6 +108,9 @@ def test_the_summary_says_what_came_in_and_how_the_model_did_against_naive():
     with_coverage = {**summary(), "metrics": {**summary()["metrics"], "interval_coverage": 0.81}}
     text = " ".join(Page(report.render_report(with_coverage, history, backtest, forecast)).text)
     assert "P10-P90 coverage (80% expected) 81.0%" in text
+    with_sums = {**summary(), "metrics": {**summary()["metrics"], "sums": {"inside_p10_p90": 30, "count": 40}}}
+    text = " ".join(Page(report.render_report(with_sums, history, backtest, forecast)).text)
+    assert "P10-P90 coverage (80% expected) 75.0%" in text
 
 
 def test_interval_coverage_is_counted_from_the_backtest_band():
