@@ -2,16 +2,19 @@
 # Set up what the project needs on a fresh machine, idempotently and quickly when done:
 #   .venv       python3.13 with the pinned dev dependencies (requirements-dev.lock) and the tooling
 #   .tools/sam  AWS SAM CLI in its own environment (its pins clash with ours), with --with-sam
-# Usage: scripts/bootstrap.sh [--with-sam] [--quiet]
+#   chromium    Debian's package, for the forecast report's browser test, with --with-browser (as root
+#               with apt-get; elsewhere that test is skipped and says why)
+# Usage: scripts/bootstrap.sh [--with-sam] [--with-browser] [--quiet]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-with_sam=0 quiet=0
+with_sam=0 with_browser=0 quiet=0
 for arg in "$@"; do
   case "$arg" in
     --with-sam) with_sam=1 ;;
+    --with-browser) with_browser=1 ;;
     --quiet) quiet=1 ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bootstrap: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -50,4 +53,15 @@ if [ "$with_sam" = 1 ] && [ ! -x .tools/sam/bin/sam ]; then
   say "installing AWS SAM CLI $SAM_VERSION into .tools/sam (about a minute)"
   .venv/bin/uv venv --quiet --python "$(find_python313)" .tools/sam
   .venv/bin/uv pip install --quiet --python .tools/sam/bin/python "aws-sam-cli==$SAM_VERSION"
+fi
+
+if [ "$with_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's chromium for the report's browser test (about a minute)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+      || echo "bootstrap: could not install chromium: the report's browser test will be skipped" >&2
+  else
+    echo "bootstrap: no chromium and no root apt-get: the report's browser test will be skipped" >&2
+  fi
 fi

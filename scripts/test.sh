@@ -5,7 +5,7 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" -x
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/scripts/bootstrap.sh" --with-sam
+"$root/scripts/bootstrap.sh" --with-sam --with-browser
 cd "$root"
 echo "==> ruff check and ruff format --check" >&2
 .venv/bin/ruff check --quiet .

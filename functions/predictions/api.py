@@ -15,7 +15,8 @@ Reads the dataset's CURRENT pointer (GetItem, consistent): its generation and sh
 the generation's pointer for the series' shard (``table_keys.series_shard``, GetItem): the
 forecast holding the series; then Queries that forecast's items of the series (three consistent
 reads). A CURRENT written before shards existed names its forecast itself. Imports no pandas or
-scikit-learn.
+scikit-learn. ``GET /datasets/{dataset}/report``
+(a link to the dataset's forecast report) is :mod:`predictions.report_api`, included here.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from item_prediction.aws import api_query, table_keys
 from item_prediction.aws.runtime import logger, storage
 from item_prediction.domain.schema import NO_STORE
 
+from . import report_api
+
 RETRY_AFTER_SECONDS = 2
 app = APIGatewayHttpResolver()
+app.include_router(report_api.router)  # GET /datasets/{dataset}/report
 
 
 def _path_parameter(name: str, position: int) -> str | None:
@@ -96,7 +100,7 @@ def _forecast_of(query: api_query.Query, current: dict) -> tuple[str, str | None
 
 @app.exception_handler([ClientError, BotocoreConnectionError, HTTPClientError])
 def dynamodb_unavailable(exc: Exception) -> Response:
-    """DynamoDB failed or could not be reached: a 503 the client may retry, not a 500."""
+    """DynamoDB (or S3, for the report's link) failed or could not be reached: a 503 the client may retry, not a 500."""
     code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
     logger.warning("DynamoDB unavailable", extra={"error": code})
     return Response(

@@ -84,6 +84,13 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     assert read_json(aws, predicted["report_key"])["metrics"] == predicted["metrics"] == dataset_latest["metrics"]
     assert len(read_csv_gz(aws, f"predictions/sales/{run_id}/shard=00000.csv.gz")) == len(items)
 
+    # The run's forecast report: next to the validation reports, named in CURRENT, with every count.
+    assert predicted["report_key"] == pointer["report_key"] == f"reports/sales/{predicted['forecast_id']}/report.html"
+    page = aws.get_object(Bucket=BUCKET, Key=predicted["report_key"])
+    text = page["Body"].read().decode()
+    assert page["ContentType"].startswith("text/html") and f"{report['rows_in']:,}" in text
+    assert all(f"quarantined: {rule}" in text for rule in report["rules"]) and metadata["version"] in text
+
     # Structured logs carry the source object as correlation id; EMF metrics are emitted.
     logs = log_lines()
     assert {log["message"] for log in logs} >= {"validated", "planned", "shard features built", "shard predicted", "aggregated"}

@@ -59,8 +59,9 @@ def server_pid() -> int:
     return json.loads((REPO_ROOT / ".local-aws" / "server.json").read_text())["pid"]
 
 
-def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(built_layers, stop_emulator):
-    summary = main_job("--items", "3", "--stores", "2", "--periods", "300", "--horizon", "7")
+def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(built_layers, stop_emulator, tmp_path):
+    page = tmp_path / "report.html"
+    summary = main_job("--items", "3", "--stores", "2", "--periods", "300", "--horizon", "7", "--report", str(page))
     assert summary["failure"] is None and summary["exit_code"] == 0 and summary["reused"] is False
     validation = summary["validation"]
     assert validation["rows_clean"] + validation["rows_quarantined"] == validation["rows_in"] > 0
@@ -72,6 +73,7 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     assert len(series) == 6
     for key in series:
         assert sum(1 for i in items if (i["item_id"]["S"], i["store_id"]["S"]) == key) == 7
+    assert summary["report_file"] == str(page) and "ITEM-000 @ STORE-00" in page.read_text(), "the run's report, copied"
     invoked = [(call["function"], call["shard"]) for call in summary["invocations"]]
     assert invoked == [
         ("DataValidationFunction", None),

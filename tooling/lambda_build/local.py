@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--logs", action="store_true", help="the kept stack's logs (sam logs; --name FUNCTION for one function)")
     parser.add_argument("--name", help="with --logs: one function's logical id, e.g. PredictionsFunction")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--report", metavar="FILE", help="write the run's forecast report (one HTML page) to FILE")
     return parser
 
 
@@ -238,6 +239,15 @@ def _predictions(table: str, dataset: str, result: dict | None) -> list[dict]:
     return sorted(rows, key=lambda row: (row["item_id"], row["store_id"], row["date"]))
 
 
+def _save_report(path: str, predicted: dict | None, bucket: str) -> str | None:
+    """The run's forecast report (the page Predictions wrote) copied to ``path``; None without one."""
+    if not predicted or not predicted.get("report_key"):
+        return None
+    target = Path(path).resolve()
+    target.write_bytes(boto("s3").get_object(Bucket=bucket, Key=predicted["report_key"])["Body"].read())
+    return str(target)
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     hooked = json.loads(os.environ.get(ENV_HOOK) or "{}")
     return {
@@ -276,6 +286,8 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator, *, kept: bool) ->
     }
     summary["validation"] = _validation(run["steps"].get("DataValidationFunction"), bucket)
     summary["predictions"] = _predictions(table, args.dataset, run["result"])
+    if args.report:
+        summary["report_file"] = _save_report(args.report, run["steps"].get("PredictionsFunction"), bucket)
     summary["query"] = report.query_command(summary) if kept else None
     summary["exit_code"] = report.exit_code(summary)
     from .size_gate import measure
@@ -337,6 +349,8 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise checks.ArgumentError("--store goes with --query")
     if args.name and not args.logs:
         raise checks.ArgumentError("--name goes with --logs")
+    if args.report and (args.query or args.logs):
+        raise checks.ArgumentError("--report goes with a pipeline run, not with --query or --logs")
     if args.query:
         checks.check_dataset(args.dataset)
 

@@ -175,6 +175,13 @@ class Storage:
         self.s3.download_fileobj(self.bucket, key, handle, ExtraArgs={"VersionId": version_id} if version_id else None)
         handle.seek(0)
 
+    def presigned_url(self, key: str, seconds: int) -> str:
+        """A URL that GETs ``key`` for ``seconds`` without credentials (signed with the caller's, SigV4)."""
+        from botocore.config import Config
+
+        signer = boto3.client("s3", config=Config(signature_version="s3v4"))
+        return signer.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds)
+
     def put_parquet(self, key: str, frame: pd.DataFrame) -> str | None:
         """Write a frame as one Parquet object (see :mod:`.columnar`); returns its VersionId."""
         with tempfile.TemporaryFile() as handle:

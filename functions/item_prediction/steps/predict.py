@@ -30,6 +30,7 @@ from ..aws.settings import Settings
 from ..aws.storage import Storage
 from ..domain import schema
 from ..ml import model
+from . import report as reporting
 from .envelope import NothingToDo
 
 MODES = ("train_and_predict", "predict")
@@ -229,6 +230,16 @@ def run(
         {"model_version": version, "model_key": model_key, "features_fingerprint": fingerprint, "horizon": horizon},
         timer=timer,
     )
+    series = int(forecast.groupby([schema.ITEM, schema.STORE]).ngroups)
+    published["report_key"] = reporting.publish_report(  # the lead moves this to the Aggregate step (issue 12)
+        storage,
+        settings,
+        dataset,
+        frame,
+        forecast,
+        {**published, "frequency": bundle.frequency, "series": series, "metrics": bundle.metadata["metrics"]},
+        timer=timer,
+    )
     return {
         "bucket": storage.bucket,
         "dataset": dataset,
@@ -238,10 +249,11 @@ def run(
         "forecast_id": published["forecast_id"],
         "predictions_key": published["predictions_key"],
         "predictions_written": published["predictions_written"],
-        "series": int(forecast.groupby([schema.ITEM, schema.STORE]).ngroups),
+        "series": series,
         "horizon": horizon,
         "forecast_range": published["forecast_range"],
         "metrics": bundle.metadata["metrics"],
+        "report_key": published["report_key"],
     }
 
 

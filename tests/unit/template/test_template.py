@@ -165,7 +165,7 @@ EXPECTED_S3 = {
         "write": {"models/", "predictions/", "reports/", "validated/*/_dataset.json"},
         "list": {"features/*", "models/*", "predictions/*", "reports/*", "runs/*"},
     },
-    "PredictionsApiFunction": {"read": set(), "versions": set(), "write": set(), "list": set()},
+    "PredictionsApiFunction": {"read": {"reports/"}, "versions": set(), "write": set(), "list": {"reports/*"}},  # report links
 }
 EXPECTED_DYNAMODB = {
     "DataValidationFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
@@ -665,6 +665,7 @@ def test_upload_budgets_are_parameters_passed_to_the_functions(raw):
 
 
 ROUTE = "/datasets/{dataset}/predictions/{item_id}"
+REPORT_ROUTE = "/datasets/{dataset}/report"
 
 
 def _resolve(node, conditions: dict):
@@ -682,10 +683,11 @@ def _resolve(node, conditions: dict):
 def test_api_route_auth_follows_the_parameter(cfn, api_auth, security):
     (condition,) = [name for name, value in cfn["Conditions"].items() if value == {"Fn::Equals": [{"Ref": "ApiAuth"}, "AWS_IAM"]}]
     body = _resolve(cfn["Resources"]["PredictionsHttpApi"]["Properties"]["Body"], {condition: api_auth == "AWS_IAM"})
-    assert list(body["paths"]) == [ROUTE]  # the old /predictions/{item_id} cannot say which dataset: gone
-    operation = body["paths"][ROUTE]["get"]
-    assert operation["security"] == security
-    assert "PredictionsApiFunction.Arn" in json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
+    assert list(body["paths"]) == [ROUTE, REPORT_ROUTE]  # the old /predictions/{item_id} cannot say which dataset: gone
+    for route in (ROUTE, REPORT_ROUTE):
+        operation = body["paths"][route]["get"]
+        assert operation["security"] == security
+        assert "PredictionsApiFunction.Arn" in json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
     assert body["components"]["securitySchemes"]["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
 
 
@@ -693,8 +695,9 @@ def test_api_is_a_sam_http_api_with_iam_auth_by_default(raw):
     assert raw["Parameters"]["ApiAuth"]["Default"] == "AWS_IAM"
     assert set(raw["Parameters"]["ApiAuth"]["AllowedValues"]) == {"AWS_IAM", "NONE"}
     assert raw["Resources"]["PredictionsHttpApi"]["Type"] == "AWS::Serverless::HttpApi"
-    (event,) = raw["Resources"]["PredictionsApiFunction"]["Properties"]["Events"].values()
-    assert event["Type"] == "HttpApi" and event["Properties"]["Path"] == ROUTE and event["Properties"]["Method"] == "GET"
+    events = raw["Resources"]["PredictionsApiFunction"]["Properties"]["Events"].values()
+    assert [event["Properties"]["Path"] for event in events] == [ROUTE, REPORT_ROUTE]
+    assert all(event["Type"] == "HttpApi" and event["Properties"]["Method"] == "GET" for event in events)
 
 
 def test_every_function_has_errors_and_throttles_alarms(raw):

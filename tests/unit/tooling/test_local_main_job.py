@@ -46,6 +46,8 @@ def sales(tmp_path, text: str = "Day;Article;Units\n2024-01-01;A;3\n", name: str
         (["--mapping", "m.json"], "--mapping goes with --input"),
         (["--input", "/nonexistent/sales.csv"], "--input /nonexistent/sales.csv: no such file"),
         (["--concurrency", "-1"], "--concurrency -1: shards at once must be 0 (the CPU count) to 10000"),
+        (["--report", "/nonexistent/report.html"], "--report /nonexistent/report.html: no such directory /nonexistent"),
+        (["--report", "r.html", "--logs"], "--report goes with a pipeline run"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2_before_anything_starts(
@@ -174,6 +176,12 @@ def test_the_query_hint_names_a_series_of_this_run_or_none():
     assert "rerun with --keep-running" in report.render(summary(kept=False))
     logs = next(line for line in report.render(summary()).splitlines() if line.startswith("Logs:"))
     assert logs.split("   ")[0] == "Logs:  ./deploy.sh --local --logs", "the command runs as printed"
+
+
+def test_the_report_path_is_the_last_line_when_asked_for():
+    assert report.render(summary(report_file="/tmp/r.html")).splitlines()[-1] == "Report: /tmp/r.html"
+    assert report.render(summary(report_file=None)).splitlines()[-1] == "Report: none written (this run made no forecast)"
+    assert "Report:" not in report.render(summary())
 
 
 def test_the_text_summary_names_each_invocations_slowest_steps_on_its_own_line():

@@ -90,5 +90,8 @@ def check(args) -> None:
     check_horizon(args.horizon)
     if not 0 <= getattr(args, "concurrency", 0) <= MAX_CONCURRENCY:
         raise ArgumentError(f"--concurrency {args.concurrency}: shards at once must be 0 (the CPU count) to {MAX_CONCURRENCY}")
+    report = getattr(args, "report", None)
+    if report and not Path(report).resolve().parent.is_dir():
+        raise ArgumentError(f"--report {report}: no such directory {Path(report).resolve().parent}")
     if args.mapping:
         check_mapping(Path(args.mapping), Path(args.input))

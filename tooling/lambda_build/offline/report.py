@@ -138,7 +138,15 @@ def _hints(summary: dict) -> list[str]:
     ]
 
 
+def _report(summary: dict) -> list[str]:
+    """With --report: where the forecast report was written, last (the line to click)."""
+    if "report_file" not in summary:
+        return []
+    path = summary["report_file"]
+    return ["", f"Report: {path}" if path else "Report: none written (this run made no forecast)"]
+
+
 def render(summary: dict) -> str:
     lines = _failure(summary["failure"]) if summary.get("failure") else []
-    lines += _validation(summary) + _result(summary) + _tables(summary) + _hints(summary)
+    lines += _validation(summary) + _result(summary) + _tables(summary) + _hints(summary) + _report(summary)
     return "\n".join(lines)

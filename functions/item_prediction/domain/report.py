@@ -1,0 +1,389 @@
+"""The run's forecast report: one self-contained HTML page a planner opens in any browser, offline.
+
+Pure: a summary dict and frames in, the page's text out (no AWS). The charts are Vega-Lite
+specifications rendered in the page by Vega, Vega-Lite and vega-embed, inlined from
+``report_assets/vega-bundle.js.gz`` (vendored by scripts/vendor_report_assets.py). A
+Content-Security-Policy forbids every request (scripts, styles, fonts, images, data): the page
+cannot reach the network even if a library tried.
+
+Inputs (canonical columns of :mod:`.schema`):
+
+* ``history``: item_id, store_id, date (datetime), quantity: the series' past periods;
+* ``backtest`` (optional): item_id, store_id, date, ``actual``, ``prediction``, ``naive`` (the
+  seasonal-naive baseline), optionally ``p10``, ``p90``: the held-out periods of the backtest;
+* ``forecast``: item_id, store_id, date, ``prediction``, optionally ``p10``, ``p90``;
+* ``summary``: ``dataset``, ``forecast_id``, ``model_version``, ``frequency``, ``horizon``,
+  ``generated_at``; ``validation`` {rows_in, rows_clean, rows_quarantined, rules: {reason: rows}};
+  ``metrics`` (the model's backtest: ``model``/``seasonal_naive`` {mae, wape}, ``cutoff``,
+  ``mae_improvement``; the P10-P90 coverage from ``interval_coverage``, else the additive ``sums``
+  ``inside_p10_p90`` / ``count``, else the backtest frame's p10/p90). Missing parts show as "n/a".
+
+Bounded: at most :data:`MAX_LARGEST` + :data:`MAX_WORST` series charts, each with the last
+:data:`HISTORY_PERIODS` periods of history, and tables of :data:`TABLE_ROWS` rows: a few MB at
+most whatever the dataset's size (the library itself is 0.84 MB).
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from . import schema
+
+ASSET = Path(__file__).parent / "report_assets" / "vega-bundle.js.gz"
+BACKTEST_COLUMNS = (schema.ITEM, schema.STORE, schema.DATE, "actual", "prediction", "naive")
+MAX_LARGEST = 6  # charts of the largest series (by quantity over the last season of history)
+MAX_WORST = 6  # charts of the series with the largest backtest error (not already among the largest)
+TABLE_ROWS = 15
+HISTORY_PERIODS = {"D": 182, "W": 104, "M": 36}  # per series chart: half a year of days, two years of weeks
+TOTAL_HISTORY_PERIODS = {"D": 400, "W": 156, "M": 60}  # the dataset chart: a year and more, to compare
+YEAR = {"D": pd.DateOffset(days=364), "W": pd.DateOffset(weeks=52), "M": pd.DateOffset(months=12)}
+KINDS = ("actual", "backtest forecast", "seasonal naive", "forecast")
+COLOURS = ("#1f2937", "#d97706", "#9ca3af", "#2563eb")
+DASHES = ([1, 0], [5, 3], [2, 2], [1, 0])
+SERIES = [schema.ITEM, schema.STORE]
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; connect-src 'none'; font-src 'none'"
+)
+
+
+@cache
+def library() -> str:
+    """The inlined charting library (Vega, Vega-Lite, vega-embed), read once per process."""
+    return gzip.decompress(ASSET.read_bytes()).decode()
+
+
+def series_label(item: str, store: str) -> str:
+    """How a series is named on the page: ``item @ store``, or the item alone without a store."""
+    return str(item) if store == schema.NO_STORE else f"{item} @ {store}"
+
+
+def _last_periods(frame: pd.DataFrame, periods: int, frequency: str) -> pd.DataFrame:
+    """The rows of ``frame`` in its last ``periods`` periods (by the latest date of the dataset)."""
+    if frame.empty:
+        return frame
+    step = {"D": pd.DateOffset(days=1), "W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1)}[frequency]
+    return frame[frame[schema.DATE] > frame[schema.DATE].max() - periods * step]
+
+
+def pick_series(history: pd.DataFrame, backtest: pd.DataFrame | None, frequency: str) -> tuple[list, list]:
+    """(the largest series, the worst-backtest ones not among them), as (item, store) tuples.
+
+    Largest: by quantity over the last season of history; worst: by the sum of absolute backtest
+    errors. Ties break by the series' key, so the same data picks the same series.
+    """
+    recent = _last_periods(history, schema.SEASON_LENGTH.get(frequency, 12), frequency)
+    volume = recent.groupby(SERIES)[schema.QUANTITY].sum().reset_index()
+    volume = volume.sort_values([schema.QUANTITY, *SERIES], ascending=[False, True, True])
+    largest = list(volume[SERIES].itertuples(index=False, name=None))[:MAX_LARGEST]
+    if backtest is None or backtest.empty:
+        return largest, []
+    errors = error_table(backtest)
+    worst = [key for key in errors[SERIES].itertuples(index=False, name=None) if key not in largest]
+    return largest, worst[:MAX_WORST]
+
+
+def error_table(backtest: pd.DataFrame) -> pd.DataFrame:
+    """Per series: absolute backtest error (model, naive), actual total and WAPE; worst first."""
+    frame = backtest.assign(
+        error=(backtest["actual"] - backtest["prediction"]).abs(), naive_error=(backtest["actual"] - backtest["naive"]).abs()
+    )
+    table = frame.groupby(SERIES)[["error", "naive_error", "actual"]].sum().reset_index()
+    table["wape"] = table["error"] / table["actual"].where(table["actual"] > 0)
+    return table.sort_values(["error", *SERIES], ascending=[False, True, True]).reset_index(drop=True)
+
+
+def change_table(history: pd.DataFrame, forecast: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """Per series: the forecast's total against the same periods a year earlier; biggest change first.
+
+    Series without sales in those periods a year earlier are left out (no change to measure).
+    """
+    ago = forecast[[*SERIES, schema.DATE, "prediction"]].assign(**{schema.DATE: forecast[schema.DATE] - YEAR[frequency]})
+    ago = ago.merge(history[[*SERIES, schema.DATE, schema.QUANTITY]], on=[*SERIES, schema.DATE], how="left")
+    table = ago.groupby(SERIES)[["prediction", schema.QUANTITY]].sum(min_count=1).reset_index()
+    table = table[table[schema.QUANTITY] > 0]
+    table = table.assign(change=table["prediction"] / table[schema.QUANTITY] - 1)
+    order = table["change"].abs().sort_values(ascending=False, kind="stable").index
+    return table.loc[order].reset_index(drop=True)
+
+
+def _points(frame: pd.DataFrame, value: str, kind: str) -> list[dict]:
+    """Chart rows ``{"d": date, "v": value, "k": kind}`` (values rounded: the page stays small)."""
+    days = frame[schema.DATE].dt.strftime("%Y-%m-%d")
+    return [{"d": d, "v": round(float(v), 3), "k": kind} for d, v in zip(days, frame[value], strict=True) if pd.notna(v)]
+
+
+def _band(frame: pd.DataFrame) -> list[dict]:
+    """Chart rows ``{"d", "lo", "hi"}`` of a P10-P90 band (none when the frame has no p10/p90)."""
+    if not {"p10", "p90"} <= set(frame.columns):
+        return []
+    days = frame[schema.DATE].dt.strftime("%Y-%m-%d")
+    return [
+        {"d": d, "lo": round(float(lo), 3), "hi": round(float(hi), 3)}
+        for d, lo, hi in zip(days, frame["p10"], frame["p90"], strict=True)
+        if pd.notna(lo) and pd.notna(hi)
+    ]
+
+
+def chart_rows(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast: pd.DataFrame, periods: int, frequency: str):
+    """One chart's rows: recent history, the backtest's forecast and baseline, the forecast and its band."""
+    rows = _points(_last_periods(history, periods, frequency), schema.QUANTITY, "actual")
+    if backtest is not None and not backtest.empty:
+        rows += _points(backtest, "prediction", "backtest forecast") + _points(backtest, "naive", "seasonal naive")
+    return rows + _points(forecast, "prediction", "forecast") + _band(forecast)
+
+
+def chart_spec(title: str, rows: list[dict], *, width: int, height: int, subtitle: str = "") -> dict:
+    """A Vega-Lite specification: a line per kind of row (colour and dash by kind), the band as an area."""
+    present = [kind for kind in KINDS if any(row.get("k") == kind for row in rows)]
+    scale = {"domain": present, "range": [COLOURS[KINDS.index(kind)] for kind in present]}
+    x = {"field": "d", "type": "temporal", "title": None}
+    layers = []
+    if any("lo" in row for row in rows):
+        subtitle = f"{subtitle}  shaded: P10-P90 of the forecast".strip()
+        tooltip = [
+            {"field": "d", "type": "temporal", "title": "date"},
+            {"field": "lo", "title": "P10"},
+            {"field": "hi", "title": "P90"},
+        ]
+        layers.append(
+            {
+                "transform": [{"filter": "isValid(datum.lo)"}],
+                "mark": {"type": "area", "color": "#93c5fd", "opacity": 0.5},
+                "encoding": {"x": x, "y": {"field": "lo", "type": "quantitative"}, "y2": {"field": "hi"}, "tooltip": tooltip},
+            }
+        )
+    dash = {"domain": present, "range": [DASHES[KINDS.index(kind)] for kind in present]}
+    tooltip = [
+        {"field": "d", "type": "temporal", "title": "date"},
+        {"field": "k", "title": "line"},
+        {"field": "v", "title": "quantity", "format": ",.2f"},
+    ]
+    layers.append(
+        {
+            "transform": [{"filter": "isValid(datum.v)"}],
+            "mark": {"type": "line", "strokeWidth": 1.6},
+            "encoding": {
+                "x": x,
+                "y": {"field": "v", "type": "quantitative", "title": "quantity"},
+                "color": {"field": "k", "type": "nominal", "title": None, "scale": scale, "legend": {"orient": "top"}},
+                "strokeDash": {"field": "k", "type": "nominal", "title": None, "scale": dash, "legend": {"orient": "top"}},
+                "tooltip": tooltip,
+            },
+        }
+    )
+    return {
+        "title": {"text": title, "subtitle": subtitle, "anchor": "start"},
+        "width": width,
+        "height": height,
+        "data": {"values": rows},
+        "layer": layers,
+    }
+
+
+def _total(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame | None:
+    """The frame summed over series by date (the whole dataset's line), None for None."""
+    if frame is None or frame.empty:
+        return frame
+    return frame.groupby(schema.DATE, as_index=False)[columns].sum(min_count=1)
+
+
+def dataset_chart(history, backtest, forecast, frequency: str) -> dict:
+    """The whole dataset (sum over series): history, backtest and forecast; no band, as quantiles do not add up."""
+    rows = chart_rows(
+        _total(history, [schema.QUANTITY]),
+        _total(backtest, ["actual", "prediction", "naive"]),
+        _total(forecast, ["prediction"]),
+        TOTAL_HISTORY_PERIODS.get(frequency, 60),
+        frequency,
+    )
+    return chart_spec("Whole dataset (sum of every series)", rows, width=920, height=260)
+
+
+def _of(frame: pd.DataFrame | None, key: tuple) -> pd.DataFrame | None:
+    """The rows of one series (item, store) of ``frame``; None for None."""
+    if frame is None:
+        return None
+    return frame[(frame[schema.ITEM] == key[0]) & (frame[schema.STORE] == key[1])]
+
+
+def series_charts(keys: list, history, backtest, forecast, frequency: str) -> list[dict]:
+    """One chart per series of ``keys`` (item, store); the frames are cut to those series first (one pass each)."""
+    wanted = pd.DataFrame(keys, columns=SERIES, dtype="object")
+    history, backtest, forecast = (
+        frame.merge(wanted, on=SERIES) if frame is not None else None for frame in (history, backtest, forecast)
+    )
+    periods = HISTORY_PERIODS.get(frequency, 36)
+    return [
+        chart_spec(
+            series_label(*key),
+            chart_rows(_of(history, key), _of(backtest, key), _of(forecast, key), periods, frequency),
+            width=440,
+            height=200,
+        )
+        for key in keys
+    ]
+
+
+def _fmt(value, digits: int = 2, *, percent: bool = False) -> str:
+    """A number for people: ``1,234.57``, ``12.3%``; "n/a" when there is none."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "n/a"
+    return f"{value * 100:,.1f}%" if percent else f"{value:,.{digits}f}"
+
+
+def _table(headers: list[str], rows: list[list], caption: str = "") -> str:
+    """An HTML table, every cell escaped; no header row when ``headers`` is empty."""
+    head = "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr></thead>" if headers else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}{head}<tbody>{body}</tbody></table>"
+
+
+def _accuracy(metrics: dict, backtest: pd.DataFrame | None) -> list[list]:
+    """The backtest's scores against seasonal naive, and the P10-P90 coverage where there is one."""
+    model, naive = metrics.get("model") or {}, metrics.get("seasonal_naive") or {}
+    improvement = metrics.get("mae_improvement")
+    verdict = "n/a" if improvement is None else f"{abs(improvement) * 100:.1f}% {'lower' if improvement >= 0 else 'HIGHER'}"
+    rows = [
+        ["MAE", _fmt(model.get("mae")), _fmt(naive.get("mae")), verdict],
+        ["WAPE", _fmt(model.get("wape"), percent=True), _fmt(naive.get("wape"), percent=True), ""],
+    ]
+    coverage, sums = metrics.get("interval_coverage"), metrics.get("sums") or {}
+    if coverage is None and sums.get("inside_p10_p90") is not None and sums.get("count"):  # the shards' additive sums
+        coverage = sums["inside_p10_p90"] / sums["count"]
+    if coverage is None and backtest is not None and {"p10", "p90"} <= set(backtest.columns) and len(backtest):
+        coverage = float(backtest["actual"].between(backtest["p10"], backtest["p90"]).mean())
+    if coverage is not None:
+        rows.append(["P10-P90 coverage (80% expected)", _fmt(coverage, percent=True), "", ""])
+    return rows
+
+
+def summary_html(summary: dict, backtest: pd.DataFrame | None) -> str:
+    """The run's facts: data in and out of validation, the model, the backtest's accuracy."""
+    validation = summary.get("validation") or {}
+    metrics = summary.get("metrics") or {}
+    data = [
+        ["rows in", _fmt(validation.get("rows_in"), 0)],
+        ["rows clean", _fmt(validation.get("rows_clean"), 0)],
+        ["rows quarantined", _fmt(validation.get("rows_quarantined"), 0)],
+        *[[f"  quarantined: {reason}", _fmt(rows, 0)] for reason, rows in sorted((validation.get("rules") or {}).items())],
+    ]
+    run = [
+        ["model version", summary.get("model_version", "n/a")],
+        ["frequency", schema.FREQUENCIES.get(summary.get("frequency"), summary.get("frequency") or "n/a")],
+        ["horizon (periods)", summary.get("horizon", "n/a")],
+        ["backtest from", metrics.get("cutoff", "n/a")],
+        ["series", _fmt(summary.get("series"), 0)],
+    ]
+    accuracy = _table(["backtest", "model", "seasonal naive", "model against naive"], _accuracy(metrics, backtest), "Accuracy")
+    return f'<div class="facts">{accuracy}{_table([], run, "Model")}{_table([], data, "Data")}</div>'
+
+
+def attention_html(history, backtest, forecast, frequency: str) -> str:
+    """The series a planner should look at first: largest backtest error; biggest change against last year."""
+    parts = []
+    if backtest is not None and not backtest.empty:
+        errors = error_table(backtest).head(TABLE_ROWS)
+        rows = [
+            [
+                series_label(r[schema.ITEM], r[schema.STORE]),
+                _fmt(r["error"]),
+                _fmt(r["naive_error"]),
+                _fmt(r["actual"]),
+                _fmt(r["wape"], percent=True),
+            ]
+            for _, r in errors.iterrows()
+        ]
+        headers = ["series", "abs. error (model)", "abs. error (naive)", "actual", "WAPE"]
+        parts.append(_table(headers, rows, "Largest backtest error"))
+    changes = change_table(history, forecast, frequency).head(TABLE_ROWS)
+    rows = [
+        [
+            series_label(r[schema.ITEM], r[schema.STORE]),
+            _fmt(r["prediction"]),
+            _fmt(r[schema.QUANTITY]),
+            f"{r['change'] * 100:+,.1f}%",
+        ]
+        for _, r in changes.iterrows()
+    ]
+    parts.append(
+        _table(["series", "forecast total", "same periods last year", "change"], rows, "Biggest change against last year")
+    )
+    return "".join(parts)
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#111827;max-width:1000px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
+.meta{color:#6b7280;font-size:13px;margin:0}.facts{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
+table{border-collapse:collapse;font-size:13px;margin:8px 16px 8px 0}caption{text-align:left;font-weight:600;padding:4px 0}
+th,td{border-bottom:1px solid #e5e7eb;padding:3px 10px 3px 0;text-align:right}th:first-child,td:first-child{text-align:left}
+.grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:12px}.chart{min-height:120px}
+.error{color:#b91c1c;font-weight:600}.note{color:#6b7280;font-size:13px}
+"""
+
+RENDER = """
+(function () {
+  var options = {mode: "vega-lite", renderer: "svg", actions: {export: true, source: false, compiled: false, editor: false}};
+  var charts = Array.prototype.slice.call(document.querySelectorAll("div.chart"));
+  Promise.all(charts.map(function (el) {
+    return vegaEmbed(el, JSON.parse(document.getElementById(el.getAttribute("data-spec")).textContent), options);
+  })).then(function () { document.body.setAttribute("data-charts", "rendered"); })
+    .catch(function (error) {
+      document.body.setAttribute("data-charts", "failed");
+      console.error("a chart could not be drawn: " + error);
+    });
+})();
+"""
+
+
+def _script_json(value) -> str:
+    """JSON safe inside a <script> element (no ``</script>`` or ``<!--`` can close or open anything)."""
+    return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _charts(specs: list[dict], start: int) -> tuple[str, str]:
+    """(the charts' containers, their specifications as JSON script elements), numbered from ``start``."""
+    divs = "".join(f'<div class="chart" id="chart-{start + i}" data-spec="spec-{start + i}"></div>' for i in range(len(specs)))
+    data = "".join(
+        f'<script type="application/json" id="spec-{start + i}">{_script_json(spec)}</script>' for i, spec in enumerate(specs)
+    )
+    return divs, data
+
+
+def render_report(summary: dict, history: pd.DataFrame, backtest: pd.DataFrame | None, forecast: pd.DataFrame) -> str:
+    """The whole page (see the module's docstring for the inputs)."""
+    frequency = summary.get("frequency") or "D"
+    largest, worst = pick_series(history, backtest, frequency)
+    groups = [
+        ("Whole dataset", [dataset_chart(history, backtest, forecast, frequency)], ""),
+        ("Largest series", series_charts(largest, history, backtest, forecast, frequency), "by quantity over the last season"),
+        ("Largest backtest error", series_charts(worst, history, backtest, forecast, frequency), "not already shown above"),
+    ]
+    sections, specs, count = [], [], 0
+    for title, charts, note in groups:
+        if not charts:
+            continue
+        divs, data = _charts(charts, count)
+        specs.append(data)
+        count += len(charts)
+        css = "" if title == "Whole dataset" else ' class="grid"'
+        sections.append(f'<h2>{html.escape(title)}</h2><p class="note">{html.escape(note)}</p><div{css}>{divs}</div>')
+    dataset = html.escape(str(summary.get("dataset", "")))
+    meta = f"forecast {summary.get('forecast_id', 'n/a')} · generated {summary.get('generated_at', 'n/a')}"
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f"<title>Forecast report: {dataset}</title><style>{STYLE}</style><script>{library()}</script></head>"
+        f'<body data-charts="pending"><h1>Forecast report: {dataset}</h1><p class="meta">{html.escape(meta)}</p>'
+        f"{summary_html(summary, backtest)}{''.join(sections)}"
+        f"<h2>Series to look at first</h2>{attention_html(history, backtest, forecast, frequency)}"
+        f"{''.join(specs)}<script>{RENDER}</script></body></html>"
+    )

@@ -1,0 +1,149 @@
+"""The forecast report's page: self-contained, bounded, and showing what a planner asks first."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pandas as pd
+from item_prediction.domain import report
+
+from tests.report_frames import report_frames, summary
+
+
+class Page(HTMLParser):
+    """The page's elements as a browser's parser sees them: tags with attributes, JSON specs, text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.specs: dict[str, dict] = {}
+        self.text: list[str] = []
+        self._spec: str | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        self._spec = attributes.get("id") if attributes.get("type") == "application/json" else None
+
+    def handle_data(self, data):
+        if self._spec:
+            self.specs[self._spec] = json.loads(data)
+            self._spec = None
+        elif self.tags and self.tags[-1][0] not in ("script", "style"):
+            self.text.append(data)
+
+
+def specs_of(page: Page) -> list[dict]:
+    return [page.specs[attrs["data-spec"]] for tag, attrs in page.tags if tag == "div" and attrs.get("class") == "chart"]
+
+
+def titles(page: Page) -> list[str]:
+    return [spec["title"]["text"] for spec in specs_of(page)]
+
+
+def test_the_page_requests_nothing_and_inlines_its_library():
+    history, backtest, forecast = report_frames()
+    text = report.render_report(summary(), history, backtest, forecast)
+    page = Page(text)
+    assert not [attrs for _, attrs in page.tags if {"src", "href"} & attrs.keys()], "no external script, style or link"
+    policy = next(attrs["content"] for tag, attrs in page.tags if attrs.get("http-equiv") == "Content-Security-Policy")
+    assert "default-src 'none'" in policy and "connect-src 'none'" in policy and "http" not in policy
+    assert report.library() in text and "vegaEmbed" in report.library()
+
+
+def test_the_asset_is_the_pinned_vega_builds():
+    header = report.library().splitlines()[0]
+    assert "vega@6.4.0, vega-lite@6.5.0, vega-embed@7.3.0" in header and "BSD-3-Clause" in header
+
+
+def test_charts_show_the_whole_dataset_the_largest_and_the_worst_series_each_once():
+    history, backtest, forecast = report_frames(items=4, stores=2)
+    page = Page(report.render_report(summary(), history, backtest, forecast))
+    names = titles(page)
+    largest, worst = report.pick_series(history, backtest, "W")
+    assert names == ["Whole dataset (sum of every series)"] + [report.series_label(*key) for key in largest + worst]
+    assert len(largest) == report.MAX_LARGEST and len(worst) == 2 and not set(largest) & set(worst)
+    assert len(set(names)) == len(names)
+
+
+def test_a_series_chart_holds_its_history_backtest_forecast_and_band():
+    history, backtest, forecast = report_frames(items=1, stores=1)
+    chart = specs_of(Page(report.render_report(summary(), history, backtest, forecast)))[1]
+    rows = chart["data"]["values"]
+    kinds = {row.get("k") for row in rows}
+    assert kinds == {"actual", "backtest forecast", "seasonal naive", "forecast", None}  # None: the band's rows
+    assert sum(row.get("k") == "forecast" for row in rows) == len(forecast)
+    assert sum("lo" in row for row in rows) == len(forecast) and chart["layer"][0]["mark"]["type"] == "area"
+    assert sum(row.get("k") == "actual" for row in rows) == report.HISTORY_PERIODS["W"], "history capped"
+
+
+def test_without_a_band_or_a_backtest_the_charts_leave_them_out():
+    history, _, forecast = report_frames(items=2, stores=1, band=False)
+    page = Page(report.render_report(summary(), history, None, forecast))
+    for chart in specs_of(page):
+        assert [layer["mark"]["type"] for layer in chart["layer"]] == ["line"]
+        assert {row["k"] for row in chart["data"]["values"]} == {"actual", "forecast"}
+    assert "Largest backtest error" not in "".join(page.text)
+
+
+def test_a_big_dataset_gives_a_bounded_page():
+    history, backtest, forecast = report_frames(items=200, stores=5, periods=160, frequency="D")
+    text = report.render_report(summary("D"), history, backtest, forecast)
+    page = Page(text)
+    assert len(specs_of(page)) == 1 + report.MAX_LARGEST + report.MAX_WORST
+    assert len(text.encode()) < 2_000_000, len(text.encode())
+    rows_in_tables = sum(1 for tag, _ in page.tags if tag == "tr")
+    assert rows_in_tables <= 2 * (report.TABLE_ROWS + 1) + 30
+
+
+def test_the_summary_says_what_came_in_and_how_the_model_did_against_naive():
+    history, backtest, forecast = report_frames()
+    text = " ".join(Page(report.render_report(summary(), history, backtest, forecast)).text)
+    for fact in ("1,000", "990", "quarantined: negative_quantity", "0123456789abcdef-deadbeef", "weekly", "3.21", "4.50"):
+        assert fact in text, fact
+    assert "12.3%" in text and "17.0%" in text and "28.7% lower" in text
+    assert "coverage" not in text, "no interval in the backtest nor in the metrics: no coverage line"
+    with_coverage = {**summary(), "metrics": {**summary()["metrics"], "interval_coverage": 0.81}}
+    text = " ".join(Page(report.render_report(with_coverage, history, backtest, forecast)).text)
+    assert "P10-P90 coverage (80% expected) 81.0%" in text
+    with_sums = {**summary(), "metrics": {**summary()["metrics"], "sums": {"inside_p10_p90": 30, "count": 40}}}
+    text = " ".join(Page(report.render_report(with_sums, history, backtest, forecast)).text)
+    assert "P10-P90 coverage (80% expected) 75.0%" in text
+
+
+def test_interval_coverage_is_counted_from_the_backtest_band():
+    history, backtest, forecast = report_frames(items=1, stores=1, horizon=4)
+    backtest = backtest.assign(p10=backtest["actual"] - 1, p90=backtest["actual"] + 1)
+    backtest.loc[backtest.index[0], "p90"] = backtest["actual"].iloc[0] - 0.5  # one of four outside
+    text = " ".join(Page(report.render_report(summary(), history, backtest, forecast)).text)
+    assert "P10-P90 coverage (80% expected)" in text and "75.0%" in text
+
+
+def test_the_change_against_last_year_compares_the_same_weeks():
+    history = pd.DataFrame(
+        {"item_id": ["A", "B"], "store_id": ["_", "S1"], "date": pd.to_datetime(["2024-01-01"] * 2), "quantity": [100.0, 10.0]}
+    )
+    forecast = pd.DataFrame(
+        {
+            "item_id": ["A", "B", "C"],
+            "store_id": ["_", "S1", "S1"],
+            "date": pd.to_datetime(["2024-12-30"] * 3),  # 52 weeks after 2024-01-01
+            "prediction": [150.0, 9.0, 5.0],
+        }
+    )
+    table = report.change_table(history, forecast, "W")
+    assert list(table["item_id"]) == ["A", "B"], "C has no last year: left out"
+    assert table["change"].round(3).tolist() == [0.5, -0.1]
+    assert report.series_label("A", "_") == "A" and report.series_label("B", "S1") == "B @ S1"
+
+
+def test_ids_cannot_inject_markup_or_close_the_spec_script():
+    history, backtest, forecast = report_frames(items=1, stores=1)
+    hostile = "</script><script>alert(1)</script><b>"
+    frames = [frame.assign(item_id=hostile) for frame in (history, backtest, forecast)]
+    text = report.render_report({**summary(), "dataset": "<i>x</i>"}, *frames)
+    assert hostile not in text and "<i>x</i>" not in text
+    page = Page(text)
+    assert hostile in titles(page)[1] and not [tag for tag, _ in page.tags if tag in ("b", "i")]
