@@ -27,7 +27,7 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from ..aws.settings import Settings
 from ..aws.storage import ObjectRef, Storage
 from ..domain import schema, shards
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the order of a part listed without a time (S3 always gives one)
 PART_SUFFIX = ".parquet"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 INDEX_FOLDER = "_parts"
@@ -199,7 +200,7 @@ def load_shard(
     """
     shards.check_count(count)
     listed = list_parts(storage, settings, dataset) if parts is None else parts
-    ordered = sorted(parts_for_shard(listed, count, shard), key=lambda part: (part.last_modified or datetime.min, part.key))
+    ordered = sorted(parts_for_shard(listed, count, shard), key=lambda part: (part.last_modified or EPOCH, part.key))
     frames, inputs = [], []
     for part in ordered:
         read = _read_part(storage, part, count, shard, since)
