@@ -120,15 +120,16 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
     pid = server_pid()
     # Predictions pointed at a table that does not exist: it fails after validation and features ran.
     broken = {"ITEM_PREDICTION_LOCAL_ENV": json.dumps({"PredictionsFunction": {"TABLE_NAME": "no-such-table"}})}
-    second = main_job("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", expect=1, env=broken)
+    # Other data (the same file again would change nothing: the run would end at the Plan).
+    second = main_job("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", "--seed", "8", expect=1, env=broken)
     assert (second["endpoint"], second["bucket"], second["table"]) == (first["endpoint"], first["bucket"], first["table"])
     assert second["reused"] is True and server_pid() == pid, "no second emulator"
     failure = second["failure"]
     assert failure["state"] == "Shards" and failure["error"] == "States.ExceedToleratedFailureThreshold"
-    assert "no-such-table" in failure["cause"]  # the shard's Predictions error, inside the map's
+    assert "1 of 1 items failed" in failure["cause"]  # the shard's Predictions error, inside the map's
     assert failure["cause"] and failure["ended_in"] == "PipelineFailed"
     assert failure["state_machine_log_group"] and failure["dead_letter"]["message_id"]
-    assert second["validation"]["rows_in"] == first["validation"]["rows_in"] > 0, "counts already known are reported"
+    assert second["validation"]["rows_in"] > 0, "counts already known are reported"
     sqs = boto3.client(
         "sqs", endpoint_url=second["endpoint"], region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
     )
@@ -136,11 +137,36 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
     letter = next(json.loads(m["Body"]) for m in messages if m["MessageId"] == failure["dead_letter"]["message_id"])
     assert letter["error"]["Error"] == failure["error"] and letter["dataset"] == "sales"
 
-    text = deploy_local("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", env=broken)
+    text = deploy_local("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", "--seed", "8", env=broken)
     assert text.returncode == 1 and text.stdout.splitlines()[0].startswith(f"PIPELINE FAILED in Shards: {failure['error']}: ")
     assert "dead-letter message" in text.stdout and "Validation: " in text.stdout
     stopped = deploy_local("--stop")
     assert stopped.stdout.strip() == "local emulator stopped" and not (REPO_ROOT / ".local-aws" / "server.json").exists()
+
+
+def test_uploads_in_sequence_on_the_kept_stack_re_run_only_what_changed(built_layers, tmp_path, stop_emulator):
+    sys.path.insert(0, str(REPO_ROOT / "functions"))
+    from lambda_build.sample_data import generate_sales
+
+    sales = generate_sales(items=3, stores=2, periods=160, seed=4, invalid=False).frame
+    sales[sales["date"] < "2023-05-20"].to_csv(tmp_path / "history.csv", index=False)
+    recent = sales[(sales["date"] >= "2023-05-20") & (sales["date"] < "2023-05-23")]
+    recent.to_csv(tmp_path / "days.csv", index=False)
+    first = main_job("--skip-build", "--input", str(tmp_path / "history.csv"), "--horizon", "7")
+    assert first["result"]["shards_run"] == first["result"]["shard_count"] == 1
+    days = main_job("--skip-build", "--input", str(tmp_path / "days.csv"), "--horizon", "7")
+    assert days["validation"]["rows_in"] == len(recent) and days["reused"] is True
+    shard = [call for call in days["invocations"] if call["shard"] is not None]
+    assert [(call["function"], call["shard"]) for call in shard] == [
+        ("FeatureEngineeringFunction", 0),
+        ("PredictionsFunction", 0),
+    ]
+    assert "load_model" in shard[1]["durations_ms"] and "fit" not in shard[1]["durations_ms"]  # predicted, not trained
+    again = main_job("--skip-build", "--input", str(tmp_path / "days.csv"), "--horizon", "7")
+    assert again["result"]["skipped"] is True and "nothing changed" in again["result"]["reason"]
+    assert [call["function"] for call in again["invocations"]] == ["DataValidationFunction", "FeatureEngineeringFunction"]
+    retrained = main_job("--skip-build", "--input", str(tmp_path / "days.csv"), "--horizon", "7", "--retrain")
+    assert "fit" in next(call for call in retrained["invocations"] if call["function"] == "PredictionsFunction")["durations_ms"]
 
 
 def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers, tmp_path, stop_emulator):
