@@ -5,7 +5,8 @@ from its first to its last period. A period without a record becomes an explicit
 ``is_gap = 1`` and quantity 0: exports usually leave out periods without sales, so a missing
 period is read as "nothing sold". Weekly periods start on the dataset's usual weekday (the most
 common one) and are labelled by that day; records of one series in the same week are summed
-(prices averaged, promotion if any day had one).
+(prices averaged, promotion if any day had one). Monthly periods are labelled by the month's
+first day, whatever day of the month the export dates them (the 1st, the last, any), and sum alike.
 
 Two kinds of features (scikit-learn's vocabulary: all are computed per row, from the row's own
 series only):
@@ -37,8 +38,8 @@ import pandas as pd
 from . import schema
 
 FEATURES_VERSION = "2.0"
-LAGS = {"D": (1, 2, 3, 7, 14, 21, 28), "W": (1, 2, 3, 4, 8, 13, 26, 52)}
-WINDOWS = {"D": (7, 28), "W": (4, 13)}
+LAGS = {"D": (1, 2, 3, 7, 14, 21, 28), "W": (1, 2, 3, 4, 8, 13, 26, 52), "M": (1, 2, 3, 6, 12)}
+WINDOWS = {"D": (7, 28), "W": (4, 13), "M": (3, 12)}
 CALENDAR = {
     "D": (
         "day_of_week",
@@ -52,6 +53,7 @@ CALENDAR = {
         "is_weekend",
     ),
     "W": ("week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos"),
+    "M": ("month", "quarter", "year", "days_in_month"),
 }
 PRICE_PROMO = ("unit_price", "price_ratio", "price_change", "promotion")
 ENCODINGS = ("series_code", "item_code", "store_code")
@@ -80,13 +82,47 @@ def feature_names(frequency: str) -> list[str]:
 
 
 def grid_freq(frequency: str, dates: pd.Series) -> str:
-    """The pandas frequency of the grid: ``D``, or ``W-<weekday>`` with the data's usual weekday."""
+    """The pandas frequency of the grid: ``D``, ``W-<weekday>`` with the data's usual weekday, or
+    ``MS`` (months labelled by their first day)."""
     if frequency == "D":
         return "D"
+    if frequency == "M":
+        return "MS"
     if frequency != "W":
-        raise ValueError(f"frequency must be 'D' or 'W', got {frequency!r}")
+        raise ValueError(f"frequency must be one of {list(schema.FREQUENCIES)}, got {frequency!r}")
     weekday = pd.to_datetime(dates).dt.day_of_week.mode().iloc[0]
     return f"W-{WEEKDAYS[weekday]}"
+
+
+def period_number(dates: pd.Series, frequency: str) -> np.ndarray:
+    """An integer per grid date that counts periods: days, weeks or months since 1970 (dates on
+    the grid, so two dates are ``b - a`` periods apart)."""
+    dates = pd.to_datetime(pd.Series(dates))
+    if frequency == "M":
+        return ((dates.dt.year - 1970) * 12 + dates.dt.month - 1).to_numpy(dtype="int64")
+    days = (dates - pd.Timestamp("1970-01-01")).dt.days.to_numpy(dtype="int64")
+    return days // 7 if frequency == "W" else days
+
+
+def period_dates(numbers: np.ndarray, frequency: str, anchor: pd.Timestamp) -> np.ndarray:
+    """The grid dates of period numbers (the inverse of :func:`period_number`; ``anchor`` is any
+    grid date, which fixes a weekly grid's weekday)."""
+    numbers = np.asarray(numbers, dtype="int64")
+    if frequency == "M":
+        return (np.datetime64("1970-01", "M") + numbers).astype("datetime64[ns]")
+    days = 1 if frequency == "D" else 7
+    start = period_number(pd.Series([anchor]), frequency)[0]
+    return np.datetime64(anchor, "ns") + (numbers - start) * np.timedelta64(days, "D")
+
+
+def to_period_start(dates: pd.Series, frequency: str, freq: str) -> pd.Series:
+    """Dates moved back to the start of their period: the week's anchor weekday, the month's first day."""
+    if frequency == "W":
+        anchor = WEEKDAYS.index(freq.split("-")[1])
+        return dates - pd.to_timedelta((dates.dt.day_of_week - anchor) % 7, unit="D")
+    if frequency == "M":
+        return dates.dt.to_period("M").dt.to_timestamp()
+    return dates
 
 
 def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
@@ -94,27 +130,26 @@ def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
     frame = clean[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION]].copy()
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     freq = grid_freq(frequency, frame[schema.DATE])
-    if frequency == "W":  # move every date back to its week's start (the anchor), summing what shares a week
-        anchor = WEEKDAYS.index(freq.split("-")[1])
-        frame[schema.DATE] = frame[schema.DATE] - pd.to_timedelta((frame[schema.DATE].dt.day_of_week - anchor) % 7, unit="D")
+    if frequency != "D":  # move every date back to its period's start, summing what shares a period
+        frame[schema.DATE] = to_period_start(frame[schema.DATE], frequency, freq)
         frame = frame.groupby([*SERIES, schema.DATE], as_index=False, sort=False).agg(
             {schema.QUANTITY: "sum", schema.PRICE: "mean", schema.PROMOTION: "max"}
         )
     frame = frame.sort_values([*SERIES, schema.DATE], kind="stable").reset_index(drop=True)
     # Every series' full range of periods at once: repeat each series' key and count periods up.
-    bounds = frame.groupby(SERIES, sort=False)[schema.DATE].agg(["min", "max"])
-    days = 1 if frequency == "D" else 7
-    periods = ((bounds["max"] - bounds["min"]).dt.days // days + 1).to_numpy()
+    frame["_period"] = period_number(frame[schema.DATE], frequency)
+    bounds = frame.groupby(SERIES, sort=False)["_period"].agg(["min", "max"])
+    periods = (bounds["max"] - bounds["min"] + 1).to_numpy()
     starts = np.repeat(np.cumsum(periods) - periods, periods)
+    numbers = np.repeat(bounds["min"].to_numpy(), periods) + (np.arange(periods.sum()) - starts)
     grid = pd.DataFrame(
         {
             schema.ITEM: np.repeat(bounds.index.get_level_values(0).to_numpy(dtype=object), periods),
             schema.STORE: np.repeat(bounds.index.get_level_values(1).to_numpy(dtype=object), periods),
-            schema.DATE: np.repeat(bounds["min"].to_numpy(), periods)
-            + (np.arange(periods.sum()) - starts) * np.timedelta64(days, "D"),
+            schema.DATE: period_dates(numbers, frequency, frame[schema.DATE].iloc[0]),
         }
     )
-    grid = grid.merge(frame, on=[*SERIES, schema.DATE], how="left", validate="one_to_one")
+    grid = grid.merge(frame.drop(columns="_period"), on=[*SERIES, schema.DATE], how="left", validate="one_to_one")
     grid["is_gap"] = grid[schema.QUANTITY].isna().astype("int8")
     grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype("float64")
     # A gap's price is the series' last known price (then the next one, before the first record).
@@ -137,6 +172,7 @@ def add_calendar(frame: pd.DataFrame, frequency: str) -> pd.DataFrame:
         "day_of_year_sin": np.sin(2 * np.pi * day_of_year / 365.25),
         "day_of_year_cos": np.cos(2 * np.pi * day_of_year / 365.25),
         "is_weekend": (dates.day_of_week >= 5).astype("int8"),
+        "days_in_month": dates.days_in_month.astype("int8"),
     }
     for name in CALENDAR[frequency]:
         frame[name] = values[name]
@@ -263,14 +299,14 @@ def compute_features(grid: pd.DataFrame, frequency: str, codes: dict[str, dict[s
 
 
 def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: str = "") -> tuple[pd.DataFrame, dict]:
-    """The feature set and its manifest for validated rows at ``frequency`` (``D`` or ``W``).
+    """The feature set and its manifest for validated rows at ``frequency`` (``D``, ``W`` or ``M``).
 
     Parameters
     ----------
     clean : DataFrame
         Validated rows: ``date`` (ISO text or datetime), ``item_id``, ``store_id``, ``quantity``,
         ``unit_price`` (may be NaN) and ``promotion``; other columns are ignored.
-    frequency : {"D", "W"}
+    frequency : {"D", "W", "M"}
     source_fingerprint : str, optional
         Identifies the input (default: a content hash of ``clean``).
 

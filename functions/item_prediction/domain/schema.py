@@ -9,8 +9,8 @@ as they are. Real exports never use our names, so a small JSON mapping file rena
      "frequency": "D", "date_format": null, "dayfirst": true, "decimal": ","}
 
 Every key is optional: unmapped columns are looked up under our own names (case- and
-whitespace-insensitively); ``frequency`` (``D`` daily or ``W`` weekly) is inferred from the data
-when absent; ``date_format`` (a ``strftime`` format) makes date parsing strict to that format;
+whitespace-insensitively); ``frequency`` (``D`` daily, ``W`` weekly or ``M`` monthly) is inferred from
+the data when absent; ``date_format`` (a ``strftime`` format) makes date parsing strict to that format;
 ``dayfirst`` settles numeric dates such as ``01/02/2024`` (inferred from the data when absent);
 ``decimal`` is the decimal mark of numbers (default: ``.``, and ``,`` is also accepted in
 files not delimited by commas, as European exports write ``2,50``).
@@ -54,9 +54,9 @@ MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a"})
 TRUE_VALUES = frozenset({"1", "1.0", "true", "t", "yes", "y", "promo", "on"})
 FALSE_VALUES = frozenset({"0", "0.0", "false", "f", "no", "n", "off"})
 
-FREQUENCIES = {"D": "daily", "W": "weekly"}
-SEASON_LENGTH = {"D": 7, "W": 52}
-DEFAULT_HORIZON = {"D": 14, "W": 8}
+FREQUENCIES = {"D": "daily", "W": "weekly", "M": "monthly"}
+SEASON_LENGTH = {"D": 7, "W": 52, "M": 12}
+DEFAULT_HORIZON = {"D": 14, "W": 8, "M": 6}
 
 # Series shards (domain/shards.py). A shard's rows bound the memory of its FeatureEngineering and
 # Predictions invocations: 1 M rows peaked at about 1.3 GB in Predictions (of its 3,008 MB).

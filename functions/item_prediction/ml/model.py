@@ -192,16 +192,19 @@ def seasonal_naive(history: pd.DataFrame, targets: pd.DataFrame, frequency: str)
     earlier, the latest such period inside the series' ``history``; the series' last value where
     that period is missing (history shorter than a season); NaN for unknown series."""
     season = schema.SEASON_LENGTH[frequency]
-    period_days = 1 if frequency == "D" else 7
-    ends = history.groupby(feats.SERIES)[schema.DATE].max().rename("end")
-    last_values = history.sort_values(schema.DATE).groupby(feats.SERIES)[schema.QUANTITY].last().rename("last_value")
-    frame = targets[[schema.ITEM, schema.STORE, schema.DATE]].join(ends, on=feats.SERIES).join(last_values, on=feats.SERIES)
-    ahead = ((frame[schema.DATE] - frame["end"]).dt.days // period_days).clip(lower=1)
-    seasons_back = np.ceil(ahead / season)
-    frame["back"] = frame[schema.DATE] - pd.to_timedelta(seasons_back * season * period_days, unit="D")
-    lookup = history[[schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]].rename(
-        columns={schema.DATE: "back", schema.QUANTITY: "seasonal"}
+    history = history[[schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]].assign(
+        period=feats.period_number(history[schema.DATE], frequency)
     )
+    ends = history.groupby(feats.SERIES)["period"].max().rename("end")
+    last_values = history.sort_values("period").groupby(feats.SERIES)[schema.QUANTITY].last().rename("last_value")
+    frame = targets[[schema.ITEM, schema.STORE]].join(ends, on=feats.SERIES).join(last_values, on=feats.SERIES)
+    frame["period"] = feats.period_number(targets[schema.DATE], frequency)
+    ahead = (frame["period"] - frame["end"]).clip(lower=1)
+    frame["back"] = frame["period"] - np.ceil(ahead / season) * season
+    lookup = history[[schema.ITEM, schema.STORE, "period", schema.QUANTITY]].rename(
+        columns={"period": "back", schema.QUANTITY: "seasonal"}
+    )
+    lookup["back"] = lookup["back"].astype("float64")
     frame = frame.merge(lookup, on=[schema.ITEM, schema.STORE, "back"], how="left")
     return pd.Series(frame["seasonal"].fillna(frame["last_value"]).to_numpy(), index=targets.index, dtype="float64")
 
@@ -213,14 +216,21 @@ def scores(actual: pd.Series, predicted: pd.Series) -> dict:
     return {"mae": round(float(error.mean()), 6), "wape": round(float(error.sum() / total), 6) if total else None}
 
 
-def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
-    """Train on all but the last ``horizon`` periods, forecast them recursively, score against the baseline."""
-    frequency = manifest["frequency"]
-    names = manifest["features"]
+def holdout_split(feature_frame: pd.DataFrame, frequency: str, horizon: int) -> tuple[pd.Timestamp, pd.DataFrame, pd.DataFrame]:
+    """(cutoff, training rows before it, held-out sales records from it on): the last ``horizon``
+    periods of the dataset are held out; gap rows there are not scored (nothing was recorded)."""
     offset = _step(frequency, feature_frame)
     cutoff = feature_frame[schema.DATE].max() - (horizon - 1) * offset
     train = feature_frame[feature_frame[schema.DATE] < cutoff]
     holdout = feature_frame[(feature_frame[schema.DATE] >= cutoff) & feature_frame["is_gap"].eq(0)]
+    return cutoff, train, holdout
+
+
+def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
+    """Train on all but the last ``horizon`` periods, forecast them recursively, score against the baseline."""
+    frequency = manifest["frequency"]
+    names = manifest["features"]
+    cutoff, train, holdout = holdout_split(feature_frame, frequency, horizon)
     if holdout.empty:
         raise InsufficientHistory(f"no sales records in the last {horizon} periods to backtest on")
     fitted = fit(train, names)

@@ -340,7 +340,7 @@ def test_mapping_renames_user_columns_case_insensitively():
         ("not json", "not valid JSON"),
         ('{"columns": {"price": "P"}}', "unknown canonical columns"),
         ('{"columns": {"date": "X", "item_id": "X"}}', "one source column for two"),
-        ('{"frequency": "M"}', "'frequency' must be one of"),
+        ('{"frequency": "Q"}', "'frequency' must be one of"),
         ('{"colums": {}}', "unknown keys"),
         ('{"dayfirst": "yes"}', "'dayfirst' must be"),
         ('{"decimal": ";"}', "'decimal' must be"),
