@@ -298,7 +298,9 @@ def compute_features(grid: pd.DataFrame, frequency: str, codes: dict[str, dict[s
     return add_history(frame, frequency)
 
 
-def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: str = "") -> tuple[pd.DataFrame, dict]:
+def build_features(
+    clean: pd.DataFrame, frequency: str, *, source_fingerprint: str = "", known_in_advance: tuple[str, ...] | list[str] = ()
+) -> tuple[pd.DataFrame, dict]:
     """The feature set and its manifest for validated rows at ``frequency`` (``D``, ``W`` or ``M``).
 
     Parameters
@@ -309,6 +311,9 @@ def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: s
     frequency : {"D", "W", "M"}
     source_fingerprint : str, optional
         Identifies the input (default: a content hash of ``clean``).
+    known_in_advance : sequence of str, optional
+        The mapping's ``known_in_advance`` columns (kept in the manifest: the backtest then
+        plans the held-out periods with their recorded values).
 
     Returns
     -------
@@ -343,6 +348,7 @@ def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: s
         "date_range": [features[schema.DATE].min().strftime("%Y-%m-%d"), features[schema.DATE].max().strftime("%Y-%m-%d")],
         "codes": codes,
         "source_fingerprint": source_fingerprint or fingerprint(clean),
+        "known_in_advance": [column for column in schema.KNOWN_IN_ADVANCE_COLUMNS if column in known_in_advance],
     }
     return features, manifest
 
