@@ -135,13 +135,18 @@ def bench_export(export, *, peers: bool = True) -> dict:
     results: dict = {}
 
     def ours(known: list[str]) -> dict:
-        metrics = model.backtest(frame, {**manifest, "known_in_advance": known}, horizon)
+        planned, planned_manifest = feats.build_features(export.frame, frequency, known_in_advance=known)
+        metrics = model.backtest(planned, planned_manifest, horizon)
         return {**metrics["model"], "coverage_p10_p90": metrics.get("coverage_p10_p90")}
 
     _timed(results, "ours", lambda: ours([]))
     if export.has_price:
         _timed(results, "ours+plan", lambda: ours([schema.PRICE, schema.PROMOTION]))
-    _timed(results, "seasonal_naive", lambda: model.scores(holdout[schema.QUANTITY], model.seasonal_naive(train, holdout, frequency).fillna(0.0)))
+    _timed(
+        results,
+        "seasonal_naive",
+        lambda: model.scores(holdout[schema.QUANTITY], model.seasonal_naive(train, holdout, frequency).fillna(0.0)),
+    )
     if peers:
         _timed(results, "autoets", lambda: _score(holdout, autoets(train, frequency, freq, horizon)))
         _timed(results, "lgbm", lambda: _score(holdout, lgbm(train, frequency, freq, horizon, None)))
@@ -162,15 +167,16 @@ def bench_export(export, *, peers: bool = True) -> dict:
 
 
 def markdown(rows: list[dict], metric: str) -> str:
-    lines = [f"| export | {' | '.join(MODELS)} | ours P10-P90 coverage |", "|---" * (len(MODELS) + 2) + "|"]
+    lines = [f"| export | {' | '.join(MODELS)} | ours (/ ours+plan) P10-P90 coverage |", "|---" * (len(MODELS) + 2) + "|"]
     for row in rows:
         cells = []
         for name in MODELS:
             result = row["results"].get(name)
             value = None if result is None else result.get(metric)
             cells.append("–" if value is None else f"{value:,.4g}")
-        coverage = row["results"].get("ours", {}).get("coverage_p10_p90")
-        lines.append(f"| {row['export']} | {' | '.join(cells)} | {'–' if coverage is None else f'{coverage:.2f}'} |")
+        coverages = [row["results"].get(name, {}).get("coverage_p10_p90") for name in ("ours", "ours+plan")]
+        shown = " / ".join(f"{value:.2f}" for value in coverages if value is not None) or "–"
+        lines.append(f"| {row['export']} | {' | '.join(cells)} | {shown} |")
     return "\n".join(lines)
 
 
@@ -197,10 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("MAE (lower is better)\n" + markdown(rows, "mae") + "\n\nWAPE\n" + markdown(rows, "wape"))
         for row in rows:
-            print(f"{row['export']}: {row['source']}; cutoff {row['cutoff']}, {row['series']} series, "
-                  f"{row['holdout_rows']} held-out records; seconds "
-                  + ", ".join(f"{k} {v.get('seconds')}" for k, v in row["results"].items())
-                  + "".join(f"; {k} failed: {v['error']}" for k, v in row["results"].items() if "error" in v))
+            print(
+                f"{row['export']}: {row['source']}; cutoff {row['cutoff']}, {row['series']} series, "
+                f"{row['holdout_rows']} held-out records; seconds "
+                + ", ".join(f"{k} {v.get('seconds')}" for k, v in row["results"].items())
+                + "".join(f"; {k} failed: {v['error']}" for k, v in row["results"].items() if "error" in v)
+            )
     return 0
 
 

@@ -52,7 +52,9 @@ def _holiday_uplift(dates: pd.DatetimeIndex, frequency: str) -> np.ndarray:
     return uplift
 
 
-def _series(rng: np.random.Generator, dates: pd.DatetimeIndex, frequency: str, *, level: float, intermittent: bool, with_price: bool):
+def _series(
+    rng: np.random.Generator, dates: pd.DatetimeIndex, frequency: str, *, level: float, intermittent: bool, with_price: bool
+):
     n = len(dates)
     t = np.arange(n)
     base_price = round(float(rng.uniform(1.5, 30.0)), 2)

@@ -55,7 +55,6 @@ CALENDAR = {
     "W": ("week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos"),
     "M": ("month", "quarter", "year", "days_in_month"),
 }
-PRICE_PROMO = ("unit_price", "price_ratio", "price_change", "promotion")
 ENCODINGS = ("series_code", "item_code", "store_code")
 SERIES = [schema.ITEM, schema.STORE]
 KEY_COLUMNS = (schema.DATE, schema.ITEM, schema.STORE)
@@ -76,9 +75,21 @@ def history_feature_names(frequency: str) -> list[str]:
     return [*lags, *windows, *gaps, "series_mean_to_date"]
 
 
-def feature_names(frequency: str) -> list[str]:
-    """The model's inputs, in order."""
-    return [*history_feature_names(frequency), *CALENDAR[frequency], *PRICE_PROMO, *ENCODINGS]
+PLANNED_FEATURES = {schema.PRICE: ("unit_price", "price_ratio", "price_change"), schema.PROMOTION: ("promotion",)}
+
+
+def feature_names(frequency: str, known_in_advance: tuple[str, ...] | list[str] | None = None) -> list[str]:
+    """The model's inputs, in order.
+
+    ``known_in_advance``: the columns whose future values a plan gives (the mapping's). Price and
+    promotion features are inputs only for those: a forecast without their future values could
+    only assume them, and the accuracy benchmark measured that assuming "no promotion" costs more
+    than leaving them out (the model then learns their average effect into the other features).
+    None: every feature (all declared).
+    """
+    known = schema.KNOWN_IN_ADVANCE_COLUMNS if known_in_advance is None else known_in_advance
+    planned = [name for column in schema.KNOWN_IN_ADVANCE_COLUMNS if column in known for name in PLANNED_FEATURES[column]]
+    return [*history_feature_names(frequency), *CALENDAR[frequency], *planned, *ENCODINGS]
 
 
 def grid_freq(frequency: str, dates: pd.Series) -> str:
@@ -312,8 +323,9 @@ def build_features(
     source_fingerprint : str, optional
         Identifies the input (default: a content hash of ``clean``).
     known_in_advance : sequence of str, optional
-        The mapping's ``known_in_advance`` columns (kept in the manifest: the backtest then
-        plans the held-out periods with their recorded values).
+        The mapping's ``known_in_advance`` columns: their features are model inputs (see
+        :func:`feature_names`), and the backtest plans the held-out periods with their recorded
+        values (kept in the manifest).
 
     Returns
     -------
@@ -339,7 +351,7 @@ def build_features(
         "version": FEATURES_VERSION,
         "frequency": frequency,
         "grid_freq": grid_freq(frequency, grid[schema.DATE]),
-        "features": feature_names(frequency),
+        "features": feature_names(frequency, known_in_advance),
         "target": TARGET,
         "keys": list(KEY_COLUMNS),
         "rows": len(features),

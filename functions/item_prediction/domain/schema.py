@@ -122,7 +122,9 @@ class ColumnMapping:
             raise MappingError("mapping 'decimal' must be '.' or ',' or null")
         known = raw.get("known_in_advance") or []
         if not isinstance(known, list) or not set(known) <= set(KNOWN_IN_ADVANCE_COLUMNS) or len(set(known)) != len(known):
-            raise MappingError(f"mapping 'known_in_advance' must be a list of distinct names among {list(KNOWN_IN_ADVANCE_COLUMNS)}")
+            raise MappingError(
+                f"mapping 'known_in_advance' must be a list of distinct names among {list(KNOWN_IN_ADVANCE_COLUMNS)}"
+            )
         return cls(
             columns=dict(columns),
             frequency=frequency,

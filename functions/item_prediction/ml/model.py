@@ -58,9 +58,10 @@ SCALED_PREFIXES = ("lag_", "rolling_mean_", "rolling_std_", "series_mean_to_date
 class LevelScaled:
     """Gradient boosting on quantities relative to each row's own recent level.
 
-    The level of a row is its series' longest rolling mean (else the running mean; at least
-    LEVEL_FLOOR). Lags, rolling statistics, the running mean and the target are divided by it and
-    the log of the level is a feature, so one tree learns shapes shared by series of any volume,
+    The level of a row is its series' shortest rolling mean (else the running mean; at least
+    LEVEL_FLOOR): the recent level, which the benchmark preferred to the longest window. Lags,
+    rolling statistics, the running mean and the target are divided by it and the log of the
+    level is a feature, so one tree learns shapes shared by series of any volume,
     and a trend continues (a ratio to the recent level, where raw quantities would be capped at
     the largest value seen in training). Rows are weighted by their level: with the Poisson loss,
     the weighted deviance of the scaled target equals the deviance of the raw one, so the fit
@@ -70,7 +71,7 @@ class LevelScaled:
     def __init__(self, names: list[str], **params) -> None:
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.scaled = [name for name in names if name.startswith(SCALED_PREFIXES)]
-        self.level_from = [name for name in names if name.startswith("rolling_mean_")][-1:] + (
+        self.level_from = [name for name in names if name.startswith("rolling_mean_")][:1] + (
             ["series_mean_to_date"] if "series_mean_to_date" in names else []
         )
         self.estimator = HistGradientBoostingRegressor(**params)

@@ -56,7 +56,7 @@ def test_changing_the_future_changes_no_past_feature(frequency):
     altered = altered[~(future & (altered.index % 5 == 0))]  # and some future records vanish (gaps)
     other, _ = features.build_features(altered, frequency)
     keys = ["item_id", "store_id", "date"]
-    columns = keys + list(manifest["features"])
+    columns = keys + features.feature_names(frequency)  # every feature, declared known in advance or not
     before = base.loc[base["date"] <= pd.Timestamp(cutoff), columns].reset_index(drop=True)
     after = other.loc[other["date"] <= pd.Timestamp(cutoff), columns].reset_index(drop=True)
     assert len(before) > 100
@@ -168,9 +168,7 @@ def test_the_source_fingerprint_follows_content_not_order():
 
 
 def monthly(values, dates, item="A"):
-    return pd.DataFrame(
-        {"date": dates, "item_id": item, "store_id": "S1", "quantity": values, "unit_price": 2.0, "promotion": 0}
-    )
+    return pd.DataFrame({"date": dates, "item_id": item, "store_id": "S1", "quantity": values, "unit_price": 2.0, "promotion": 0})
 
 
 def test_monthly_rows_land_on_month_starts_whatever_day_they_are_dated():

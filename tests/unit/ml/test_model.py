@@ -10,9 +10,9 @@ from item_prediction.ml import model
 from lambda_build.sample_data import generate_sales
 
 
-def feature_set(**kwargs):
+def feature_set(known_in_advance=("unit_price", "promotion"), **kwargs):
     sample = generate_sales(invalid=False, **kwargs)
-    return features.build_features(sample.frame, kwargs.get("frequency", "D"))
+    return features.build_features(sample.frame, kwargs.get("frequency", "D"), known_in_advance=known_in_advance)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -151,7 +151,7 @@ def test_model_version_follows_data_and_recipe():
 def test_the_backtest_report_matches_an_independent_recomputation(signal):
     """The reported numbers are what scoring the holdout by hand gives: the baseline with a
     plain loop (not model.seasonal_naive), the model from a fresh fit on the same cut."""
-    frame, manifest = feature_set(items=2, stores=2, periods=200, seed=5, signal=signal)
+    frame, manifest = feature_set(items=2, stores=2, periods=200, seed=5, signal=signal, known_in_advance=())
     horizon = 10
     result = model.backtest(frame, manifest, horizon)
     cutoff = frame["date"].max() - pd.Timedelta(days=horizon - 1)
@@ -187,7 +187,7 @@ def test_the_backtest_report_matches_an_independent_recomputation(signal):
 
 def test_an_export_without_prices_trains_without_the_price_features_and_says_so():
     sample = generate_sales(items=2, stores=1, periods=60, frequency="W", seed=1, invalid=False)
-    frame, manifest = features.build_features(sample.frame.drop(columns=["unit_price"]), "W")
+    frame, manifest = features.build_features(sample.frame.drop(columns=["unit_price"]), "W", known_in_advance=["unit_price"])
     bundle = model.train(frame, manifest, horizon=8)
     dropped = bundle.metadata["features_dropped"]
     assert dropped["unit_price"] == dropped["price_ratio"] == "all missing" and dropped["price_change"] == "constant"
@@ -281,6 +281,16 @@ def test_nothing_sold_is_not_enough_history():
 # -- issue 13: monthly data, level scaling, plans, intervals, additive sums ----------------------
 
 
+def test_price_and_promotion_are_inputs_only_when_declared_known_in_advance():
+    undeclared = features.feature_names("D", [])
+    assert not {"unit_price", "price_ratio", "price_change", "promotion"} & set(undeclared)
+    assert "promotion" in features.feature_names("D", ["promotion"]) and "unit_price" not in features.feature_names(
+        "D", ["promotion"]
+    )
+    _, manifest = feature_set(known_in_advance=(), items=2, stores=1, periods=120, seed=1)
+    assert manifest["features"] == undeclared and manifest["known_in_advance"] == []
+
+
 def monthly_feature_set(periods=48, series=6, seed=3, **kwargs):
     from lambda_build.accuracy_corpus import generate
 
@@ -308,8 +318,16 @@ def test_monthly_data_trains_backtests_and_forecasts_month_starts():
 def test_level_scaling_carries_a_trend_beyond_the_largest_quantity_seen():
     dates = pd.date_range("2020-01-01", periods=120, freq="MS").strftime("%Y-%m-%d")
     rows = [
-        pd.DataFrame({"date": dates, "item_id": f"I{i}", "store_id": "S", "quantity": (10 + i) * 1.03 ** np.arange(120),
-                      "unit_price": 1.0, "promotion": 0})
+        pd.DataFrame(
+            {
+                "date": dates,
+                "item_id": f"I{i}",
+                "store_id": "S",
+                "quantity": (10 + i) * 1.03 ** np.arange(120),
+                "unit_price": 1.0,
+                "promotion": 0,
+            }
+        )
         for i in range(3)
     ]
     frame, manifest = features.build_features(pd.concat(rows, ignore_index=True), "M")
@@ -338,8 +356,8 @@ def test_a_plan_sets_future_prices_and_promotions_and_the_forecast_says_whose():
 
 def test_the_backtest_plans_the_holdout_with_its_recorded_values_when_declared_known():
     frame, manifest = feature_set(items=4, stores=2, periods=300, seed=2)
-    unknown = model.backtest(frame, manifest, 14)
-    known = model.backtest(frame, {**manifest, "known_in_advance": ["unit_price", "promotion"]}, 14)
+    unknown = model.backtest(frame, {**manifest, "known_in_advance": []}, 14)  # the same features, the plan assumed
+    known = model.backtest(frame, manifest, 14)
     assert known["known_in_advance"] == ["unit_price", "promotion"] and unknown["known_in_advance"] == []
     assert known["model"]["mae"] < unknown["model"]["mae"]  # promotions lift the holdout: knowing them helps
 
@@ -362,7 +380,8 @@ def test_interval_table_takes_error_quantiles_per_prediction_bin():
     low, high = model.apply_intervals(table, np.array([1.0, 100.0]))
     assert high[1] - low[1] > 30 * (high[0] - low[0])  # wide where errors are wide
     assert low[0] >= 0
-    inside = ((predicted + errors >= model.apply_intervals(table, predicted)[0]) & (predicted + errors <= model.apply_intervals(table, predicted)[1]))
+    p10, p90 = model.apply_intervals(table, predicted)
+    inside = (predicted + errors >= p10) & (predicted + errors <= p90)
     assert inside.mean() == pytest.approx(0.8, abs=0.03)
 
 
