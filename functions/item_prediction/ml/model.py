@@ -408,6 +408,7 @@ def model_version(manifest: dict) -> str:
     recipe = json.dumps(
         {
             "params": MODEL_PARAMS,
+            "estimator": f"{LevelScaled.__name__}(level floor {LEVEL_FLOOR})",
             "features": manifest["features"],
             "features_version": manifest["version"],
             "sklearn": sklearn.__version__,
