@@ -5,7 +5,8 @@ from its first to its last period. A period without a record becomes an explicit
 ``is_gap = 1`` and quantity 0: exports usually leave out periods without sales, so a missing
 period is read as "nothing sold". Weekly periods start on the dataset's usual weekday (the most
 common one) and are labelled by that day; records of one series in the same week are summed
-(prices averaged, promotion if any day had one).
+(prices averaged, promotion if any day had one). Monthly periods are labelled by the month's
+first day, whatever day of the month the export dates them (the 1st, the last, any), and sum alike.
 
 Two kinds of features (scikit-learn's vocabulary: all are computed per row, from the row's own
 series only):
@@ -37,8 +38,8 @@ import pandas as pd
 from . import schema
 
 FEATURES_VERSION = "2.0"
-LAGS = {"D": (1, 2, 3, 7, 14, 21, 28), "W": (1, 2, 3, 4, 8, 13, 26, 52)}
-WINDOWS = {"D": (7, 28), "W": (4, 13)}
+LAGS = {"D": (1, 2, 3, 7, 14, 21, 28), "W": (1, 2, 3, 4, 8, 13, 26, 52), "M": (1, 2, 3, 6, 12)}
+WINDOWS = {"D": (7, 28), "W": (4, 13), "M": (3, 12)}
 CALENDAR = {
     "D": (
         "day_of_week",
@@ -52,8 +53,8 @@ CALENDAR = {
         "is_weekend",
     ),
     "W": ("week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos"),
+    "M": ("month", "quarter", "year", "days_in_month"),
 }
-PRICE_PROMO = ("unit_price", "price_ratio", "price_change", "promotion")
 ENCODINGS = ("series_code", "item_code", "store_code")
 SERIES = [schema.ITEM, schema.STORE]
 KEY_COLUMNS = (schema.DATE, schema.ITEM, schema.STORE)
@@ -74,19 +75,65 @@ def history_feature_names(frequency: str) -> list[str]:
     return [*lags, *windows, *gaps, "series_mean_to_date"]
 
 
-def feature_names(frequency: str) -> list[str]:
-    """The model's inputs, in order."""
-    return [*history_feature_names(frequency), *CALENDAR[frequency], *PRICE_PROMO, *ENCODINGS]
+PLANNED_FEATURES = {schema.PRICE: ("unit_price", "price_ratio", "price_change"), schema.PROMOTION: ("promotion",)}
+
+
+def feature_names(frequency: str, known_in_advance: tuple[str, ...] | list[str] | None = None) -> list[str]:
+    """The model's inputs, in order.
+
+    ``known_in_advance``: the columns whose future values a plan gives (the mapping's). Price and
+    promotion features are inputs only for those: a forecast without their future values could
+    only assume them, and the accuracy benchmark measured that assuming "no promotion" costs more
+    than leaving them out (the model then learns their average effect into the other features).
+    None: every feature (all declared).
+    """
+    known = schema.KNOWN_IN_ADVANCE_COLUMNS if known_in_advance is None else known_in_advance
+    planned = [name for column in schema.KNOWN_IN_ADVANCE_COLUMNS if column in known for name in PLANNED_FEATURES[column]]
+    return [*history_feature_names(frequency), *CALENDAR[frequency], *planned, *ENCODINGS]
 
 
 def grid_freq(frequency: str, dates: pd.Series) -> str:
-    """The pandas frequency of the grid: ``D``, or ``W-<weekday>`` with the data's usual weekday."""
+    """The pandas frequency of the grid: ``D``, ``W-<weekday>`` with the data's usual weekday, or
+    ``MS`` (months labelled by their first day)."""
     if frequency == "D":
         return "D"
+    if frequency == "M":
+        return "MS"
     if frequency != "W":
-        raise ValueError(f"frequency must be 'D' or 'W', got {frequency!r}")
+        raise ValueError(f"frequency must be one of {list(schema.FREQUENCIES)}, got {frequency!r}")
     weekday = pd.to_datetime(dates).dt.day_of_week.mode().iloc[0]
     return f"W-{WEEKDAYS[weekday]}"
+
+
+def period_number(dates: pd.Series, frequency: str) -> np.ndarray:
+    """An integer per grid date that counts periods: days, weeks or months since 1970 (dates on
+    the grid, so two dates are ``b - a`` periods apart)."""
+    dates = pd.to_datetime(pd.Series(dates))
+    if frequency == "M":
+        return ((dates.dt.year - 1970) * 12 + dates.dt.month - 1).to_numpy(dtype="int64")
+    days = (dates - pd.Timestamp("1970-01-01")).dt.days.to_numpy(dtype="int64")
+    return days // 7 if frequency == "W" else days
+
+
+def period_dates(numbers: np.ndarray, frequency: str, anchor: pd.Timestamp) -> np.ndarray:
+    """The grid dates of period numbers (the inverse of :func:`period_number`; ``anchor`` is any
+    grid date, which fixes a weekly grid's weekday)."""
+    numbers = np.asarray(numbers, dtype="int64")
+    if frequency == "M":
+        return (np.datetime64("1970-01", "M") + numbers).astype("datetime64[ns]")
+    days = 1 if frequency == "D" else 7
+    start = period_number(pd.Series([anchor]), frequency)[0]
+    return np.datetime64(anchor, "ns") + (numbers - start) * np.timedelta64(days, "D")
+
+
+def to_period_start(dates: pd.Series, frequency: str, freq: str) -> pd.Series:
+    """Dates moved back to the start of their period: the week's anchor weekday, the month's first day."""
+    if frequency == "W":
+        anchor = WEEKDAYS.index(freq.split("-")[1])
+        return dates - pd.to_timedelta((dates.dt.day_of_week - anchor) % 7, unit="D")
+    if frequency == "M":
+        return dates.dt.to_period("M").dt.to_timestamp()
+    return dates
 
 
 def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
@@ -94,27 +141,26 @@ def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
     frame = clean[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION]].copy()
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     freq = grid_freq(frequency, frame[schema.DATE])
-    if frequency == "W":  # move every date back to its week's start (the anchor), summing what shares a week
-        anchor = WEEKDAYS.index(freq.split("-")[1])
-        frame[schema.DATE] = frame[schema.DATE] - pd.to_timedelta((frame[schema.DATE].dt.day_of_week - anchor) % 7, unit="D")
+    if frequency != "D":  # move every date back to its period's start, summing what shares a period
+        frame[schema.DATE] = to_period_start(frame[schema.DATE], frequency, freq)
         frame = frame.groupby([*SERIES, schema.DATE], as_index=False, sort=False).agg(
             {schema.QUANTITY: "sum", schema.PRICE: "mean", schema.PROMOTION: "max"}
         )
     frame = frame.sort_values([*SERIES, schema.DATE], kind="stable").reset_index(drop=True)
     # Every series' full range of periods at once: repeat each series' key and count periods up.
-    bounds = frame.groupby(SERIES, sort=False)[schema.DATE].agg(["min", "max"])
-    days = 1 if frequency == "D" else 7
-    periods = ((bounds["max"] - bounds["min"]).dt.days // days + 1).to_numpy()
+    frame["_period"] = period_number(frame[schema.DATE], frequency)
+    bounds = frame.groupby(SERIES, sort=False)["_period"].agg(["min", "max"])
+    periods = (bounds["max"] - bounds["min"] + 1).to_numpy()
     starts = np.repeat(np.cumsum(periods) - periods, periods)
+    numbers = np.repeat(bounds["min"].to_numpy(), periods) + (np.arange(periods.sum()) - starts)
     grid = pd.DataFrame(
         {
             schema.ITEM: np.repeat(bounds.index.get_level_values(0).to_numpy(dtype=object), periods),
             schema.STORE: np.repeat(bounds.index.get_level_values(1).to_numpy(dtype=object), periods),
-            schema.DATE: np.repeat(bounds["min"].to_numpy(), periods)
-            + (np.arange(periods.sum()) - starts) * np.timedelta64(days, "D"),
+            schema.DATE: period_dates(numbers, frequency, frame[schema.DATE].iloc[0]),
         }
     )
-    grid = grid.merge(frame, on=[*SERIES, schema.DATE], how="left", validate="one_to_one")
+    grid = grid.merge(frame.drop(columns="_period"), on=[*SERIES, schema.DATE], how="left", validate="one_to_one")
     grid["is_gap"] = grid[schema.QUANTITY].isna().astype("int8")
     grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype("float64")
     # A gap's price is the series' last known price (then the next one, before the first record).
@@ -137,6 +183,7 @@ def add_calendar(frame: pd.DataFrame, frequency: str) -> pd.DataFrame:
         "day_of_year_sin": np.sin(2 * np.pi * day_of_year / 365.25),
         "day_of_year_cos": np.cos(2 * np.pi * day_of_year / 365.25),
         "is_weekend": (dates.day_of_week >= 5).astype("int8"),
+        "days_in_month": dates.days_in_month.astype("int8"),
     }
     for name in CALENDAR[frequency]:
         frame[name] = values[name]
@@ -262,17 +309,23 @@ def compute_features(grid: pd.DataFrame, frequency: str, codes: dict[str, dict[s
     return add_history(frame, frequency)
 
 
-def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: str = "") -> tuple[pd.DataFrame, dict]:
-    """The feature set and its manifest for validated rows at ``frequency`` (``D`` or ``W``).
+def build_features(
+    clean: pd.DataFrame, frequency: str, *, source_fingerprint: str = "", known_in_advance: tuple[str, ...] | list[str] = ()
+) -> tuple[pd.DataFrame, dict]:
+    """The feature set and its manifest for validated rows at ``frequency`` (``D``, ``W`` or ``M``).
 
     Parameters
     ----------
     clean : DataFrame
         Validated rows: ``date`` (ISO text or datetime), ``item_id``, ``store_id``, ``quantity``,
         ``unit_price`` (may be NaN) and ``promotion``; other columns are ignored.
-    frequency : {"D", "W"}
+    frequency : {"D", "W", "M"}
     source_fingerprint : str, optional
         Identifies the input (default: a content hash of ``clean``).
+    known_in_advance : sequence of str, optional
+        The mapping's ``known_in_advance`` columns: their features are model inputs (see
+        :func:`feature_names`), and the backtest plans the held-out periods with their recorded
+        values (kept in the manifest).
 
     Returns
     -------
@@ -298,7 +351,7 @@ def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: s
         "version": FEATURES_VERSION,
         "frequency": frequency,
         "grid_freq": grid_freq(frequency, grid[schema.DATE]),
-        "features": feature_names(frequency),
+        "features": feature_names(frequency, known_in_advance),
         "target": TARGET,
         "keys": list(KEY_COLUMNS),
         "rows": len(features),
@@ -307,6 +360,7 @@ def build_features(clean: pd.DataFrame, frequency: str, *, source_fingerprint: s
         "date_range": [features[schema.DATE].min().strftime("%Y-%m-%d"), features[schema.DATE].max().strftime("%Y-%m-%d")],
         "codes": codes,
         "source_fingerprint": source_fingerprint or fingerprint(clean),
+        "known_in_advance": [column for column in schema.KNOWN_IN_ADVANCE_COLUMNS if column in known_in_advance],
     }
     return features, manifest
 

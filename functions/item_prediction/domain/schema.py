@@ -6,14 +6,18 @@ as they are. Real exports never use our names, so a small JSON mapping file rena
 
     {"columns": {"date": "Order Date", "item_id": "SKU", "quantity": "Units Sold",
                  "store_id": "Shop", "unit_price": "Price", "promotion": "On Promo"},
-     "frequency": "D", "date_format": null, "dayfirst": true, "decimal": ","}
+     "frequency": "D", "date_format": null, "dayfirst": true, "decimal": ",",
+     "known_in_advance": ["unit_price", "promotion"]}
 
 Every key is optional: unmapped columns are looked up under our own names (case- and
-whitespace-insensitively); ``frequency`` (``D`` daily or ``W`` weekly) is inferred from the data
-when absent; ``date_format`` (a ``strftime`` format) makes date parsing strict to that format;
+whitespace-insensitively); ``frequency`` (``D`` daily, ``W`` weekly or ``M`` monthly) is inferred from
+the data when absent; ``date_format`` (a ``strftime`` format) makes date parsing strict to that format;
 ``dayfirst`` settles numeric dates such as ``01/02/2024`` (inferred from the data when absent);
 ``decimal`` is the decimal mark of numbers (default: ``.``, and ``,`` is also accepted in
-files not delimited by commas, as European exports write ``2,50``).
+files not delimited by commas, as European exports write ``2,50``); ``known_in_advance`` lists
+the columns whose future values the user supplies in a plan file (``unit_price``,
+``promotion``): the backtest then takes the held-out periods' recorded values as the plan, and
+forecasts take them from the plan file (:mod:`item_prediction.domain.plan`).
 
 Where the mapping comes from (first found wins): the ``mapping_key`` of the event, then
 ``raw/<dataset>/_mapping.json`` next to the data, then ``config/mappings/<dataset>.json``, then
@@ -54,9 +58,10 @@ MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a"})
 TRUE_VALUES = frozenset({"1", "1.0", "true", "t", "yes", "y", "promo", "on"})
 FALSE_VALUES = frozenset({"0", "0.0", "false", "f", "no", "n", "off"})
 
-FREQUENCIES = {"D": "daily", "W": "weekly"}
-SEASON_LENGTH = {"D": 7, "W": 52}
-DEFAULT_HORIZON = {"D": 14, "W": 8}
+KNOWN_IN_ADVANCE_COLUMNS = (PRICE, PROMOTION)  # the columns a plan file may give for future periods
+FREQUENCIES = {"D": "daily", "W": "weekly", "M": "monthly"}
+SEASON_LENGTH = {"D": 7, "W": 52, "M": 12}
+DEFAULT_HORIZON = {"D": 14, "W": 8, "M": 6}
 
 # Series shards (domain/shards.py). A shard's rows bound the memory of its FeatureEngineering and
 # Predictions invocations: 1 M rows peaked at about 1.3 GB in Predictions (of its 3,008 MB).
@@ -78,6 +83,7 @@ class ColumnMapping:
     date_format: str | None = None
     dayfirst: bool | None = None  # None: inferred from the data
     decimal: str | None = None  # None: "." (and "," in files not delimited by commas)
+    known_in_advance: tuple[str, ...] = ()  # canonical columns whose future values a plan file gives
 
     @classmethod
     def identity(cls) -> ColumnMapping:
@@ -91,7 +97,7 @@ class ColumnMapping:
             raise MappingError(f"mapping file is not valid JSON: {exc}") from None
         if not isinstance(raw, dict):
             raise MappingError("mapping file must hold a JSON object")
-        unknown = set(raw) - {"columns", "frequency", "date_format", "dayfirst", "decimal"}
+        unknown = set(raw) - {"columns", "frequency", "date_format", "dayfirst", "decimal", "known_in_advance"}
         if unknown:
             raise MappingError(f"mapping file has unknown keys: {sorted(unknown)}")
         columns = raw.get("columns", {})
@@ -114,7 +120,19 @@ class ColumnMapping:
         decimal = raw.get("decimal")
         if decimal not in (None, ".", ","):
             raise MappingError("mapping 'decimal' must be '.' or ',' or null")
-        return cls(columns=dict(columns), frequency=frequency, date_format=date_format, dayfirst=dayfirst, decimal=decimal)
+        known = raw.get("known_in_advance") or []
+        if not isinstance(known, list) or not set(known) <= set(KNOWN_IN_ADVANCE_COLUMNS) or len(set(known)) != len(known):
+            raise MappingError(
+                f"mapping 'known_in_advance' must be a list of distinct names among {list(KNOWN_IN_ADVANCE_COLUMNS)}"
+            )
+        return cls(
+            columns=dict(columns),
+            frequency=frequency,
+            date_format=date_format,
+            dayfirst=dayfirst,
+            decimal=decimal,
+            known_in_advance=tuple(known),
+        )
 
     def describe(self) -> dict:
         """The mapping as the report shows it."""
@@ -124,6 +142,7 @@ class ColumnMapping:
             "date_format": self.date_format,
             "dayfirst": self.dayfirst,
             "decimal": self.decimal,
+            "known_in_advance": list(self.known_in_advance),
         }
 
     def rename_header(self, header: list[str]) -> tuple[list[str], list[str]]:

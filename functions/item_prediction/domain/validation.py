@@ -168,16 +168,19 @@ def key_hashes(items: pd.Series, stores: pd.Series, days: pd.Series) -> np.ndarr
 
 
 def infer_frequency(dates: Iterable[str], configured: str | None) -> str:
-    """``D`` or ``W``: configured, else from the distinct dates: weekly when they all fall on one
-    weekday and are typically a week apart, daily otherwise."""
+    """``D``, ``W`` or ``M``: configured, else from the distinct dates: monthly when they all fall
+    on one day of the month (or all on month ends) and are typically a month apart, weekly when
+    they all fall on one weekday and are typically a week apart, daily otherwise."""
     if configured:
         return configured
     distinct = sorted(set(dates))
     if len(distinct) < 2:
         return "D"
     ordered = pd.to_datetime(distinct)
-    gaps = np.diff(ordered.to_numpy()).astype("timedelta64[D]").astype(int)
-    return "W" if ordered.day_of_week.nunique() == 1 and np.median(gaps) >= 7 else "D"
+    gap = np.median(np.diff(ordered.to_numpy()).astype("timedelta64[D]").astype(int))
+    if (ordered.day.nunique() == 1 or ordered.is_month_end.all()) and 28 <= gap <= 31:
+        return "M"
+    return "W" if ordered.day_of_week.nunique() == 1 and gap >= 7 else "D"
 
 
 class _Validator:

@@ -41,7 +41,7 @@ MODEL_PARAMS = {
     "loss": "poisson",  # counts: non-negative, variance growing with the mean
     "learning_rate": 0.08,
     "max_iter": 250,
-    "max_leaf_nodes": 31,
+    "max_leaf_nodes": 15,
     "min_samples_leaf": 40,
     "l2_regularization": 1.0,
     "early_stopping": False,  # deterministic: the same data gives the same model
@@ -49,6 +49,53 @@ MODEL_PARAMS = {
 }
 MIN_TRAIN_ROWS = 50
 MAX_HORIZON = 366
+
+
+LEVEL_FLOOR = 0.1  # the smallest level quantities are divided by (a series that sold nothing lately)
+SCALED_PREFIXES = ("lag_", "rolling_mean_", "rolling_std_", "series_mean_to_date")
+
+
+class LevelScaled:
+    """Gradient boosting on quantities relative to each row's own recent level.
+
+    The level of a row is its series' shortest rolling mean (else the running mean; at least
+    LEVEL_FLOOR): the recent level, which the benchmark preferred to the longest window. Lags,
+    rolling statistics, the running mean and the target are divided by it and the log of the
+    level is a feature, so one tree learns shapes shared by series of any volume,
+    and a trend continues (a ratio to the recent level, where raw quantities would be capped at
+    the largest value seen in training). Rows are weighted by their level: with the Poisson loss,
+    the weighted deviance of the scaled target equals the deviance of the raw one, so the fit
+    still minimises the error in units sold.
+    """
+
+    def __init__(self, names: list[str], **params) -> None:
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.scaled = [name for name in names if name.startswith(SCALED_PREFIXES)]
+        self.level_from = [name for name in names if name.startswith("rolling_mean_")][:1] + (
+            ["series_mean_to_date"] if "series_mean_to_date" in names else []
+        )
+        self.estimator = HistGradientBoostingRegressor(**params)
+
+    def _level(self, X: pd.DataFrame) -> np.ndarray:
+        level = pd.Series(np.nan, index=X.index)
+        for name in self.level_from:
+            level = level.fillna(X[name])
+        return np.maximum(level.fillna(1.0).to_numpy(dtype="float64"), LEVEL_FLOOR)
+
+    def _inputs(self, X: pd.DataFrame, level: np.ndarray) -> pd.DataFrame:
+        inputs = X[list(self.feature_names_in_)].copy()
+        inputs[self.scaled] = inputs[self.scaled].to_numpy(dtype="float64") / level[:, None]
+        inputs["log_level"] = np.log(level)
+        return inputs
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LevelScaled:
+        level = self._level(X)
+        self.estimator.fit(self._inputs(X, level), y.to_numpy(dtype="float64") / level, sample_weight=level)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        level = self._level(X)
+        return self.estimator.predict(self._inputs(X, level)) * level
 
 
 class InsufficientHistory(ValueError):
@@ -59,7 +106,7 @@ class InsufficientHistory(ValueError):
 class Fitted:
     """An estimator and the features it was fitted on (in order), with why others were left out."""
 
-    estimator: HistGradientBoostingRegressor
+    estimator: LevelScaled
     names: list[str]
     dropped: dict[str, str]
 
@@ -68,7 +115,7 @@ class Fitted:
 class ModelBundle:
     """What is saved with joblib: the estimator and everything needed to forecast with it."""
 
-    estimator: HistGradientBoostingRegressor
+    estimator: LevelScaled
     feature_names: list[str]  # the fitted ones: what forecasting feeds the estimator
     frequency: str
     codes: dict
@@ -127,8 +174,38 @@ def fit(train: pd.DataFrame, names: list[str]) -> Fitted:
     used, dropped = informative_features(train, names)
     if not used:
         raise InsufficientHistory(f"no feature varies in the {len(train)} rows to train on")
-    estimator = HistGradientBoostingRegressor(**MODEL_PARAMS).fit(train[used], train[feats.TARGET])
+    estimator = LevelScaled(used, **MODEL_PARAMS).fit(train[used], train[feats.TARGET])
     return Fitted(estimator, used, dropped)
+
+
+PLAN_FILE = "file"
+PLAN_ASSUMED = "assumed_last_price_no_promotion"
+
+
+def future_periods(base: pd.DataFrame, horizon: int, frequency: str, plan: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ``horizon`` periods after each series' last one (grid columns plus ``step``).
+
+    ``plan`` (``date``, ``item_id``, ``store_id`` and ``unit_price`` and/or ``promotion``) gives
+    the planned values of the periods it lists; elsewhere a period keeps the series' last price
+    and has no promotion.
+    """
+    offset = _step(frequency, base)
+    last = base.groupby(feats.SERIES, sort=False).agg({schema.DATE: "max", schema.PRICE: "last"}).reset_index()
+    future = pd.concat(
+        [last.assign(**{schema.DATE: last[schema.DATE] + step * offset, "step": step}) for step in range(1, horizon + 1)],
+        ignore_index=True,
+    )
+    future[schema.QUANTITY] = np.nan
+    future[schema.PROMOTION] = 0
+    future["is_gap"] = 0
+    if plan is not None and len(plan):
+        planned = [column for column in (schema.PRICE, schema.PROMOTION) if column in plan]
+        given = plan[[*feats.KEY_COLUMNS, *planned]].rename(columns={column: f"planned_{column}" for column in planned})
+        future = future.merge(given, on=list(feats.KEY_COLUMNS), how="left", validate="one_to_one")
+        for column in planned:
+            future[column] = future[f"planned_{column}"].fillna(future[column])
+        future[schema.PROMOTION] = future[schema.PROMOTION].astype("int8")
+    return future[[*feats.BASE_COLUMNS, "step"]]
 
 
 def recursive_forecast(
@@ -140,6 +217,7 @@ def recursive_forecast(
     names: list[str],
     *,
     return_features: bool = False,
+    plan: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecast ``horizon`` periods after each series' last period, feeding predictions back as lags.
 
@@ -147,20 +225,12 @@ def recursive_forecast(
     computed once over each series' whole history, so price references match training. History
     features are recomputed each step on a tail of each series (as long as the features look
     back) plus the running totals of the periods before the tail: the same values as a
-    recomputation over the whole history, at a fraction of the cost. The future keeps each
-    series' last price and no promotion.
+    recomputation over the whole history, at a fraction of the cost. The future's price and
+    promotion come from ``plan`` (see :func:`future_periods`), else each series' last price and
+    no promotion.
     """
-    offset = _step(frequency, history)
     base = feats.sort_grid(history[feats.BASE_COLUMNS])
-    last = base.groupby(feats.SERIES, sort=False).agg({schema.DATE: "max", schema.PRICE: "last"}).reset_index()
-    future = pd.concat(
-        [last.assign(**{schema.DATE: last[schema.DATE] + step * offset, "step": step}) for step in range(1, horizon + 1)],
-        ignore_index=True,
-    )
-    future[schema.QUANTITY] = np.nan
-    future[schema.PROMOTION] = 0
-    future["is_gap"] = 0
-    future = future[[*feats.BASE_COLUMNS, "step"]]
+    future = future_periods(base, horizon, frequency, plan)
 
     known_names = [name for name in names if name not in feats.history_feature_names(frequency)]
     everything = feats.sort_grid(pd.concat([base.assign(step=0), future], ignore_index=True))
@@ -192,16 +262,19 @@ def seasonal_naive(history: pd.DataFrame, targets: pd.DataFrame, frequency: str)
     earlier, the latest such period inside the series' ``history``; the series' last value where
     that period is missing (history shorter than a season); NaN for unknown series."""
     season = schema.SEASON_LENGTH[frequency]
-    period_days = 1 if frequency == "D" else 7
-    ends = history.groupby(feats.SERIES)[schema.DATE].max().rename("end")
-    last_values = history.sort_values(schema.DATE).groupby(feats.SERIES)[schema.QUANTITY].last().rename("last_value")
-    frame = targets[[schema.ITEM, schema.STORE, schema.DATE]].join(ends, on=feats.SERIES).join(last_values, on=feats.SERIES)
-    ahead = ((frame[schema.DATE] - frame["end"]).dt.days // period_days).clip(lower=1)
-    seasons_back = np.ceil(ahead / season)
-    frame["back"] = frame[schema.DATE] - pd.to_timedelta(seasons_back * season * period_days, unit="D")
-    lookup = history[[schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]].rename(
-        columns={schema.DATE: "back", schema.QUANTITY: "seasonal"}
+    history = history[[schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]].assign(
+        period=feats.period_number(history[schema.DATE], frequency)
     )
+    ends = history.groupby(feats.SERIES)["period"].max().rename("end")
+    last_values = history.sort_values("period").groupby(feats.SERIES)[schema.QUANTITY].last().rename("last_value")
+    frame = targets[[schema.ITEM, schema.STORE]].join(ends, on=feats.SERIES).join(last_values, on=feats.SERIES)
+    frame["period"] = feats.period_number(targets[schema.DATE], frequency)
+    ahead = (frame["period"] - frame["end"]).clip(lower=1)
+    frame["back"] = frame["period"] - np.ceil(ahead / season) * season
+    lookup = history[[schema.ITEM, schema.STORE, "period", schema.QUANTITY]].rename(
+        columns={"period": "back", schema.QUANTITY: "seasonal"}
+    )
+    lookup["back"] = lookup["back"].astype("float64")
     frame = frame.merge(lookup, on=[schema.ITEM, schema.STORE, "back"], how="left")
     return pd.Series(frame["seasonal"].fillna(frame["last_value"]).to_numpy(), index=targets.index, dtype="float64")
 
@@ -213,39 +286,118 @@ def scores(actual: pd.Series, predicted: pd.Series) -> dict:
     return {"mae": round(float(error.mean()), 6), "wape": round(float(error.sum() / total), 6) if total else None}
 
 
-def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
-    """Train on all but the last ``horizon`` periods, forecast them recursively, score against the baseline."""
-    frequency = manifest["frequency"]
-    names = manifest["features"]
+def holdout_split(feature_frame: pd.DataFrame, frequency: str, horizon: int) -> tuple[pd.Timestamp, pd.DataFrame, pd.DataFrame]:
+    """(cutoff, training rows before it, held-out sales records from it on): the last ``horizon``
+    periods of the dataset are held out; gap rows there are not scored (nothing was recorded)."""
     offset = _step(frequency, feature_frame)
     cutoff = feature_frame[schema.DATE].max() - (horizon - 1) * offset
     train = feature_frame[feature_frame[schema.DATE] < cutoff]
     holdout = feature_frame[(feature_frame[schema.DATE] >= cutoff) & feature_frame["is_gap"].eq(0)]
+    return cutoff, train, holdout
+
+
+INTERVAL_BINS = 10  # residual quantiles are taken per bin of predictions (errors grow with volume)
+MIN_BIN_ROWS = 30
+
+
+def interval_table(predicted: pd.Series, actual: pd.Series) -> dict:
+    """Conformal P10/P90 offsets from forecast errors: the 10th and 90th percentile of
+    ``actual - predicted`` within bins of the prediction (up to INTERVAL_BINS bins of at least
+    MIN_BIN_ROWS errors each, by quantiles of the prediction), as a JSON-friendly table."""
+    predicted = np.asarray(predicted, dtype="float64")
+    errors = np.asarray(actual, dtype="float64") - predicted
+    bins = int(max(1, min(INTERVAL_BINS, len(predicted) // MIN_BIN_ROWS)))
+    edges = np.unique(np.quantile(predicted, np.linspace(0, 1, bins + 1)[1:-1])) if bins > 1 else np.array([])
+    which = np.searchsorted(edges, predicted, side="right")
+    low = [float(np.quantile(errors[which == b], 0.1)) if (which == b).any() else 0.0 for b in range(len(edges) + 1)]
+    high = [float(np.quantile(errors[which == b], 0.9)) if (which == b).any() else 0.0 for b in range(len(edges) + 1)]
+    return {"edges": [round(float(e), 6) for e in edges], "low": [round(v, 6) for v in low], "high": [round(v, 6) for v in high]}
+
+
+def apply_intervals(table: dict, predicted: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(P10, P90) of each prediction from an :func:`interval_table` (never below 0, never
+    excluding the prediction itself)."""
+    predicted = np.asarray(predicted, dtype="float64")
+    which = np.searchsorted(np.asarray(table["edges"], dtype="float64"), predicted, side="right")
+    low = np.clip(predicted + np.asarray(table["low"])[which], 0, predicted)
+    high = np.maximum(predicted + np.asarray(table["high"])[which], predicted)
+    return low, high
+
+
+def _window(feature_frame: pd.DataFrame, manifest: dict, horizon: int):
+    """Fit before the last ``horizon`` periods and forecast them: (cutoff, train, fitted, scored
+    held-out records with ``prediction``). With ``known_in_advance`` in the manifest, the
+    held-out periods' recorded prices and promotions are the plan."""
+    frequency = manifest["frequency"]
+    cutoff, train, holdout = holdout_split(feature_frame, frequency, horizon)
     if holdout.empty:
         raise InsufficientHistory(f"no sales records in the last {horizon} periods to backtest on")
-    fitted = fit(train, names)
-    forecast = recursive_forecast(fitted.estimator, train, horizon, frequency, manifest["codes"], fitted.names)
+    fitted = fit(train, manifest["features"])
+    known = list(manifest.get("known_in_advance") or [])
+    plan = feature_frame.loc[feature_frame[schema.DATE] >= cutoff, [*feats.KEY_COLUMNS, *known]] if known else None
+    forecast = recursive_forecast(fitted.estimator, train, horizon, frequency, manifest["codes"], fitted.names, plan=plan)
     scored = holdout[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY]].merge(
         forecast, on=list(feats.KEY_COLUMNS), how="left"
     )
     # A series that starts inside the holdout has no forecast and no baseline: both say 0.
     scored["prediction"] = scored["prediction"].fillna(0.0)
+    return cutoff, train, fitted, scored
+
+
+def calibration(train: pd.DataFrame, manifest: dict, horizon: int) -> dict | None:
+    """The interval table of the window just before the backtest's (the same horizon, fitted on
+    what came before it), so the backtest's coverage is measured on errors it was not built
+    from; None when the history is too short for a second window."""
+    try:
+        _, _, _, scored = _window(train, manifest, horizon)
+    except InsufficientHistory:
+        return None
+    return interval_table(scored["prediction"], scored[schema.QUANTITY])
+
+
+def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
+    """Train on all but the last ``horizon`` periods, forecast them recursively, score against the baseline.
+
+    Besides MAE and WAPE: ``coverage_p10_p90``, the share of held-out records inside the P10-P90
+    interval calibrated on the window before (None when there is none); ``sums``, additive
+    totals from which shards' metrics aggregate exactly; ``intervals``, the interval table of
+    the backtest's own errors, which the final model's forecasts use.
+    """
+    frequency = manifest["frequency"]
+    cutoff, train, fitted, scored = _window(feature_frame, manifest, horizon)
     scored["baseline"] = seasonal_naive(train, scored, frequency).fillna(0.0).to_numpy()
-    model_scores = scores(scored[schema.QUANTITY], scored["prediction"])
-    baseline_scores = scores(scored[schema.QUANTITY], scored["baseline"])
+    actual = scored[schema.QUANTITY]
+    model_scores = scores(actual, scored["prediction"])
+    baseline_scores = scores(actual, scored["baseline"])
     improvement = 1 - model_scores["mae"] / baseline_scores["mae"] if baseline_scores["mae"] else None
+    sums = {
+        "abs_error": float((actual - scored["prediction"]).abs().sum()),
+        "naive_abs_error": float((actual - scored["baseline"]).abs().sum()),
+        "actual": float(actual.abs().sum()),
+        "count": len(scored),
+    }
+    table = calibration(train, manifest, horizon)
+    coverage = None
+    if table is not None:
+        low, high = apply_intervals(table, scored["prediction"])
+        sums["inside_p10_p90"] = int(((actual >= low) & (actual <= high)).sum())
+        coverage = round(sums["inside_p10_p90"] / len(scored), 4)
     return {
         "horizon": horizon,
         "cutoff": cutoff.strftime("%Y-%m-%d"),
         "train_rows": len(train),
         "holdout_rows": len(scored),
         "series": int(scored.groupby(feats.SERIES).ngroups),
-        "model": model_scores,
+        "model": {**model_scores, "coverage_p10_p90": coverage},
         "seasonal_naive": baseline_scores,
         "season_length": schema.SEASON_LENGTH[frequency],
         "mae_improvement": round(improvement, 4) if improvement is not None else None,
         "mae_ratio": round(model_scores["mae"] / baseline_scores["mae"], 4) if baseline_scores["mae"] else None,
         "beats_baseline": bool(model_scores["mae"] < baseline_scores["mae"]),
+        "coverage_p10_p90": coverage,
+        "known_in_advance": list(manifest.get("known_in_advance") or []),
+        "sums": sums,
+        "intervals": interval_table(scored["prediction"], actual),
         "features_dropped": fitted.dropped,
         # Additive totals: shards' backtests combine into exact dataset MAE and WAPE (steps.aggregate).
         "sums": {
@@ -263,6 +415,7 @@ def model_version(manifest: dict) -> str:
     recipe = json.dumps(
         {
             "params": MODEL_PARAMS,
+            "estimator": f"{LevelScaled.__name__}(level floor {LEVEL_FLOOR})",
             "features": manifest["features"],
             "features_version": manifest["version"],
             "sklearn": sklearn.__version__,
@@ -304,6 +457,19 @@ def make_bundle(fitted: Fitted, feature_frame: pd.DataFrame, manifest: dict, met
     return ModelBundle(fitted.estimator, list(fitted.names), manifest["frequency"], manifest["codes"], metadata)
 
 
-def forecast(bundle: ModelBundle, feature_frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """Predict ``horizon`` periods after each series' last period, for every series."""
-    return recursive_forecast(bundle.estimator, feature_frame, horizon, bundle.frequency, bundle.codes, bundle.feature_names)
+def forecast(bundle: ModelBundle, feature_frame: pd.DataFrame, horizon: int, *, plan: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Predict ``horizon`` periods after each series' last period, for every series.
+
+    ``plan``: the future prices and promotions (:func:`item_prediction.domain.plan.read_plan`);
+    without one, each series keeps its last price and has no promotion. ``attrs["plan"]`` of
+    the result says which (PLAN_FILE or PLAN_ASSUMED).
+    """
+    result = recursive_forecast(
+        bundle.estimator, feature_frame, horizon, bundle.frequency, bundle.codes, bundle.feature_names, plan=plan
+    )
+    table = bundle.metadata.get("metrics", {}).get("intervals")
+    if table is not None:
+        low, high = apply_intervals(table, result["prediction"])
+        result = result.assign(p10=low, p50=result["prediction"], p90=high)
+    result.attrs["plan"] = PLAN_FILE if plan is not None else PLAN_ASSUMED
+    return result

@@ -56,7 +56,7 @@ def test_changing_the_future_changes_no_past_feature(frequency):
     altered = altered[~(future & (altered.index % 5 == 0))]  # and some future records vanish (gaps)
     other, _ = features.build_features(altered, frequency)
     keys = ["item_id", "store_id", "date"]
-    columns = keys + list(manifest["features"])
+    columns = keys + features.feature_names(frequency)  # every feature, declared known in advance or not
     before = base.loc[base["date"] <= pd.Timestamp(cutoff), columns].reset_index(drop=True)
     after = other.loc[other["date"] <= pd.Timestamp(cutoff), columns].reset_index(drop=True)
     assert len(before) > 100
@@ -162,3 +162,44 @@ def test_the_source_fingerprint_follows_content_not_order():
     assert features.fingerprint(changed) != features.fingerprint(sample.frame)
     typed = sample.frame.assign(date=pd.to_datetime(sample.frame["date"]), promotion=sample.frame["promotion"].astype("int8"))
     assert features.fingerprint(typed) == features.fingerprint(sample.frame)
+
+
+# -- monthly data (issue 13.4) -----------------------------------------------------------------
+
+
+def monthly(values, dates, item="A"):
+    return pd.DataFrame({"date": dates, "item_id": item, "store_id": "S1", "quantity": values, "unit_price": 2.0, "promotion": 0})
+
+
+def test_monthly_rows_land_on_month_starts_whatever_day_they_are_dated():
+    frame = monthly([1.0, 2.0, 3.0, 4.0], ["2023-11-30", "2023-12-31", "2024-02-29", "2024-02-10"])
+    grid = features.regular_grid(frame, "M")
+    assert list(grid["date"].dt.strftime("%Y-%m-%d")) == ["2023-11-01", "2023-12-01", "2024-01-01", "2024-02-01"]
+    assert list(grid["quantity"]) == [1.0, 2.0, 0.0, 7.0]  # January missing: a gap; two February rows summed
+    assert list(grid["is_gap"]) == [0, 0, 1, 0]
+
+
+def test_monthly_features_use_months():
+    dates = pd.date_range("2022-01-01", periods=30, freq="MS").strftime("%Y-%m-%d")
+    frame, manifest = features.build_features(monthly(np.arange(30.0), dates), "M")
+    assert manifest["grid_freq"] == "MS" and "days_in_month" in manifest["features"]
+    row = frame.iloc[25]  # 2024-02
+    assert row["lag_1"] == 24 and row["lag_12"] == 13 and row["rolling_mean_3"] == np.mean([22, 23, 24])
+    assert row["month"] == 2 and row["days_in_month"] == 29
+    assert features.history_needed("M") == 13
+
+
+def test_period_numbers_count_periods_and_invert():
+    dates = pd.Series(pd.to_datetime(["2024-01-03", "2024-01-10", "2024-03-06"]))  # Wednesdays
+    numbers = features.period_number(dates, "W")
+    assert list(numbers - numbers[0]) == [0, 1, 9]
+    assert list(pd.DatetimeIndex(features.period_dates(numbers, "W", dates.iloc[0]))) == list(dates)
+    months = features.period_number(pd.Series(pd.to_datetime(["1970-01-01", "2024-03-01"])), "M")
+    assert list(months) == [0, 54 * 12 + 2]
+    assert pd.Timestamp(features.period_dates(months, "M", None)[1]) == pd.Timestamp("2024-03-01")
+
+
+def test_known_in_advance_goes_into_the_manifest_in_canonical_order():
+    _, manifest = features.build_features(daily([1.0] * 3), "D", known_in_advance=["promotion", "unit_price"])
+    assert manifest["known_in_advance"] == ["unit_price", "promotion"]
+    assert features.build_features(daily([1.0] * 3), "D")[1]["known_in_advance"] == []

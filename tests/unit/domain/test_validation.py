@@ -340,11 +340,14 @@ def test_mapping_renames_user_columns_case_insensitively():
         ("not json", "not valid JSON"),
         ('{"columns": {"price": "P"}}', "unknown canonical columns"),
         ('{"columns": {"date": "X", "item_id": "X"}}', "one source column for two"),
-        ('{"frequency": "M"}', "'frequency' must be one of"),
+        ('{"frequency": "Q"}', "'frequency' must be one of"),
         ('{"colums": {}}', "unknown keys"),
         ('{"dayfirst": "yes"}', "'dayfirst' must be"),
         ('{"decimal": ";"}', "'decimal' must be"),
         ('{"date_format": "dd/mm/yyyy"}', "strftime format"),
+        ('{"known_in_advance": ["quantity"]}', "'known_in_advance' must be"),
+        ('{"known_in_advance": "unit_price"}', "'known_in_advance' must be"),
+        ('{"known_in_advance": ["promotion", "promotion"]}', "'known_in_advance' must be"),
     ],
 )
 def test_bad_mapping_files_get_clear_errors(text, message):
@@ -356,6 +359,28 @@ def test_frequency_is_inferred_or_configured():
     assert validation.infer_frequency({"2024-01-01", "2024-01-02", "2024-01-04"}, None) == "D"
     assert validation.infer_frequency({"2024-01-01", "2024-01-08", "2024-01-15"}, None) == "W"
     assert validation.infer_frequency({"2024-01-01", "2024-01-02"}, "W") == "W"
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        (["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"], "M"),  # first of the month
+        (["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30"], "M"),  # month ends
+        (["2024-01-15", "2024-02-15", "2024-03-15"], "M"),  # any one day of the month
+        (["2024-01-03", "2024-01-10", "2024-01-17"], "W"),  # weeks starting on a Wednesday
+        (["2024-01-07", "2024-01-14", "2024-01-28"], "W"),  # Sundays, one week missing
+        (["2024-01-01", "2024-01-15", "2024-02-01"], "D"),  # neither one weekday nor one day of the month
+    ],
+)
+def test_monthly_and_weekly_are_inferred_from_the_dates(dates, expected):
+    assert validation.infer_frequency(dates, None) == expected
+
+
+def test_known_in_advance_columns_are_read_from_the_mapping():
+    mapping = ColumnMapping.from_json('{"known_in_advance": ["promotion", "unit_price"]}')
+    assert mapping.known_in_advance == ("promotion", "unit_price")
+    assert mapping.describe()["known_in_advance"] == ["promotion", "unit_price"]
+    assert ColumnMapping.from_json("{}").known_in_advance == ()
 
 
 UNITS = ColumnMapping.from_json('{"columns": {"date": "Date", "item_id": "SKU", "quantity": "Units"}}')

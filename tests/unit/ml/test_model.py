@@ -10,9 +10,9 @@ from item_prediction.ml import model
 from lambda_build.sample_data import generate_sales
 
 
-def feature_set(**kwargs):
+def feature_set(known_in_advance=("unit_price", "promotion"), **kwargs):
     sample = generate_sales(invalid=False, **kwargs)
-    return features.build_features(sample.frame, kwargs.get("frequency", "D"))
+    return features.build_features(sample.frame, kwargs.get("frequency", "D"), known_in_advance=known_in_advance)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -151,7 +151,7 @@ def test_model_version_follows_data_and_recipe():
 def test_the_backtest_report_matches_an_independent_recomputation(signal):
     """The reported numbers are what scoring the holdout by hand gives: the baseline with a
     plain loop (not model.seasonal_naive), the model from a fresh fit on the same cut."""
-    frame, manifest = feature_set(items=2, stores=2, periods=200, seed=5, signal=signal)
+    frame, manifest = feature_set(items=2, stores=2, periods=200, seed=5, signal=signal, known_in_advance=())
     horizon = 10
     result = model.backtest(frame, manifest, horizon)
     cutoff = frame["date"].max() - pd.Timedelta(days=horizon - 1)
@@ -187,7 +187,7 @@ def test_the_backtest_report_matches_an_independent_recomputation(signal):
 
 def test_an_export_without_prices_trains_without_the_price_features_and_says_so():
     sample = generate_sales(items=2, stores=1, periods=60, frequency="W", seed=1, invalid=False)
-    frame, manifest = features.build_features(sample.frame.drop(columns=["unit_price"]), "W")
+    frame, manifest = features.build_features(sample.frame.drop(columns=["unit_price"]), "W", known_in_advance=["unit_price"])
     bundle = model.train(frame, manifest, horizon=8)
     dropped = bundle.metadata["features_dropped"]
     assert dropped["unit_price"] == dropped["price_ratio"] == "all missing" and dropped["price_change"] == "constant"
@@ -231,7 +231,7 @@ def test_leaving_out_constant_features_changes_no_prediction():
     frame, manifest = feature_set(items=2, stores=2, periods=150, seed=7)
     fitted = model.fit(frame, manifest["features"])
     assert fitted.dropped == {"year": "constant"}  # 150 days of 2023
-    everything = model.HistGradientBoostingRegressor(**model.MODEL_PARAMS).fit(frame[manifest["features"]], frame["quantity"])
+    everything = model.LevelScaled(manifest["features"], **model.MODEL_PARAMS).fit(frame[manifest["features"]], frame["quantity"])
     np.testing.assert_array_equal(everything.predict(frame[manifest["features"]]), fitted.estimator.predict(frame[fitted.names]))
 
 
@@ -276,3 +276,121 @@ def test_nothing_sold_is_not_enough_history():
     frame, frequency = _small("nothing sold")
     with pytest.raises(model.InsufficientHistory, match="nothing was sold"):
         model.train(*features.build_features(frame, frequency), horizon=14)
+
+
+# -- issue 13: monthly data, level scaling, plans, intervals, additive sums ----------------------
+
+
+def test_price_and_promotion_are_inputs_only_when_declared_known_in_advance():
+    undeclared = features.feature_names("D", [])
+    assert not {"unit_price", "price_ratio", "price_change", "promotion"} & set(undeclared)
+    assert "promotion" in features.feature_names("D", ["promotion"]) and "unit_price" not in features.feature_names(
+        "D", ["promotion"]
+    )
+    _, manifest = feature_set(known_in_advance=(), items=2, stores=1, periods=120, seed=1)
+    assert manifest["features"] == undeclared and manifest["known_in_advance"] == []
+
+
+def monthly_feature_set(periods=48, series=6, seed=3, **kwargs):
+    from lambda_build.accuracy_corpus import generate
+
+    frame = generate(frequency="M", series=series, periods=periods, seed=seed, start="2020-01-01", level=(4.0, 0.5), **kwargs)
+    return features.build_features(frame, "M")
+
+
+def test_monthly_seasonal_naive_steps_back_twelve_months():
+    dates = pd.date_range("2023-01-01", periods=14, freq="MS")
+    history = pd.DataFrame({"item_id": "A", "store_id": "S", "date": dates, "quantity": np.arange(14.0)})
+    targets = pd.DataFrame({"item_id": "A", "store_id": "S", "date": pd.date_range("2024-03-01", periods=13, freq="MS")})
+    predicted = model.seasonal_naive(history, targets, "M")
+    assert list(predicted) == [2.0, 3.0, *np.arange(4.0, 14.0), 2.0]  # 2024-03 <- 2023-03, ..., 2025-03 <- 2023-03
+
+
+def test_monthly_data_trains_backtests_and_forecasts_month_starts():
+    frame, manifest = monthly_feature_set()
+    bundle = model.train(frame, manifest, horizon=6)
+    metrics = bundle.metadata["metrics"]
+    assert metrics["season_length"] == 12 and metrics["cutoff"] == "2023-07-01"
+    forecast = model.forecast(bundle, frame, 6)
+    assert set(forecast["date"].dt.strftime("%Y-%m-%d")) == {f"2024-{m:02d}-01" for m in range(1, 7)}
+
+
+def test_level_scaling_carries_a_trend_beyond_the_largest_quantity_seen():
+    dates = pd.date_range("2020-01-01", periods=120, freq="MS").strftime("%Y-%m-%d")
+    rows = [
+        pd.DataFrame(
+            {
+                "date": dates,
+                "item_id": f"I{i}",
+                "store_id": "S",
+                "quantity": (10 + i) * 1.03 ** np.arange(120),
+                "unit_price": 1.0,
+                "promotion": 0,
+            }
+        )
+        for i in range(3)
+    ]
+    frame, manifest = features.build_features(pd.concat(rows, ignore_index=True), "M")
+    fitted = model.fit(frame, manifest["features"])
+    forecast = model.recursive_forecast(fitted.estimator, frame, 6, "M", manifest["codes"], fitted.names)
+    largest = frame.groupby("item_id")["quantity"].max()
+    assert (forecast.groupby("item_id")["prediction"].max() > largest * 1.05).all()  # raw trees stop at the largest
+
+
+def test_a_plan_sets_future_prices_and_promotions_and_the_forecast_says_whose():
+    frame, manifest = feature_set(items=4, stores=2, periods=300, seed=3)  # enough promotions to learn from
+    bundle = model.train(frame, manifest, horizon=7)
+    assumed = model.forecast(bundle, frame, 7)
+    assert assumed.attrs["plan"] == model.PLAN_ASSUMED
+    first = assumed[["date", "item_id", "store_id"]].iloc[:3]
+    plan = first.assign(promotion=1, unit_price=frame["unit_price"].iloc[-1] * 0.5)
+    planned = model.forecast(bundle, frame, 7, plan=plan)
+    assert planned.attrs["plan"] == model.PLAN_FILE
+    changed = ~np.isclose(planned["prediction"].to_numpy(), assumed["prediction"].to_numpy(), rtol=1e-9)
+    assert changed[:3].all() and not changed[7:].any()  # the first series' first 3 days; the others as assumed
+    assert planned["prediction"].iloc[:3].gt(assumed["prediction"].iloc[:3]).all()
+    base = features.sort_grid(frame[features.BASE_COLUMNS])
+    future = features.sort_grid(model.future_periods(base, 7, "D", plan))
+    assert future["promotion"].tolist()[:3] == [1, 1, 1] and future["promotion"].iloc[3:].eq(0).all()
+
+
+def test_the_backtest_plans_the_holdout_with_its_recorded_values_when_declared_known():
+    frame, manifest = feature_set(items=4, stores=2, periods=300, seed=2)
+    unknown = model.backtest(frame, {**manifest, "known_in_advance": []}, 14)  # the same features, the plan assumed
+    known = model.backtest(frame, manifest, 14)
+    assert known["known_in_advance"] == ["unit_price", "promotion"] and unknown["known_in_advance"] == []
+    assert known["model"]["mae"] < unknown["model"]["mae"]  # promotions lift the holdout: knowing them helps
+
+
+def test_intervals_bracket_the_prediction_and_the_backtest_reports_their_coverage():
+    frame, manifest = feature_set(items=4, stores=2, periods=400, seed=1)
+    bundle = model.train(frame, manifest, horizon=14)
+    metrics = bundle.metadata["metrics"]
+    assert 0.7 <= metrics["coverage_p10_p90"] <= 0.9 and metrics["model"]["coverage_p10_p90"] == metrics["coverage_p10_p90"]
+    forecast = model.forecast(bundle, frame, 14)
+    assert (forecast["p10"] <= forecast["p50"]).all() and (forecast["p50"] <= forecast["p90"]).all()
+    assert (forecast["p50"] == forecast["prediction"]).all() and (forecast["p10"] >= 0).all()
+    assert (forecast["p90"] > forecast["p10"]).mean() > 0.9
+
+
+def test_interval_table_takes_error_quantiles_per_prediction_bin():
+    predicted = np.repeat([1.0, 100.0], 100)
+    errors = np.concatenate([np.linspace(-1, 1, 100), np.linspace(-50, 50, 100)])
+    table = model.interval_table(predicted, predicted + errors)
+    low, high = model.apply_intervals(table, np.array([1.0, 100.0]))
+    assert high[1] - low[1] > 30 * (high[0] - low[0])  # wide where errors are wide
+    assert low[0] >= 0
+    p10, p90 = model.apply_intervals(table, predicted)
+    inside = (predicted + errors >= p10) & (predicted + errors <= p90)
+    assert inside.mean() == pytest.approx(0.8, abs=0.03)
+
+
+def test_backtest_sums_add_up_to_its_metrics():
+    frame, manifest = feature_set(items=3, stores=2, periods=300, seed=6)
+    result = model.backtest(frame, manifest, 14)
+    sums = result["sums"]
+    assert sums["count"] == result["holdout_rows"]
+    assert result["model"]["mae"] == pytest.approx(sums["abs_error"] / sums["count"], abs=1e-6)
+    assert result["model"]["wape"] == pytest.approx(sums["abs_error"] / sums["actual"], abs=1e-6)
+    assert result["seasonal_naive"]["mae"] == pytest.approx(sums["naive_abs_error"] / sums["count"], abs=1e-6)
+    assert result["coverage_p10_p90"] == pytest.approx(sums["inside_p10_p90"] / sums["count"], abs=1e-4)
