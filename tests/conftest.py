@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import settings as hypothesis_settings
 from lambda_build.offline.emulator import REGION, arn
@@ -20,6 +21,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ItemPredictionTest")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "item-prediction")
 os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+
+# The dev venv holds pyarrow (statsforecast, a yardstick of scripts/bench_accuracy.py, needs it),
+# which makes pandas store strings in Arrow; the Lambda layers have no pyarrow. Tests run what
+# Lambda runs: Python-backed strings.
+pd.options.mode.string_storage = "python"
 
 # Property tests explore new random inputs on a developer's machine; in CI (CI=true) they replay
 # one fixed sequence, so a landing cannot hinge on the luck of the draw.
