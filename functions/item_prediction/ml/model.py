@@ -399,13 +399,6 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
         "sums": sums,
         "intervals": interval_table(scored["prediction"], actual),
         "features_dropped": fitted.dropped,
-        # Additive totals: shards' backtests combine into exact dataset MAE and WAPE (steps.aggregate).
-        "sums": {
-            "abs_error": float((scored[schema.QUANTITY] - scored["prediction"]).abs().sum()),
-            "naive_abs_error": float((scored[schema.QUANTITY] - scored["baseline"]).abs().sum()),
-            "actual": float(scored[schema.QUANTITY].abs().sum()),
-            "count": len(scored),
-        },
     }
 
 
