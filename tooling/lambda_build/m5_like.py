@@ -59,7 +59,7 @@ def shape_for(rows: int, days: int = DEFAULT_DAYS) -> Shape:
     """The shape that yields about ``rows`` rows: all ten stores (fewer for tiny sizes), items to fill."""
     series = max(1, math.ceil(rows / (days * expected_share_active())))
     stores = min(len(STORES), series)
-    return Shape(items=math.ceil(series / stores), stores=stores, days=days)
+    return Shape(items=max(1, round(series / stores)), stores=stores, days=days)
 
 
 @dataclass
