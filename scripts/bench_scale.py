@@ -182,6 +182,79 @@ def workflow_cost(transitions: dict, invocations: list[dict]) -> float:
     return cost + (express_cost(child_durations(invocations)) if transitions["express_children"] else 0.0)
 
 
+# ---- on paper: M5's full size and ten times it ---------------------------------------------------
+M5_ROWS = 30_490 * 1_941  # M5's Walmart data: 30,490 item-store series x 1,941 days = 59,181,090 rows
+VALIDATION = "DataValidationFunction"
+ACCOUNT_CONCURRENCY = 1_000  # Lambda's default concurrent executions per account and region
+MAX_FUNCTION_SECONDS = 900  # Lambda's limit for one invocation
+
+
+def shard_count_for(rows: int) -> int:
+    from item_prediction.domain.shards import shard_count_for as count  # the functions' own rule
+
+    return count(rows)
+
+
+def split_work(invocations: list[dict]) -> dict:
+    """The run's work in three parts: validation, per shard (invocations inside a Map), the rest
+    (plan, aggregate). Without Map invocations, features and predictions are one shard of all rows."""
+    parts = {"validation": [], "shard": [], "other": []}
+    for item in invocations:
+        part = "shard" if item.get("shard") is not None else "validation" if item["function"] == VALIDATION else "other"
+        parts[part].append(item)
+    monolith = not parts["shard"]
+    if monolith:
+        parts["shard"], parts["other"] = parts["other"], []
+    work = {
+        name: {
+            "invocations": len(calls),
+            "compute_s": round(sum(c["duration_ms"] for c in calls) / 1000, 2),
+            "gb_seconds": round(sum(billed_gb_seconds(billed_ms(c), c["memory_size_mb"]) for c in calls), 3),
+        }
+        for name, calls in parts.items()
+    }
+    work["shard"]["shards"] = 1 if monolith else len({c["shard"] for c in parts["shard"]})
+    work["monolith"] = monolith
+    return work
+
+
+def project(size: dict, rows: int, concurrency: int) -> dict:
+    """``rows`` rows on paper from this run's figures, linearly: shards, concurrency, wall time, compute, cost.
+
+    Work per shard scales with the rows per shard (``shard_count_for``, the functions' rule); validation
+    with the rows, one invocation per file of at most what it validates in 900 s (files in parallel);
+    plan and aggregate stay as measured. Shards run in waves of ``concurrency``."""
+    work, measured_rows = size["work"], size["input"]["rows"]
+    validation, shard, other = work["validation"], work["shard"], work["other"]
+    shards = shard_count_for(rows)
+    scale = (rows / shards) / (measured_rows / shard["shards"])  # rows per shard: projected over measured
+    shard_s = shard["compute_s"] / shard["shards"] * scale
+    per_row_s = validation["compute_s"] / measured_rows
+    file_rows = min(rows, int(MAX_FUNCTION_SECONDS / per_row_s)) if per_row_s else rows
+    files, running = math.ceil(rows / file_rows), min(concurrency, shards)
+    gb_s = (
+        validation["gb_seconds"] * rows / measured_rows
+        + other["gb_seconds"]
+        + shard["gb_seconds"] / shard["shards"] * scale * shards
+    )
+    requests = files + other["invocations"] + math.ceil(shard["invocations"] / shard["shards"] * shards)
+    parent = size["transitions"]["standard"] - size["transitions"]["child_executions"]
+    workflow = (files * parent + shards) * SFN_USD_PER_TRANSITION + express_cost([shard_s * 1000] * shards)
+    return {
+        "rows": rows,
+        "basis": "today's monolith as one shard" if work["monolith"] else "per-shard figures",
+        "shards": shards,
+        "rows_per_shard": round(rows / shards),
+        "concurrency": running,
+        "validation_files": files,
+        "shard_s": round(shard_s, 1),
+        "wall_s": round(file_rows * per_row_s + other["compute_s"] + math.ceil(shards / running) * shard_s, 1),
+        "compute_s": round(per_row_s * rows + other["compute_s"] + shard_s * shards, 1),
+        "gb_seconds": round(gb_s, 1),
+        "cost_usd": round(lambda_cost(gb_s, requests) + workflow, 4),
+    }
+
+
 # ---- running ----------------------------------------------------------------------------------
 def load() -> dict:
     one, five, fifteen = os.getloadavg()
@@ -304,6 +377,7 @@ def bench_size(rows: int, args: argparse.Namespace, work: Path) -> dict:
         "rows_in": (summary.get("validation") or {}).get("rows_in"),
         "stages": stages,
         "shards": shard_figures(invocations),
+        "work": split_work(invocations),
         "compute_s": round(sum(stage["compute_s"] for stage in stages), 2),
         "gb_seconds": round(sum(stage["gb_seconds"] for stage in stages), 3),
         "transitions": transitions,
@@ -400,7 +474,32 @@ def render(report: dict) -> str:
     elif stick:
         lines += ["", f"yardstick FAILED: {stick['error']}"]
     lines += [f"ratio {name}: {value}" for name, value in report["ratios"].items()]
+    lines += render_projections(report.get("projections") or [])
     return "\n".join(lines)
+
+
+def projections(sizes: list[dict], concurrency: int) -> list[dict]:
+    """M5's full size and ten times it, from the largest size that ran through."""
+    done = [size for size in sizes if not size["failure"] and size["work"]["shard"]["invocations"]]
+    if not done:
+        return []
+    basis = max(done, key=lambda size: size["input"]["rows"])
+    return [{**project(basis, rows, concurrency), "from_rows": basis["input"]["rows"]} for rows in (M5_ROWS, 10 * M5_ROWS)]
+
+
+def render_projections(items: list[dict]) -> list[str]:
+    if not items:
+        return []
+    lines = ["", f"on paper, from the {items[0]['from_rows']:,}-row run ({items[0]['basis']}):"]
+    lines.append(
+        f"   {'rows':>13}{'shards':>8}{'rows/shard':>12}{'concurrency':>13}{'per shard s':>13}{'wall s':>10}"
+        f"{'compute s':>12}{'GB-s':>11}{'cost $':>10}"
+    )
+    for item in items:
+        sizes = f"{item['rows']:>13,}{item['shards']:>8,}{item['rows_per_shard']:>12,}{item['concurrency']:>13,}"
+        times = f"{item['shard_s']:>13,.1f}{item['wall_s']:>10,.0f}{item['compute_s']:>12,.0f}"
+        lines.append(f"   {sizes}{times}{item['gb_seconds']:>11,.0f}{item['cost_usd']:>10.2f}")
+    return lines
 
 
 def parse_rows(text: str) -> list[int]:
@@ -428,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--concurrency",
         type=int,
-        help="Distributed Map concurrency, where the runner takes --concurrency (else its default: the CPU count)",
+        help="Distributed Map concurrency where the runner takes --concurrency (else its default, the CPU count); "
+        f"also the on-paper projection's (default {ACCOUNT_CONCURRENCY:,}, Lambda's account default)",
     )
     parser.add_argument(
         "--days", type=int, default=m5_like.DEFAULT_DAYS, help=f"days of history (default {m5_like.DEFAULT_DAYS})"
@@ -472,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
                 path.unlink()
             work.rmdir()
     report["ratios"] = compare(report["sizes"], report["yardstick"])
+    report["projections"] = projections(report["sizes"], args.concurrency or ACCOUNT_CONCURRENCY)
     print(json.dumps(report, indent=2, default=str) if args.format == "json" else render(report))
     return 0 if all(size["exit_code"] == 0 for size in report["sizes"]) else 1
 
