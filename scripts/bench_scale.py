@@ -2,17 +2,18 @@
 """Scale benchmark: the whole pipeline offline on M5-shaped daily data at several sizes.
 
 For each size it generates an M5-shaped daily export (lambda_build.m5_like: items x ten stores,
-intermittent demand, weekly price steps, promotion days, staggered starts, rows in date order),
-runs the offline main job on it through the real runner (``./deploy.sh --local --input FILE
---dataset scale<ROWS> --skip-build --format json``: emulator, template-created stack, the Step
-Functions runner, each function in the Lambda-like sandbox with its template memory size), and
-prints per stage (function): invocations, peak memory per invocation against its memory size, the
-sum of durations (compute), billed GB-seconds and the Lambda cost; the Step Functions state
-transitions (counted from the runner's state events) and their cost; the wall time; per-shard
-figures for invocations inside a Distributed Map. In the same run, a minimal one-process pandas +
-HistGradientBoosting pass over the 1 M file (the size nearest) (read, validity checks, lags 1/7/14/28,
-rolling means 7/28, one fit of 100 iterations, predict) is the yardstick; our compute is given as
-a ratio to it. The machine's load average is recorded before and after each run.
+intermittent demand, weekly price steps, promotion days, staggered starts, rows in date order) and
+runs the offline main job on it through the real runner (``./build.sh`` once, cached, then
+``./deploy.sh --local --input FILE --dataset scale<ROWS> --skip-build --format json``: emulator,
+template-created stack, the Step Functions runner, each function in the Lambda-like sandbox at its
+template memory size). It prints per stage (function): invocations, peak memory per invocation
+against its memory size, the sum of durations (compute), billed GB-seconds and the Lambda cost;
+the Step Functions state transitions (counted from the runner's state events) and their cost; the
+wall time; per-shard figures for invocations inside a Distributed Map; and, on paper from the
+largest run, M5's full size and ten times it. In the same run, a minimal one-process pandas +
+HistGradientBoosting pass over the 1 M file (read, validity checks, lags 1/7/14/28, rolling means
+7/28, one fit of 100 iterations, predict) is the yardstick; our compute is given as a ratio to it.
+The machine's load average is recorded before and after each run: shared cores inflate both.
 
 Example: .venv/bin/python scripts/bench_scale.py --rows 1000000 --format json
 """
@@ -538,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--gzip", action=argparse.BooleanOptionalAction, default=True, help="upload .csv.gz (default) or plain CSV"
     )
     parser.add_argument("--no-yardstick", dest="yardstick", action="store_false", help="skip the one-process yardstick")
+    parser.add_argument("--skip-build", action="store_true", help="use what is built (else ./build.sh first, cached)")
     parser.add_argument("--keep-files", action="store_true", help="keep the generated files (their folder is printed)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     return parser
@@ -556,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     report: dict = {"environment": environment(), "sizes": [], "yardstick": None}
+    if not args.skip_build:
+        print("==> building (cached): ./build.sh", file=sys.stderr)
+        if subprocess.run([str(ROOT / "build.sh")], stdout=subprocess.DEVNULL).returncode != 0:
+            print("error: the build failed (run ./build.sh to see why)", file=sys.stderr)
+            return 1
     beside = min(args.rows, key=lambda rows: abs(rows - YARDSTICK_ROWS))  # the yardstick runs on this size's file
     try:
         for rows in args.rows:

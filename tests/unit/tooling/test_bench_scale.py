@@ -174,7 +174,7 @@ def test_the_whole_script_at_a_tiny_size_with_a_recorded_main_job(bench, monkeyp
         return {"summary": summary, "lines": lines, "exit_code": 0, "wall_s": 9.0, "pipeline_wall_s": 7.0}
 
     monkeypatch.setattr(bench, "run_main_job", recorded)
-    assert bench.main(["--rows", "3000,6000", "--days", "60", "--format", "json"]) == 0
+    assert bench.main(["--rows", "3000,6000", "--days", "60", "--format", "json", "--skip-build"]) == 0
     report = json.loads(capsys.readouterr().out)
     small, large = report["sizes"]
     assert [size["rows_asked"] for size in report["sizes"]] == [3000, 6000] and len(seen) == 2
@@ -283,3 +283,14 @@ def test_projections_start_from_the_largest_size_that_ran_through(bench):
     assert m5["from_rows"] == 3_000_000 and m5["rows"] == bench.M5_ROWS and ten["rows"] == 10 * bench.M5_ROWS
     assert bench.projections([failed], 1_000) == []
     assert "on paper, from the 3,000,000-row run (per-shard figures)" in "\n".join(bench.render_projections([m5, ten]))
+
+
+def test_a_failed_build_stops_the_benchmark_before_any_size(bench, monkeypatch, capsys):
+    ran = []
+    monkeypatch.setattr(
+        bench.subprocess, "run", lambda command, **kw: ran.append(command) or bench.subprocess.CompletedProcess(command, 2)
+    )
+    monkeypatch.setattr(bench, "bench_size", lambda *args: pytest.fail("a size ran after a failed build"))
+    assert bench.main(["--rows", "3000"]) == 1
+    assert ran == [[str(REPO_ROOT / "build.sh")]]
+    assert "error: the build failed (run ./build.sh to see why)" in capsys.readouterr().err
