@@ -272,8 +272,9 @@ def test_projection_scales_per_shard_work_by_rows_per_shard_and_runs_shards_in_w
     assert wide["gb_seconds"] == pytest.approx(gb_s, abs=0.1)
     assert wide["cost_usd"] > gb_s * bench.LAMBDA_USD_PER_GB_SECOND
     ten = bench.project(measured(), 10 * rows, 1_000)
-    assert ten["validation_files"] == -(-10 * rows // 90_000_000)  # at most 900 s of validation a file
-    assert ten["wall_s"] == pytest.approx(900 + 2 + -(-ten["shards"] // 1_000) * ten["shard_s"], abs=0.2)
+    files = -(-10 * rows // 72_000_000)  # equal files of at most 720 s of validation (80% of 900 s)
+    assert ten["validation_files"] == files and wide["validation_files"] == 1
+    assert ten["wall_s"] == pytest.approx(10 * rows / files * 1e-5 + 2 + -(-ten["shards"] // 1_000) * ten["shard_s"], abs=0.2)
 
 
 def test_projections_start_from_the_largest_size_that_ran_through(bench):
