@@ -9,7 +9,8 @@ template-created stack, the Step Functions runner, each function in the Lambda-l
 template memory size). It prints per stage (function): invocations, peak memory per invocation
 against its memory size, the sum of durations (compute), billed GB-seconds and the Lambda cost;
 the Step Functions state transitions (counted from the runner's state events) and their cost; the
-wall time; per-shard figures for invocations inside a Distributed Map; and, on paper from the
+wall time; per-shard figures for invocations inside a Distributed Map; the same for the next
+week's upload to the same dataset on the kept stack (``--weekly``, default); and, on paper from the
 largest run, M5's full size and ten times it. In the same run, a minimal one-process pandas +
 HistGradientBoosting pass over the 1 M file (read, validity checks, lags 1/7/14/28, rolling means
 7/28, one fit of 100 iterations, predict) is the yardstick; our compute is given as a ratio to it.
@@ -263,12 +264,17 @@ def load() -> dict:
     return {"load_1m": round(one, 2), "load_5m": round(five, 2), "load_15m": round(fifteen, 2), "cpus": os.cpu_count()}
 
 
-def main_job_command(path: Path, dataset: str, concurrency: int | None) -> list[str]:
-    """The offline main job on ``path``; ``--concurrency`` only where the runner takes it."""
+def main_job_command(path: Path, dataset: str, concurrency: int | None, *, keep: bool = False) -> list[str]:
+    """The offline main job on ``path``; ``--concurrency`` only where the runner takes it; ``keep``
+    leaves the stack up for a later upload to the same dataset."""
     command = [str(ROOT / "deploy.sh"), "--local", "--input", str(path), "--dataset", dataset, "--skip-build", "--format", "json"]
     if concurrency is not None and runner_takes("--concurrency"):
         command += ["--concurrency", str(concurrency)]
-    return command
+    return command + (["--keep-running"] if keep else [])
+
+
+def stop_kept_stack() -> None:
+    subprocess.run([str(ROOT / "deploy.sh"), "--local", "--stop"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def runner_takes(option: str) -> bool:
@@ -356,24 +362,24 @@ def yardstick(path: Path) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def bench_size(rows: int, args: argparse.Namespace, work: Path) -> dict:
-    """Generate ``rows`` rows, run the main job on them, and the figures of the run."""
-    shape = m5_like.shape_for(rows, days=args.days)
-    path = work / f"m5like_{rows}.csv{'.gz' if args.gzip else ''}"
+def generate(rows: int, args: argparse.Namespace, work: Path, name: str, window: range | None) -> dict:
+    """Write ``window`` of the ``rows``-row data set (all of it by default) to ``work/name``."""
+    path = work / f"{name}.csv{'.gz' if args.gzip else ''}"
     started = time.perf_counter()
-    data = {**m5_like.write_csv(path, shape, seed=args.seed), "path": str(path)}
+    data = {**m5_like.write_csv(path, m5_like.shape_for(rows, days=args.days), seed=args.seed, window=window), "path": str(path)}
     data["generate_s"] = round(time.perf_counter() - started, 2)
-    print(f"==> {rows:,} rows asked: {data['rows']:,} generated in {data['generate_s']} s ({path.name})", file=sys.stderr)
-    before = load()
-    run = run_main_job(main_job_command(path, f"scale{rows}", args.concurrency))
+    print(f"==> {path.name}: {data['rows']:,} rows, {data['days']} days, generated in {data['generate_s']} s", file=sys.stderr)
+    return data
+
+
+def figures(run: dict) -> dict:
+    """One main job's figures: per stage, per shard, compute, GB-seconds, transitions, cost, wall."""
     summary, invocations = run["summary"], run["summary"].get("invocations") or []
     transitions = count_transitions(run["lines"], json.loads(DEFINITION.read_text()))
     stages = stage_figures(invocations)
     lambda_usd = sum(stage["lambda_usd"] for stage in stages)
     workflow_usd = workflow_cost(transitions, invocations)
     return {
-        "rows_asked": rows,
-        "input": data,
         "exit_code": run["exit_code"],
         "failure": summary.get("failure"),
         "rows_in": (summary.get("validation") or {}).get("rows_in"),
@@ -386,9 +392,26 @@ def bench_size(rows: int, args: argparse.Namespace, work: Path) -> dict:
         "cost_usd": {"lambda": lambda_usd, "step_functions": workflow_usd, "total": lambda_usd + workflow_usd},
         "wall_s": run["wall_s"],
         "pipeline_wall_s": run["pipeline_wall_s"],
-        "load_before": before,
-        "load_after": load(),
     }
+
+
+def bench_size(rows: int, args: argparse.Namespace, work: Path) -> dict:
+    """The full history of about ``rows`` rows through the main job; with ``--weekly``, then its next
+    week uploaded to the same dataset on the kept stack (the history is all but the last 7 days)."""
+    days = args.days
+    history = generate(rows, args, work, f"m5like_{rows}", range(days - 7) if args.weekly else None)
+    before = load()
+    try:
+        full = run_main_job(main_job_command(Path(history["path"]), f"scale{rows}", args.concurrency, keep=args.weekly))
+        size = {"rows_asked": rows, "input": history, **figures(full), "load_before": before, "load_after": load()}
+        if args.weekly and not size["failure"]:
+            week = generate(rows, args, work, f"m5like_{rows}_week", range(days - 7, days))
+            upload = run_main_job(main_job_command(Path(week["path"]), f"scale{rows}", args.concurrency, keep=True))
+            size["weekly"] = {"input": week, **figures(upload), "load_after": load()}
+    finally:
+        if args.weekly:
+            stop_kept_stack()
+    return size
 
 
 def compare(sizes: list[dict], stick: dict | None) -> dict:
@@ -398,6 +421,9 @@ def compare(sizes: list[dict], stick: dict | None) -> dict:
         same = next((size for size in sizes if size["input"]["path"] == stick["path"]), None)
         if same and same["compute_s"]:
             ratios["compute_vs_yardstick"] = round(same["compute_s"] / stick["seconds"], 2)
+    for size in sizes:
+        if size.get("weekly") and size["compute_s"] and not size["weekly"]["failure"]:
+            ratios[f"weekly_upload_{size['rows_asked']}_vs_full"] = round(size["weekly"]["compute_s"] / size["compute_s"], 3)
     first = sizes[0] if sizes else None
     for size in sizes[1:]:
         if first["compute_s"] and not size["failure"] and not first["failure"]:
@@ -446,7 +472,21 @@ def render_size(size: dict) -> list[str]:
         f"emulator, stack and upload; load {size['load_before']['load_1m']} before, {size['load_after']['load_1m']} after"
     )
     lines += render_shards(size["shards"])
-    return lines
+    return lines + render_weekly(size.get("weekly"), size["compute_s"])
+
+
+def render_weekly(weekly: dict | None, full_compute_s: float) -> list[str]:
+    if not weekly:
+        return []
+    share = f" ({weekly['compute_s'] / full_compute_s:.0%} of the full run's)" if full_compute_s else ""
+    lines = [
+        f"   next week uploaded to the same dataset: {weekly['input']['rows']:,} rows, compute {weekly['compute_s']:,.1f} s"
+        f"{share}, ${weekly['cost_usd']['total']:.5f}, wall {weekly['pipeline_wall_s']:,.1f} s"
+    ]
+    if weekly["failure"]:
+        lines.append(f"   FAILED in {weekly['failure'].get('state')}: {weekly['failure'].get('error')}")
+    steps = ", ".join(f"{stage['function']} {stage['invocations']} x, {stage['compute_s']:,.1f} s" for stage in weekly["stages"])
+    return lines + [f"     {steps}"]
 
 
 def render_shards(shards: list[dict]) -> list[str]:
@@ -540,6 +580,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--gzip", action=argparse.BooleanOptionalAction, default=True, help="upload .csv.gz (default) or plain CSV"
     )
     parser.add_argument("--no-yardstick", dest="yardstick", action="store_false", help="skip the one-process yardstick")
+    parser.add_argument(
+        "--weekly",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="then upload the next week to the same dataset on the kept stack and measure it (default on)",
+    )
     parser.add_argument("--skip-build", action="store_true", help="use what is built (else ./build.sh first, cached)")
     parser.add_argument("--keep-files", action="store_true", help="keep the generated files (their folder is printed)")
     parser.add_argument("--format", choices=("text", "json"), default="text")

@@ -1,6 +1,7 @@
 """The scale benchmark end to end at a tiny size: M5-shaped data through the real offline runner
 (build, emulator, stack, the Lambda-like sandbox), its per-stage figures against the template's
-memory sizes, the yardstick on the same file, and the projection. No timing asserted."""
+memory sizes, the next week uploaded on the kept stack, the yardstick on the same file, and the
+projection. No timing asserted."""
 
 from __future__ import annotations
 
@@ -28,4 +29,7 @@ def test_the_scale_benchmark_runs_a_tiny_size_through_the_real_runner(built_laye
     assert all(0 < stage["peak_mb"] < stage["memory_size_mb"] and stage["gb_seconds"] > 0 for stage in stages.values())
     assert size["transitions"]["standard"] >= 4 and size["cost_usd"]["total"] > size["cost_usd"]["lambda"] > 0
     assert report["yardstick"]["rows"] == size["input"]["rows"] and report["ratios"]["compute_vs_yardstick"] > 0
+    weekly = size["weekly"]  # the next week, uploaded to the same dataset on the kept stack
+    assert weekly["failure"] is None and weekly["rows_in"] == weekly["input"]["rows"] == 7 * size["input"]["series"]
+    assert weekly["compute_s"] > 0 and "weekly_upload_20000_vs_full" in report["ratios"]
     assert [item["rows"] for item in report["projections"]] == [30_490 * 1_941, 304_900 * 1_941]

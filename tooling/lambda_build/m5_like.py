@@ -152,13 +152,22 @@ def _chunk(series: Series, days: np.ndarray, rng: np.random.Generator) -> Chunk:
     )
 
 
-def iter_chunks(shape: Shape, seed: int = 0) -> Iterator[tuple[Series, Chunk]]:
-    """The data in date order, chunk by chunk; the same (shape, seed) gives the same rows."""
+def iter_chunks(shape: Shape, seed: int = 0, window: range | None = None) -> Iterator[tuple[Series, Chunk]]:
+    """The data in date order, chunk by chunk; the same (shape, seed) gives the same rows.
+
+    ``window`` (days from the start) keeps a part: the history and a later upload of the same
+    series are the rows the whole would have, split by day."""
     series = draw_series(shape, np.random.default_rng([seed, 0]))
     per_chunk = max(1, CHUNK_ROWS // shape.series)
+    window = window or range(shape.days)
     for number, first in enumerate(range(0, shape.days, per_chunk)):
         days = np.arange(first, min(first + per_chunk, shape.days))
-        yield series, _chunk(series, days, np.random.default_rng([seed, 1, number]))
+        if days[-1] < window.start or days[0] >= window.stop:
+            continue
+        chunk = _chunk(series, days, np.random.default_rng([seed, 1, number]))
+        keep = (chunk.day >= window.start) & (chunk.day < window.stop)
+        if keep.any():
+            yield series, Chunk(*(getattr(chunk, name)[keep] for name in ("day", "series", "quantity", "price", "promotion")))
 
 
 def to_frame(series: Series, chunk: Chunk, start: str = DEFAULT_START) -> pd.DataFrame:
@@ -190,14 +199,15 @@ def _csv_lines(series: Series, chunk: Chunk, start: str) -> str:
     return "".join(lines.tolist())
 
 
-def write_csv(path: Path, shape: Shape, seed: int = 0) -> dict:
-    """Write the data as CSV (gzip when ``path`` ends in .gz, level 1); rows, series and days written."""
+def write_csv(path: Path, shape: Shape, seed: int = 0, window: range | None = None) -> dict:
+    """Write the data (the days in ``window``: all by default) as CSV (gzip when ``path`` ends in
+    .gz, level 1); rows, series and days written."""
     path = Path(path)
     opener = gzip.open(path, "wt", compresslevel=1, newline="") if path.suffix == ".gz" else open(path, "w", newline="")
     rows, zeros = 0, 0
     with opener as handle:
         handle.write(",".join(COLUMNS) + "\n")
-        for series, chunk in iter_chunks(shape, seed):
+        for series, chunk in iter_chunks(shape, seed, window):
             handle.write(_csv_lines(series, chunk, shape.start))
             rows += len(chunk.day)
             zeros += int((chunk.quantity == 0).sum())
@@ -206,7 +216,7 @@ def write_csv(path: Path, shape: Shape, seed: int = 0) -> dict:
         "series": shape.series,
         "items": shape.items,
         "stores": shape.stores,
-        "days": shape.days,
+        "days": len(window or range(shape.days)),
         "zero_share": round(zeros / max(rows, 1), 3),
         "bytes": path.stat().st_size,
     }

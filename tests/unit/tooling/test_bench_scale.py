@@ -174,11 +174,17 @@ def test_the_whole_script_at_a_tiny_size_with_a_recorded_main_job(bench, monkeyp
         return {"summary": summary, "lines": lines, "exit_code": 0, "wall_s": 9.0, "pipeline_wall_s": 7.0}
 
     monkeypatch.setattr(bench, "run_main_job", recorded)
+    stopped = []
+    monkeypatch.setattr(bench, "stop_kept_stack", lambda: stopped.append(True))
     assert bench.main(["--rows", "3000,6000", "--days", "60", "--format", "json", "--skip-build"]) == 0
     report = json.loads(capsys.readouterr().out)
     small, large = report["sizes"]
-    assert [size["rows_asked"] for size in report["sizes"]] == [3000, 6000] and len(seen) == 2
+    assert [size["rows_asked"] for size in report["sizes"]] == [3000, 6000] and len(seen) == 4 and len(stopped) == 2
     assert "scale3000" in seen[0] and seen[0][seen[0].index("--input") + 1].endswith("m5like_3000.csv.gz")
+    assert "--keep-running" in seen[0] and "--keep-running" in seen[1]  # the history, then its next week, same stack
+    assert seen[1][seen[1].index("--input") + 1].endswith("m5like_3000_week.csv.gz") and "scale3000" in seen[1]
+    assert small["input"]["days"] == 53 and small["weekly"]["input"]["days"] == 7
+    assert report["ratios"]["weekly_upload_3000_vs_full"] == 1.0  # the recorded week costs what the history did
     assert small["compute_s"] == 4.0 and small["transitions"]["standard"] == 4
     assert small["cost_usd"]["total"] == pytest.approx(small["cost_usd"]["lambda"] + 4 * bench.SFN_USD_PER_TRANSITION)
     assert report["yardstick"]["path"] == large["input"]["path"]  # the size nearest to 1 M rows

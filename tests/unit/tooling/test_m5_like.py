@@ -126,3 +126,17 @@ def test_the_validator_accepts_every_row(generated):
         )
     assert report["rows_in"] == facts["rows"] and report["rows_quarantined"] == 0
     assert sum(len(frame) for frame in clean) == facts["rows"]
+
+
+def test_a_later_week_continues_the_history_with_the_same_series(tmp_path, monkeypatch):
+    monkeypatch.setattr(m5_like, "CHUNK_ROWS", 90)  # windows cut through chunks
+    shape = m5_like.Shape(items=5, stores=3, days=40)
+    whole = m5_like.write_csv(tmp_path / "whole.csv", shape, seed=4)
+    history = m5_like.write_csv(tmp_path / "history.csv", shape, seed=4, window=range(0, 33))
+    week = m5_like.write_csv(tmp_path / "week.csv", shape, seed=4, window=range(33, 40))
+    header, *rows = (tmp_path / "whole.csv").read_text().splitlines(keepends=True)
+    _, *first = (tmp_path / "history.csv").read_text().splitlines(keepends=True)
+    _, *later = (tmp_path / "week.csv").read_text().splitlines(keepends=True)
+    assert first + later == rows and history["rows"] + week["rows"] == whole["rows"]
+    assert (history["days"], week["days"]) == (33, 7)
+    assert min(line[:10] for line in later) == "2023-02-04" > max(line[:10] for line in first)  # day 33 from 2023-01-02
