@@ -301,3 +301,19 @@ def test_a_failed_build_stops_the_benchmark_before_any_size(bench, monkeypatch, 
     assert bench.main(["--rows", "3000"]) == 1
     assert ran == [[str(REPO_ROOT / "build.sh")]]
     assert "error: the build failed (run ./build.sh to see why)" in capsys.readouterr().err
+
+
+def test_the_weekly_upload_is_shown_against_the_full_run(bench):
+    stages = bench.stage_figures([call("DataValidationFunction", 500, 1024, 111), call("PredictionsFunction", 9500, 3008, 900)])
+    weekly = {
+        "input": {"rows": 7_280},
+        "stages": stages,
+        "compute_s": 10.0,
+        "cost_usd": {"total": 0.001},
+        "pipeline_wall_s": 12.0,
+        "failure": None,
+    }
+    text = "\n".join(bench.render_weekly(weekly, 200.0))
+    assert "next week uploaded to the same dataset: 7,280 rows, compute 10.0 s (5% of the full run's)" in text
+    assert "DataValidationFunction 1 x, 0.5 s" in text and "PredictionsFunction 1 x, 9.5 s" in text
+    assert bench.render_weekly(None, 200.0) == []
