@@ -603,13 +603,13 @@ def environment() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     report: dict = {"environment": environment(), "sizes": [], "yardstick": None}
     if not args.skip_build:
         print("==> building (cached): ./build.sh", file=sys.stderr)
         if subprocess.run([str(ROOT / "build.sh")], stdout=subprocess.DEVNULL).returncode != 0:
             print("error: the build failed (run ./build.sh to see why)", file=sys.stderr)
             return 1
+    work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     beside = min(args.rows, key=lambda rows: abs(rows - YARDSTICK_ROWS))  # the yardstick runs on this size's file
     try:
         for rows in args.rows:
