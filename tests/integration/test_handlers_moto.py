@@ -81,11 +81,11 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     # One shard: the dataset's metrics are that shard's backtest, exactly.
     for scores in ("model", "seasonal_naive"):
         assert predicted["metrics"][scores] == metadata["metrics"][scores]
-    assert read_json(aws, predicted["report_key"])["metrics"] == predicted["metrics"] == dataset_latest["metrics"]
+    assert read_json(aws, predicted["run_report_key"])["metrics"] == predicted["metrics"] == dataset_latest["metrics"]
     assert len(read_csv_gz(aws, f"predictions/sales/{run_id}/shard=00000.csv.gz")) == len(items)
 
     # The run's forecast report: next to the validation reports, named in CURRENT, with every count.
-    assert predicted["report_key"] == pointer["report_key"] == f"reports/sales/{predicted['forecast_id']}/report.html"
+    assert predicted["report_key"] == pointer["report_key"] == f"reports/sales/{run_id}/report.html"
     page = aws.get_object(Bucket=BUCKET, Key=predicted["report_key"])
     text = page["Body"].read().decode()
     assert page["ContentType"].startswith("text/html") and f"{report['rows_in']:,}" in text
@@ -244,7 +244,7 @@ def test_a_dataset_too_short_to_backtest_is_skipped_with_the_reason(aws):
     validated, featured, predicted = run_pipeline("raw/new/a.csv")
     assert validated["rows"]["clean"] == 12 and featured["shards_run"] == 1
     assert predicted["shards_skipped"] == 1 and predicted["series"] == 0 and predicted["metrics"] is None
-    (skipped,) = read_json(__import__("boto3").client("s3"), predicted["report_key"])["shards_skipped"]
+    (skipped,) = read_json(__import__("boto3").client("s3"), predicted["run_report_key"])["shards_skipped"]
     assert skipped["shard"] == 0 and "not enough history" in skipped["reason"]
     assert all_items() == []
 

@@ -1,4 +1,5 @@
-"""The forecast report through the real pipeline on moto: written by Predictions, linked by the API."""
+"""The forecast report through the real pipeline on moto: sliced by each shard's Predict, merged by
+the Aggregate step, linked by the API."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_the_report_counts_every_upload_and_the_api_links_the_current_one(aws):
 
     assert current("shop")["report_key"] == predicted["report_key"] != earlier
     status, body = report_link("shop")
-    assert status == 200 and body["forecast_id"] == predicted["forecast_id"] and body["expires_in"] == 300
+    assert status == 200 and body["forecast_id"] == predicted["run_id"] and body["expires_in"] == 300
     page = requests.get(body["url"], timeout=5).text  # moto answers the presigned GET
     rows_in = read_json(aws, "reports/shop/a.csv.validation.json")["rows_in"] + read_json(aws, validated["report_key"])["rows_in"]
     assert f"rows in</td><td>{rows_in:,}</td>" in page, "both uploads counted"

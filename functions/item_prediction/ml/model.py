@@ -213,8 +213,10 @@ def scores(actual: pd.Series, predicted: pd.Series) -> dict:
     return {"mae": round(float(error.mean()), 6), "wape": round(float(error.sum() / total), 6) if total else None}
 
 
-def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
-    """Train on all but the last ``horizon`` periods, forecast them recursively, score against the baseline."""
+def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int, *, return_rows: bool = False):
+    """Train on all but the last ``horizon`` periods, forecast them recursively, score against the baseline.
+
+    ``return_rows``: (scores, the scored rows: item, store, date, actual, prediction, naive) for the report."""
     frequency = manifest["frequency"]
     names = manifest["features"]
     offset = _step(frequency, feature_frame)
@@ -234,7 +236,7 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
     model_scores = scores(scored[schema.QUANTITY], scored["prediction"])
     baseline_scores = scores(scored[schema.QUANTITY], scored["baseline"])
     improvement = 1 - model_scores["mae"] / baseline_scores["mae"] if baseline_scores["mae"] else None
-    return {
+    result = {
         "horizon": horizon,
         "cutoff": cutoff.strftime("%Y-%m-%d"),
         "train_rows": len(train),
@@ -255,6 +257,9 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
             "count": len(scored),
         },
     }
+    if return_rows:
+        return result, scored.rename(columns={schema.QUANTITY: "actual", "baseline": "naive"})
+    return result
 
 
 def model_version(manifest: dict) -> str:

@@ -62,7 +62,7 @@ def test_charts_show_the_whole_dataset_the_largest_and_the_worst_series_each_onc
     history, backtest, forecast = report_frames(items=4, stores=2)
     page = Page(report.render_report(summary(), history, backtest, forecast))
     names = titles(page)
-    largest, worst = report.pick_series(history, backtest, "W")
+    largest, worst = report.pick_series(report.series_stats(history, backtest, forecast, "W"))
     assert names == ["Whole dataset (sum of every series)"] + [report.series_label(*key) for key in largest + worst]
     assert len(largest) == report.MAX_LARGEST and len(worst) == 2 and not set(largest) & set(worst)
     assert len(set(names)) == len(names)
@@ -133,7 +133,7 @@ def test_the_change_against_last_year_compares_the_same_weeks():
             "prediction": [150.0, 9.0, 5.0],
         }
     )
-    table = report.change_table(history, forecast, "W")
+    table = report.change_table(report.series_stats(history, None, forecast, "W"))
     assert list(table["item_id"]) == ["A", "B"], "C has no last year: left out"
     assert table["change"].round(3).tolist() == [0.5, -0.1]
     assert report.series_label("A", "_") == "A" and report.series_label("B", "S1") == "B @ S1"
