@@ -39,3 +39,29 @@ def test_the_report_counts_every_upload_and_the_api_links_the_current_one(aws):
     assert f"rows in</td><td>{rows_in:,}</td>" in page, "both uploads counted"
     assert "ITEM-000 @ STORE-00" in page and "Whole dataset" in page
     assert report_link("elsewhere")[0] == 404
+
+
+def test_slices_keep_their_ids_and_dates_and_a_capped_merge_says_so(aws, monkeypatch):
+    import boto3
+    from item_prediction.aws.settings import Settings
+    from item_prediction.aws.storage import Storage
+    from item_prediction.steps import report as reporting
+
+    from tests.report_frames import report_frames, summary
+
+    storage, settings = Storage(BUCKET, "unused", s3=boto3.client("s3")), Settings(BUCKET, "unused")
+    history, backtest, forecast = report_frames(items=3, stores=1)
+    keys = []
+    for shard, item in enumerate(["SKU-001", "SKU-002", "SKU-003"]):
+        frames = [frame[frame["item_id"] == item].assign(item_id=f"00{shard}") for frame in (history, backtest, forecast)]
+        meta = {"shard": shard, "backtested": shard != 2}
+        keys.append(reporting.write_slice(storage, reporting.slice_key("d", "r1", shard), *frames, "W", meta))
+    data, meta = reporting.read_slice(storage, keys[0])
+    assert meta == {"shard": 0, "backtested": True, "frequency": "W"} and list(data["stats"]["item_id"]) == ["000"]
+    assert str(data["history"]["date"].dtype).startswith("datetime64") and data["forecast"]["p10"].dtype == float
+
+    monkeypatch.setattr(reporting, "MAX_REPORT_SLICES", 2)
+    key = reporting.publish_run_report(storage, settings, {**summary(), "dataset": "d", "forecast_id": "r1"}, keys)
+    page = aws.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    assert key == "reports/d/r1/report.html" and "from the 2 largest of 3 shards" in page
+    assert '"text":"000 @ S1"' in page and '"text":"001 @ S1"' in page and "002 @ S1" not in page

@@ -91,7 +91,8 @@ def series_stats(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast:
         parts.append(errors.groupby(SERIES)[["error", "naive_error", "actual"]].sum())
     ago = forecast[[*SERIES, schema.DATE, "prediction"]].assign(**{schema.DATE: forecast[schema.DATE] - YEAR[frequency]})
     ago = ago.merge(history[[*SERIES, schema.DATE, schema.QUANTITY]], on=[*SERIES, schema.DATE], how="left")
-    parts.append(ago.groupby(SERIES)[["prediction", schema.QUANTITY]].sum(min_count=1).rename(columns={schema.QUANTITY: "last_year"}))
+    ago = ago.rename(columns={schema.QUANTITY: "last_year"})
+    parts.append(ago.groupby(SERIES)[["prediction", "last_year"]].sum(min_count=1))
     stats = pd.concat(parts, axis=1).reindex(columns=list(STAT_COLUMNS)).astype(float).reset_index()
     return stats.rename(columns={"level_0": schema.ITEM, "level_1": schema.STORE})
 
@@ -198,7 +199,8 @@ def merge_data(parts: list[dict], frequency: str) -> dict:
         for name, columns in (("total_history", [schema.QUANTITY]), ("total_forecast", ["prediction"]))
     }
     backtests = [part.get("total_backtest") for part in parts]
-    same = all(frame is not None and not frame.empty for frame in backtests) and len({f[schema.DATE].min() for f in backtests}) == 1
+    same = all(frame is not None and not frame.empty for frame in backtests)
+    same = same and len({frame[schema.DATE].min() for frame in backtests}) == 1
     merged = _concat(backtests) if same else None
     totals["total_backtest"] = _total(merged, [name for name in BACKTEST_TOTALS if merged is not None and name in merged])
     stats = _concat([part["stats"] for part in parts])
@@ -371,7 +373,8 @@ def summary_html(summary: dict, total_backtest: pd.DataFrame | None) -> str:
         ["backtest from", metrics.get("cutoff", "n/a")],
         ["series", _fmt(summary.get("series"), 0)],
     ]
-    accuracy = _table(["backtest", "model", "seasonal naive", "model against naive"], _accuracy(metrics, total_backtest), "Accuracy")
+    headers = ["backtest", "model", "seasonal naive", "model against naive"]
+    accuracy = _table(headers, _accuracy(metrics, total_backtest), "Accuracy")
     note = "".join(f'<p class="note">{html.escape(text)}</p>' for text in summary.get("notes") or [])
     return f'<div class="facts">{accuracy}{_table([], run, "Model")}{_table([], data, "Data")}</div>{note}'
 

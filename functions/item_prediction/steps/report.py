@@ -157,6 +157,7 @@ def publish_run_report(storage: Storage, settings: Settings, summary: dict, slic
     if "cutoff" not in metrics and data["total_backtest"] is not None:
         metrics["cutoff"] = data["total_backtest"][schema.DATE].min().strftime("%Y-%m-%d")
     notes = _notes(stale, min(len(slices), MAX_REPORT_SLICES), len(slices))
-    summary = {**summary, "metrics": metrics, "notes": notes, "validation": validation_totals(storage, settings, summary["dataset"])}
-    page = report.render_data(summary, data)
-    return storage.put_bytes(report_key(settings, summary["dataset"], summary["forecast_id"]), page.encode(), "text/html; charset=utf-8")
+    validation = validation_totals(storage, settings, summary["dataset"])
+    page = report.render_data({**summary, "metrics": metrics, "notes": notes, "validation": validation}, data)
+    key = report_key(settings, summary["dataset"], summary["forecast_id"])
+    return storage.put_bytes(key, page.encode(), "text/html; charset=utf-8")
