@@ -114,6 +114,8 @@ def test_an_upload_for_one_series_re_runs_only_its_shard_and_keeps_the_others(aw
     # The report: the re-run shard's new slice (no backtest: it predicted), the others' from the first run.
     slices = {int(name): entry["report_slice"] for name, entry in read_json(aws, "models/sales/latest.json")["shards"].items()}
     assert slices[shard] == f"runs/sales/{second[2]['run_id']}/report/shard={shard:05d}.json"
+    days = [row[0] for row in read_json(aws, slices[shard])["total_history"]["rows"]]
+    assert min(days) < features["since"] <= "2023-05-01" <= max(days), "its history reaches before the features' window"
     assert all(key.startswith(f"runs/sales/{first[2]['run_id']}/") for s, key in slices.items() if s != shard)
     page = page_of(aws, "sales")
     assert current("sales")["report_key"] == second[2]["report_key"] != first[2]["report_key"]

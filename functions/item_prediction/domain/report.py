@@ -64,12 +64,19 @@ def series_label(item: str, store: str) -> str:
     return str(item) if store == schema.NO_STORE else f"{item} @ {store}"
 
 
+STEP = {"D": pd.DateOffset(days=1), "W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1)}
+
+
+def history_start(last: pd.Timestamp, frequency: str) -> pd.Timestamp:
+    """The earliest date of history the page can show (the whole dataset's chart reaches furthest)."""
+    return last - TOTAL_HISTORY_PERIODS.get(frequency, 60) * STEP[frequency]
+
+
 def _last_periods(frame: pd.DataFrame, periods: int, frequency: str) -> pd.DataFrame:
     """The rows of ``frame`` in its last ``periods`` periods (by the latest date of the dataset)."""
     if frame.empty:
         return frame
-    step = {"D": pd.DateOffset(days=1), "W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1)}[frequency]
-    return frame[frame[schema.DATE] > frame[schema.DATE].max() - periods * step]
+    return frame[frame[schema.DATE] > frame[schema.DATE].max() - periods * STEP[frequency]]
 
 
 STAT_COLUMNS = ("volume", "error", "naive_error", "actual", "prediction", "last_year")
@@ -140,9 +147,8 @@ def _only(frame: pd.DataFrame | None, keys: list[tuple]) -> pd.DataFrame | None:
 
 def _tails(history: pd.DataFrame, frequency: str) -> pd.DataFrame:
     """Each series' last HISTORY_PERIODS periods (by its own latest date): what its chart shows."""
-    step = {"D": pd.DateOffset(days=1), "W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1)}[frequency]
     last = history.groupby(SERIES)[schema.DATE].transform("max")
-    return history[history[schema.DATE] > last - HISTORY_PERIODS.get(frequency, 36) * step]
+    return history[history[schema.DATE] > last - HISTORY_PERIODS.get(frequency, 36) * STEP[frequency]]
 
 
 def reduce_data(stats, history, backtest, forecast, totals: dict, frequency: str) -> dict:

@@ -306,7 +306,8 @@ def run_shard(
     with timer("report_slice"):
         meta = {"dataset": dataset, "shard": shard, "run_id": run_id, "backtested": trained}
         key = reporting.slice_key(dataset, run_id, shard)
-        slice_key = reporting.write_slice(storage, key, frame, backtest, forecast, manifest["frequency"], meta)
+        history = reporting.report_history(storage, settings, item, frame, manifest)
+        slice_key = reporting.write_slice(storage, key, history, backtest, forecast, manifest["frequency"], meta)
     return {
         "dataset": dataset,
         "shard": shard,

@@ -23,6 +23,7 @@ from ..aws.runtime import StepTimer
 from ..aws.settings import Settings
 from ..aws.storage import Storage
 from ..domain import report, schema
+from . import shard_store
 
 SLICE_SECTIONS = ("stats", "history", "backtest", "forecast", "total_history", "total_backtest", "total_forecast")
 MAX_REPORT_SLICES = 1024  # shards merged into one page (the largest by series); each read is ~0.1-0.3 MB
@@ -113,6 +114,17 @@ def _decode(document: dict | None) -> pd.DataFrame | None:
         else:
             frame[column] = pd.to_datetime(frame[column]) if column == schema.DATE else frame[column].astype(float)
     return frame
+
+
+def report_history(storage: Storage, settings: Settings, item: dict, frame: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """The shard's history for its slice: its feature rows; or, when they hold only the recent
+    window (``manifest["since"]``: a predict run), its validated rows over the periods the page shows
+    (a year and more: the dataset chart, the change against last year), read one row group at a time."""
+    if not manifest.get("since"):
+        return frame
+    start = report.history_start(frame[schema.DATE].max(), manifest["frequency"]).strftime("%Y-%m-%d")
+    rows, _ = shard_store.load_shard(storage, settings, item["dataset"], item["shard_count"], item["shard"], since=start)
+    return rows.assign(**{schema.DATE: pd.to_datetime(rows[schema.DATE]), schema.QUANTITY: rows[schema.QUANTITY].astype(float)})
 
 
 def write_slice(storage: Storage, key: str, history, backtest, forecast, frequency: str, meta: dict) -> str:
