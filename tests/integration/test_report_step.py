@@ -60,6 +60,19 @@ def test_slices_keep_their_ids_and_dates_and_a_capped_merge_says_so(aws, monkeyp
     assert meta == {"shard": 0, "backtested": True, "frequency": "W"} and list(data["stats"]["item_id"]) == ["000"]
     assert str(data["history"]["date"].dtype).startswith("datetime64") and data["forecast"]["p10"].dtype == float
 
+    aws.delete_object(Bucket=BUCKET, Key=keys[0])  # gone: the page goes on without it
+    key = reporting.publish_run_report(storage, settings, {**summary(), "dataset": "d", "forecast_id": "r0"}, keys)
+    page = aws.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    assert "The report slices of 1 shards no longer exist" in page and "1 of 2 shards forecast with their latest model" in page
+    assert '"text":"000 @ S1"' not in page and '"text":"001 @ S1"' in page
+    reporting.write_slice(
+        storage,
+        keys[0],
+        *[f[f["item_id"] == "SKU-001"].assign(item_id="000") for f in (history, backtest, forecast)],
+        "W",
+        {"backtested": True},
+    )
+
     monkeypatch.setattr(reporting, "MAX_REPORT_SLICES", 2)
     key = reporting.publish_run_report(storage, settings, {**summary(), "dataset": "d", "forecast_id": "r1"}, keys)
     page = aws.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()

@@ -142,15 +142,16 @@ def read_slice(storage: Storage, key: str) -> tuple[dict, dict]:
     return data, {name: value for name, value in document.items() if name not in SLICE_SECTIONS}
 
 
-def _notes(stale: int, read: int, total: int) -> list[str]:
-    notes = []
+def _notes(stale: int, read: int, total: int, missing: int) -> list[str]:
+    """What the page says when it is not the whole generation's latest backtest."""
+    notes = [f"The report slices of {missing} shards no longer exist: their series are not shown."] if missing else []
     if stale:
         notes.append(
             f"{stale} of {read} shards forecast with their latest model: the accuracy above counts that model's "
             "backtest from its training run; their series have no backtest rows in the charts and tables."
         )
-    if read < total:
-        notes.append(f"Charts and tables from the {read} largest of {total} shards (at most {MAX_REPORT_SLICES} are read).")
+    if total > MAX_REPORT_SLICES:
+        notes.append(f"Charts, tables and totals from the {MAX_REPORT_SLICES} largest of {total} shards (by series).")
     return notes
 
 
@@ -158,8 +159,11 @@ def publish_run_report(storage: Storage, settings: Settings, summary: dict, slic
     """Merge the shards' slices (one at a time: memory holds two) and store the page; its key, None
     without slices. ``slices``: keys, largest shard first; ``summary`` as for the page, with
     ``dataset``, ``forecast_id`` (the run id) and ``frequency``."""
-    data, stale = None, 0
+    data, stale, missing = None, 0, 0
     for key in slices[:MAX_REPORT_SLICES]:
+        if not storage.exists(key):  # deleted by hand: the page goes on without that shard's series
+            missing += 1
+            continue
         part, meta = read_slice(storage, key)
         stale += not meta.get("backtested")
         data = part if data is None else report.merge_data([data, part], summary["frequency"])
@@ -168,7 +172,7 @@ def publish_run_report(storage: Storage, settings: Settings, summary: dict, slic
     metrics = dict(summary.get("metrics") or {})
     if "cutoff" not in metrics and data["total_backtest"] is not None:
         metrics["cutoff"] = data["total_backtest"][schema.DATE].min().strftime("%Y-%m-%d")
-    notes = _notes(stale, min(len(slices), MAX_REPORT_SLICES), len(slices))
+    notes = _notes(stale, min(len(slices), MAX_REPORT_SLICES) - missing, len(slices), missing)
     validation = validation_totals(storage, settings, summary["dataset"])
     page = report.render_data({**summary, "metrics": metrics, "notes": notes, "validation": validation}, data)
     key = report_key(settings, summary["dataset"], summary["forecast_id"])
