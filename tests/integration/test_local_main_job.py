@@ -119,13 +119,14 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
     first = main_job("--skip-build", "--items", "2", "--stores", "1", "--periods", "200")
     pid = server_pid()
     # Predictions pointed at a table that does not exist: it fails after validation and features ran.
+    # The same file again changes nothing (the Plan skips it): --retrain makes the run predict.
     broken = {"ITEM_PREDICTION_LOCAL_ENV": json.dumps({"PredictionsFunction": {"TABLE_NAME": "no-such-table"}})}
-    second = main_job("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", expect=1, env=broken)
+    second = main_job("--skip-build", "--retrain", "--items", "2", "--stores", "1", "--periods", "200", expect=1, env=broken)
     assert (second["endpoint"], second["bucket"], second["table"]) == (first["endpoint"], first["bucket"], first["table"])
     assert second["reused"] is True and server_pid() == pid, "no second emulator"
     failure = second["failure"]
     assert failure["state"] == "Shards" and failure["error"] == "States.ExceedToleratedFailureThreshold"
-    assert "no-such-table" in failure["cause"]  # the shard's Predictions error, inside the map's
+    assert "ResourceNotFoundException" in failure["cause"]  # the shard's Predictions error (no such table), inside the map's
     assert failure["cause"] and failure["ended_in"] == "PipelineFailed"
     assert failure["state_machine_log_group"] and failure["dead_letter"]["message_id"]
     assert second["validation"]["rows_in"] == first["validation"]["rows_in"] > 0, "counts already known are reported"
@@ -136,7 +137,7 @@ def test_a_second_run_reuses_the_kept_stack_and_a_failure_says_where_its_record_
     letter = next(json.loads(m["Body"]) for m in messages if m["MessageId"] == failure["dead_letter"]["message_id"])
     assert letter["error"]["Error"] == failure["error"] and letter["dataset"] == "sales"
 
-    text = deploy_local("--skip-build", "--items", "2", "--stores", "1", "--periods", "200", env=broken)
+    text = deploy_local("--skip-build", "--retrain", "--items", "2", "--stores", "1", "--periods", "200", env=broken)
     assert text.returncode == 1 and text.stdout.splitlines()[0].startswith(f"PIPELINE FAILED in Shards: {failure['error']}: ")
     assert "dead-letter message" in text.stdout and "Validation: " in text.stdout
     stopped = deploy_local("--stop")
