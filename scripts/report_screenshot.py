@@ -2,10 +2,8 @@
 
 Runs the project's own code in process on generated weekly sales (3 years, 8 items in 3 stores):
 features, the backtest (train before the cutoff, forecast the held-out weeks recursively, score
-against seasonal naive), the model on everything and its forecast; then renders the report and
-takes a screenshot. The per-series backtest frame is built here from the model's public functions,
-the way the pipeline's backtest step is to hand it to the report (item, store, date, actual,
-prediction, naive).
+against seasonal naive; its scored rows, as a shard's Predict hands them to the report), the model
+on everything and its forecast; then renders the report and takes a screenshot.
 
     .venv/bin/python scripts/report_screenshot.py [--html FILE] [--png docs/report.png]
 """
@@ -22,7 +20,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "tooling"), str(ROOT)]
 
-import pandas as pd  # noqa: E402
 from item_prediction.domain import features, report, schema  # noqa: E402
 from item_prediction.ml import model  # noqa: E402
 from lambda_build.sample_data import generate_sales  # noqa: E402
@@ -32,24 +29,10 @@ from tests.integration import chromium  # noqa: E402
 HORIZON = 8
 
 
-def backtest_rows(frame: pd.DataFrame, manifest: dict, horizon: int) -> pd.DataFrame:
-    """The held-out weeks per series: actual, the model's recursive forecast and seasonal naive."""
-    cutoff = frame[schema.DATE].max() - pd.DateOffset(weeks=horizon - 1)
-    train = frame[frame[schema.DATE] < cutoff]
-    holdout = frame[(frame[schema.DATE] >= cutoff) & frame["is_gap"].eq(0)]
-    fitted = model.fit(train, manifest["features"])
-    ahead = model.recursive_forecast(fitted.estimator, train, horizon, "W", manifest["codes"], fitted.names)
-    rows = holdout[[schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]].merge(
-        ahead, on=[schema.DATE, schema.ITEM, schema.STORE], how="left"
-    )
-    rows = rows.rename(columns={schema.QUANTITY: "actual"}).fillna({"prediction": 0.0})
-    return rows.assign(naive=model.seasonal_naive(train, rows, "W").fillna(0.0).to_numpy())
-
-
 def weekly_report() -> str:
     sample = generate_sales(items=8, stores=3, periods=156, frequency="W", seed=21)
     frame, manifest = features.build_features(sample.frame, "W")
-    metrics = model.backtest(frame, manifest, HORIZON)
+    metrics, backtest = model.backtest(frame, manifest, HORIZON, return_rows=True)
     bundle = model.make_bundle(model.fit(frame, manifest["features"]), frame, manifest, metrics)
     forecast = model.forecast(bundle, frame, HORIZON)
     summary = {
@@ -69,7 +52,7 @@ def weekly_report() -> str:
         "metrics": metrics,
     }
     history = frame[[schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]]
-    return report.render_report(summary, history, backtest_rows(frame, manifest, HORIZON), forecast)
+    return report.render_report(summary, history, backtest[list(report.BACKTEST_COLUMNS)], forecast)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 Included in the read API (:mod:`predictions.api`, same function, same IAM auth) as a Powertools
 router. The dataset's CURRENT pointer names the report (``report_key``, a page under
-``reports/<dataset>/``); the answer is ``{"url", "expires_in"}``: a presigned S3 GET of that page,
+``reports/<dataset>/``); the answer is ``{"dataset", "forecast_id"`` (the generation on display),
+``"url", "expires_in"}``: a presigned S3 GET of that page,
 valid for :data:`URL_SECONDS`, which a browser opens as it is (the page needs nothing else).
 
 * 400 ``{"message"}`` for a dataset name outside the allowed pattern;
@@ -41,15 +42,15 @@ def get_report() -> dict:
     current = storage().get_item(table_keys.current_key(dataset))
     if current is None:
         raise NotFoundError(f"dataset {dataset!r} has no current forecast")
-    key = current.get("report_key")
-    logger.append_keys(dataset=dataset, forecast_id=current.get("forecast_id"), report_key=key)
+    key, run = current.get("report_key"), current.get("generation") or current.get("forecast_id")  # sharded or manual run
+    logger.append_keys(dataset=dataset, forecast_id=run, report_key=key)
     if not key:
-        raise NotFoundError(f"the current forecast of dataset {dataset!r} ({current.get('forecast_id')}) has no report")
+        raise NotFoundError(f"the current forecast of dataset {dataset!r} ({run}) has no report")
     if storage().head(key) is None:
         raise NotFoundError(f"the report of dataset {dataset!r} ({key}) no longer exists: run the pipeline again")
     return {
         "dataset": dataset,
-        "forecast_id": current.get("forecast_id"),
+        "forecast_id": run,
         "url": storage().presigned_url(key, URL_SECONDS),
         "expires_in": URL_SECONDS,
     }

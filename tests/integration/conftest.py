@@ -189,7 +189,7 @@ def predictions_csv(s3, aggregated: dict):
 
 def skipped_reasons(s3, aggregated: dict) -> list[str]:
     """Why the run's skipped shards were skipped (from the run report)."""
-    return [entry["reason"] for entry in read_json(s3, aggregated["report_key"])["shards_skipped"]]
+    return [entry["reason"] for entry in read_json(s3, aggregated["run_report_key"])["shards_skipped"]]
 
 
 def shard_model_key(s3, dataset: str, shard: int = 0) -> str:

@@ -4,6 +4,7 @@ two uploads at once, and a retrain request."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 import boto3
@@ -51,6 +52,15 @@ def shown(dataset: str) -> dict[tuple[str, str], list[float]]:
     return found
 
 
+def page_of(s3, dataset: str) -> str:
+    """The forecast report CURRENT names."""
+    return s3.get_object(Bucket=BUCKET, Key=current(dataset)["report_key"])["Body"].read().decode()
+
+
+def chart_titles(page: str) -> list[str]:
+    return re.findall(r'"title":\{"text":"([^"]*)"', page)
+
+
 def test_a_dataset_in_several_shards_predicts_what_one_shard_does(aws, monkeypatch):
     upload(aws, "raw/one/sales.csv", first_days(SALES))
     single = run_pipeline("raw/one/sales.csv")
@@ -70,6 +80,13 @@ def test_a_dataset_in_several_shards_predicts_what_one_shard_does(aws, monkeypat
     total = {name: sum(part[name] for part in sums) for name in ("abs_error", "count")}
     assert many[2]["metrics"]["model"]["mae"] == round(total["abs_error"] / total["count"], 6)
     assert read_json(aws, "validated/many/_dataset.json")["shard_count"] == 4
+    # The report merged from the four shards' slices charts the same largest series as the one-shard run's.
+    assert [entry["report_slice"] for entry in shards.values()] == [
+        f"runs/many/{many[2]['run_id']}/report/shard={s:05d}.json" for s in range(4)
+    ]
+    assert many[2]["report_key"] == current("many")["report_key"] == f"reports/many/{many[2]['run_id']}/report.html"
+    titles = chart_titles(page_of(aws, "many"))
+    assert titles[:7] == chart_titles(page_of(aws, "one"))[:7] and len(titles) == 13, "whole dataset, 6 largest, 6 worst"
 
 
 def test_an_upload_for_one_series_re_runs_only_its_shard_and_keeps_the_others(aws, monkeypatch):
@@ -94,6 +111,17 @@ def test_an_upload_for_one_series_re_runs_only_its_shard_and_keeps_the_others(aw
     assert untouched and all(after[key] == before[key] for key in untouched)
     features = read_json(aws, f"features/sales/shard={shard:05d}/manifest.json")
     assert features["since"] is not None and features["date_range"][0] >= features["since"]  # the recent window only
+    # The report: the re-run shard's new slice (no backtest: it predicted), the others' from the first run.
+    slices = {int(name): entry["report_slice"] for name, entry in read_json(aws, "models/sales/latest.json")["shards"].items()}
+    assert slices[shard] == f"runs/sales/{second[2]['run_id']}/report/shard={shard:05d}.json"
+    days = [row[0] for row in read_json(aws, slices[shard])["total_history"]["rows"]]
+    assert min(days) < features["since"] <= "2023-05-01" <= max(days), "its history reaches before the features' window"
+    assert all(key.startswith(f"runs/sales/{first[2]['run_id']}/") for s, key in slices.items() if s != shard)
+    page = page_of(aws, "sales")
+    assert current("sales")["report_key"] == second[2]["report_key"] != first[2]["report_key"]
+    assert "1 of 4 shards forecast with their latest model" in page
+    charted = [tuple(title.split(" @ ")) for title in chart_titles(page)[1:]]
+    assert len({table_keys.series_shard(*key, 4) for key in charted} - {shard}) >= 2, "untouched shards' series charted"
 
 
 def test_the_same_file_again_or_the_same_event_twice_changes_nothing(aws):

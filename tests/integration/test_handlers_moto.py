@@ -81,11 +81,11 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     # One shard: the dataset's metrics are that shard's backtest, exactly.
     for scores in ("model", "seasonal_naive"):
         assert predicted["metrics"][scores] == metadata["metrics"][scores]
-    assert read_json(aws, predicted["report_key"])["metrics"] == predicted["metrics"] == dataset_latest["metrics"]
+    assert read_json(aws, predicted["run_report_key"])["metrics"] == predicted["metrics"] == dataset_latest["metrics"]
     assert len(read_csv_gz(aws, f"predictions/sales/{run_id}/shard=00000.csv.gz")) == len(items)
 
     # The run's forecast report: next to the validation reports, named in CURRENT, with every count.
-    assert predicted["report_key"] == pointer["report_key"] == f"reports/sales/{predicted['forecast_id']}/report.html"
+    assert predicted["report_key"] == pointer["report_key"] == f"reports/sales/{run_id}/report.html"
     page = aws.get_object(Bucket=BUCKET, Key=predicted["report_key"])
     text = page["Body"].read().decode()
     assert page["ContentType"].startswith("text/html") and f"{report['rows_in']:,}" in text
@@ -110,7 +110,17 @@ STEPS = {
     "validated": {"validate", "write_outputs"},
     "planned": {"take_lease", "plan"},
     "shard features built": {"renew_lease", "read_validated", "build_features", "write_features"},
-    "shard predicted": {"renew_lease", "read_features", "backtest", "fit", "save_model", "forecast", "write_items", "write_csv"},
+    "shard predicted": {
+        "renew_lease",
+        "read_features",
+        "backtest",
+        "fit",
+        "save_model",
+        "forecast",
+        "write_items",
+        "write_csv",
+        "report_slice",
+    },
     "aggregated": {"retake_lease", "aggregate"},
 }
 RESULT_OF = {  # the run's results by (function, step) for each log message
@@ -154,7 +164,15 @@ def test_each_function_logs_outputs_and_emits_the_durations_of_its_steps(aws, ca
     aws.put_object(Bucket=BUCKET, Key="raw/sales/b.csv", Body=csv_bytes(later[later["date"] > sample.frame["date"].max()]))
     again = run_pipeline("raw/sales/b.csv").results[("PredictionsFunction", "shard")]
     assert again["mode"] == "predict"
-    assert set(again["durations_ms"]) == {"renew_lease", "read_features", "load_model", "forecast", "write_items", "write_csv"}
+    assert set(again["durations_ms"]) == {
+        "renew_lease",
+        "read_features",
+        "load_model",
+        "forecast",
+        "write_items",
+        "write_csv",
+        "report_slice",
+    }
     assert emitted_metrics(capsys.readouterr().out)["LoadModelDuration"] == "Milliseconds"
 
 
@@ -244,7 +262,7 @@ def test_a_dataset_too_short_to_backtest_is_skipped_with_the_reason(aws):
     validated, featured, predicted = run_pipeline("raw/new/a.csv")
     assert validated["rows"]["clean"] == 12 and featured["shards_run"] == 1
     assert predicted["shards_skipped"] == 1 and predicted["series"] == 0 and predicted["metrics"] is None
-    (skipped,) = read_json(__import__("boto3").client("s3"), predicted["report_key"])["shards_skipped"]
+    (skipped,) = read_json(__import__("boto3").client("s3"), predicted["run_report_key"])["shards_skipped"]
     assert skipped["shard"] == 0 and "not enough history" in skipped["reason"]
     assert all_items() == []
 

@@ -69,7 +69,7 @@ def test_every_chart_is_drawn_with_its_series_name_offline(tmp_path, frequency):
     history, backtest, forecast = report_frames(items=5, stores=3, periods=150, frequency=frequency)
     page = tmp_path / "report.html"
     page.write_text(report.render_report(summary(frequency), history, backtest, forecast))
-    largest, worst = report.pick_series(history, backtest, frequency)
+    largest, worst = report.pick_series(report.series_stats(history, backtest, forecast, frequency))
 
     visit = chromium.open_page(page, tmp_path)
 

@@ -240,7 +240,7 @@ def _predictions(table: str, dataset: str, result: dict | None) -> list[dict]:
 
 
 def _save_report(path: str, predicted: dict | None, bucket: str) -> str | None:
-    """The run's forecast report (the page Predictions wrote) copied to ``path``; None without one."""
+    """The run's forecast report (the page the Aggregate step wrote and CURRENT names) copied to ``path``; None without one."""
     if not predicted or not predicted.get("report_key"):
         return None
     target = Path(path).resolve()

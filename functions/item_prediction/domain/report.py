@@ -64,53 +64,157 @@ def series_label(item: str, store: str) -> str:
     return str(item) if store == schema.NO_STORE else f"{item} @ {store}"
 
 
+STEP = {"D": pd.DateOffset(days=1), "W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1)}
+
+
+def history_start(last: pd.Timestamp, frequency: str) -> pd.Timestamp:
+    """The earliest date of history the page can show (the whole dataset's chart reaches furthest)."""
+    return last - TOTAL_HISTORY_PERIODS.get(frequency, 60) * STEP[frequency]
+
+
 def _last_periods(frame: pd.DataFrame, periods: int, frequency: str) -> pd.DataFrame:
     """The rows of ``frame`` in its last ``periods`` periods (by the latest date of the dataset)."""
     if frame.empty:
         return frame
-    step = {"D": pd.DateOffset(days=1), "W": pd.DateOffset(weeks=1), "M": pd.DateOffset(months=1)}[frequency]
-    return frame[frame[schema.DATE] > frame[schema.DATE].max() - periods * step]
+    return frame[frame[schema.DATE] > frame[schema.DATE].max() - periods * STEP[frequency]]
 
 
-def pick_series(history: pd.DataFrame, backtest: pd.DataFrame | None, frequency: str) -> tuple[list, list]:
-    """(the largest series, the worst-backtest ones not among them), as (item, store) tuples.
+STAT_COLUMNS = ("volume", "error", "naive_error", "actual", "prediction", "last_year")
 
-    Largest: by quantity over the last season of history; worst: by the sum of absolute backtest
-    errors. Ties break by the series' key, so the same data picks the same series.
+
+def series_stats(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """Per series (item, store): what the tables and the picks rank by (NaN where a series has none).
+
+    ``volume``: quantity over the last season of history; ``error``, ``naive_error``, ``actual``: sums
+    of the backtest's absolute errors (model, seasonal naive) and actuals; ``prediction``: the
+    forecast's total; ``last_year``: the quantity over the same periods a year before the forecast.
     """
     recent = _last_periods(history, schema.SEASON_LENGTH.get(frequency, 12), frequency)
-    volume = recent.groupby(SERIES)[schema.QUANTITY].sum().reset_index()
-    volume = volume.sort_values([schema.QUANTITY, *SERIES], ascending=[False, True, True])
-    largest = list(volume[SERIES].itertuples(index=False, name=None))[:MAX_LARGEST]
-    if backtest is None or backtest.empty:
-        return largest, []
-    errors = error_table(backtest)
-    worst = [key for key in errors[SERIES].itertuples(index=False, name=None) if key not in largest]
+    parts = [recent.groupby(SERIES)[schema.QUANTITY].sum().rename("volume")]
+    if backtest is not None and not backtest.empty:
+        errors = backtest.assign(
+            error=(backtest["actual"] - backtest["prediction"]).abs(), naive_error=(backtest["actual"] - backtest["naive"]).abs()
+        )
+        parts.append(errors.groupby(SERIES)[["error", "naive_error", "actual"]].sum())
+    ago = forecast[[*SERIES, schema.DATE, "prediction"]].assign(**{schema.DATE: forecast[schema.DATE] - YEAR[frequency]})
+    ago = ago.merge(history[[*SERIES, schema.DATE, schema.QUANTITY]], on=[*SERIES, schema.DATE], how="left")
+    ago = ago.rename(columns={schema.QUANTITY: "last_year"})
+    parts.append(ago.groupby(SERIES)[["prediction", "last_year"]].sum(min_count=1))
+    stats = pd.concat(parts, axis=1).reindex(columns=list(STAT_COLUMNS)).astype(float).reset_index()
+    return stats.rename(columns={"level_0": schema.ITEM, "level_1": schema.STORE})
+
+
+def _keys(frame: pd.DataFrame) -> list[tuple]:
+    return list(frame[SERIES].itertuples(index=False, name=None))
+
+
+def pick_series(stats: pd.DataFrame) -> tuple[list, list]:
+    """(the largest series, the worst-backtest ones not among them), as (item, store) tuples.
+
+    Largest: by ``volume`` (quantity over the last season); worst: by ``error`` (the sum of absolute
+    backtest errors). Ties break by the series' key, so the same data picks the same series. Applied
+    to each shard's series, the picks hold every series the same picks over all shards choose.
+    """
+    volume = stats[stats["volume"].notna()].sort_values(["volume", *SERIES], ascending=[False, True, True])
+    largest = _keys(volume)[:MAX_LARGEST]
+    worst = [key for key in _keys(error_table(stats)) if key not in largest]
     return largest, worst[:MAX_WORST]
 
 
-def error_table(backtest: pd.DataFrame) -> pd.DataFrame:
-    """Per series: absolute backtest error (model, naive), actual total and WAPE; worst first."""
-    frame = backtest.assign(
-        error=(backtest["actual"] - backtest["prediction"]).abs(), naive_error=(backtest["actual"] - backtest["naive"]).abs()
-    )
-    table = frame.groupby(SERIES)[["error", "naive_error", "actual"]].sum().reset_index()
-    table["wape"] = table["error"] / table["actual"].where(table["actual"] > 0)
+def error_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """Series with a backtest: absolute error (model, naive), actual total and WAPE; worst first."""
+    table = stats[stats["error"].notna()]
+    table = table.assign(wape=table["error"] / table["actual"].where(table["actual"] > 0))
     return table.sort_values(["error", *SERIES], ascending=[False, True, True]).reset_index(drop=True)
 
 
-def change_table(history: pd.DataFrame, forecast: pd.DataFrame, frequency: str) -> pd.DataFrame:
-    """Per series: the forecast's total against the same periods a year earlier; biggest change first.
+def change_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """The forecast's total against the same periods a year earlier (``change``); biggest change first.
 
     Series without sales in those periods a year earlier are left out (no change to measure).
     """
-    ago = forecast[[*SERIES, schema.DATE, "prediction"]].assign(**{schema.DATE: forecast[schema.DATE] - YEAR[frequency]})
-    ago = ago.merge(history[[*SERIES, schema.DATE, schema.QUANTITY]], on=[*SERIES, schema.DATE], how="left")
-    table = ago.groupby(SERIES)[["prediction", schema.QUANTITY]].sum(min_count=1).reset_index()
-    table = table[table[schema.QUANTITY] > 0]
-    table = table.assign(change=table["prediction"] / table[schema.QUANTITY] - 1)
-    order = table["change"].abs().sort_values(ascending=False, kind="stable").index
-    return table.loc[order].reset_index(drop=True)
+    table = stats[stats["last_year"] > 0]
+    table = table.assign(change=table["prediction"] / table["last_year"] - 1, size=lambda t: t["change"].abs())
+    return table.sort_values(["size", *SERIES], ascending=[False, True, True]).drop(columns="size").reset_index(drop=True)
+
+
+def _only(frame: pd.DataFrame | None, keys: list[tuple]) -> pd.DataFrame | None:
+    """The rows of ``frame`` whose series is one of ``keys``; None for None."""
+    if frame is None:
+        return None
+    return frame.merge(pd.DataFrame(keys, columns=SERIES, dtype="object"), on=SERIES)
+
+
+def _tails(history: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """Each series' last HISTORY_PERIODS periods (by its own latest date): what its chart shows."""
+    last = history.groupby(SERIES)[schema.DATE].transform("max")
+    return history[history[schema.DATE] > last - HISTORY_PERIODS.get(frequency, 36) * STEP[frequency]]
+
+
+def reduce_data(stats, history, backtest, forecast, totals: dict, frequency: str) -> dict:
+    """Report data cut to what the page can show: stats of the series the tables and charts may
+    pick, history tails, backtest and forecast rows of the charted series, the dataset's totals."""
+    largest, worst = pick_series(stats)
+    wanted = set(largest + worst) | set(_keys(error_table(stats).head(TABLE_ROWS)))
+    wanted |= set(_keys(change_table(stats).head(TABLE_ROWS)))
+    charted = largest + worst
+    return {
+        "stats": _only(stats, sorted(wanted)),
+        "history": _tails(_only(history, charted), frequency)[[*SERIES, schema.DATE, schema.QUANTITY]],
+        "backtest": _only(backtest, charted),
+        "forecast": _only(forecast, charted),
+        **totals,
+    }
+
+
+BACKTEST_TOTALS = ("actual", "prediction", "naive", "inside_p10_p90", "rows")
+
+
+def _backtest_total(backtest: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The backtest summed by date; with a band, also the rows inside P10-P90 and all rows (coverage adds up)."""
+    if backtest is None or backtest.empty or not {"p10", "p90"} <= set(backtest.columns):
+        return _total(backtest, ["actual", "prediction", "naive"])
+    inside = backtest["actual"].between(backtest["p10"], backtest["p90"]).astype(float)
+    return _total(backtest.assign(inside_p10_p90=inside, rows=1.0), list(BACKTEST_TOTALS))
+
+
+def report_data(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast: pd.DataFrame, frequency: str) -> dict:
+    """What the page is drawn from, small whatever the number of series (see :func:`reduce_data`):
+    the whole report of these series, or one shard's slice of a dataset's (:func:`merge_data`)."""
+    recent = _last_periods(history, TOTAL_HISTORY_PERIODS.get(frequency, 60), frequency)
+    totals = {
+        "total_history": _total(recent, [schema.QUANTITY]),
+        "total_backtest": _backtest_total(backtest),
+        "total_forecast": _total(forecast, ["prediction"]),
+    }
+    stats = series_stats(history, backtest, forecast, frequency)
+    return reduce_data(stats, history, backtest, forecast, totals, frequency)
+
+
+def _concat(frames: list) -> pd.DataFrame | None:
+    frames = [frame for frame in frames if frame is not None and not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def merge_data(parts: list[dict], frequency: str) -> dict:
+    """Slices of disjoint series (a dataset's shards) as one: stats and rows concatenated, totals
+    summed by date, then cut again (:func:`reduce_data`). The dataset's backtest line needs every
+    slice to have backtested the same periods; otherwise it is left out (``total_backtest`` None)."""
+    totals = {
+        name: _total(_concat([part.get(name) for part in parts]), columns)
+        for name, columns in (("total_history", [schema.QUANTITY]), ("total_forecast", ["prediction"]))
+    }
+    backtests = [part.get("total_backtest") for part in parts]
+    same = all(frame is not None and not frame.empty for frame in backtests)
+    same = same and len({frame[schema.DATE].min() for frame in backtests}) == 1
+    merged = _concat(backtests) if same else None
+    totals["total_backtest"] = _total(merged, [name for name in BACKTEST_TOTALS if merged is not None and name in merged])
+    stats = _concat([part["stats"] for part in parts])
+    stats = stats if stats is not None else pd.DataFrame(columns=[*SERIES, *STAT_COLUMNS])
+    rows = [_concat([part.get(name) for part in parts]) for name in ("history", "backtest", "forecast")]
+    history = rows[0] if rows[0] is not None else pd.DataFrame(columns=[*SERIES, schema.DATE, schema.QUANTITY])
+    forecast = rows[2] if rows[2] is not None else pd.DataFrame(columns=[*SERIES, schema.DATE, "prediction"])
+    return reduce_data(stats, history, rows[1], forecast, totals, frequency)
 
 
 def _points(frame: pd.DataFrame, value: str, kind: str) -> list[dict]:
@@ -194,14 +298,10 @@ def _total(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame | Non
     return frame.groupby(schema.DATE, as_index=False)[columns].sum(min_count=1)
 
 
-def dataset_chart(history, backtest, forecast, frequency: str) -> dict:
+def dataset_chart(data: dict, frequency: str) -> dict:
     """The whole dataset (sum over series): history, backtest and forecast; no band, as quantiles do not add up."""
     rows = chart_rows(
-        _total(history, [schema.QUANTITY]),
-        _total(backtest, ["actual", "prediction", "naive"]),
-        _total(forecast, ["prediction"]),
-        TOTAL_HISTORY_PERIODS.get(frequency, 60),
-        frequency,
+        data["total_history"], data["total_backtest"], data["total_forecast"], TOTAL_HISTORY_PERIODS.get(frequency, 60), frequency
     )
     return chart_spec("Whole dataset (sum of every series)", rows, width=920, height=260)
 
@@ -213,17 +313,13 @@ def _of(frame: pd.DataFrame | None, key: tuple) -> pd.DataFrame | None:
     return frame[(frame[schema.ITEM] == key[0]) & (frame[schema.STORE] == key[1])]
 
 
-def series_charts(keys: list, history, backtest, forecast, frequency: str) -> list[dict]:
-    """One chart per series of ``keys`` (item, store); the frames are cut to those series first (one pass each)."""
-    wanted = pd.DataFrame(keys, columns=SERIES, dtype="object")
-    history, backtest, forecast = (
-        frame.merge(wanted, on=SERIES) if frame is not None else None for frame in (history, backtest, forecast)
-    )
+def series_charts(keys: list, data: dict, frequency: str) -> list[dict]:
+    """One chart per series of ``keys`` (item, store), from the data's rows of the charted series."""
     periods = HISTORY_PERIODS.get(frequency, 36)
     return [
         chart_spec(
             series_label(*key),
-            chart_rows(_of(history, key), _of(backtest, key), _of(forecast, key), periods, frequency),
+            chart_rows(_of(data["history"], key), _of(data["backtest"], key), _of(data["forecast"], key), periods, frequency),
             width=440,
             height=200,
         )
@@ -246,7 +342,7 @@ def _table(headers: list[str], rows: list[list], caption: str = "") -> str:
     return f"<table>{cap}{head}<tbody>{body}</tbody></table>"
 
 
-def _accuracy(metrics: dict, backtest: pd.DataFrame | None) -> list[list]:
+def _accuracy(metrics: dict, total: pd.DataFrame | None) -> list[list]:
     """The backtest's scores against seasonal naive, and the P10-P90 coverage where there is one."""
     model, naive = metrics.get("model") or {}, metrics.get("seasonal_naive") or {}
     improvement = metrics.get("mae_improvement")
@@ -258,15 +354,16 @@ def _accuracy(metrics: dict, backtest: pd.DataFrame | None) -> list[list]:
     coverage, sums = metrics.get("interval_coverage"), metrics.get("sums") or {}
     if coverage is None and sums.get("inside_p10_p90") is not None and sums.get("count"):  # the shards' additive sums
         coverage = sums["inside_p10_p90"] / sums["count"]
-    if coverage is None and backtest is not None and {"p10", "p90"} <= set(backtest.columns) and len(backtest):
-        coverage = float(backtest["actual"].between(backtest["p10"], backtest["p90"]).mean())
+    if coverage is None and total is not None and "rows" in total.columns and total["rows"].sum():  # the backtest's band
+        coverage = float(total["inside_p10_p90"].sum() / total["rows"].sum())
     if coverage is not None:
         rows.append(["P10-P90 coverage (80% expected)", _fmt(coverage, percent=True), "", ""])
     return rows
 
 
-def summary_html(summary: dict, backtest: pd.DataFrame | None) -> str:
-    """The run's facts: data in and out of validation, the model, the backtest's accuracy."""
+def summary_html(summary: dict, total_backtest: pd.DataFrame | None) -> str:
+    """The run's facts: data in and out of validation, the model, the backtest's accuracy (and the
+    ``notes``, e.g. when some shards' backtest is not this run's)."""
     validation = summary.get("validation") or {}
     metrics = summary.get("metrics") or {}
     data = [
@@ -282,15 +379,17 @@ def summary_html(summary: dict, backtest: pd.DataFrame | None) -> str:
         ["backtest from", metrics.get("cutoff", "n/a")],
         ["series", _fmt(summary.get("series"), 0)],
     ]
-    accuracy = _table(["backtest", "model", "seasonal naive", "model against naive"], _accuracy(metrics, backtest), "Accuracy")
-    return f'<div class="facts">{accuracy}{_table([], run, "Model")}{_table([], data, "Data")}</div>'
+    headers = ["backtest", "model", "seasonal naive", "model against naive"]
+    accuracy = _table(headers, _accuracy(metrics, total_backtest), "Accuracy")
+    note = "".join(f'<p class="note">{html.escape(text)}</p>' for text in summary.get("notes") or [])
+    return f'<div class="facts">{accuracy}{_table([], run, "Model")}{_table([], data, "Data")}</div>{note}'
 
 
-def attention_html(history, backtest, forecast, frequency: str) -> str:
+def attention_html(stats: pd.DataFrame) -> str:
     """The series a planner should look at first: largest backtest error; biggest change against last year."""
     parts = []
-    if backtest is not None and not backtest.empty:
-        errors = error_table(backtest).head(TABLE_ROWS)
+    errors = error_table(stats).head(TABLE_ROWS)
+    if not errors.empty:
         rows = [
             [
                 series_label(r[schema.ITEM], r[schema.STORE]),
@@ -303,12 +402,12 @@ def attention_html(history, backtest, forecast, frequency: str) -> str:
         ]
         headers = ["series", "abs. error (model)", "abs. error (naive)", "actual", "WAPE"]
         parts.append(_table(headers, rows, "Largest backtest error"))
-    changes = change_table(history, forecast, frequency).head(TABLE_ROWS)
+    changes = change_table(stats).head(TABLE_ROWS)
     rows = [
         [
             series_label(r[schema.ITEM], r[schema.STORE]),
             _fmt(r["prediction"]),
-            _fmt(r[schema.QUANTITY]),
+            _fmt(r["last_year"]),
             f"{r['change'] * 100:+,.1f}%",
         ]
         for _, r in changes.iterrows()
@@ -359,20 +458,25 @@ def _charts(specs: list[dict], start: int) -> tuple[str, str]:
 
 
 def render_report(summary: dict, history: pd.DataFrame, backtest: pd.DataFrame | None, forecast: pd.DataFrame) -> str:
-    """The whole page (see the module's docstring for the inputs)."""
+    """The whole page of these frames (see the module's docstring for the inputs)."""
+    return render_data(summary, report_data(history, backtest, forecast, summary.get("frequency") or "D"))
+
+
+def render_data(summary: dict, data: dict) -> str:
+    """The page from report data (:func:`report_data`, or shards' slices merged by :func:`merge_data`)."""
     frequency = summary.get("frequency") or "D"
-    largest, worst = pick_series(history, backtest, frequency)
+    largest, worst = pick_series(data["stats"])
     groups = [
-        ("Whole dataset", [dataset_chart(history, backtest, forecast, frequency)], ""),
-        ("Largest series", series_charts(largest, history, backtest, forecast, frequency), "by quantity over the last season"),
-        ("Largest backtest error", series_charts(worst, history, backtest, forecast, frequency), "not already shown above"),
+        ("Whole dataset", [dataset_chart(data, frequency)], ""),
+        ("Largest series", series_charts(largest, data, frequency), "by quantity over the last season"),
+        ("Largest backtest error", series_charts(worst, data, frequency), "not already shown above"),
     ]
     sections, specs, count = [], [], 0
     for title, charts, note in groups:
         if not charts:
             continue
-        divs, data = _charts(charts, count)
-        specs.append(data)
+        divs, spec = _charts(charts, count)
+        specs.append(spec)
         count += len(charts)
         css = "" if title == "Whole dataset" else ' class="grid"'
         sections.append(f'<h2>{html.escape(title)}</h2><p class="note">{html.escape(note)}</p><div{css}>{divs}</div>')
@@ -383,7 +487,7 @@ def render_report(summary: dict, history: pd.DataFrame, backtest: pd.DataFrame |
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f"<title>Forecast report: {dataset}</title><style>{STYLE}</style><script>{library()}</script></head>"
         f'<body data-charts="pending"><h1>Forecast report: {dataset}</h1><p class="meta">{html.escape(meta)}</p>'
-        f"{summary_html(summary, backtest)}{''.join(sections)}"
-        f"<h2>Series to look at first</h2>{attention_html(history, backtest, forecast, frequency)}"
+        f"{summary_html(summary, data['total_backtest'])}{''.join(sections)}"
+        f"<h2>Series to look at first</h2>{attention_html(data['stats'])}"
         f"{''.join(specs)}<script>{RENDER}</script></body></html>"
     )

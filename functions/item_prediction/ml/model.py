@@ -355,13 +355,14 @@ def calibration(train: pd.DataFrame, manifest: dict, horizon: int) -> dict | Non
     return interval_table(scored["prediction"], scored[schema.QUANTITY])
 
 
-def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
+def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int, *, return_rows: bool = False):
     """Train on all but the last ``horizon`` periods, forecast them recursively, score against the baseline.
 
     Besides MAE and WAPE: ``coverage_p10_p90``, the share of held-out records inside the P10-P90
     interval calibrated on the window before (None when there is none); ``sums``, additive
     totals from which shards' metrics aggregate exactly; ``intervals``, the interval table of
-    the backtest's own errors, which the final model's forecasts use.
+    the backtest's own errors, which the final model's forecasts use. ``return_rows``: (scores,
+    the scored rows: item, store, date, actual, prediction, naive) for the report.
     """
     frequency = manifest["frequency"]
     cutoff, train, fitted, scored = _window(feature_frame, manifest, horizon)
@@ -381,8 +382,9 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
     if table is not None:
         low, high = apply_intervals(table, scored["prediction"])
         sums["inside_p10_p90"] = int(((actual >= low) & (actual <= high)).sum())
+        scored["p10"], scored["p90"] = low, high  # the report draws the backtest's band too
         coverage = round(sums["inside_p10_p90"] / len(scored), 4)
-    return {
+    result = {
         "horizon": horizon,
         "cutoff": cutoff.strftime("%Y-%m-%d"),
         "train_rows": len(train),
@@ -400,6 +402,9 @@ def backtest(feature_frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
         "intervals": interval_table(scored["prediction"], actual),
         "features_dropped": fitted.dropped,
     }
+    if return_rows:
+        return result, scored.rename(columns={schema.QUANTITY: "actual", "baseline": "naive"})
+    return result
 
 
 def model_version(manifest: dict) -> str:

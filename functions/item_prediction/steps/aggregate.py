@@ -10,9 +10,12 @@ small result), then, under the dataset's lease:
 2. exact dataset metrics from the additive sums (:func:`combine`): MAE = sum |error| / count,
    WAPE = sum |error| / sum actual, for the model and the seasonal-naive baseline;
 3. writes the generation's pointer ``GEN#<run_id>`` / ``SHARD#<s>`` for every shard with a
-   forecast, then ``models/<ds>/latest.json`` (dataset level), the run report
-   ``reports/<ds>/runs/<run_id>.json`` and ``validated/<ds>/_dataset.json`` (shard count, rows,
-   signatures: what the next Plan compares with), and last flips CURRENT to the generation.
+   forecast, then ``models/<ds>/latest.json`` (dataset level), the forecast report's page
+   ``reports/<ds>/<run_id>/report.html`` (merged from the report slices the shards' Predict wrote:
+   each entry of the shard table records its ``report_slice``, so an untouched shard contributes the
+   slice of the run that last ran it), the run report ``reports/<ds>/runs/<run_id>.json`` and
+   ``validated/<ds>/_dataset.json`` (shard count, rows, signatures: what the next Plan compares
+   with), and last flips CURRENT to the generation (with ``report_key``, the page).
 
 A failure before the flip leaves the previous generation on display; the next run re-runs the
 shards (their signatures were not recorded).
@@ -26,6 +29,7 @@ from datetime import UTC, datetime
 from ..aws import table_keys
 from ..aws.settings import Settings
 from ..aws.storage import Storage
+from . import report as reporting
 from .plan import dataset_manifest_key
 
 SUM_FIELDS = ("abs_error", "naive_abs_error", "actual", "count")
@@ -73,6 +77,7 @@ ENTRY_FIELDS = (
     "forecast_range",
     "data_end",
     "run_id",
+    "report_slice",
 )
 
 
@@ -93,6 +98,31 @@ def shard_table(previous: dict, plan: dict, results: list[dict]) -> dict[str, di
 
 def _skipped(results: list[dict]) -> list[dict]:
     return [{"shard": r.get("shard"), "reason": r.get("reason")} for r in results if r.get("skipped")]
+
+
+def _versions(table: dict[str, dict], run_id: str) -> str:
+    """The model version on display: the one version when every shard has it, else how many shard models."""
+    versions = {entry.get("model_version") for entry in table.values()}
+    return versions.pop() if len(versions) == 1 else f"{len(table)} shard models, generation {run_id}"
+
+
+def _page(storage: Storage, settings: Settings, plan: dict, table: dict[str, dict], summary: dict) -> str | None:
+    """The forecast report's page from the slices of the generation's shards (largest first)."""
+    entries = sorted(table.values(), key=lambda entry: -(entry.get("series") or 0))
+    return reporting.publish_run_report(
+        storage,
+        settings,
+        {
+            **summary,
+            "forecast_id": plan["run_id"],
+            "model_version": _versions(table, plan["run_id"]),
+            "frequency": plan["frequency"],
+            "horizon": plan["horizon"],
+            "series": sum(entry.get("series") or 0 for entry in table.values()),
+            "metrics": summary["metrics"] or {},
+        },
+        [entry["report_slice"] for entry in entries if entry.get("report_slice")],
+    )
 
 
 def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetime | None = None) -> dict:
@@ -121,9 +151,11 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
     )
     summary = {"dataset": dataset, "run_id": run_id, "generation": run_id, "shard_count": count, "metrics": metrics}
     storage.put_json(latest_key, {**summary, "shards": table, "updated_at": stamp})
+    page_key = _page(storage, settings, plan, table, {**summary, "generated_at": stamp})
     ran = [r for r in results if not r.get("skipped")]
     report = {
         **summary,
+        "report_key": page_key,
         "previous_shard_count": plan.get("previous_shard_count"),
         "previous_generation": plan.get("previous_generation"),
         "shards_planned": plan["shards"],
@@ -135,7 +167,7 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
         "planned_at": plan.get("planned_at"),
         "aggregated_at": stamp,
     }
-    report_key = storage.put_json(f"{settings.reports_prefix}{dataset}/runs/{run_id}.json", report)
+    run_report_key = storage.put_json(f"{settings.reports_prefix}{dataset}/runs/{run_id}.json", report)
     storage.put_json(
         dataset_manifest_key(settings, dataset),
         {
@@ -148,6 +180,7 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
         },
     )
     pointer = {"generation": run_id, "shard_count": count, "horizon": plan["horizon"], "forecast_range": forecast_range}
+    pointer |= {"report_key": page_key} if page_key else {}
     storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset, "updated_at": stamp})  # the flip, last
     return {
         **{k: report[k] for k in ("dataset", "run_id", "generation", "shard_count", "metrics", "predictions_written", "series")},
@@ -156,6 +189,7 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
         "horizon": plan["horizon"],
         "forecast_range": forecast_range,
         "model_key": latest_key,
-        "model_version": f"{len(table)} shard model(s), generation {run_id}",
-        "report_key": report_key,
+        "model_version": _versions(table, run_id),
+        "report_key": page_key,
+        "run_report_key": run_report_key,
     }

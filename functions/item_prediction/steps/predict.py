@@ -176,26 +176,27 @@ def trained_or_latest(
     mode: str,
     timer: StepTimer,
     extra: dict | None = None,
-) -> tuple[model.ModelBundle, str]:
-    """The model to forecast with and its key: backtested, fitted and saved (``train_and_predict``),
-    or the latest one (``predict``); each part timed (``backtest``, ``fit``, ``save_model``, ``load_model``)."""
+) -> tuple[model.ModelBundle, str, pd.DataFrame | None]:
+    """The model to forecast with, its key and its backtest's scored rows: backtested, fitted and
+    saved (``train_and_predict``), or the latest one without rows (``predict``); each part timed
+    (``backtest``, ``fit``, ``save_model``, ``load_model``)."""
     if mode == "train_and_predict":
         try:
             with timer("backtest"):
-                scores = model.backtest(frame, manifest, horizon)
+                scores, rows = model.backtest(frame, manifest, horizon, return_rows=True)
             with timer("fit"):
                 bundle = model.make_bundle(model.fit(frame, manifest["features"]), frame, manifest, scores)
         except model.InsufficientHistory as exc:
             raise NothingToDo(f"not enough history to train and backtest {horizon} periods: {exc}") from None
         with timer("save_model"):
-            return bundle, save_model(storage, prefix, bundle, extra)
+            return bundle, save_model(storage, prefix, bundle, extra), rows
     with timer("load_model"):
         bundle, model_key = load_latest_model(storage, prefix)
     if bundle.frequency != manifest["frequency"]:
         raise ValueError(
             f"the latest model is for frequency {bundle.frequency!r}, the features are {manifest['frequency']!r}: retrain"
         )
-    return bundle, model_key
+    return bundle, model_key, None
 
 
 def run(
@@ -217,7 +218,7 @@ def run(
         frame, manifest = load_features(storage, manifest_key)
     horizon = resolve_horizon(horizon, settings, manifest["frequency"])
     prefix = f"{settings.models_prefix}{dataset}/"
-    bundle, model_key = trained_or_latest(storage, prefix, frame, manifest, horizon, mode, timer)
+    bundle, model_key, backtest = trained_or_latest(storage, prefix, frame, manifest, horizon, mode, timer)
     version = bundle.metadata["version"]
     with timer("forecast"):
         forecast = model.forecast(bundle, frame, horizon)
@@ -231,13 +232,14 @@ def run(
         timer=timer,
     )
     series = int(forecast.groupby([schema.ITEM, schema.STORE]).ngroups)
-    published["report_key"] = reporting.publish_report(  # the lead moves this to the Aggregate step (issue 12)
+    published["report_key"] = reporting.publish_report(  # a manual run's page, from its frames
         storage,
         settings,
         dataset,
         frame,
         forecast,
         {**published, "frequency": bundle.frequency, "series": series, "metrics": bundle.metadata["metrics"]},
+        backtest=reporting.backtest_frame(backtest),
         timer=timer,
     )
     return {
@@ -273,8 +275,10 @@ def run_shard(
 
     Items go to DynamoDB under ``forecast_id = run_id`` (not yet shown: the Aggregate step's
     generation pointers show them), the CSV part to ``predictions/<ds>/<run_id>/shard=<s:05d>.csv.gz``.
+    Its slice of the run's report goes to ``runs/<ds>/<run_id>/report/shard=<s:05d>.json``
+    (:func:`steps.report.write_slice`; with the backtest's rows when the shard trained).
     Returns a small result (the Distributed Map's ResultWriter keeps it): the backtest's additive
-    ``sums`` when the shard trained, counts, the model and the forecast's range.
+    ``sums`` when the shard trained, counts, the model, the forecast's range, ``report_slice``.
     """
     timer = timer or StepTimer()
     dataset, shard, run_id, horizon = item["dataset"], item["shard"], item["run_id"], item["horizon"]
@@ -287,7 +291,7 @@ def run_shard(
         "data_end": manifest["date_range"][1],
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    bundle, model_key = trained_or_latest(storage, prefix, frame, manifest, horizon, item["mode"], timer, extra)
+    bundle, model_key, backtest = trained_or_latest(storage, prefix, frame, manifest, horizon, item["mode"], timer, extra)
     with timer("forecast"):
         forecast = model.forecast(bundle, frame, horizon)
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
@@ -299,6 +303,11 @@ def run_shard(
             f"{settings.predictions_prefix}{dataset}/{run_id}/shard={shard:05d}.csv.gz", forecast, escape_formulas=True
         )
     trained = item["mode"] == "train_and_predict"
+    with timer("report_slice"):
+        meta = {"dataset": dataset, "shard": shard, "run_id": run_id, "backtested": trained}
+        key = reporting.slice_key(dataset, run_id, shard)
+        history = reporting.report_history(storage, settings, item, frame, manifest)
+        slice_key = reporting.write_slice(storage, key, history, backtest, forecast, manifest["frequency"], meta)
     return {
         "dataset": dataset,
         "shard": shard,
@@ -317,4 +326,5 @@ def run_shard(
         "forecast_range": [first.isoformat(), last.isoformat()],
         "data_end": manifest["date_range"][1],
         "sums": bundle.metadata["metrics"].get("sums") if trained else None,
+        "report_slice": slice_key,
     }

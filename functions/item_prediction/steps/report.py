@@ -1,9 +1,15 @@
-"""Writes a run's forecast report (:mod:`item_prediction.domain.report`) and names it in CURRENT.
+"""Writes a run's forecast report (:mod:`item_prediction.domain.report`).
 
-The page goes to ``reports/<dataset>/<forecast_id>/report.html`` (next to the dataset's validation
-reports, under the same retention); the dataset's CURRENT pointer then gains ``report_key``, which
-the read API's ``GET /datasets/{dataset}/report`` links to. Called after the flip: the forecast is
-served first, the report follows a moment later (a pointer without ``report_key`` answers 404).
+The page goes to ``reports/<dataset>/<run_id>/report.html`` (next to the dataset's validation
+reports, under the same retention) and the dataset's CURRENT pointer names it as ``report_key``,
+which the read API's ``GET /datasets/{dataset}/report`` links to.
+
+In the sharded pipeline each shard's Predict writes its slice of the report (:func:`write_slice`:
+``runs/<ds>/<run_id>/report/shard=<s:05d>.json``, small: the shard's totals by date, the stats of
+the series its tables may show and the rows of its at most 12 chart candidates), and the Aggregate
+step merges the slices of every shard of the generation into the page (:func:`publish_run_report`)
+before its flip, which carries ``report_key``. A manual whole-dataset run renders its page from its
+frames and adds ``report_key`` to CURRENT after its flip (:func:`publish_report`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from ..aws.runtime import StepTimer
 from ..aws.settings import Settings
 from ..aws.storage import Storage
 from ..domain import report, schema
+from . import shard_store
 
+SLICE_SECTIONS = ("stats", "history", "backtest", "forecast", "total_history", "total_backtest", "total_forecast")
+MAX_REPORT_SLICES = 1024  # shards merged into one page (the largest by series); each read is ~0.1-0.3 MB
 MAX_VALIDATION_REPORTS = 1000  # a dataset's uploads counted into the report's "rows in" (bounded reads)
 COUNTS = ("rows_in", "rows_clean", "rows_quarantined")
 
@@ -72,3 +81,99 @@ def publish_report(
         key = storage.put_bytes(report_key(settings, dataset, run["forecast_id"]), page.encode(), "text/html; charset=utf-8")
         storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset, "report_key": key})
     return key
+
+
+def backtest_frame(rows: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The columns of a backtest's scored rows the report shows (the band when the model gives one)."""
+    if rows is None:
+        return None
+    wanted = [*report.BACKTEST_COLUMNS, *(column for column in ("p10", "p90") if column in rows.columns)]
+    return rows[wanted]
+
+
+def slice_key(dataset: str, run_id: str, shard: int) -> str:
+    return f"runs/{dataset}/{run_id}/report/shard={shard:05d}.json"
+
+
+def _encode(frame: pd.DataFrame | None) -> dict | None:
+    """A frame as JSON: columns and rows, dates ISO, NaN as null."""
+    if frame is None:
+        return None
+    out = frame.assign(**{schema.DATE: frame[schema.DATE].dt.strftime("%Y-%m-%d")}) if schema.DATE in frame else frame
+    return {"columns": list(out.columns), "rows": out.astype(object).where(out.notna(), None).to_numpy().tolist()}
+
+
+def _decode(document: dict | None) -> pd.DataFrame | None:
+    """:func:`_encode` read back: ids as strings, dates as datetimes, every other column float."""
+    if document is None:
+        return None
+    frame = pd.DataFrame(document["rows"], columns=document["columns"], dtype=object)
+    for column in frame.columns:
+        if column in (schema.ITEM, schema.STORE):
+            frame[column] = frame[column].astype(str)
+        else:
+            frame[column] = pd.to_datetime(frame[column]) if column == schema.DATE else frame[column].astype(float)
+    return frame
+
+
+def report_history(storage: Storage, settings: Settings, item: dict, frame: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """The shard's history for its slice: its feature rows; or, when they hold only the recent
+    window (``manifest["since"]``: a predict run), its validated rows over the periods the page shows
+    (a year and more: the dataset chart, the change against last year), read one row group at a time."""
+    if not manifest.get("since"):
+        return frame
+    start = report.history_start(frame[schema.DATE].max(), manifest["frequency"]).strftime("%Y-%m-%d")
+    rows, _ = shard_store.load_shard(storage, settings, item["dataset"], item["shard_count"], item["shard"], since=start)
+    return rows.assign(**{schema.DATE: pd.to_datetime(rows[schema.DATE]), schema.QUANTITY: rows[schema.QUANTITY].astype(float)})
+
+
+def write_slice(storage: Storage, key: str, history, backtest, forecast, frequency: str, meta: dict) -> str:
+    """One shard's slice of the run's report (:func:`report.report_data` of its series) plus ``meta``
+    (``shard``, ``run_id``, ``backtested``: False when the shard forecast with its latest model)."""
+    columns = [schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]
+    data = report.report_data(history[columns], backtest_frame(backtest), forecast, frequency)
+    return storage.put_json(key, {**meta, "frequency": frequency, **{name: _encode(data[name]) for name in SLICE_SECTIONS}})
+
+
+def read_slice(storage: Storage, key: str) -> tuple[dict, dict]:
+    """(the slice's report data, its meta fields)."""
+    document = storage.get_json(key)
+    data = {name: _decode(document.get(name)) for name in SLICE_SECTIONS}
+    return data, {name: value for name, value in document.items() if name not in SLICE_SECTIONS}
+
+
+def _notes(stale: int, read: int, total: int, missing: int) -> list[str]:
+    """What the page says when it is not the whole generation's latest backtest."""
+    notes = [f"The report slices of {missing} shards no longer exist: their series are not shown."] if missing else []
+    if stale:
+        notes.append(
+            f"{stale} of {read} shards forecast with their latest model: the accuracy above counts that model's "
+            "backtest from its training run; their series have no backtest rows in the charts and tables."
+        )
+    if total > MAX_REPORT_SLICES:
+        notes.append(f"Charts, tables and totals from the {MAX_REPORT_SLICES} largest of {total} shards (by series).")
+    return notes
+
+
+def publish_run_report(storage: Storage, settings: Settings, summary: dict, slices: list[str]) -> str | None:
+    """Merge the shards' slices (one at a time: memory holds two) and store the page; its key, None
+    without slices. ``slices``: keys, largest shard first; ``summary`` as for the page, with
+    ``dataset``, ``forecast_id`` (the run id) and ``frequency``."""
+    data, stale, missing = None, 0, 0
+    for key in slices[:MAX_REPORT_SLICES]:
+        if not storage.exists(key):  # deleted by hand: the page goes on without that shard's series
+            missing += 1
+            continue
+        part, meta = read_slice(storage, key)
+        stale += not meta.get("backtested")
+        data = part if data is None else report.merge_data([data, part], summary["frequency"])
+    if data is None:
+        return None
+    metrics = dict(summary.get("metrics") or {})
+    if "cutoff" not in metrics and data["total_backtest"] is not None:
+        metrics["cutoff"] = data["total_backtest"][schema.DATE].min().strftime("%Y-%m-%d")
+    notes = _notes(stale, min(len(slices), MAX_REPORT_SLICES) - missing, len(slices), missing)
+    validation = validation_totals(storage, settings, summary["dataset"])
+    page = report.render_data({**summary, "metrics": metrics, "notes": notes, "validation": validation}, data)
+    key = report_key(settings, summary["dataset"], summary["forecast_id"])
+    return storage.put_bytes(key, page.encode(), "text/html; charset=utf-8")

@@ -62,7 +62,7 @@ def test_charts_show_the_whole_dataset_the_largest_and_the_worst_series_each_onc
     history, backtest, forecast = report_frames(items=4, stores=2)
     page = Page(report.render_report(summary(), history, backtest, forecast))
     names = titles(page)
-    largest, worst = report.pick_series(history, backtest, "W")
+    largest, worst = report.pick_series(report.series_stats(history, backtest, forecast, "W"))
     assert names == ["Whole dataset (sum of every series)"] + [report.series_label(*key) for key in largest + worst]
     assert len(largest) == report.MAX_LARGEST and len(worst) == 2 and not set(largest) & set(worst)
     assert len(set(names)) == len(names)
@@ -133,7 +133,7 @@ def test_the_change_against_last_year_compares_the_same_weeks():
             "prediction": [150.0, 9.0, 5.0],
         }
     )
-    table = report.change_table(history, forecast, "W")
+    table = report.change_table(report.series_stats(history, None, forecast, "W"))
     assert list(table["item_id"]) == ["A", "B"], "C has no last year: left out"
     assert table["change"].round(3).tolist() == [0.5, -0.1]
     assert report.series_label("A", "_") == "A" and report.series_label("B", "S1") == "B @ S1"
@@ -147,3 +147,43 @@ def test_ids_cannot_inject_markup_or_close_the_spec_script():
     assert hostile not in text and "<i>x</i>" not in text
     page = Page(text)
     assert hostile in titles(page)[1] and not [tag for tag, _ in page.tags if tag in ("b", "i")]
+
+
+def _split(frame, shard_of):
+    return [
+        frame[[shard_of(item, store) == s for item, store in zip(frame["item_id"], frame["store_id"], strict=True)]]
+        for s in range(3)
+    ]
+
+
+def test_slices_of_disjoint_series_merge_into_the_page_of_all_of_them():
+    history, backtest, forecast = report_frames(items=10, stores=3)  # 30 series: more than the charts and tables show
+    whole = report.render_report(summary(), history, backtest, forecast)
+    shard_of = lambda item, store: (int(item[-3:]) * 7 + int(store[1:])) % 3  # noqa: E731 - three uneven "shards"
+    parts = [
+        report.report_data(*frames, "W")
+        for frames in zip(*(_split(f, shard_of) for f in (history, backtest, forecast)), strict=True)
+    ]
+    assert all(
+        len(part["stats"]) < 15 and part["history"][["item_id", "store_id"]].drop_duplicates().shape[0] <= 12 for part in parts
+    )
+    merged = parts[0]
+    for part in parts[1:]:  # one at a time, as the Aggregate step folds them
+        merged = report.merge_data([merged, part], "W")
+    page, expected = Page(report.render_data(summary(), merged)), Page(whole)
+    assert specs_of(page) == specs_of(expected) and page.text == expected.text
+
+
+def test_a_slice_without_backtest_drops_the_dataset_backtest_line_but_keeps_its_series():
+    history, backtest, forecast = report_frames(items=2, stores=2)
+    first = report.report_data(
+        history[history["item_id"] == "SKU-001"],
+        backtest[backtest["item_id"] == "SKU-001"],
+        forecast[forecast["item_id"] == "SKU-001"],
+        "W",
+    )
+    second = report.report_data(history[history["item_id"] == "SKU-002"], None, forecast[forecast["item_id"] == "SKU-002"], "W")
+    merged = report.merge_data([first, second], "W")
+    assert merged["total_backtest"] is None and set(merged["stats"]["item_id"]) == {"SKU-001", "SKU-002"}
+    kinds = {row.get("k") for row in specs_of(Page(report.render_data(summary(), merged)))[0]["data"]["values"]}
+    assert kinds == {"actual", "forecast"}, "the whole dataset's chart has no partial backtest line"

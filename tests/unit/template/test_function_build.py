@@ -74,15 +74,22 @@ def test_an_interpreter_of_another_version_is_not_used(target_python, tmp_path):
 
 WITHOUT_ML = {"DataValidationFunction": "data_validation.app", "FeatureEngineeringFunction": "feature_engineering.app"}
 ML_ROOM = {"item_prediction/ml/__init__.py", "item_prediction/ml/model.py", "item_prediction/steps/predict.py"}
+REPORT_ROOM = {
+    "item_prediction/domain/report.py",
+    "item_prediction/domain/report_assets/vega-bundle.js.gz",
+    "item_prediction/steps/report.py",
+    "item_prediction/steps/aggregate.py",
+}
 LOADED = "import importlib, sys; importlib.import_module(sys.argv[1]); print(sorted({'sklearn', 'joblib'} & set(sys.modules)))"
 
 
 @pytest.mark.parametrize("logical_id", sorted(HANDLER_PACKAGE))
-def test_only_the_predictions_artifacts_ship_the_ml_room(logical_id, tmp_path):
+def test_only_the_predictions_artifacts_ship_the_ml_room_and_the_report(logical_id, tmp_path):
     completed = make(logical_id, tmp_path, TARGET_PYTHON="/nonexistent/python3.13")  # source only: the files are the point
     assert completed.returncode == 0, completed.stderr
-    shipped = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.py")}
+    shipped = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file()}
     assert shipped & ML_ROOM == (set() if logical_id in WITHOUT_ML else ML_ROOM)
+    assert shipped & REPORT_ROOM == (set() if logical_id in WITHOUT_ML else REPORT_ROOM), "the report only where it is written"
     assert "item_prediction/steps/validate.py" in shipped
 
 
