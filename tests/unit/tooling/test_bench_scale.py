@@ -185,8 +185,10 @@ def test_the_whole_script_at_a_tiny_size_with_a_recorded_main_job(bench, monkeyp
     assert seen[1][seen[1].index("--input") + 1].endswith("m5like_3000_week.csv.gz") and "scale3000" in seen[1]
     assert small["input"]["days"] == 53 and small["weekly"]["input"]["days"] == 7
     assert report["ratios"]["weekly_upload_3000_vs_full"] == 1.0  # the recorded week costs what the history did
-    assert small["compute_s"] == 4.0 and small["transitions"]["standard"] == 4
-    assert small["cost_usd"]["total"] == pytest.approx(small["cost_usd"]["lambda"] + 4 * bench.SFN_USD_PER_TRANSITION)
+    assert (
+        small["compute_s"] == 4.0 and small["transitions"]["standard"] == 5
+    )  # 2 parent states, 1 child execution, its 2 states (STANDARD children)
+    assert small["cost_usd"]["total"] == pytest.approx(small["cost_usd"]["lambda"] + 5 * bench.SFN_USD_PER_TRANSITION)
     assert report["yardstick"]["path"] == large["input"]["path"]  # the size nearest to 1 M rows
     assert report["yardstick"]["rows"] == large["input"]["rows"] and report["yardstick"]["seconds"] > 0
     assert report["ratios"]["compute_vs_yardstick"] == pytest.approx(4.0 / report["yardstick"]["seconds"], rel=0.01)
