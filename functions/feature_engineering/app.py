@@ -22,12 +22,17 @@ Without ``step`` (a manual rebuild): the whole dataset's feature set as before t
 lease, which it gives back on its skipped paths and errors.
 """
 
-import time
-
-from item_prediction.aws import ledger
-from item_prediction.aws.runtime import COUNT, StepTimer, correlate, logger, metrics, settings, storage
+from item_prediction.aws.runtime import COUNT, logger, metrics, settings, storage
 from item_prediction.steps import features, plan
-from item_prediction.steps.envelope import NothingToDo, begin_step, carried, skipped
+from item_prediction.steps.envelope import (
+    NothingToDo,
+    begin_shard,
+    begin_step,
+    carried,
+    lease_given_back_on_error,
+    skipped,
+    take_lease,
+)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -46,21 +51,15 @@ def _plan(event):
     dataset = begin_step(event)
     if dataset is None:
         return skipped(event, event.get("reason", "skipped upstream"))
-    owner, timer = ledger.lease_owner(event, dataset), StepTimer()
-    with timer("take_lease"):
-        ledger.acquire_lease(storage().table, dataset, owner, int(time.time()))  # DatasetBusy: retried later
+    owner, timer = take_lease(event, dataset)
     event = {**event, "dataset": dataset, "bucket": event.get("bucket") or storage().bucket, "lease_owner": owner}
     try:
-        with timer("plan"):
+        with lease_given_back_on_error(dataset, owner), timer("plan"):
             result = plan.plan(storage(), settings(), dataset, event)
     except NothingToDo as exc:
-        ledger.release_lease(storage().table, dataset, owner)
         durations = timer.publish()
         logger.info("nothing to run", extra={"reason": str(exc), "durations_ms": durations})
         return skipped(event, str(exc), durations)
-    except Exception:
-        ledger.release_lease(storage().table, dataset, owner)  # a retry takes it again
-        raise
     metrics.add_metric(name="ShardsPlanned", unit=COUNT, value=result["shards_run"])
     durations = timer.publish()
     logger.info(
@@ -73,11 +72,7 @@ def _plan(event):
 def _shard(item):
     """One shard's features (an item of the Distributed Map); renews the run's lease first, so a
     long fan-out keeps it (DatasetBusy here means another run took it: the item fails)."""
-    correlate(item.get("source_key"), item.get("source_version"))
-    logger.append_keys(dataset=item["dataset"], shard=item["shard"], run_id=item["run_id"])
-    timer = StepTimer()
-    with timer("renew_lease"):
-        ledger.acquire_lease(storage().table, item["dataset"], item["lease_owner"], int(time.time()))
+    timer = begin_shard(item)
     try:
         result = features.build_shard(storage(), settings(), item, timer=timer)
     except NothingToDo as exc:
@@ -94,21 +89,16 @@ def _whole_dataset(event):
     dataset = begin_step(event)
     if dataset is None:
         return skipped(event, event.get("reason", "skipped upstream"))
-    owner, timer = ledger.lease_owner(event, dataset), StepTimer()
-    with timer("take_lease"):
-        ledger.acquire_lease(storage().table, dataset, owner, int(time.time()))  # DatasetBusy: retried later
+    owner, timer = take_lease(event, dataset)
     event = {**event, "lease_owner": owner}
     configured = event.get("frequency") if event.get("frequency_source", "mapping") == "mapping" else None
     try:
-        result = features.build_feature_set(storage(), settings(), dataset, configured, timer=timer)
+        with lease_given_back_on_error(dataset, owner):
+            result = features.build_feature_set(storage(), settings(), dataset, configured, timer=timer)
     except NothingToDo as exc:
-        ledger.release_lease(storage().table, dataset, owner)
         durations = timer.publish()
         logger.warning("no features to build", extra={"reason": str(exc), "durations_ms": durations})
         return skipped(event, str(exc), durations)
-    except Exception:
-        ledger.release_lease(storage().table, dataset, owner)  # a retry takes it again
-        raise
     metrics.add_metric(name="FeatureRows", unit=COUNT, value=result["rows"])
     durations = timer.publish()
     logged = {k: result[k] for k in ("rows", "series", "gaps", "frequency", "date_range")}

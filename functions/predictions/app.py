@@ -31,7 +31,7 @@ import time
 from item_prediction.aws import ledger
 from item_prediction.aws.runtime import COUNT, StepTimer, correlate, logger, metrics, settings, storage
 from item_prediction.steps import aggregate, predict
-from item_prediction.steps.envelope import NothingToDo, begin_step, carried, skipped
+from item_prediction.steps.envelope import NothingToDo, begin_shard, begin_step, carried, skipped
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -51,11 +51,7 @@ def _shard(item):
     and keeps it (the Aggregate step gives it back). A shard its features skipped is passed on."""
     if item.get("skipped"):
         return item
-    correlate(item.get("source_key"), item.get("source_version"))
-    logger.append_keys(dataset=item["dataset"], shard=item["shard"], run_id=item["run_id"])
-    timer = StepTimer()
-    with timer("renew_lease"):
-        ledger.acquire_lease(storage().table, item["dataset"], item["lease_owner"], int(time.time()))
+    timer = begin_shard(item)
     try:
         result = predict.run_shard(storage(), settings(), item, timer=timer)
     except NothingToDo as exc:

@@ -3,7 +3,11 @@ a step with nothing to do, and the exception a step raises to give it."""
 
 from __future__ import annotations
 
-from ..aws.runtime import COUNT, correlate, metrics
+import time
+from contextlib import contextmanager
+
+from ..aws import ledger
+from ..aws.runtime import COUNT, StepTimer, correlate, logger, metrics, storage
 
 CARRIED = ("dataset", "source_key", "source_version", "bucket", "lease_owner")
 
@@ -31,3 +35,36 @@ def skipped(event: dict, reason: str, durations: dict | None = None) -> dict:
     the ``durations_ms`` of the steps it ran before it found out, if any)."""
     metrics.add_metric(name="Skipped", unit=COUNT, value=1)
     return {**carried(event), "skipped": True, "reason": reason, **({"durations_ms": durations} if durations else {})}
+
+
+def begin_shard(item: dict) -> StepTimer:
+    """Start one item of the Distributed Map: its logs name the source object, dataset, shard and
+    run, and the run's lease is renewed first, so a long fan-out keeps it (``DatasetBusy`` here
+    means another run took it: the item fails). Returns the timer, ``renew_lease`` recorded."""
+    correlate(item.get("source_key"), item.get("source_version"))
+    logger.append_keys(dataset=item["dataset"], shard=item["shard"], run_id=item["run_id"])
+    timer = StepTimer()
+    with timer("renew_lease"):
+        ledger.acquire_lease(storage().table, item["dataset"], item["lease_owner"], int(time.time()))
+    return timer
+
+
+def take_lease(event: dict, dataset: str) -> tuple[str, StepTimer]:
+    """Take the dataset's lease for this run (owner from the source object, see
+    :func:`ledger.lease_owner`): ``DatasetBusy`` while another run holds it, which the state
+    machine retries later. Returns the owner and the step's timer, ``take_lease`` recorded."""
+    owner, timer = ledger.lease_owner(event, dataset), StepTimer()
+    with timer("take_lease"):
+        ledger.acquire_lease(storage().table, dataset, owner, int(time.time()))
+    return owner, timer
+
+
+@contextmanager
+def lease_given_back_on_error(dataset: str, owner: str):
+    """Run a step under a lease it just took: any exception (NothingToDo included) gives the lease
+    back before it propagates, so neither a skip nor a retry waits for it to expire."""
+    try:
+        yield
+    except BaseException:
+        ledger.release_lease(storage().table, dataset, owner)
+        raise
