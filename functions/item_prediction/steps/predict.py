@@ -296,9 +296,9 @@ def run_shard(
         "known_in_advance": manifest.get("known_in_advance") or [],
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    with timer("read_plan"):  # first: a refused plan (PlanError, one line) fails the shard before any training
+        plan, planned = plan_file.shard_plan(storage, settings, item, manifest)
     bundle, model_key = trained_or_latest(storage, prefix, frame, manifest, horizon, item["mode"], timer, extra)
-    with timer("read_plan"):
-        plan, planned = plan_file.shard_plan(storage, settings, item, manifest)  # PlanError: the shard fails, one line
     with timer("forecast"):
         forecast = model.forecast(bundle, frame, horizon, plan=plan)
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
