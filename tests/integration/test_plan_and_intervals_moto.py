@@ -101,7 +101,9 @@ def test_each_prediction_carries_p10_p50_p90_and_the_run_its_coverage(aws):
     _, _, aggregated = run_pipeline("raw/sales/sales.csv")
     model = aggregated["metrics"]["model"]
     sums = read_json(aws, "models/sales/latest.json")["metrics"]["sums"]
-    assert model["coverage_p10_p90"] == aggregated["metrics"]["coverage_p10_p90"] == round(sums["inside_p10_p90"] / sums["count"], 4)
+    assert (
+        model["coverage_p10_p90"] == aggregated["metrics"]["coverage_p10_p90"] == round(sums["inside_p10_p90"] / sums["count"], 4)
+    )
     assert 0.5 <= model["coverage_p10_p90"] <= 1.0
     items = all_items()
     assert items and all(float(i["p10"]) <= float(i["p50"]) <= float(i["p90"]) for i in items)

@@ -117,9 +117,7 @@ def build_shard(storage: Storage, settings: Settings, item: dict, *, timer: Step
     timer = timer or StepTimer()
     clean, inputs, decided = _load_for(storage, settings, item, timer)
     with timer("build_features"):
-        frame, manifest = features.build_features(
-            clean, item["frequency"], known_in_advance=item.get("known_in_advance") or ()
-        )
+        frame, manifest = features.build_features(clean, item["frequency"], known_in_advance=item.get("known_in_advance") or ())
     prefix = f"{settings.features_prefix}{item['dataset']}/shard={item['shard']:05d}/"
     with timer("write_features"):
         features_version = storage.put_parquet(prefix + "features.parquet", frame)

@@ -144,7 +144,6 @@ def known_in_advance_of(event: dict, manifest: dict) -> list[str]:
     return [column for column in schema.KNOWN_IN_ADVANCE_COLUMNS if column in known]  # one order, as the features'
 
 
-
 def _latest(storage: Storage, settings: Settings, dataset: str, shard: int) -> dict | None:
     key = shard_prefix(settings.models_prefix, dataset, shard) + "latest.json"
     return storage.get_json(key) if storage.exists(key) else None

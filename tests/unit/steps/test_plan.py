@@ -106,4 +106,5 @@ def test_a_predict_window_reaches_back_the_features_history_in_calendar_periods(
 
     assert feature_step.window_start(data_end, frequency) == start, feats.history_needed(frequency)
     assert not feature_step.retrain_due(data_end, data_end, 3, frequency)
-    assert feature_step.retrain_due("2024-01-01", "2024-05-01", 3, "M") and not feature_step.retrain_due("2024-01-01", "2024-04-01", 3, "M")
+    assert feature_step.retrain_due("2024-01-01", "2024-05-01", 3, "M")
+    assert not feature_step.retrain_due("2024-01-01", "2024-04-01", 3, "M")
