@@ -110,7 +110,17 @@ STEPS = {
     "validated": {"validate", "write_outputs"},
     "planned": {"take_lease", "plan"},
     "shard features built": {"renew_lease", "read_validated", "build_features", "write_features"},
-    "shard predicted": {"renew_lease", "read_features", "backtest", "fit", "save_model", "forecast", "write_items", "write_csv"},
+    "shard predicted": {
+        "renew_lease",
+        "read_features",
+        "read_plan",
+        "backtest",
+        "fit",
+        "save_model",
+        "forecast",
+        "write_items",
+        "write_csv",
+    },
     "aggregated": {"retake_lease", "aggregate"},
 }
 RESULT_OF = {  # the run's results by (function, step) for each log message
@@ -154,7 +164,15 @@ def test_each_function_logs_outputs_and_emits_the_durations_of_its_steps(aws, ca
     aws.put_object(Bucket=BUCKET, Key="raw/sales/b.csv", Body=csv_bytes(later[later["date"] > sample.frame["date"].max()]))
     again = run_pipeline("raw/sales/b.csv").results[("PredictionsFunction", "shard")]
     assert again["mode"] == "predict"
-    assert set(again["durations_ms"]) == {"renew_lease", "read_features", "load_model", "forecast", "write_items", "write_csv"}
+    assert set(again["durations_ms"]) == {
+        "renew_lease",
+        "read_features",
+        "read_plan",
+        "load_model",
+        "forecast",
+        "write_items",
+        "write_csv",
+    }
     assert emitted_metrics(capsys.readouterr().out)["LoadModelDuration"] == "Milliseconds"
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from ..aws import table_keys
 from ..aws.settings import Settings
 from ..aws.storage import Storage
-from ..ml.model import PLAN_ASSUMED, PLAN_FILE
+from ..domain.plan import PLAN_ASSUMED, PLAN_FILE
 from .plan import dataset_manifest_key
 
 SUM_FIELDS = ("abs_error", "naive_abs_error", "actual", "count")
