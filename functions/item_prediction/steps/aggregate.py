@@ -97,8 +97,9 @@ def shard_table(previous: dict, plan: dict, results: list[dict]) -> dict[str, di
 
 
 def plan_used(results: list[dict]) -> dict:
-    """What this run's forecasts assumed of the future: ``plan`` "file" (with ``plan_key``, the
-    newest file a shard read) when a shard read a plan file, else "assumed_last_price_no_promotion"."""
+    """What this run's forecasts assumed of the future: ``plan`` "file" (with ``plan_key``, the file
+    the shards read; the last by key should a plan arrive mid-run) when a shard read a plan file,
+    else "assumed_last_price_no_promotion"."""
     keys = sorted(r["plan_key"] for r in results if not r.get("skipped") and r.get("plan") == PLAN_FILE and r.get("plan_key"))
     return {"plan": PLAN_FILE, "plan_key": keys[-1]} if keys else {"plan": PLAN_ASSUMED, "plan_key": None}
 
