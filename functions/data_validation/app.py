@@ -14,7 +14,8 @@ Output (the input of FeatureEngineering)::
 
     {"bucket", "dataset", "source_key", "source_version", "quarantine_key" (when rows were
      quarantined), "report_key", "rows": {"in", "clean", "quarantined"}, "rules": {rule: count},
-     "file_reason", "frequency", "frequency_source", "validated_version", "durations_ms",
+     "file_reason", "frequency", "frequency_source", "known_in_advance" (the mapping's, when it
+     could be used), "validated_version", "durations_ms",
      "shard_count", "shards_written": [{"shard_count", "shard", "rows"}],
      "shards_removed": [{"shard_count", "shard"}], ["skipped": true, "reason"]}
 
@@ -38,7 +39,8 @@ or, for a deleted upload whose validated rows were removed, ``{"bucket", "datase
 "shards_written": [], "shards_removed"}`` (the run goes on, so those shards are rebuilt without the rows).
 
 ``skipped`` (the state machine stops there, one line in ``reason``) when the object is not a
-sales file (outside ``raw/``, a ``_mapping.json``, a hidden file), its dataset name is not
+sales file (outside ``raw/``, a ``_mapping.json``, a hidden file, a plan file under
+``raw/<dataset>/plan/``: "a plan file, read at forecast time"), its dataset name is not
 allowed (metric ``RejectedUploads``; the object is left as it is), the event's version is no
 longer the current one (``superseded: ...``), the same version was already processed
 (``already processed: ...``, a duplicate event), the file brought no clean rows, or a deletion

@@ -6,7 +6,8 @@ are optional and inclusive, at most 366 days apart (one bound alone covers 366 d
 ``limit`` is 1 to 366 predictions per page (default 100); ``next_token`` continues a page.
 
 * 200 ``{"dataset", "item_id", "store_id", "forecast_id", "model_version", "predictions":
-  [{"date", "prediction"}], "next_token"}`` in date order, from the dataset's current forecast
+  [{"date", "prediction", "p10", "p50", "p90"}], "next_token"}`` in date order (the quantiles when
+  the forecast stored them), from the dataset's current forecast
   only (``next_token`` is null on the last page);
 * 400 ``{"message"}`` for a bad request; 404 when the dataset has no current forecast or the
   series has none in it; 503 with ``Retry-After`` when DynamoDB fails.

@@ -7,16 +7,19 @@ lease (kept), trains and backtests the shard's model (``mode: train_and_predict`
 (:func:`steps.predict.run_shard`). Output (small: the map's ResultWriter keeps it): ``shard``,
 ``mode``, ``forecast_id``, ``model_version``, ``model_key``, ``predictions_key``,
 ``predictions_written``, ``series``, ``forecast_range``, ``data_end``, the backtest's ``sums`` when
-it trained, ``report_slice`` (its part of the run's report) and ``durations_ms``; or ``skipped`` with
-the reason (too little history).
+it trained, ``plan`` ("file" or "assumed_last_price_no_promotion"), ``plan_key`` and ``plan_rows``
+(the dataset's newest plan file, :mod:`item_prediction.steps.plan_file`), ``report_slice`` (its part
+of the run's report) and ``durations_ms``; or ``skipped`` with the reason (too little history). A
+plan file that cannot be used fails the shard (PlanError, one line).
 
 ``"step": "aggregate"``: takes the run's lease again (``DatasetBusy`` when another run took it),
 combines the shards' results into the dataset's metrics and publishes the generation
 (:mod:`item_prediction.steps.aggregate`), then gives the lease back whatever the outcome. Output:
 ``run_id``, ``generation``, ``shard_count``, ``shards_run``, ``shards_skipped``, ``metrics`` (exact
-dataset MAE and WAPE, model and seasonal naive), ``predictions_written``, ``series``, ``horizon``,
-``forecast_range``, ``model_key`` (``models/<ds>/latest.json``), ``report_key`` (the forecast report's
-page, also in CURRENT), ``run_report_key`` (the run report, JSON) and ``durations_ms``.
+dataset MAE and WAPE, model and seasonal naive, and the model's ``coverage_p10_p90``), ``plan``,
+``plan_key``, ``predictions_written``, ``series``, ``horizon``, ``forecast_range``, ``model_key``
+(``models/<ds>/latest.json``), ``report_key`` (the forecast report's page, also in CURRENT),
+``run_report_key`` (the run report, JSON) and ``durations_ms``.
 
 Without ``step``: FeatureEngineering's whole-dataset output (``dataset``, ``manifest_key``), or
 ``{"dataset"}``, optionally with ``mode`` (``train_and_predict``/``predict``) and ``horizon``: the

@@ -113,6 +113,7 @@ STEPS = {
     "shard predicted": {
         "renew_lease",
         "read_features",
+        "read_plan",
         "backtest",
         "fit",
         "save_model",
@@ -167,6 +168,7 @@ def test_each_function_logs_outputs_and_emits_the_durations_of_its_steps(aws, ca
     assert set(again["durations_ms"]) == {
         "renew_lease",
         "read_features",
+        "read_plan",
         "load_model",
         "forecast",
         "write_items",

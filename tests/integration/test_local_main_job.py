@@ -68,6 +68,8 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     assert validation["rows_quarantined"] == sum(validation["rules"].values()) > 0
     metrics = summary["result"]["metrics"]
     assert {"mae", "wape"} <= metrics["model"].keys() and {"mae", "wape"} <= metrics["seasonal_naive"].keys()
+    assert metrics["model"]["coverage_p10_p90"] is not None  # the shards' intervals, aggregated
+    assert summary["plan"] == {"used": "assumed_last_price_no_promotion", "key": None}
     items = dynamodb_items(summary)
     series = {(i["item_id"]["S"], i["store_id"]["S"]) for i in items}
     assert len(series) == 6
@@ -99,6 +101,7 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     assert answer.returncode == 0, answer.stderr[-2000:]
     body = json.loads(answer.stdout)
     assert body["item_id"] == first["item_id"] and len(body["predictions"]) == 7
+    assert all(row["p10"] <= row["p50"] == row["prediction"] <= row["p90"] for row in body["predictions"])
 
     # The logs command the summary prints runs as printed.
     everything = deploy_local("--logs")
@@ -171,6 +174,7 @@ def test_uploads_in_sequence_on_the_kept_stack_re_run_only_what_changed(built_la
 
 def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers, tmp_path, stop_emulator):
     sys.path.insert(0, str(REPO_ROOT / "functions"))
+    import pandas as pd
     from lambda_build.sample_data import generate_sales
 
     names = {
@@ -183,17 +187,27 @@ def test_a_users_csv_with_its_own_column_names_runs_with_a_mapping(built_layers,
     }
     sample = generate_sales(items=2, stores=1, periods=200, seed=9, column_names=names, delimiter=";")
     (tmp_path / "export.csv").write_bytes(sample.content)
-    (tmp_path / "mapping.json").write_text(sample.mapping_json)
+    mapping = {**json.loads(sample.mapping_json), "known_in_advance": ["unit_price", "promotion"]}
+    (tmp_path / "mapping.json").write_text(json.dumps(mapping))
+    # The plan: the next 14 days of both series on promotion, in the export's own columns and delimiter.
+    days = pd.date_range(str(sample.frame["date"].max()), periods=15, freq="D")[1:].strftime("%Y-%m-%d")
+    series = sorted(set(zip(sample.frame["item_id"], sample.frame["store_id"], strict=True)))
+    lines = ["Day;Article;Branch;Unit Price;Promo?", *(f"{day};{item};{store};1.5;1" for day in days for item, store in series)]
+    (tmp_path / "june-plan.csv").write_text("\n".join(lines) + "\n")
     summary = main_job(
         "--skip-build",
         "--input",
         str(tmp_path / "export.csv"),
         "--mapping",
         str(tmp_path / "mapping.json"),
+        "--plan",
+        str(tmp_path / "june-plan.csv"),
         "--dataset",
         "export",
     )
     assert summary["failure"] is None
+    assert summary["plan"] == {"used": "file", "key": "raw/export/plan/june-plan.csv"}
+    assert {"mae", "wape", "coverage_p10_p90"} <= summary["result"]["metrics"]["model"].keys()
     assert summary["validation"]["rows_clean"] == len(sample.frame)
     assert summary["result"]["series"] == 2 and summary["result"]["predictions_written"] == 2 * 14
     assert summary["predictions"][0]["item_id"] in {row["item_id"] for row in sample.frame.to_dict("records")}

@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", help="a sales CSV (optionally .gz) to run instead of generated sample data")
     parser.add_argument("--mapping", help="a JSON column mapping for --input (see README: Configuration)")
     parser.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="a plan file (future prices and promotions, the sales file's columns without quantity, same mapping): "
+        "uploaded to raw/<dataset>/plan/<name> before the sales file; the forecast uses it instead of assuming the "
+        "last price and no promotion",
+    )
+    parser.add_argument(
         "--dataset", default="sales", help="dataset name: raw/<dataset>/ (default sales; 'default' uploads directly under raw/)"
     )
     parser.add_argument(
@@ -106,6 +113,10 @@ def _upload(args: argparse.Namespace, bucket: str) -> tuple[str, str | None, int
             generate_sales(items=args.items, stores=args.stores, periods=args.periods, seed=args.seed).content,
             "sample.csv",
         )
+    if args.plan:  # before the sales file: its run's forecast reads the newest plan file
+        plan_key = f"raw/{args.dataset}/plan/{Path(args.plan).name}"
+        progress(f"uploading the plan file to s3://{bucket}/{plan_key}")
+        s3.put_object(Bucket=bucket, Key=plan_key, Body=Path(args.plan).read_bytes())
     key = f"raw/{name}" if args.dataset == "default" else f"raw/{args.dataset}/{name}"  # raw/default/ is reserved
     progress(f"uploading {len(body):,} bytes to s3://{bucket}/{key}")
     return key, s3.put_object(Bucket=bucket, Key=key, Body=body).get("VersionId"), len(body)
@@ -256,6 +267,13 @@ def _overrides(args: argparse.Namespace) -> dict:
     }  # the horizon applies to a kept stack too
 
 
+def plan_summary(result: dict | None) -> dict | None:
+    """What the run's forecast assumed of the future (the Aggregate step's ``plan`` and ``plan_key``)."""
+    if not result or "plan" not in result:
+        return None
+    return {"used": result["plan"], "key": result.get("plan_key")}
+
+
 def run_main_job(args: argparse.Namespace, emulator: Emulator, *, kept: bool) -> dict:
     config = configmod.load()
     os.environ.update(emulator.environ())
@@ -284,6 +302,7 @@ def run_main_job(args: argparse.Namespace, emulator: Emulator, *, kept: bool) ->
         "invocations": stack.reports,
         **run,
     }
+    summary["plan"] = plan_summary(run["result"])
     summary["validation"] = _validation(run["steps"].get("DataValidationFunction"), bucket)
     summary["predictions"] = _predictions(table, args.dataset, run["result"])
     if args.report:

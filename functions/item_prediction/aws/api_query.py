@@ -137,8 +137,17 @@ def parse_query(dataset: str | None, item_id: str | None, params: dict | None) -
     )
 
 
+QUANTILES = ("p10", "p50", "p90")  # returned when the forecast stored them (as steps.predict.QUANTILES)
+
+
 def present(items: list[dict]) -> list[dict]:
-    """DynamoDB items as the API returns them, in date order."""
+    """DynamoDB items as the API returns them, in date order: ``date``, ``prediction`` and, when
+    stored, ``p10``, ``p50`` and ``p90``."""
     return [
-        {"date": item["date"], "prediction": float(item["prediction"])} for item in sorted(items, key=lambda item: item["sk"])
+        {
+            "date": item["date"],
+            "prediction": float(item["prediction"]),
+            **{name: float(item[name]) for name in QUANTILES if name in item},
+        }
+        for item in sorted(items, key=lambda item: item["sk"])
     ]

@@ -40,6 +40,9 @@ DEFAULT_DATASET = "default"  # the dataset of files directly under the raw prefi
 _DATASET_NAME = re.compile(DATASET_PATTERN)
 
 
+PLAN_FOLDER = "plan"  # raw/<dataset>/plan/: plan files, read at forecast time (not sales data)
+
+
 class DatasetNameError(ValueError):
     """A dataset name outside :data:`schema.DATASET_PATTERN`, or the reserved folder ``default``."""
 
@@ -129,3 +132,14 @@ class Settings:
                 f"it is reserved for the files directly under {self.raw_prefix}"
             )
         return validate_dataset_name(folder)
+
+    def plan_prefix(self, dataset: str) -> str:
+        """Where a dataset's plan files (future prices and promotions) go: ``raw/<dataset>/plan/``.
+        They are not sales uploads: DataValidation skips them, the Predictions shards read the newest."""
+        return f"{self.raw_prefix}{dataset}/{PLAN_FOLDER}/"
+
+    def is_plan_key(self, raw_key: str) -> bool:
+        """True for an object under some dataset's plan folder (``raw/<dataset>/plan/...``)."""
+        relative = raw_key.removeprefix(self.raw_prefix)
+        parts = relative.split("/")
+        return raw_key.startswith(self.raw_prefix) and len(parts) >= 3 and parts[1] == PLAN_FOLDER

@@ -21,6 +21,9 @@ from . import features, schema
 from .dates import DateReader
 from .schema import ColumnMapping
 
+PLAN_FILE = "file"  # the forecast used a plan file
+PLAN_ASSUMED = "assumed_last_price_no_promotion"  # no plan: each series' last price, no promotion
+
 
 class PlanError(ValueError):
     """A plan file that cannot be used: ``reason`` names why, the message says it for people."""

@@ -35,6 +35,7 @@ import sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from ..domain import features as feats
+from ..domain import plan as plan_names
 from ..domain import schema
 
 MODEL_PARAMS = {
@@ -178,8 +179,7 @@ def fit(train: pd.DataFrame, names: list[str]) -> Fitted:
     return Fitted(estimator, used, dropped)
 
 
-PLAN_FILE = "file"
-PLAN_ASSUMED = "assumed_last_price_no_promotion"
+PLAN_FILE, PLAN_ASSUMED = plan_names.PLAN_FILE, plan_names.PLAN_ASSUMED  # what a forecast says of its future (domain.plan)
 
 
 def future_periods(base: pd.DataFrame, horizon: int, frequency: str, plan: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from ..aws import table_keys
 from ..aws.settings import Settings
 from ..aws.storage import Storage
+from ..domain.plan import PLAN_ASSUMED, PLAN_FILE
 from . import report as reporting
 from .plan import dataset_manifest_key
 
@@ -43,7 +44,10 @@ def combine(sums: list[dict], horizon: int | None = None) -> dict:
     """Dataset metrics from shards' backtest ``sums``, exactly what one backtest over all their
     held-out rows would report (same keys as ``model.backtest``'s scores)."""
     total = {name: sum(part[name] for part in sums) for name in SUM_FIELDS}
-    model_scores = _score(total["abs_error"], total["actual"], total["count"])
+    if all("inside_p10_p90" in part for part in sums):  # every shard's interval was calibrated
+        total["inside_p10_p90"] = sum(part["inside_p10_p90"] for part in sums)
+    coverage = round(total["inside_p10_p90"] / total["count"], 4) if "inside_p10_p90" in total and total["count"] else None
+    model_scores = {**_score(total["abs_error"], total["actual"], total["count"]), "coverage_p10_p90": coverage}
     naive = _score(total["naive_abs_error"], total["actual"], total["count"])
     ratio = model_scores["mae"] / naive["mae"] if model_scores["mae"] is not None and naive["mae"] else None
     return {
@@ -55,6 +59,7 @@ def combine(sums: list[dict], horizon: int | None = None) -> dict:
         "mae_improvement": round(1 - ratio, 4) if ratio is not None else None,
         "mae_ratio": round(ratio, 4) if ratio is not None else None,
         "beats_baseline": bool(ratio is not None and ratio < 1),
+        "coverage_p10_p90": coverage,
         "sums": total,
     }
 
@@ -94,6 +99,14 @@ def shard_table(previous: dict, plan: dict, results: list[dict]) -> dict[str, di
         entry = {field: result.get(field) for field in ENTRY_FIELDS}
         table[name] = {**entry, "mode": result["mode"], "sums": result.get("sums") or kept}
     return dict(sorted(table.items()))
+
+
+def plan_used(results: list[dict]) -> dict:
+    """What this run's forecasts assumed of the future: ``plan`` "file" (with ``plan_key``, the file
+    the shards read; the last by key should a plan arrive mid-run) when a shard read a plan file,
+    else "assumed_last_price_no_promotion"."""
+    keys = sorted(r["plan_key"] for r in results if not r.get("skipped") and r.get("plan") == PLAN_FILE and r.get("plan_key"))
+    return {"plan": PLAN_FILE, "plan_key": keys[-1]} if keys else {"plan": PLAN_ASSUMED, "plan_key": None}
 
 
 def _skipped(results: list[dict]) -> list[dict]:
@@ -150,6 +163,7 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
         for name, entry in table.items()
     )
     summary = {"dataset": dataset, "run_id": run_id, "generation": run_id, "shard_count": count, "metrics": metrics}
+    summary.update(plan_used(results))
     storage.put_json(latest_key, {**summary, "shards": table, "updated_at": stamp})
     page_key = _page(storage, settings, plan, table, {**summary, "generated_at": stamp})
     ran = [r for r in results if not r.get("skipped")]
@@ -174,6 +188,7 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
             "shard_count": count,
             "shard_rows": plan["shard_rows"],
             "frequency": plan["frequency"],
+            "known_in_advance": plan.get("known_in_advance") or [],
             "signatures": plan["signatures"],
             "generation": run_id,
             "updated_at": stamp,
@@ -184,6 +199,7 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
     storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset, "updated_at": stamp})  # the flip, last
     return {
         **{k: report[k] for k in ("dataset", "run_id", "generation", "shard_count", "metrics", "predictions_written", "series")},
+        **{k: report[k] for k in ("plan", "plan_key")},
         "shards_run": len(ran),
         "shards_skipped": len(report["shards_skipped"]),
         "horizon": plan["horizon"],

@@ -68,19 +68,20 @@ def build_feature_set(
 
 
 # ---- one shard of the fan-out (``"step": "shard"``) ------------------------------------------
-PERIOD_DAYS = {"D": 1, "W": 7}
+def periods(count: int, frequency: str) -> pd.DateOffset:
+    """``count`` periods of ``frequency`` as a calendar offset (months are not a fixed number of days)."""
+    return pd.DateOffset(months=count) if frequency == "M" else pd.DateOffset(days=count * (7 if frequency == "W" else 1))
 
 
 def window_start(data_end: str, frequency: str) -> str:
     """The first day a forecast from a model trained up to ``data_end`` needs: the periods the
     history features look back on (``features.history_needed``), before that end."""
-    days = features.history_needed(frequency) * PERIOD_DAYS[frequency]
-    return (pd.Timestamp(data_end) - pd.Timedelta(days=days)).strftime("%Y-%m-%d")
+    return (pd.Timestamp(data_end) - periods(features.history_needed(frequency), frequency)).strftime("%Y-%m-%d")
 
 
 def retrain_due(data_end: str, last_day: str, horizon: int, frequency: str) -> bool:
     """The new data reaches more than ``horizon`` periods past the model's data: the model is stale."""
-    return pd.Timestamp(last_day) > pd.Timestamp(data_end) + pd.Timedelta(days=horizon * PERIOD_DAYS[frequency])
+    return pd.Timestamp(last_day) > pd.Timestamp(data_end) + periods(horizon, frequency)
 
 
 def _load_for(storage: Storage, settings: Settings, item: dict, timer: StepTimer) -> tuple[pd.DataFrame, list, dict]:
@@ -116,7 +117,7 @@ def build_shard(storage: Storage, settings: Settings, item: dict, *, timer: Step
     timer = timer or StepTimer()
     clean, inputs, decided = _load_for(storage, settings, item, timer)
     with timer("build_features"):
-        frame, manifest = features.build_features(clean, item["frequency"])
+        frame, manifest = features.build_features(clean, item["frequency"], known_in_advance=item.get("known_in_advance") or ())
     prefix = f"{settings.features_prefix}{item['dataset']}/shard={item['shard']:05d}/"
     with timer("write_features"):
         features_version = storage.put_parquet(prefix + "features.parquet", frame)

@@ -11,7 +11,8 @@ Runs under the dataset's lease (taken by the handler). From the dataset manifest
   retrain request. Nothing changed: NothingToDo (the run ends, the forecast stays);
 * each shard's mode: ``train_and_predict`` when retraining is due (no model for the shard, an
   explicit ``mode: retrain``, a re-shard, a model older than RETRAIN_EVERY_DAYS), else
-  ``predict`` with the shard's latest model; the shard's FeatureEngineering also switches to
+  ``predict`` with the shard's latest model (retraining too when the mapping's
+  ``known_in_advance`` columns changed: the model's inputs do); the shard's FeatureEngineering also switches to
   training when the new data ends more than the horizon after the model's data.
 
 It writes the shard list ``runs/<ds>/<run_id>/shards.json`` (the Distributed Map's ItemReader
@@ -103,14 +104,19 @@ def touched_shards(current: dict[str, str], manifest: dict, count: int, *, every
     return sorted(int(shard) for shard in set(current) | set(previous) if current.get(shard) != previous.get(shard))
 
 
-def shard_mode(latest: dict | None, *, requested: bool, count: int, now: datetime, max_age_days: int) -> tuple[str, str]:
-    """``(mode, reason)`` for one shard given its model's latest.json (None: no model)."""
+def shard_mode(
+    latest: dict | None, *, requested: bool, count: int, now: datetime, max_age_days: int, known: list[str] | None = None
+) -> tuple[str, str]:
+    """``(mode, reason)`` for one shard given its model's latest.json (None: no model) and the
+    run's ``known`` (known-in-advance columns; None: not compared)."""
     if requested:
         return TRAIN, "retrain requested"
     if latest is None:
         return TRAIN, "no model for this shard yet"
     if latest.get("shard_count") != count:
         return TRAIN, f"re-sharded from {latest.get('shard_count')} to {count} shards"
+    if known is not None and list(latest.get("known_in_advance") or []) != list(known):
+        return TRAIN, f"known_in_advance changed to {list(known)}"
     trained = datetime.fromisoformat(latest.get("trained_at") or "1970-01-01T00:00:00+00:00")
     if (now - trained).days >= max_age_days:
         return TRAIN, f"model older than {max_age_days} days"
@@ -127,6 +133,15 @@ def frequency_of(storage: Storage, event: dict, manifest: dict, parts: list[dict
         return event["frequency"]
     sample = storage.read_parquet(parts[-1]["key"], columns=[schema.DATE])
     return validation.infer_frequency(sample[schema.DATE].astype(str).unique(), None)
+
+
+def known_in_advance_of(event: dict, manifest: dict) -> list[str]:
+    """The mapping's ``known_in_advance`` columns as DataValidation read them for this upload,
+    else the dataset's (manifest: the last run's), else none."""
+    known = event.get("known_in_advance")
+    if not isinstance(known, list):
+        known = manifest.get("known_in_advance") or []
+    return [column for column in schema.KNOWN_IN_ADVANCE_COLUMNS if column in known]  # one order, as the features'
 
 
 def _latest(storage: Storage, settings: Settings, dataset: str, shard: int) -> dict | None:
@@ -151,13 +166,16 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
         raise NothingToDo(f"nothing changed: every shard of {dataset!r} was forecast from the parts it has now")
     frequency = frequency_of(storage, event, manifest, parts)
     horizon = resolve_horizon(event.get("horizon"), settings, frequency)
+    known = known_in_advance_of(event, manifest)
     owner, run_id = event["lease_owner"], new_run_id(event["lease_owner"], now)
     items = []
     for shard in touched:
         latest = _latest(storage, settings, dataset, shard)
-        mode, reason = shard_mode(latest, requested=requested, count=count, now=now, max_age_days=settings.retrain_every_days)
+        mode, reason = shard_mode(
+            latest, requested=requested, count=count, now=now, max_age_days=settings.retrain_every_days, known=known
+        )
         item = {"dataset": dataset, "bucket": storage.bucket, "shard": shard, "shard_count": count, "run_id": run_id}
-        item.update(mode=mode, reason=reason, horizon=horizon, frequency=frequency, lease_owner=owner)
+        item.update(mode=mode, reason=reason, horizon=horizon, frequency=frequency, known_in_advance=known, lease_owner=owner)
         if mode == PREDICT:
             item["data_end"] = latest.get("data_end")
         items.append(item)
@@ -174,6 +192,7 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
             "shard_rows": {str(shard): value for shard, value in sorted(rows.items())},
             "signatures": current,
             "frequency": frequency,
+            "known_in_advance": known,
             "horizon": horizon,
             "shards": {str(item["shard"]): {"mode": item["mode"], "reason": item["reason"]} for item in items},
             "planned_at": now.isoformat(timespec="seconds"),
@@ -190,5 +209,6 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
         "plan_key": prefix + "plan.json",
         "results_prefix": prefix + "results/",
         "frequency": frequency,
+        "known_in_advance": known,
         "horizon": horizon,
     }

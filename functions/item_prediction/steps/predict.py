@@ -30,6 +30,7 @@ from ..aws.settings import Settings
 from ..aws.storage import Storage
 from ..domain import schema
 from ..ml import model
+from . import plan_file
 from . import report as reporting
 from .envelope import NothingToDo
 
@@ -61,8 +62,14 @@ def expires_at(last_day: date, today: date) -> int:
     return int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp())
 
 
+QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forecast has them
+
+
 def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecast_id: str, expiry: int) -> list[dict]:
+    """One DynamoDB item per forecast row; ``p10``/``p50``/``p90`` too when the forecast has them."""
     days = forecast[schema.DATE].dt.strftime("%Y-%m-%d")
+    quantiles = [name for name in QUANTILES if name in forecast]
+    bands = forecast[quantiles].itertuples(index=False, name=None)  # () per row without quantiles
     return [
         {
             "pk": table_keys.prediction_pk(dataset, forecast_id, item, store),
@@ -71,13 +78,14 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecas
             "store_id": store,
             "date": day,
             "prediction": round(float(value), 4),
+            **{name: round(float(bound), 4) for name, bound in zip(quantiles, band, strict=True)},
             "model_version": version,
             "forecast_id": forecast_id,
             "dataset": dataset,
             "expires_at": expiry,
         }
-        for item, store, day, value in zip(
-            forecast[schema.ITEM], forecast[schema.STORE], days, forecast["prediction"], strict=True
+        for item, store, day, value, band in zip(
+            forecast[schema.ITEM], forecast[schema.STORE], days, forecast["prediction"], bands, strict=True
         )
     ]
 
@@ -289,11 +297,14 @@ def run_shard(
         "shard": shard,
         "shard_count": item["shard_count"],
         "data_end": manifest["date_range"][1],
+        "known_in_advance": manifest.get("known_in_advance") or [],
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    with timer("read_plan"):  # first: a refused plan (PlanError, one line) fails the shard before any training
+        plan, planned = plan_file.shard_plan(storage, settings, item, manifest)
     bundle, model_key, backtest = trained_or_latest(storage, prefix, frame, manifest, horizon, item["mode"], timer, extra)
     with timer("forecast"):
-        forecast = model.forecast(bundle, frame, horizon)
+        forecast = model.forecast(bundle, frame, horizon, plan=plan)
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
     expiry = expires_at(last, today or datetime.now(UTC).date())
     with timer("write_items"):
@@ -327,4 +338,6 @@ def run_shard(
         "data_end": manifest["date_range"][1],
         "sums": bundle.metadata["metrics"].get("sums") if trained else None,
         "report_slice": slice_key,
+        "plan": forecast.attrs["plan"],
+        **planned,
     }

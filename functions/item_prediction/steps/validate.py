@@ -17,14 +17,16 @@ from . import shard_store
 from .envelope import NothingToDo
 
 MAPPING_FILE = "_mapping.json"
-MAX_KEYS_IN_OUTPUT = 100  # a retraction's removed_keys in the output (removed_count has them all)
+MAX_KEYS_IN_OUTPUT = 100
+PLAN_FILE_REASON = "a plan file, read at forecast time"  # a retraction's removed_keys in the output (removed_count has them all)
 
 
 def skip_reason(settings: Settings, key: str) -> str | None:
     """Why an object is not a sales file to validate, or None when it is one.
 
     Only objects under the raw prefix are data; a name starting with ``_`` or ``.`` (such as the
-    dataset's ``_mapping.json``), a folder marker or a JSON file is not.
+    dataset's ``_mapping.json``), a folder marker, a JSON file or a plan file
+    (``raw/<dataset>/plan/...``: future prices and promotions, read by the Predictions step) is not.
     """
     if not key.startswith(settings.raw_prefix):
         return f"not under {settings.raw_prefix}"
@@ -33,6 +35,8 @@ def skip_reason(settings: Settings, key: str) -> str | None:
         return "a folder, not a file"
     if name.startswith(("_", ".")) or name.lower().endswith(".json"):
         return f"{name} is configuration or hidden, not sales data"
+    if settings.is_plan_key(key):
+        return PLAN_FILE_REASON
     return None
 
 
@@ -209,6 +213,13 @@ def _run_validation(storage: Storage, settings: Settings, ref: ObjectRef, mappin
     return report
 
 
+def known_in_advance_of(report: dict) -> dict:
+    """``{"known_in_advance": [...]}`` from the mapping the upload was read with (the Plan step
+    records it for the run), or nothing when the mapping could not be used."""
+    mapping = report.get("mapping") or {}
+    return {} if mapping.get("error") else {"known_in_advance": list(mapping.get("known_in_advance") or [])}
+
+
 def validate_object(
     storage: Storage,
     settings: Settings,
@@ -250,6 +261,7 @@ def validate_object(
         "file_reason": report["file_reason"],
         "frequency": report["frequency"],
         "frequency_source": report["frequency_source"],
+        **known_in_advance_of(report),
         "shard_count": lists.pop("shard_count"),
         **shard_store.shard_lists(storage, dataset, keys["relative"], lists),
     }

@@ -71,6 +71,10 @@ def test_the_mapping_example_is_a_valid_mapping():
         ("raw/sales/_mapping.json", "configuration"),
         ("raw/sales/.hidden.csv", "configuration"),
         ("raw/sales/", "folder"),
+        ("raw/sales/plan/june.csv", "a plan file, read at forecast time"),
+        ("raw/sales/plan/2024/june.csv.gz", "a plan file"),
+        ("raw/plan.csv", None),  # a sales file of dataset default named plan.csv
+        ("raw/sales/planned.csv", None),
         ("reports/x.json", "not under raw/"),
     ],
 )

@@ -260,3 +260,31 @@ def test_a_shard_without_a_pointer_in_the_generation_is_404(table):
     publish_generation(table, "sales", "gen-1", 2, {1 - shard: "run"})
     status, body, _ = call(item="ITEM-000", params={"store": "S1"})
     assert status == 404 and "no predictions for item 'ITEM-000'" in body["message"]
+
+
+def test_p10_p50_p90_are_served_when_the_forecast_stored_them(table):
+    import pandas as pd
+    from item_prediction.steps import predict
+
+    forecast = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2024-03-01", "2024-03-02"]),
+            "item_id": ["ITEM-000", "ITEM-000"],
+            "store_id": ["STORE-00", "STORE-00"],
+            "prediction": [5.123456, 6.0],
+            "p10": [2.0, 3.33333333],
+            "p50": [5.123456, 6.0],
+            "p90": [9.5, 10.0],
+        }
+    )
+    table.put_items(predict.prediction_items(forecast, "v1", "sales", "run-1", 2_000_000_000))
+    table.put_items(predict.prediction_items(forecast.drop(columns=["p10", "p50", "p90"]), "v1", "plain", "run-1", 1))
+    flip(table, "sales", "run-1")
+    flip(table, "plain", "run-1")
+    status, body, _ = call(params={"store": "STORE-00"})
+    assert status == 200 and body["predictions"] == [
+        {"date": "2024-03-01", "prediction": 5.1235, "p10": 2.0, "p50": 5.1235, "p90": 9.5},
+        {"date": "2024-03-02", "prediction": 6.0, "p10": 3.3333, "p50": 6.0, "p90": 10.0},
+    ]
+    status, body, _ = call(dataset="plain", params={"store": "STORE-00"})  # a forecast without intervals
+    assert status == 200 and body["predictions"][0] == {"date": "2024-03-01", "prediction": 5.1235}

@@ -75,3 +75,36 @@ def test_the_horizon_is_the_events_else_the_settings_else_the_frequencys():
     assert plan.resolve_horizon(None, Settings(bucket="b", table="t", forecast_horizon=3), "W") == 3
     with pytest.raises(ValueError, match="from 1 to 366"):
         plan.resolve_horizon(400, settings, "D")
+
+
+def test_a_model_trained_on_other_known_in_advance_columns_is_retrained():
+    latest = {"shard_count": 4, "trained_at": NOW.isoformat(), "known_in_advance": []}
+    args = {"requested": False, "count": 4, "now": NOW, "max_age_days": 28}
+    assert plan.shard_mode(latest, **args, known=[]) == ("predict", "latest model")
+    assert plan.shard_mode(latest, **args, known=["unit_price"]) == (
+        "train_and_predict",
+        "known_in_advance changed to ['unit_price']",
+    )
+
+
+def test_known_in_advance_is_the_uploads_mapping_else_the_datasets():
+    manifest = {"known_in_advance": ["unit_price"]}
+    # the mapping's order does not matter: one canonical order, as the features manifest's
+    assert plan.known_in_advance_of({"known_in_advance": ["promotion", "unit_price"]}, manifest) == ["unit_price", "promotion"]
+    assert plan.known_in_advance_of({"known_in_advance": []}, manifest) == []  # the mapping dropped them
+    assert plan.known_in_advance_of({"retracted": True}, manifest) == ["unit_price"]  # no mapping read: the dataset's
+    assert plan.known_in_advance_of({}, {}) == []
+
+
+@pytest.mark.parametrize(
+    ("frequency", "data_end", "start"),
+    [("D", "2024-03-31", "2024-03-02"), ("W", "2024-03-25", "2023-03-27"), ("M", "2024-03-01", "2023-02-01")],
+)
+def test_a_predict_window_reaches_back_the_features_history_in_calendar_periods(frequency, data_end, start):
+    from item_prediction.domain import features as feats
+    from item_prediction.steps import features as feature_step
+
+    assert feature_step.window_start(data_end, frequency) == start, feats.history_needed(frequency)
+    assert not feature_step.retrain_due(data_end, data_end, 3, frequency)
+    assert feature_step.retrain_due("2024-01-01", "2024-05-01", 3, "M")
+    assert not feature_step.retrain_due("2024-01-01", "2024-04-01", 3, "M")

@@ -48,6 +48,8 @@ def sales(tmp_path, text: str = "Day;Article;Units\n2024-01-01;A;3\n", name: str
         (["--concurrency", "-1"], "--concurrency -1: shards at once must be 0 (the CPU count) to 10000"),
         (["--report", "/nonexistent/report.html"], "--report /nonexistent/report.html: no such directory /nonexistent"),
         (["--report", "r.html", "--logs"], "--report goes with a pipeline run"),
+        (["--plan", "/nonexistent/plan.csv"], "--plan /nonexistent/plan.csv: no such file"),
+        (["--plan", "/nonexistent/plan.csv", "--dataset", "default"], "--plan needs a named --dataset"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2_before_anything_starts(
@@ -298,3 +300,28 @@ def test_the_local_run_sets_the_maps_concurrency_from_the_option():
     physical = {logical_id: f"p-{logical_id}" for logical_id in template["Resources"]}
     definition = definitions.load(template, "PipelineStateMachine", physical, {"ShardConcurrency": "3"})
     assert '\'{"step": "plan", "shard_concurrency": 3}\'' in definition["States"]["Plan"]["Parameters"]["Payload.$"]
+
+
+def test_help_documents_the_plan_file(capsys):
+    with pytest.raises(SystemExit):
+        local.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--plan FILE" in text and "raw/<dataset>/plan/<name> before the sales file" in text
+
+
+def test_the_summary_says_which_plan_the_forecast_used_and_the_intervals_coverage():
+    metrics = {
+        "horizon": 8,
+        "mae_improvement": 0.2,
+        "beats_baseline": True,
+        "model": {"mae": 1.5, "wape": 0.3, "coverage_p10_p90": 0.81},
+        "seasonal_naive": {"mae": 2.0, "wape": 0.4},
+    }
+    result = {"metrics": metrics, "predictions_written": 8, "series": 1, "horizon": 8, "model_version": "v"}
+    planned = {**result, "plan": "file", "plan_key": "raw/shop/plan/june.csv"}
+    assert local.plan_summary(planned) == {"used": "file", "key": "raw/shop/plan/june.csv"}
+    assert local.plan_summary(None) is None
+    text = report.render(summary(result=planned))
+    assert "P10-P90 coverage 0.810" in text and "Plan: raw/shop/plan/june.csv" in text
+    assumed = {**result, "plan": "assumed_last_price_no_promotion", "plan_key": None}
+    assert "Plan: none (assumed the last price and no promotion)" in report.render(summary(result=assumed))

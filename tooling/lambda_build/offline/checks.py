@@ -83,7 +83,10 @@ def check(args) -> None:
     """Every check that needs no emulator and no build."""
     if args.mapping and not args.input:
         raise ArgumentError("--mapping goes with --input")
-    for option, path in (("--input", args.input), ("--mapping", args.mapping)):
+    plan = getattr(args, "plan", None)
+    if plan and args.dataset == "default":
+        raise ArgumentError("--plan needs a named --dataset: plan files go to raw/<dataset>/plan/")
+    for option, path in (("--input", args.input), ("--mapping", args.mapping), ("--plan", plan)):
         if path and not Path(path).is_file():
             raise ArgumentError(f"{option} {path}: no such file")
     check_dataset(args.dataset)

@@ -72,6 +72,9 @@ def _validation(summary: dict) -> list[str]:
     return lines
 
 
+PLAN_NONE = "none (assumed the last price and no promotion)"
+
+
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -89,7 +92,8 @@ def _result(summary: dict) -> list[str]:
         lines += [
             f"Backtest{shards} over the last {m['horizon']} periods: model MAE {_number(model['mae'])}, "
             f"WAPE {_number(model['wape'])}; seasonal naive MAE {_number(naive['mae'])}, WAPE {_number(naive['wape'])}: "
-            f"the model {verdict}",
+            f"the model {verdict}; P10-P90 coverage {_number(model.get('coverage_p10_p90'))}",
+            *([f"Plan: {result.get('plan_key') or PLAN_NONE}"] if "plan" in result else []),
             f"Predictions: {result['predictions_written']:,} written for {result['series']} series x {result['horizon']} periods "
             f"(model {result['model_version']})",
         ]
