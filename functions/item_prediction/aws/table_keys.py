@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import zlib
 
+from ..domain import shard_hash
 from ..domain.schema import NO_STORE
 
 _ESCAPES = {"%": "%25", "#": "%23"}
@@ -77,7 +77,6 @@ def forecast_id(model_version: str, features_fingerprint: str, horizon: int) -> 
 
 
 def series_shard(item_id: str, store_id: str | None, count: int) -> int:
-    """The shard of one series among ``count``: ``domain.shards.shard_of`` for a single key (CRC-32
-    of ``item\x1fstore``), in the standard library for the read API, which has no pandas; a test
-    holds the two equal."""
-    return zlib.crc32(f"{item_id}\x1f{store_id or NO_STORE}".encode()) % count
+    """The shard of one series among ``count`` (:mod:`item_prediction.domain.shard_hash`, which
+    ``domain.shards.shard_of`` uses too; standard library only: the read API has no pandas)."""
+    return shard_hash.shard_of_series(item_id, store_id or NO_STORE, count)

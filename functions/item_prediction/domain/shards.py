@@ -2,10 +2,9 @@
 
 A dataset's validated rows are split by a stable hash of the series key (item, store) into
 ``count`` shards, ``count`` a power of two, so that every series lives in exactly one shard and
-a shard's features, model and forecast need nothing from another shard. The hash is CRC-32 of
-the UTF-8 key, the same in every process, Python and pandas version (Python's ``hash`` is salted
-per process; pandas' hashing is not promised stable), so a row written today lands where a
-reader next year looks for it.
+a shard's features, model and forecast need nothing from another shard. The hash
+(:mod:`.shard_hash`) is the same in every process and version, so a row written today lands
+where a reader next year looks for it.
 
 Powers of two make re-sharding cheap: shard ``s`` of ``N`` is contained in shard ``s % n`` of any
 ``n <= N``, so rows written under a smaller count stay where they are and a reader of shard
@@ -14,14 +13,11 @@ Powers of two make re-sharding cheap: shard ``s`` of ``N`` is contained in shard
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pandas as pd
 
 from . import schema
-
-SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in validated ids, so "a|b","c" != "a","b|c"
+from .shard_hash import series_hash
 
 
 def check_count(count: int) -> int:
@@ -31,11 +27,6 @@ def check_count(count: int) -> int:
     if count > schema.MAX_SHARDS:
         raise ValueError(f"a shard count is a power of two from 1 to {schema.MAX_SHARDS}, got {count!r}")
     return count
-
-
-def series_hash(item: str, store: str) -> int:
-    """The stable 32-bit hash of one series key."""
-    return zlib.crc32(f"{item}{SEPARATOR}{store}".encode())
 
 
 def shard_of(items: pd.Series, stores: pd.Series, count: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Series shards: stable, one shard per series, nested across power-of-two counts."""
 
-import zlib
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -13,9 +13,20 @@ def frame(n_items: int = 300, n_stores: int = 3, days: int = 4) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[schema.ITEM, schema.STORE, "day"])
 
 
-def test_shard_is_crc32_of_the_series_key():
+def test_shard_is_blake2b_of_the_series_key():
     got = shards.shard_of(pd.Series(["A-1", "B"]), pd.Series(["S", "_"]), 8)
-    assert list(got) == [zlib.crc32(b"A-1\x1fS") % 8, zlib.crc32(b"B\x1f_") % 8]
+    expected = [int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % 8 for key in (b"A-1\x1fS", b"B\x1f_")]
+    assert list(got) == expected
+
+
+def test_similar_ids_spread_over_the_shards():
+    """Export-style ids that differ in one character (which CRC-32 crowded into few shards)."""
+    items = pd.Series([f"SKU-{i:04d}" for i in range(6)] * 2)
+    stores = pd.Series(["S01"] * 6 + ["S02"] * 6)
+    got = shards.shard_of(items, stores, 4)
+    assert len(set(got)) >= 3
+    many = shards.shard_of(pd.Series([f"ITEM-{i:03d}" for i in range(400)]), pd.Series(["STORE-00"] * 400), 8)
+    assert np.bincount(many, minlength=8).min() >= 30  # 50 expected per shard
 
 
 def test_every_series_lives_in_exactly_one_shard_and_all_shards_are_used():
