@@ -74,7 +74,7 @@ def test_a_plan_file_is_not_validated_but_read_by_the_forecast(aws, monkeypatch)
         assert manifest["known_in_advance"] == ["unit_price", "promotion"]
         assert {"unit_price", "promotion"} & set(manifest["features"])
     assert {k: shop[2][k] for k in ("plan", "plan_key")} == {"plan": "file", "plan_key": "raw/shop/plan/next-weeks.csv"}
-    assert read_json(aws, shop[2]["report_key"])["plan"] == "file"
+    assert read_json(aws, shop[2]["run_report_key"])["plan"] == "file"
     assert {k: assumed[2][k] for k in ("plan", "plan_key")} == {"plan": "assumed_last_price_no_promotion", "plan_key": None}
     assert read_json(aws, "validated/shop/_dataset.json")["known_in_advance"] == ["unit_price", "promotion"]
     # Same data, same models: only the plan differs, and it moves the forecast.
@@ -142,6 +142,6 @@ def test_a_monthly_export_runs_through_the_shards_and_then_incrementally(aws, mo
     upload(aws, "raw/monthly/latest.csv", csv_bytes(monthly[monthly[schema.DATE] >= dates[-3]]))
     second = run_pipeline("raw/monthly/latest.csv")
     assert second[1]["modes"]["predict"] == second[1]["shards_run"]  # three new months: within the horizon
-    ran = read_json(aws, second[2]["report_key"])["shards_run"]
+    ran = read_json(aws, second[2]["run_report_key"])["shards_run"]
     assert ran and all(entry["mode"] == "predict" for entry in ran)
     assert second[2]["forecast_range"][0] == (pd.Timestamp(dates[-1]) + pd.DateOffset(months=1)).strftime("%Y-%m-%d")
