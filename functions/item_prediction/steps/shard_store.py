@@ -25,13 +25,13 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
+from ..aws import columnar
 from ..aws.columnar import COMPRESSION
 from ..aws.settings import Settings
 from ..aws.storage import ObjectRef, Storage
@@ -152,13 +152,6 @@ def empty_frame() -> pd.DataFrame:
     return canonical(pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in DTYPES.items()}))
 
 
-def iter_row_groups(handle) -> Iterator[pd.DataFrame]:
-    """A local Parquet file's row groups, one frame at a time (bounded memory)."""
-    import fastparquet
-
-    yield from fastparquet.ParquetFile(handle).iter_row_groups(columns=list(DTYPES))
-
-
 def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None):
     """(rows of shard ``(count, shard)`` in ``part``, on/after ``since``; the version read), or
     None when the part went since it was listed (a re-upload or a retraction)."""
@@ -170,7 +163,7 @@ def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str 
     with tempfile.TemporaryFile() as handle:
         shutil.copyfileobj(body, handle, 1 << 20)
         handle.seek(0)
-        for group in iter_row_groups(handle):
+        for group in columnar.iter_row_groups(handle, columns=list(DTYPES)):
             if since:
                 group = group[group[schema.DATE].astype(str) >= since]
             if shards.needs_filter(count, part.part_count) and len(group):
@@ -356,7 +349,7 @@ class ShardSink:
         shards.check_count(count)
         for old in written.values():
             with open(old.path, "rb") as handle:
-                for group in iter_row_groups(handle):
+                for group in columnar.iter_row_groups(handle, columns=list(DTYPES)):
                     group = canonical(group)
                     target = shards.shard_of(group[schema.ITEM], group[schema.STORE], count)
                     for shard, rows in group.groupby(target, sort=True):

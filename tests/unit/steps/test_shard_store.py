@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from item_prediction.aws import columnar
 from item_prediction.aws.settings import Settings
 from item_prediction.domain import schema, shards
 from item_prediction.steps import shard_store
@@ -26,7 +27,7 @@ def sales(items: int = 40, stores: int = 3, days: int = 5, quantity: float = 1.0
 
 def read_all(path: str) -> list[pd.DataFrame]:
     with open(path, "rb") as handle:
-        return [shard_store.canonical(group) for group in shard_store.iter_row_groups(handle)]
+        return [shard_store.canonical(group) for group in columnar.iter_row_groups(handle, columns=list(shard_store.DTYPES))]
 
 
 def test_part_keys_parse_back_and_other_files_are_not_parts():
