@@ -42,6 +42,8 @@ from lambda_build.entry import ensure_project_python  # noqa: E402
 ensure_project_python(__file__)
 
 from lambda_build import m5_like  # noqa: E402
+from lambda_build.offline.sandbox import compute_threads  # noqa: E402
+from lambda_build.template import load_template  # noqa: E402
 
 # Prices: US East (N. Virginia), on-demand, no free tier, as published on 2025-11 (the sources below).
 # https://aws.amazon.com/lambda/pricing/ : x86_64, first 6 billion GB-seconds a month; duration billed per 1 ms.
@@ -354,12 +356,18 @@ print(json.dumps({"seconds": round(last - started, 2), "steps": steps, "rows": l
 """
 
 
-def yardstick(path: Path) -> dict:
-    """The minimal one-process pass over ``path`` in a fresh interpreter (imports not timed)."""
-    completed = subprocess.run([sys.executable, "-c", YARDSTICK, str(path)], capture_output=True, text=True)
+def yardstick(path: Path, threads: int | None = None) -> dict:
+    """The minimal one-process pass over ``path`` in a fresh interpreter (imports not timed), with
+    ``threads`` OpenMP threads (None: as many as the machine's cores, OpenMP's default)."""
+    env = (
+        {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        if threads
+        else {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    )
+    completed = subprocess.run([sys.executable, "-c", YARDSTICK, str(path)], capture_output=True, text=True, env=env)
     if completed.returncode != 0:
         return {"error": completed.stderr.strip()[-2000:]}
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return {**json.loads(completed.stdout.strip().splitlines()[-1]), "threads": threads or os.cpu_count()}
 
 
 def generate(rows: int, args: argparse.Namespace, work: Path, name: str, window: range | None) -> dict:
@@ -421,6 +429,9 @@ def compare(sizes: list[dict], stick: dict | None) -> dict:
         same = next((size for size in sizes if size["input"]["path"] == stick["path"]), None)
         if same and same["compute_s"]:
             ratios["compute_vs_yardstick"] = round(same["compute_s"] / stick["seconds"], 2)
+            cores = stick.get("all_cores") or {}
+            if "seconds" in cores:
+                ratios["compute_vs_yardstick_all_cores"] = round(same["compute_s"] / cores["seconds"], 2)
     for size in sizes:
         if size.get("weekly") and size["compute_s"] and not size["weekly"]["failure"]:
             ratios[f"weekly_upload_{size['rows_asked']}_vs_full"] = round(size["weekly"]["compute_s"] / size["compute_s"], 3)
@@ -510,9 +521,13 @@ def render(report: dict) -> str:
         steps = ", ".join(f"{name} {seconds}" for name, seconds in stick["steps"].items())
         lines += [
             "",
-            f"yardstick (pandas + HistGradientBoosting, one process, {Path(stick['path']).name}): "
+            f"yardstick (pandas + HistGradientBoosting, one process, {Path(stick['path']).name}, "
+            f"{stick['threads']} thread(s) as our environments): "
             f"{stick['seconds']} s ({steps}), peak {stick['peak_mb']:,} MB, backtest MAE {stick['backtest_mae']}",
         ]
+        cores = stick.get("all_cores") or {}
+        if "seconds" in cores:
+            lines.append(f"yardstick on all {cores['threads']} cores: {cores['seconds']} s")
     elif stick:
         lines += ["", f"yardstick FAILED: {stick['error']}"]
     lines += [f"ratio {name}: {value}" for name, value in report["ratios"].items()]
@@ -617,7 +632,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.yardstick and rows == beside and report["yardstick"] is None:
                 print("==> yardstick: pandas + HistGradientBoosting in one process", file=sys.stderr)
                 path, before = Path(report["sizes"][-1]["input"]["path"]), load()
-                report["yardstick"] = {**yardstick(path), "path": str(path), "load_before": before}
+                # The functions' threads (the local runner gives each environment its whole vCPUs,
+                # one at Predictions' 3,008 MB): work against work. The all-cores pass beside it.
+                memory = load_template()["Parameters"]["PredictionsMemorySize"]["Default"]
+                threads = compute_threads(int(memory))
+                report["yardstick"] = {**yardstick(path, threads), "path": str(path), "load_before": before}
+                report["yardstick"]["all_cores"] = yardstick(path)
     finally:
         if args.keep_files:
             print(f"==> generated files kept in {work}", file=sys.stderr)

@@ -32,8 +32,9 @@ HORIZON = 8
 def weekly_report() -> str:
     sample = generate_sales(items=8, stores=3, periods=156, frequency="W", seed=21)
     frame, manifest = features.build_features(sample.frame, "W")
-    metrics, backtest = model.backtest(frame, manifest, HORIZON, return_rows=True)
-    bundle = model.make_bundle(model.fit(frame, manifest["features"]), frame, manifest, metrics)
+    window = model.holdout_fit(frame, manifest, HORIZON)
+    metrics, backtest = model.backtest(frame, manifest, HORIZON, return_rows=True, window=window)
+    bundle = model.make_bundle(window.fitted, window.train, manifest, metrics)
     forecast = model.forecast(bundle, frame, HORIZON)
     summary = {
         "dataset": "weekly-sales",

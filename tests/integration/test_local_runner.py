@@ -31,7 +31,8 @@ HANDLER = textwrap.dedent(
         if event.get("fail"):
             raise ValueError("bad input")
         return {"pandas": pd.__file__, "path": sys.path[:2], "pid": os.getpid(),
-                "remaining_ms": context.get_remaining_time_in_millis(), "tmp": os.environ["TMPDIR"]}
+                "remaining_ms": context.get_remaining_time_in_millis(), "tmp": os.environ["TMPDIR"],
+                "threads": os.environ.get("OMP_NUM_THREADS")}
     """
 )
 
@@ -73,6 +74,7 @@ def test_cold_then_warm_with_lambda_paths_and_reports(demo):
         cold.logs[-1],
     )
     assert "Init Duration" not in warm.logs[-1]
+    assert cold.result["threads"] == "1", "256 MB is a fraction of a vCPU: one OpenMP thread"
 
 
 @pytest.mark.skipif(not sandbox_available(), reason="no private mount namespace on this machine (unshare -m)")

@@ -12,13 +12,13 @@ Two kinds of features (scikit-learn's vocabulary: all are computed per row, from
 series only):
 
 * history features use quantities strictly before the row's period: lags are shifts, rolling
-  means, standard deviations and the share of gap periods are computed over the series shifted
+  means, the standard deviation of the shortest window and the share of gap periods are computed over the series shifted
   by one period, and ``series_mean_to_date`` is the expanding mean of the shifted series (a
   target encoding that only ever sees the past);
 * known-in-advance features describe the period itself and are planned, not observed: calendar
   (at the series' frequency), unit price, promotion flag, price relative to the series' median
   price up to and including the period, price change against the previous period, and ordinal
-  codes of the series, item and store from a vocabulary kept in the manifest.
+  codes of the item and store from a vocabulary kept in the manifest.
 
 ``is_gap`` is kept in the feature set but is not a model feature: it is known only once the
 period is over (it would leak the target).
@@ -37,25 +37,19 @@ import pandas as pd
 
 from . import schema
 
-FEATURES_VERSION = "2.0"
-LAGS = {"D": (1, 2, 3, 7, 14, 21, 28), "W": (1, 2, 3, 4, 8, 13, 26, 52), "M": (1, 2, 3, 6, 12)}
+FEATURES_VERSION = "3.0"
+# Chosen by the accuracy benchmark and the training cost together (docs/scaling.md, "Training
+# cost"): a fit's time grows with rows x features, and these are the features whose removal cost
+# no accuracy on any export (lag 3 and lag 21, the std of the longer window, quarter, year, ISO
+# week, weekend flag, the per-series code: each repeats what another feature says).
+LAGS = {"D": (1, 2, 7, 14, 28), "W": (1, 2, 4, 8, 13, 26, 52), "M": (1, 2, 6, 12)}
 WINDOWS = {"D": (7, 28), "W": (4, 13), "M": (3, 12)}
 CALENDAR = {
-    "D": (
-        "day_of_week",
-        "day_of_month",
-        "week_of_year",
-        "month",
-        "quarter",
-        "year",
-        "day_of_year_sin",
-        "day_of_year_cos",
-        "is_weekend",
-    ),
-    "W": ("week_of_year", "month", "quarter", "year", "day_of_year_sin", "day_of_year_cos"),
-    "M": ("month", "quarter", "year", "days_in_month"),
+    "D": ("day_of_week", "day_of_month", "month", "day_of_year_sin", "day_of_year_cos"),
+    "W": ("month", "day_of_year_sin", "day_of_year_cos"),
+    "M": ("month", "days_in_month"),
 }
-ENCODINGS = ("series_code", "item_code", "store_code")
+ENCODINGS = ("item_code", "store_code")
 SERIES = [schema.ITEM, schema.STORE]
 KEY_COLUMNS = (schema.DATE, schema.ITEM, schema.STORE)
 BASE_COLUMNS = [schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION, "is_gap"]
@@ -70,7 +64,8 @@ def history_needed(frequency: str) -> int:
 
 def history_feature_names(frequency: str) -> list[str]:
     lags = [f"lag_{k}" for k in LAGS[frequency]]
-    windows = [f"rolling_{stat}_{w}" for w in WINDOWS[frequency] for stat in ("mean", "std")]
+    shortest = min(WINDOWS[frequency])
+    windows = [f"rolling_mean_{w}" for w in WINDOWS[frequency]] + [f"rolling_std_{shortest}"]
     gaps = [f"gap_share_{max(WINDOWS[frequency])}"]
     return [*lags, *windows, *gaps, "series_mean_to_date"]
 
@@ -174,19 +169,15 @@ def add_calendar(frame: pd.DataFrame, frequency: str) -> pd.DataFrame:
     dates = frame[schema.DATE].dt
     day_of_year = dates.day_of_year.to_numpy()
     values = {
-        "day_of_week": dates.day_of_week.astype("int8"),
-        "day_of_month": dates.day.astype("int8"),
-        "week_of_year": dates.isocalendar().week.astype("int16").to_numpy(),
-        "month": dates.month.astype("int8"),
-        "quarter": dates.quarter.astype("int8"),
-        "year": dates.year.astype("int16"),
-        "day_of_year_sin": np.sin(2 * np.pi * day_of_year / 365.25),
-        "day_of_year_cos": np.cos(2 * np.pi * day_of_year / 365.25),
-        "is_weekend": (dates.day_of_week >= 5).astype("int8"),
-        "days_in_month": dates.days_in_month.astype("int8"),
+        "day_of_week": lambda: dates.day_of_week.astype("int8"),
+        "day_of_month": lambda: dates.day.astype("int8"),
+        "month": lambda: dates.month.astype("int8"),
+        "day_of_year_sin": lambda: np.sin(2 * np.pi * day_of_year / 365.25),
+        "day_of_year_cos": lambda: np.cos(2 * np.pi * day_of_year / 365.25),
+        "days_in_month": lambda: dates.days_in_month.astype("int8"),
     }
-    for name in CALENDAR[frequency]:
-        frame[name] = values[name]
+    for name in CALENDAR[frequency]:  # only the frequency's: each costs a pass over the dates
+        frame[name] = values[name]()
     return frame
 
 
@@ -237,7 +228,8 @@ def add_history(frame: pd.DataFrame, frequency: str, prior: pd.DataFrame | None 
     previous = grouped.shift(1)  # what is known at each period: everything up to the one before
     for window in WINDOWS[frequency]:
         frame[f"rolling_mean_{window}"] = _rolling(previous, ids, window, "mean", 1)
-        frame[f"rolling_std_{window}"] = _rolling(previous, ids, window, "std", 2)
+    shortest = min(WINDOWS[frequency])  # the spread of the recent window; the longer one's added nothing
+    frame[f"rolling_std_{shortest}"] = _rolling(previous, ids, shortest, "std", 2)
     longest = max(WINDOWS[frequency])
     previous_gap = _by_series(frame["is_gap"].astype("float64"), ids).shift(1)
     frame[f"gap_share_{longest}"] = _rolling(previous_gap, ids, longest, "mean", 1)
@@ -268,14 +260,12 @@ def add_price_and_promotion(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_encodings(frame: pd.DataFrame, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
-    """Ordinal codes from a fixed vocabulary (kept in the manifest, so forecasts encode alike);
-    a series, item or store the vocabulary does not know gets -1."""
+    """Ordinal item and store codes from a fixed vocabulary (kept in the manifest, so forecasts
+    encode alike); an item or store the vocabulary does not know gets -1."""
     ids = series_ids(frame)
     pairs = frame[SERIES].drop_duplicates()  # in order of first appearance: the order of ngroup ids
-    series = [codes["series"].get(f"{item}|{store}", -1) for item, store in pairs.itertuples(index=False, name=None)]
     items = [codes["item"].get(item, -1) for item in pairs[schema.ITEM]]
     stores = [codes["store"].get(store, -1) for store in pairs[schema.STORE]]
-    frame["series_code"] = np.asarray(series, dtype="int32")[ids]
     frame["item_code"] = np.asarray(items, dtype="int32")[ids]
     frame["store_code"] = np.asarray(stores, dtype="int32")[ids]
     return frame

@@ -190,10 +190,11 @@ def trained_or_latest(
     (``backtest``, ``fit``, ``save_model``, ``load_model``)."""
     if mode == "train_and_predict":
         try:
-            with timer("backtest"):
-                scores, rows = model.backtest(frame, manifest, horizon, return_rows=True)
             with timer("fit"):
-                bundle = model.make_bundle(model.fit(frame, manifest["features"]), frame, manifest, scores)
+                window = model.holdout_fit(frame, manifest, horizon)
+            with timer("backtest"):
+                scores, rows = model.backtest(frame, manifest, horizon, return_rows=True, window=window)
+            bundle = model.make_bundle(window.fitted, window.train, manifest, scores)
         except model.InsufficientHistory as exc:
             raise NothingToDo(f"not enough history to train and backtest {horizon} periods: {exc}") from None
         with timer("save_model"):

@@ -26,10 +26,11 @@ def test_gaps_become_explicit_zero_rows():
 
 def test_calendar_features():
     frame, _ = features.build_features(daily([1.0] * 3, start="2024-03-01"), "D")
-    assert list(frame["day_of_week"]) == [4, 5, 6]
-    assert list(frame["is_weekend"]) == [0, 1, 1]
-    assert list(frame["month"]) == [3, 3, 3] and list(frame["quarter"]) == [1, 1, 1]
-    assert list(frame["week_of_year"]) == [9, 9, 9]
+    assert list(frame["day_of_week"]) == [4, 5, 6] and list(frame["day_of_month"]) == [1, 2, 3]
+    assert list(frame["month"]) == [3, 3, 3]
+    np.testing.assert_allclose(frame["day_of_year_sin"], np.sin(2 * np.pi * np.array([61, 62, 63]) / 365.25))
+    # only the frequency's calendar: no column the model does not use
+    assert not {"quarter", "year", "week_of_year", "is_weekend", "days_in_month"} & set(frame.columns)
 
 
 def test_lags_and_rolling_use_only_the_past():
@@ -82,7 +83,10 @@ def test_series_encodings_are_stable_and_in_the_manifest():
     frame = pd.concat([daily([1.0] * 3, item="B"), daily([1.0] * 3, item="A", store="S2")])
     result, manifest = features.build_features(frame, "D")
     assert manifest["codes"]["series"] == {"A|S2": 0, "B|S1": 1}
-    assert set(result.loc[result["item_id"] == "B", "series_code"]) == {1}
+    assert manifest["codes"]["item"] == {"A": 0, "B": 1} and manifest["codes"]["store"] == {"S1": 0, "S2": 1}
+    assert set(result.loc[result["item_id"] == "B", "item_code"]) == {1} and set(
+        result.loc[result["item_id"] == "A", "store_code"]
+    ) == {1}
     assert manifest["series"] == 2 and set(manifest["features"]) <= set(result.columns)
 
 

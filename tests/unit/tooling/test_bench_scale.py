@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 
 import pytest
@@ -192,6 +193,10 @@ def test_the_whole_script_at_a_tiny_size_with_a_recorded_main_job(bench, monkeyp
     assert report["yardstick"]["path"] == large["input"]["path"]  # the size nearest to 1 M rows
     assert report["yardstick"]["rows"] == large["input"]["rows"] and report["yardstick"]["seconds"] > 0
     assert report["ratios"]["compute_vs_yardstick"] == pytest.approx(4.0 / report["yardstick"]["seconds"], rel=0.01)
+    assert report["yardstick"]["threads"] == 1  # Predictions' 3,008 MB: one whole vCPU, as its environments get
+    cores = report["yardstick"]["all_cores"]
+    assert cores["rows"] == large["input"]["rows"] and cores["threads"] == os.cpu_count()
+    assert report["ratios"]["compute_vs_yardstick_all_cores"] == pytest.approx(4.0 / cores["seconds"], rel=0.01)
     assert report["ratios"]["compute_6000_vs_3000"]["compute"] == 1.0
     assert "load_1m" in small["load_before"] and "omp_num_threads" in report["environment"]
 

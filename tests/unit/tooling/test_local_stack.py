@@ -11,7 +11,7 @@ import pytest
 from lambda_build.offline import stack as stackmod
 from lambda_build.offline.emulator import arn as offline_arn
 from lambda_build.offline.errors import TaskFailed
-from lambda_build.offline.sandbox import Invocation
+from lambda_build.offline.sandbox import Invocation, compute_threads
 
 
 class FakeFunction:
@@ -117,3 +117,9 @@ def test_each_invocation_record_carries_the_step_durations_its_output_reports(lo
     with pytest.raises(TaskFailed):
         local_stack.invoke(arn, {"fail": True})
     assert [record["durations_ms"] for record in local_stack.reports] == [{"fit": 812.5, "flip": 3.1}, None, None]
+
+
+def test_an_environment_gets_the_threads_of_its_whole_vcpus_within_the_machine():
+    assert compute_threads(128, cpus=2) == compute_threads(3008, cpus=2) == 1  # less than two vCPUs
+    assert compute_threads(3538, cpus=2) == 2 and compute_threads(10240, cpus=2) == 2  # not past the machine
+    assert compute_threads(10240, cpus=8) == 5

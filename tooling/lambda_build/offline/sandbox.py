@@ -62,6 +62,18 @@ def sandbox_available() -> bool:
     return probe.returncode == 0
 
 
+MB_PER_VCPU = 1769  # Lambda gives CPU in proportion to memory: one whole vCPU at 1,769 MB
+
+
+def compute_threads(memory_mb: int, cpus: int | None = None) -> int:
+    """OpenMP/BLAS threads for an environment of ``memory_mb``: its whole vCPUs (at least one,
+    at most this machine's CPUs). On Lambda each environment has its own vCPUs; here the
+    environments of a Map share the machine's cores, and a pool of processes each starting a
+    thread per core would oversubscribe them (scikit-learn's OpenMP then spends its time waiting),
+    which no Lambda bill shows."""
+    return max(1, min(memory_mb // MB_PER_VCPU, cpus or os.cpu_count() or 1))
+
+
 class LocalFunction:
     """One function's execution environment: cold on the first call, warm after."""
 
@@ -134,6 +146,8 @@ class LocalFunction:
             "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{self.python.name.removeprefix('python')}",
+            "OMP_NUM_THREADS": str(compute_threads(self.memory_mb)),  # the function's own setting wins
+            "OPENBLAS_NUM_THREADS": str(compute_threads(self.memory_mb)),
             **self.environment,
         }
         started = time.perf_counter()
