@@ -109,11 +109,22 @@ def stage_figures(invocations: list[dict]) -> list[dict]:
                 "peak_share": round(peak / size, 3),
                 "compute_s": round(sum(call["duration_ms"] for call in calls) / 1000, 2),
                 "init_s": round(sum(call.get("init_ms") or 0.0 for call in calls) / 1000, 2),
+                "steps_s": step_seconds(calls),
                 "gb_seconds": round(gb_s, 3),
                 "lambda_usd": lambda_cost(gb_s, len(calls)),
             }
         )
     return figures
+
+
+def step_seconds(calls: list[dict]) -> dict[str, float]:
+    """Where a function's compute went: each logged step's durations summed over its invocations
+    (the ``durations_ms`` the handlers report; issue 12.8), largest first."""
+    totals: dict[str, float] = {}
+    for call in calls:
+        for step, ms in (call.get("durations_ms") or {}).items():
+            totals[step] = totals.get(step, 0.0) + ms
+    return {step: round(ms / 1000, 2) for step, ms in sorted(totals.items(), key=lambda pair: -pair[1])}
 
 
 def shard_figures(invocations: list[dict]) -> list[dict]:
@@ -468,6 +479,8 @@ def render_size(size: dict) -> list[str]:
             f"   {stage['function']:<28}{stage['invocations']:>5}{stage['peak_mb']:>9,}{stage['memory_size_mb']:>9,}"
             f"{stage['peak_share']:>8.0%}{stage['compute_s']:>11,.1f}{stage['gb_seconds']:>10,.1f}{stage['lambda_usd']:>11.5f}{errors}"
         )
+        if stage.get("steps_s"):
+            lines.append("      steps: " + ", ".join(f"{step} {seconds:,.1f} s" for step, seconds in stage["steps_s"].items()))
     t, cost = size["transitions"], size["cost_usd"]
     lines.append(
         f"   {'total':<28}{sum(s['invocations'] for s in size['stages']):>5}{'':>26}{size['compute_s']:>11,.1f}"

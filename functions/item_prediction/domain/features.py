@@ -141,21 +141,30 @@ def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
         frame = frame.groupby([*SERIES, schema.DATE], as_index=False, sort=False).agg(
             {schema.QUANTITY: "sum", schema.PRICE: "mean", schema.PROMOTION: "max"}
         )
-    frame = frame.sort_values([*SERIES, schema.DATE], kind="stable").reset_index(drop=True)
-    # Every series' full range of periods at once: repeat each series' key and count periods up.
+    # Integer series keys in the keys' sorted order (two single-column factorizations): sorting,
+    # grouping and merging on them is much cheaper than on the string keys, and the order is the same.
+    item_codes, items = pd.factorize(frame[schema.ITEM], sort=True)
+    store_codes, stores = pd.factorize(frame[schema.STORE], sort=True)
+    frame["_series"] = item_codes.astype("int64") * max(len(stores), 1) + store_codes
     frame["_period"] = period_number(frame[schema.DATE], frequency)
-    bounds = frame.groupby(SERIES, sort=False)["_period"].agg(["min", "max"])
+    frame = frame.sort_values(["_series", "_period"], kind="stable").reset_index(drop=True)
+    # Every series' full range of periods at once: repeat each series' key and count periods up.
+    bounds = frame.groupby("_series", sort=True)["_period"].agg(["min", "max"])
     periods = (bounds["max"] - bounds["min"] + 1).to_numpy()
     starts = np.repeat(np.cumsum(periods) - periods, periods)
     numbers = np.repeat(bounds["min"].to_numpy(), periods) + (np.arange(periods.sum()) - starts)
+    keys = np.repeat(bounds.index.to_numpy(), periods)
     grid = pd.DataFrame(
         {
-            schema.ITEM: np.repeat(bounds.index.get_level_values(0).to_numpy(dtype=object), periods),
-            schema.STORE: np.repeat(bounds.index.get_level_values(1).to_numpy(dtype=object), periods),
+            "_series": keys,
+            "_period": numbers,
+            schema.ITEM: np.asarray(items, dtype=object)[keys // max(len(stores), 1)],
+            schema.STORE: np.asarray(stores, dtype=object)[keys % max(len(stores), 1)],
             schema.DATE: period_dates(numbers, frequency, frame[schema.DATE].iloc[0]),
         }
     )
-    grid = grid.merge(frame.drop(columns="_period"), on=[*SERIES, schema.DATE], how="left", validate="one_to_one")
+    values = frame[["_series", "_period", schema.QUANTITY, schema.PRICE, schema.PROMOTION]]
+    grid = grid.merge(values, on=["_series", "_period"], how="left", validate="one_to_one").drop(columns=["_series", "_period"])
     grid["is_gap"] = grid[schema.QUANTITY].isna().astype("int8")
     grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype("float64")
     # A gap's price is the series' last known price (then the next one, before the first record).
@@ -181,9 +190,18 @@ def add_calendar(frame: pd.DataFrame, frequency: str) -> pd.DataFrame:
     return frame
 
 
+def series_starts(frame: pd.DataFrame) -> np.ndarray:
+    """True on each row that starts a series in a frame grouped by series (every caller sorts by
+    series first): comparing neighbours costs a pass, where grouping by the string keys hashes them."""
+    items, stores = frame[schema.ITEM].to_numpy(dtype=object), frame[schema.STORE].to_numpy(dtype=object)
+    starts = np.ones(len(frame), dtype=bool)
+    starts[1:] = (items[1:] != items[:-1]) | (stores[1:] != stores[:-1])
+    return starts
+
+
 def series_ids(frame: pd.DataFrame) -> np.ndarray:
-    """An integer per series (factorizing the string keys once; grouping by it is much cheaper)."""
-    return frame.groupby(SERIES, sort=False).ngroup().to_numpy()
+    """An integer per series, counting up in the frame's order (a frame grouped by series)."""
+    return np.cumsum(series_starts(frame)) - 1
 
 
 def _by_series(values: pd.Series, ids: np.ndarray):
@@ -262,8 +280,9 @@ def add_price_and_promotion(frame: pd.DataFrame) -> pd.DataFrame:
 def add_encodings(frame: pd.DataFrame, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
     """Ordinal item and store codes from a fixed vocabulary (kept in the manifest, so forecasts
     encode alike); an item or store the vocabulary does not know gets -1."""
-    ids = series_ids(frame)
-    pairs = frame[SERIES].drop_duplicates()  # in order of first appearance: the order of ngroup ids
+    starts = series_starts(frame)
+    ids = np.cumsum(starts) - 1
+    pairs = frame.loc[starts, SERIES]  # one row per series, in the order of the ids
     items = [codes["item"].get(item, -1) for item in pairs[schema.ITEM]]
     stores = [codes["store"].get(store, -1) for store in pairs[schema.STORE]]
     frame["item_code"] = np.asarray(items, dtype="int32")[ids]

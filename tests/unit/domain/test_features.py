@@ -207,3 +207,13 @@ def test_known_in_advance_goes_into_the_manifest_in_canonical_order():
     _, manifest = features.build_features(daily([1.0] * 3), "D", known_in_advance=["promotion", "unit_price"])
     assert manifest["known_in_advance"] == ["unit_price", "promotion"]
     assert features.build_features(daily([1.0] * 3), "D")[1]["known_in_advance"] == []
+
+
+def test_series_ids_of_a_grid_match_grouping_by_the_keys():
+    sample = generate_sales(items=5, stores=3, periods=40, frequency="D", seed=4, invalid=False)
+    frame, _ = features.build_features(sample.frame, "D")
+    expected = frame.groupby(["item_id", "store_id"], sort=False).ngroup().to_numpy()
+    np.testing.assert_array_equal(features.series_ids(frame), expected)
+    # an item id shared by two stores and a store shared by two items are still two series each
+    pairs = pd.DataFrame({"item_id": ["A", "A", "B", "B"], "store_id": ["S1", "S2", "S2", "S2"]})
+    assert list(features.series_ids(pairs)) == [0, 1, 2, 2]

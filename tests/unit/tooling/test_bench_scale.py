@@ -90,6 +90,14 @@ def test_stage_figures_bill_init_and_duration_at_the_memory_size(bench):
     assert predictions["errors"] == ["Runtime.OutOfMemory"]
 
 
+def test_stage_figures_say_where_the_compute_went_step_by_step(bench):
+    first = {**call("PredictionsFunction", 3000, 3008, 900, shard=0), "durations_ms": {"fit": 2000.0, "forecast": 500.0}}
+    second = {**call("PredictionsFunction", 2000, 3008, 900, shard=1), "durations_ms": {"fit": 1500.0, "write_items": 400.0}}
+    (stage,) = bench.stage_figures([first, second])
+    assert stage["steps_s"] == {"fit": 3.5, "forecast": 0.5, "write_items": 0.4}
+    assert list(stage["steps_s"]) == ["fit", "forecast", "write_items"]  # largest first
+
+
 def test_shard_figures_cover_only_the_invocations_inside_a_map(bench):
     calls = [call("DataValidationFunction", 9000, 1024, 999)]
     calls += [
@@ -202,9 +210,8 @@ def test_the_whole_script_at_a_tiny_size_with_a_recorded_main_job(bench, monkeyp
 
 
 def test_the_text_report_names_failures_and_shards(bench):
-    stages = bench.stage_figures(
-        [call("PredictionsFunction", 3000, 3008, 3008, shard=0, error={"errorType": "Runtime.OutOfMemory"})]
-    )
+    failed = call("PredictionsFunction", 3000, 3008, 3008, shard=0, error={"errorType": "Runtime.OutOfMemory"})
+    stages = bench.stage_figures([{**failed, "durations_ms": {"read_features": 250.0, "fit": 1500.0}}])
     size = {
         "rows_asked": 3_000_000,
         "input": {
@@ -231,6 +238,7 @@ def test_the_text_report_names_failures_and_shards(bench):
     }
     text = bench.render({"environment": {}, "sizes": [size], "yardstick": {"error": "no file"}, "ratios": {}})
     assert "FAILED in Predict: Runtime.OutOfMemory" in text
+    assert "      steps: fit 1.5 s, read_features 0.2 s" in text.splitlines()
     stage_line = next(line for line in text.splitlines() if line.strip().startswith("PredictionsFunction"))
     assert stage_line.endswith("Runtime.OutOfMemory") and "100%" in stage_line  # the stage that died, at its size
     assert "1 child executions (EXPRESS)" in text and "per shard" in text and "yardstick FAILED: no file" in text
