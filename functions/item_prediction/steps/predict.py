@@ -20,7 +20,7 @@ display; the superseded run's items expire.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -35,7 +35,7 @@ from . import report as reporting
 from .envelope import NothingToDo
 
 MODES = ("train_and_predict", "predict")
-EXPIRY_DAYS = 35  # a run's items live this long after its last forecast date (or after the run, if later)
+EXPIRY_DAYS, expires_at = table_keys.EXPIRY_DAYS, table_keys.expires_at  # the TTL rule, shared with Aggregate's pointers
 
 
 class ModelIntegrityError(ValueError):
@@ -53,13 +53,6 @@ def load_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, di
     )
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     return frame, manifest
-
-
-def expires_at(last_day: date, today: date) -> int:
-    """TTL (epoch seconds): EXPIRY_DAYS after the last forecast date, counted from today when the
-    forecast lies in the past (a backfill), so a current run is not deleted as it is published."""
-    end = max(last_day, today) + timedelta(days=EXPIRY_DAYS)
-    return int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp())
 
 
 QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forecast has them
