@@ -10,7 +10,8 @@ small result), then, under the dataset's lease:
 2. exact dataset metrics from the additive sums (:func:`combine`): MAE = sum |error| / count,
    WAPE = sum |error| / sum actual, for the model and the seasonal-naive baseline;
 3. writes the generation's pointer ``GEN#<run_id>`` / ``SHARD#<s>`` for every shard with a
-   forecast (with ``expires_at``, the TTL rule of the predictions it names: :func:`pointer_expiry`), then ``models/<ds>/latest.json`` (dataset level), the forecast report's page
+   forecast (with ``expires_at``, the TTL rule of the predictions it names: :func:`pointer_expiry`),
+   then ``models/<ds>/latest.json`` (dataset level), the forecast report's page
    ``reports/<ds>/<run_id>/report.html`` (merged from the report slices the shards' Predict wrote:
    each entry of the shard table records its ``report_slice``, so an untouched shard contributes the
    slice of the run that last ran it), the run report ``reports/<ds>/runs/<run_id>.json`` and
