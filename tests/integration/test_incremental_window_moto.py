@@ -34,11 +34,10 @@ def sales() -> tuple[pd.DataFrame, pd.DataFrame]:
     stopped selling before the predict window, one with no rows across the window's start."""
     frame = generate_sales(items=3, stores=2, periods=150, seed=4, invalid=False).frame
     days = sorted(frame["date"].unique())
+    start = len(days) - 8 - features.history_needed("D")  # the window of a model trained up to days[-8]
     dormant = (frame["item_id"] == "ITEM-001") & (frame["store_id"] == "STORE-01")
     gapped = (frame["item_id"] == "ITEM-002") & (frame["store_id"] == "STORE-00")
-    start = len(days) - 8 - features.history_needed("D")  # the window of a model trained up to days[-8]
-    frame = frame[~(dormant & (frame["date"] >= days[start - 20]))]
-    frame = frame[~(gapped & frame["date"].isin(days[start - 3 : start + 3]))]
+    frame = frame[~(dormant & (frame["date"] >= days[start - 20])) & ~(gapped & frame["date"].isin(days[start - 3 : start + 3]))]
     return frame[frame["date"] <= days[-8]], frame[frame["date"] > days[-8]]
 
 
