@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import UTC, date, datetime
 
 import boto3
 import pytest
 from item_prediction.aws import ledger, table_keys
 from item_prediction.domain import schema
+from item_prediction.steps import predict as predict_step
 from lambda_build.sample_data import generate_sales
 
 from .conftest import BUCKET, TABLE, all_items, csv_bytes, current, read_json, run_pipeline
@@ -122,6 +124,33 @@ def test_an_upload_for_one_series_re_runs_only_its_shard_and_keeps_the_others(aw
     assert "1 of 4 shards forecast with their latest model" in page
     charted = [tuple(title.split(" @ ")) for title in chart_titles(page)[1:]]
     assert len({table_keys.series_shard(*key, 4) for key in charted} - {shard}) >= 2, "untouched shards' series charted"
+
+
+def test_generation_pointers_expire_with_the_predictions_they_name(aws, monkeypatch):
+    """Every generation's pointers carry the table's TTL attribute: a superseded generation's go
+    with its items (the table does not grow by N pointers per run for ever), and no pointer of the
+    current generation expires before the items it names."""
+    monkeypatch.setattr(schema, "SHARD_TARGET_ROWS", 500)
+    upload(aws, "raw/sales/history.csv", first_days(SALES))
+    first = run_pipeline("raw/sales/history.csv")
+    series = SALES[(SALES["item_id"] == "ITEM-003") & (SALES["store_id"] == "STORE-01")]
+    upload(aws, "raw/sales/week.csv", series[(series["date"] >= "2023-05-01") & (series["date"] < "2023-05-08")])
+    second = run_pipeline("raw/sales/week.csv")
+
+    table = boto3.resource("dynamodb").Table(TABLE)
+    pointers = [item for item in table.scan()["Items"] if item["sk"].startswith("SHARD#")]
+    items_expiry: dict[str, int] = {}
+    for item in all_items():
+        items_expiry[item["forecast_id"]] = max(items_expiry.get(item["forecast_id"], 0), int(item["expires_at"]))
+    generations = {item["pk"].rsplit("#", 1)[1] for item in pointers}
+    assert generations == {first[2]["run_id"], second[2]["run_id"]} and len(pointers) == 8
+    assert all("expires_at" in pointer for pointer in pointers), "every pointer has a TTL"
+    for pointer in pointers:
+        expiry, last = int(pointer["expires_at"]), pointer["forecast_range"][1]
+        assert expiry >= items_expiry[pointer["forecast_id"]], "a pointer outlives the items it names"
+        assert expiry == predict_step.expires_at(date.fromisoformat(last), datetime.now(UTC).date())
+    kept = [p for p in pointers if p["pk"].endswith(second[2]["run_id"]) and p["forecast_id"] == first[2]["run_id"]]
+    assert len(kept) == 3, "the untouched shards' pointers of the new generation name the first run's items"
 
 
 def test_the_same_file_again_or_the_same_event_twice_changes_nothing(aws):

@@ -12,6 +12,12 @@ the read API's function needs no data-science layer.
   pointer written before shards existed names a ``forecast_id`` and no generation: it is read as
   the one forecast of the whole dataset.)
 
+Predictions and generation pointers carry ``expires_at`` (the table's TTL attribute, epoch
+seconds, :func:`expires_at`): EXPIRY_DAYS after the last forecast date they hold or point to,
+counted from the day written when that date is past. A pointer is written after the items it
+names, with the same rule, so it never expires before them; a superseded generation's pointers
+go with its items (the table does not grow by N pointers per run for ever).
+
 ``esc`` percent-encodes ``%`` and ``#`` in ids, so an id holding the separator can never produce
 another series' key; the items themselves carry the original ids. (The ingest ledger's and the
 lease's keys are in :mod:`.ledger`.)
@@ -22,10 +28,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import UTC, date, datetime, timedelta
 
 from ..domain import shard_hash
 from ..domain.schema import NO_STORE
 
+EXPIRY_DAYS = 35  # a run's items and pointers live this long after its last forecast date (or the day written, if later)
 _ESCAPES = {"%": "%25", "#": "%23"}
 _UNESCAPES = {value: key for key, value in _ESCAPES.items()}
 
@@ -80,3 +88,10 @@ def series_shard(item_id: str, store_id: str | None, count: int) -> int:
     """The shard of one series among ``count`` (:mod:`item_prediction.domain.shard_hash`, which
     ``domain.shards.shard_of`` uses too; standard library only: the read API has no pandas)."""
     return shard_hash.shard_of_series(item_id, store_id or NO_STORE, count)
+
+
+def expires_at(last_day: date, today: date) -> int:
+    """TTL (epoch seconds): EXPIRY_DAYS after the last forecast date, counted from today when the
+    forecast lies in the past (a backfill), so a current run is not deleted as it is published."""
+    end = max(last_day, today) + timedelta(days=EXPIRY_DAYS)
+    return int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp())

@@ -26,11 +26,19 @@ period is over (it would leak the target).
 Because history features only look back a bounded number of periods (plus the running sum and
 count behind ``series_mean_to_date``), a forecast can compute them on a short tail of each series,
 given those running totals (``prior``), and get exactly the values a full recomputation would.
+
+The same holds for a whole feature set: :func:`prior_table` cuts each series of a full-history
+grid where its recent window starts (one row per series: the cut, the running totals, the last
+price and the price distribution before it, the encodings), and :func:`build_features` with that
+``prior`` on the validated rows from each series' cut on gives, on every row at least
+``history_needed`` periods after the cut (each series' last rows: where a forecast starts), the
+features a full-history build gives.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -131,11 +139,17 @@ def to_period_start(dates: pd.Series, frequency: str, freq: str) -> pd.Series:
     return dates
 
 
-def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
-    """One row per series and period from its first to its last period; gaps flagged and zero-filled."""
+def regular_grid(clean: pd.DataFrame, frequency: str, prior: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per series and period from its first to its last period; gaps flagged and zero-filled.
+
+    ``prior`` (:func:`prior_table`): a series with periods before its ``cut`` starts at the cut
+    (the gaps up to its first row included, as in the full history), its gaps' price carried on
+    from ``last_price``; a weekly grid keeps the cuts' weekday.
+    """
     frame = clean[[schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY, schema.PRICE, schema.PROMOTION]].copy()
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
-    freq = grid_freq(frequency, frame[schema.DATE])
+    started = _started(prior)
+    freq = grid_freq(frequency, started["cut"] if len(started) else frame[schema.DATE])
     if frequency != "D":  # move every date back to its period's start, summing what shares a period
         frame[schema.DATE] = to_period_start(frame[schema.DATE], frequency, freq)
         frame = frame.groupby([*SERIES, schema.DATE], as_index=False, sort=False).agg(
@@ -150,6 +164,11 @@ def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
     frame = frame.sort_values(["_series", "_period"], kind="stable").reset_index(drop=True)
     # Every series' full range of periods at once: repeat each series' key and count periods up.
     bounds = frame.groupby("_series", sort=True)["_period"].agg(["min", "max"])
+    if len(started):  # series that began before their cut start at it
+        codes = pd.Index(items).get_indexer(started.index.get_level_values(0)).astype("int64") * max(len(stores), 1)
+        codes += pd.Index(stores).get_indexer(started.index.get_level_values(1))
+        cuts = pd.Series(period_number(started["cut"], frequency), index=codes).reindex(bounds.index)
+        bounds["min"] = np.fmin(bounds["min"], cuts.to_numpy()).astype("int64")
     periods = (bounds["max"] - bounds["min"] + 1).to_numpy()
     starts = np.repeat(np.cumsum(periods) - periods, periods)
     numbers = np.repeat(bounds["min"].to_numpy(), periods) + (np.arange(periods.sum()) - starts)
@@ -168,6 +187,10 @@ def regular_grid(clean: pd.DataFrame, frequency: str) -> pd.DataFrame:
     grid["is_gap"] = grid[schema.QUANTITY].isna().astype("int8")
     grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype("float64")
     # A gap's price is the series' last known price (then the next one, before the first record).
+    if len(started):
+        seed = started["last_price"].reindex(pd.MultiIndex.from_frame(grid[SERIES])).to_numpy()
+        first = series_starts(grid)
+        grid[schema.PRICE] = grid[schema.PRICE].where(~first | grid[schema.PRICE].notna(), seed)
     by_series = grid[schema.PRICE].groupby(series_ids(grid), sort=False)
     grid[schema.PRICE] = by_series.ffill().groupby(series_ids(grid), sort=False).bfill().astype("float64")
     grid[schema.PROMOTION] = grid[schema.PROMOTION].fillna(0).astype("int8")
@@ -266,15 +289,49 @@ def running_totals(grid: pd.DataFrame) -> pd.DataFrame:
     return grid.groupby(SERIES, sort=False)[TARGET].agg(sum="sum", count="count").astype("float64")
 
 
-def add_price_and_promotion(frame: pd.DataFrame) -> pd.DataFrame:
-    """Relative price and price change; the reference median covers the series up to each period."""
+def add_price_and_promotion(frame: pd.DataFrame, prior: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Relative price and price change; the reference median covers the series up to each period
+    (with ``prior``, its ``prices`` before the frame too)."""
     ids = series_ids(frame)
     price = frame[schema.PRICE]
     reference = _by_series(price, ids).expanding(min_periods=1).median().reset_index(level=0, drop=True).reindex(frame.index)
+    if prior is not None and len(prior):
+        reference = _reference_with_prior(frame, reference, prior)
     frame["price_ratio"] = price / reference
     frame["price_change"] = _by_series(price, ids).pct_change(fill_method=None).fillna(0.0)
     frame[schema.PROMOTION] = frame[schema.PROMOTION].astype("int8")
     return frame
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The median of ``values`` repeated ``weights`` times (sorted values; pandas' median of the multiset)."""
+    total = weights.sum()
+    if total == 0:
+        return np.nan
+    cumulative = np.cumsum(weights)
+    low = values[np.searchsorted(cumulative, (total + 1) // 2)]
+    high = values[np.searchsorted(cumulative, total // 2 + 1)]
+    return (low + high) / 2
+
+
+def _reference_with_prior(frame: pd.DataFrame, reference: pd.Series, prior: pd.DataFrame) -> pd.Series:
+    """The expanding median price of each series with a price distribution before the frame
+    (``prior["prices"]``, JSON ``[[price, periods], ...]``), over that distribution and the
+    frame's prices up to each row (a loop per such series: a window holds few rows)."""
+    reference = reference.to_numpy(dtype="float64", copy=True)
+    prices = frame[schema.PRICE].to_numpy(dtype="float64")
+    distributions = prior["prices"].dropna()
+    for positions in _by_series(frame[schema.PRICE], series_ids(frame)).indices.values():
+        key = (frame[schema.ITEM].iat[positions[0]], frame[schema.STORE].iat[positions[0]])
+        if key not in distributions.index:
+            continue
+        counts = {float(price): int(count) for price, count in json.loads(distributions.at[key])}
+        for position in positions:
+            if not np.isnan(prices[position]):
+                counts[prices[position]] = counts.get(prices[position], 0) + 1
+            ordered = np.asarray(sorted(counts))
+            reference[position] = _weighted_median(ordered, np.asarray([counts[value] for value in ordered]))
+    return pd.Series(reference, index=frame.index)
 
 
 def add_encodings(frame: pd.DataFrame, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
@@ -300,26 +357,103 @@ def vocabulary(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
     }
 
 
-def known_in_advance(grid: pd.DataFrame, frequency: str, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
-    """Calendar, price, promotion and encodings of a grid sorted by series, then date."""
+def known_in_advance(
+    grid: pd.DataFrame, frequency: str, codes: dict[str, dict[str, int]], prior: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Calendar, price, promotion and encodings of a grid sorted by series, then date (``prior``:
+    the price distribution before the grid, :func:`prior_table`)."""
     frame = add_calendar(grid, frequency)
-    frame = add_price_and_promotion(frame)
+    frame = add_price_and_promotion(frame, prior)
     return add_encodings(frame, codes)
+
+
+PRIOR_COLUMNS = [*SERIES, "cut", "sum", "count", "last_price", "prices", *ENCODINGS]
+
+
+def prior_table(frame: pd.DataFrame, since: str, frequency: str) -> pd.DataFrame:
+    """What a windowed build needs of each series' history before its window, one row per series.
+
+    ``frame``: a full-history feature set (:func:`build_features`). A series' ``cut`` is the
+    window's start ``since`` (a grid date; ``history_needed`` periods before the model's data end),
+    or earlier for a series that ends sooner: ``history_needed`` periods before its last one (so
+    its last row's features are whole, and a series whose last row is before the window is still
+    forecast from its own end, as with the full history).
+    Before the cut: ``sum`` and ``count`` of the quantities (the running mean's totals),
+    ``last_price`` (what its gaps carry on) and ``prices`` (JSON ``[[price, periods], ...]``, the
+    price reference's distribution); and the series' encodings. Columns PRIOR_COLUMNS.
+    """
+    frame = sort_grid(frame)
+    ids = series_ids(frame)
+    period = pd.Series(period_number(frame[schema.DATE], frequency), index=frame.index)
+    first_period = period_number(pd.Series([pd.Timestamp(since)]), frequency)[0]
+    cut = np.minimum(first_period, period.groupby(ids).transform("max") - history_needed(frequency))
+    before = frame[(period < cut).to_numpy()]
+    firsts = series_starts(frame)
+    table = frame.loc[firsts, [*SERIES, *ENCODINGS]].set_index(SERIES)
+    table["cut"] = period_dates(cut[firsts].to_numpy(), frequency, frame[schema.DATE].iloc[0])
+    totals = running_totals(before)
+    table["sum"] = totals["sum"].reindex(table.index, fill_value=0.0)
+    table["count"] = totals["count"].reindex(table.index, fill_value=0.0)
+    table["last_price"] = before.groupby(SERIES, sort=False)[schema.PRICE].last().reindex(table.index)
+    counted = before.groupby([*SERIES, schema.PRICE], sort=True).size()
+    distributions = {
+        key: json.dumps([[float(price), int(count)] for price, count in group.droplevel(SERIES).items()])
+        for key, group in counted.groupby(level=SERIES, sort=False)
+    }
+    table["prices"] = pd.Series(distributions, dtype=object).reindex(table.index)
+    return table.reset_index()[PRIOR_COLUMNS]
+
+
+def index_prior(prior: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A stored :func:`prior_table` indexed by series (what the feature functions take), its cut as dates."""
+    if prior is None:
+        return None
+    indexed = prior.assign(
+        **{schema.ITEM: prior[schema.ITEM].astype(str), schema.STORE: prior[schema.STORE].astype(str)}
+    ).set_index(SERIES)
+    indexed["cut"] = pd.to_datetime(indexed["cut"])
+    return indexed
+
+
+def _started(prior: pd.DataFrame | None) -> pd.DataFrame:
+    """The series of an indexed prior with periods before their cut (their grid starts at it)."""
+    if prior is None:
+        return pd.DataFrame(columns=["cut", "last_price"])
+    return prior.loc[prior["count"] > 0, ["cut", "last_price"]]
+
+
+def prior_codes(prior: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """The encodings' vocabulary of an indexed prior (the full history's, which the model was fitted with)."""
+    pairs = prior.index.to_frame(index=False)
+    keys = sorted(pairs[schema.ITEM] + "|" + pairs[schema.STORE])  # every series of the history: its vocabulary
+    return {
+        "series": {key: code for code, key in enumerate(keys)},
+        "item": dict(zip(pairs[schema.ITEM], prior["item_code"].astype(int), strict=True)),
+        "store": dict(zip(pairs[schema.STORE], prior["store_code"].astype(int), strict=True)),
+    }
 
 
 def sort_grid(grid: pd.DataFrame) -> pd.DataFrame:
     return grid.sort_values([*SERIES, schema.DATE], kind="stable").reset_index(drop=True)
 
 
-def compute_features(grid: pd.DataFrame, frequency: str, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
-    """All feature families on a regular grid; returns the grid sorted by series, then date."""
+def compute_features(
+    grid: pd.DataFrame, frequency: str, codes: dict[str, dict[str, int]], prior: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """All feature families on a regular grid; returns the grid sorted by series, then date.
+    ``prior`` (:func:`prior_table`, indexed by series): what came before the grid's rows."""
     frame = sort_grid(grid)
-    frame = known_in_advance(frame, frequency, codes)
-    return add_history(frame, frequency)
+    frame = known_in_advance(frame, frequency, codes, prior)
+    return add_history(frame, frequency, prior)
 
 
 def build_features(
-    clean: pd.DataFrame, frequency: str, *, source_fingerprint: str = "", known_in_advance: tuple[str, ...] | list[str] = ()
+    clean: pd.DataFrame,
+    frequency: str,
+    *,
+    source_fingerprint: str = "",
+    known_in_advance: tuple[str, ...] | list[str] = (),
+    prior: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The feature set and its manifest for validated rows at ``frequency`` (``D``, ``W`` or ``M``).
 
@@ -335,6 +469,10 @@ def build_features(
         The mapping's ``known_in_advance`` columns: their features are model inputs (see
         :func:`feature_names`), and the backtest plans the held-out periods with their recorded
         values (kept in the manifest).
+    prior : DataFrame, optional
+        A stored :func:`prior_table`: ``clean`` holds each series' rows from its ``cut`` on (see
+        :func:`prior_table`); the features then continue the history before it, and the
+        encodings are the prior's (the full history's).
 
     Returns
     -------
@@ -353,9 +491,10 @@ def build_features(
         frame[schema.PRICE] = np.nan
     if schema.PROMOTION not in frame:
         frame[schema.PROMOTION] = 0
-    grid = regular_grid(frame, frequency)
-    codes = vocabulary(grid)
-    features = compute_features(grid, frequency, codes)
+    indexed = index_prior(prior)
+    grid = regular_grid(frame, frequency, indexed)
+    codes = vocabulary(grid) if indexed is None else prior_codes(indexed)
+    features = compute_features(grid, frequency, codes, indexed)
     manifest = {
         "version": FEATURES_VERSION,
         "frequency": frequency,
@@ -364,7 +503,7 @@ def build_features(
         "target": TARGET,
         "keys": list(KEY_COLUMNS),
         "rows": len(features),
-        "series": len(codes["series"]),
+        "series": int(features.groupby(SERIES, sort=False).ngroups),
         "gaps": int(features["is_gap"].sum()),
         "date_range": [features[schema.DATE].min().strftime("%Y-%m-%d"), features[schema.DATE].max().strftime("%Y-%m-%d")],
         "codes": codes,

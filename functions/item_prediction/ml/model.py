@@ -220,6 +220,7 @@ def recursive_forecast(
     *,
     return_features: bool = False,
     plan: pd.DataFrame | None = None,
+    prior: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecast ``horizon`` periods after each series' last period, feeding predictions back as lags.
 
@@ -236,16 +237,17 @@ def recursive_forecast(
 
     known_names = [name for name in names if name not in feats.history_feature_names(frequency)]
     everything = feats.sort_grid(pd.concat([base.assign(step=0), future], ignore_index=True))
-    known = feats.known_in_advance(everything, frequency, codes)
+    known = feats.known_in_advance(everything, frequency, codes, prior)
     known = known.loc[known["step"] > 0, [*feats.KEY_COLUMNS, *known_names]]
 
     position = base.groupby(feats.SERIES, sort=False).cumcount(ascending=False)
     in_tail = position < feats.history_needed(frequency)
-    prior = feats.running_totals(base[~in_tail])
+    totals = feats.running_totals(base[~in_tail])
+    totals = totals if prior is None else totals.add(prior[["sum", "count"]], fill_value=0.0)  # before the frame
     work = feats.sort_grid(pd.concat([base[in_tail].assign(step=0), future], ignore_index=True))
     used = []
     for step in range(1, horizon + 1):
-        frame = feats.add_history(work.copy(), frequency, prior)
+        frame = feats.add_history(work.copy(), frequency, totals)
         rows = frame.loc[frame["step"] == step, [*feats.KEY_COLUMNS, *feats.history_feature_names(frequency)]]
         rows = rows.merge(known, on=list(feats.KEY_COLUMNS), how="left", validate="one_to_one")
         predicted = np.clip(estimator.predict(rows[names]), 0, None)
@@ -493,7 +495,14 @@ def make_bundle(fitted: Fitted, train_rows: pd.DataFrame, manifest: dict, metric
     return ModelBundle(fitted.estimator, list(fitted.names), manifest["frequency"], manifest["codes"], metadata)
 
 
-def forecast(bundle: ModelBundle, feature_frame: pd.DataFrame, horizon: int, *, plan: pd.DataFrame | None = None) -> pd.DataFrame:
+def forecast(
+    bundle: ModelBundle,
+    feature_frame: pd.DataFrame,
+    horizon: int,
+    *,
+    plan: pd.DataFrame | None = None,
+    prior: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Predict ``horizon`` periods after each series' last period, for every series.
 
     ``plan``: the future prices and promotions (:func:`item_prediction.domain.plan.read_plan`);
@@ -501,7 +510,14 @@ def forecast(bundle: ModelBundle, feature_frame: pd.DataFrame, horizon: int, *, 
     the result says which (PLAN_FILE or PLAN_ASSUMED).
     """
     result = recursive_forecast(
-        bundle.estimator, feature_frame, horizon, bundle.frequency, bundle.codes, bundle.feature_names, plan=plan
+        bundle.estimator,
+        feature_frame,
+        horizon,
+        bundle.frequency,
+        bundle.codes,
+        bundle.feature_names,
+        plan=plan,
+        prior=feats.index_prior(prior),
     )
     table = bundle.metadata.get("metrics", {}).get("intervals")
     if table is not None:

@@ -10,7 +10,8 @@ small result), then, under the dataset's lease:
 2. exact dataset metrics from the additive sums (:func:`combine`): MAE = sum |error| / count,
    WAPE = sum |error| / sum actual, for the model and the seasonal-naive baseline;
 3. writes the generation's pointer ``GEN#<run_id>`` / ``SHARD#<s>`` for every shard with a
-   forecast, then ``models/<ds>/latest.json`` (dataset level), the forecast report's page
+   forecast (with ``expires_at``, the TTL rule of the predictions it names: :func:`pointer_expiry`),
+   then ``models/<ds>/latest.json`` (dataset level), the forecast report's page
    ``reports/<ds>/<run_id>/report.html`` (merged from the report slices the shards' Predict wrote:
    each entry of the shard table records its ``report_slice``, so an untouched shard contributes the
    slice of the run that last ran it), the run report ``reports/<ds>/runs/<run_id>.json`` and
@@ -24,7 +25,7 @@ shards (their signatures were not recorded).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from ..aws import table_keys
 from ..aws.settings import Settings
@@ -138,6 +139,15 @@ def _page(storage: Storage, settings: Settings, plan: dict, table: dict[str, dic
     )
 
 
+def pointer_expiry(entry: dict, now: datetime) -> dict:
+    """``{"expires_at": ...}`` for a generation pointer: the TTL rule of the predictions it names
+    (:func:`table_keys.expires_at` of their last date), counted from today, so it outlives them and
+    a superseded generation's pointers go with its items; ``{}`` without a forecast range."""
+    if not entry.get("forecast_range"):
+        return {}
+    return {"expires_at": table_keys.expires_at(date.fromisoformat(entry["forecast_range"][1]), now.date())}
+
+
 def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetime | None = None) -> dict:
     """Combine the run's shard results and publish the generation (see the module)."""
     now = now or datetime.now(UTC)
@@ -159,6 +169,7 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
             "shard_count": count,
             "dataset": dataset,
             **{k: entry[k] for k in ("forecast_id", "model_version", "forecast_range")},
+            **pointer_expiry(entry, now),
         }
         for name, entry in table.items()
     )

@@ -84,17 +84,46 @@ def retrain_due(data_end: str, last_day: str, horizon: int, frequency: str) -> b
     return pd.Timestamp(last_day) > pd.Timestamp(data_end) + periods(horizon, frequency)
 
 
-def _load_for(storage: Storage, settings: Settings, item: dict, timer: StepTimer) -> tuple[pd.DataFrame, list, dict]:
-    """The shard's rows for its mode: all of them to train; to predict, the recent window only
-    (switching to training when the new data runs past the model's by more than the horizon)."""
+def prior_key(settings: Settings, item: dict, data_end: str) -> str:
+    """``features/<ds>/shard=<s:05d>/prior/n=<N>/<data_end>.parquet``: the shard's history before
+    the window of a model trained up to ``data_end`` (fixed for that model, so keyed by it)."""
+    return (
+        f"{settings.features_prefix}{item['dataset']}/shard={item['shard']:05d}/prior/n={item['shard_count']}/{data_end}.parquet"
+    )
+
+
+def read_prior(storage: Storage, settings: Settings, item: dict) -> pd.DataFrame | None:
+    """The stored prior of the shard's model (``item["data_end"]``), or None when there is none
+    (a model trained before priors were stored: the shard then reads its whole history once)."""
+    key = prior_key(settings, item, item["data_end"])
+    return storage.read_parquet(key) if storage.exists(key) else None
+
+
+def _load_for(
+    storage: Storage, settings: Settings, item: dict, timer: StepTimer
+) -> tuple[pd.DataFrame, list, dict, pd.DataFrame | None]:
+    """The shard's rows for its mode, and the prior they continue (None: the whole history).
+
+    To train: every row. To predict: each series' rows from its cut in the model's stored prior
+    (the window: ``window_start`` of the model's data end, earlier for a series that ended
+    sooner, so every series the full history has is forecast; a series new since the model, from
+    the window's start), switching to training when the new data runs past the model's by more
+    than the horizon. Without a stored prior, predicting reads the whole history.
+    """
     dataset, count, shard = item["dataset"], item["shard_count"], item["shard"]
     decided = {"mode": item["mode"], "reason": item.get("reason"), "since": None}
+    prior, cuts = None, None
     if item["mode"] == "predict" and item.get("data_end"):
-        decided["since"] = window_start(item["data_end"], item["frequency"])
+        with timer("read_prior"):
+            prior = read_prior(storage, settings, item)
+        if prior is not None:
+            decided["since"] = window_start(item["data_end"], item["frequency"])
+            cuts = prior.set_index([schema.ITEM, schema.STORE])["cut"].dt.strftime("%Y-%m-%d")
     with timer("read_validated"):
-        clean, inputs = shard_store.load_shard(storage, settings, dataset, count, shard, since=decided["since"])
+        clean, inputs = shard_store.load_shard(storage, settings, dataset, count, shard, since=decided["since"], cuts=cuts)
     if (
-        decided["since"]
+        item["mode"] == "predict"
+        and item.get("data_end")
         and len(clean)
         and retrain_due(item["data_end"], str(clean[schema.DATE].max()), item["horizon"], item["frequency"])
     ):
@@ -103,24 +132,44 @@ def _load_for(storage: Storage, settings: Settings, item: dict, timer: StepTimer
             "reason": f"new data more than {item['horizon']} periods after the model's",
             "since": None,
         }
-        with timer("read_validated"):
-            clean, inputs = shard_store.load_shard(storage, settings, dataset, count, shard)
+        prior = None
+        if cuts is not None:
+            with timer("read_validated"):
+                clean, inputs = shard_store.load_shard(storage, settings, dataset, count, shard)
     if clean.empty:
         raise NothingToDo(f"shard {shard} of {count} has no validated rows")
-    return clean, inputs, decided
+    return clean, inputs, decided, prior
+
+
+def store_prior(storage: Storage, settings: Settings, item: dict, frame: pd.DataFrame, data_end: str) -> str:
+    """Write the prior of a model trained up to ``data_end`` from a full-history feature set."""
+    key = prior_key(settings, item, data_end)
+    storage.put_parquet(key, features.prior_table(frame, window_start(data_end, item["frequency"]), item["frequency"]))
+    return key
 
 
 def build_shard(storage: Storage, settings: Settings, item: dict, *, timer: StepTimer | None = None) -> dict:
     """Build one shard's feature set (``features/<ds>/shard=<s:05d>/features.parquet`` and its
     manifest) from the shard's validated parts; NothingToDo when the shard has no rows.
-    Returns the shard item with the features' keys, counts and the mode finally decided."""
+
+    Built on the whole history, it also stores the prior (:func:`prior_key`) of the model that
+    will forecast from it: the one trained on it (train mode), or the shard's latest (predict
+    mode without a prior yet), so the next predict-mode runs read only their window.
+    Returns the shard item with the features' keys, counts and the mode finally decided.
+    """
     timer = timer or StepTimer()
-    clean, inputs, decided = _load_for(storage, settings, item, timer)
+    clean, inputs, decided, prior = _load_for(storage, settings, item, timer)
     with timer("build_features"):
-        frame, manifest = features.build_features(clean, item["frequency"], known_in_advance=item.get("known_in_advance") or ())
+        known = item.get("known_in_advance") or ()
+        frame, manifest = features.build_features(clean, item["frequency"], known_in_advance=known, prior=prior)
     prefix = f"{settings.features_prefix}{item['dataset']}/shard={item['shard']:05d}/"
     with timer("write_features"):
         features_version = storage.put_parquet(prefix + "features.parquet", frame)
+        model_end = manifest["date_range"][1] if decided["mode"] == "train_and_predict" else item.get("data_end")
+        if prior is None and model_end:  # the whole history: the prior of the model that forecasts from it
+            prior_written = store_prior(storage, settings, item, frame, model_end)
+        else:
+            prior_written = prior_key(settings, item, model_end) if model_end else None
         manifest_key = storage.put_json(
             prefix + "manifest.json",
             {
@@ -130,6 +179,7 @@ def build_shard(storage: Storage, settings: Settings, item: dict, *, timer: Step
                 "shard": item["shard"],
                 "shard_count": item["shard_count"],
                 "since": decided["since"],
+                "prior_key": prior_written,
                 "inputs": inputs,
             },
         )

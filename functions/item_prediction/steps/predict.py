@@ -20,7 +20,7 @@ display; the superseded run's items expire.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -35,7 +35,7 @@ from . import report as reporting
 from .envelope import NothingToDo
 
 MODES = ("train_and_predict", "predict")
-EXPIRY_DAYS = 35  # a run's items live this long after its last forecast date (or after the run, if later)
+EXPIRY_DAYS, expires_at = table_keys.EXPIRY_DAYS, table_keys.expires_at  # the TTL rule, shared with Aggregate's pointers
 
 
 class ModelIntegrityError(ValueError):
@@ -53,13 +53,6 @@ def load_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, di
     )
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     return frame, manifest
-
-
-def expires_at(last_day: date, today: date) -> int:
-    """TTL (epoch seconds): EXPIRY_DAYS after the last forecast date, counted from today when the
-    forecast lies in the past (a backfill), so a current run is not deleted as it is published."""
-    end = max(last_day, today) + timedelta(days=EXPIRY_DAYS)
-    return int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp())
 
 
 QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forecast has them
@@ -277,6 +270,12 @@ def load_shard_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFra
     return frame, manifest
 
 
+def window_prior(storage: Storage, manifest: dict) -> pd.DataFrame | None:
+    """The prior a windowed feature set continues (``features.prior_table``: what each series had
+    before its window), None for a feature set of the whole history."""
+    return storage.read_parquet(manifest["prior_key"]) if manifest.get("since") and manifest.get("prior_key") else None
+
+
 def run_shard(
     storage: Storage, settings: Settings, item: dict, *, today: date | None = None, timer: StepTimer | None = None
 ) -> dict:
@@ -305,7 +304,7 @@ def run_shard(
         plan, planned = plan_file.shard_plan(storage, settings, item, manifest)
     bundle, model_key, backtest = trained_or_latest(storage, prefix, frame, manifest, horizon, item["mode"], timer, extra)
     with timer("forecast"):
-        forecast = model.forecast(bundle, frame, horizon, plan=plan)
+        forecast = model.forecast(bundle, frame, horizon, plan=plan, prior=window_prior(storage, manifest))
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
     expiry = expires_at(last, today or datetime.now(UTC).date())
     with timer("write_items"):

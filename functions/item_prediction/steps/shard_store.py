@@ -152,9 +152,19 @@ def empty_frame() -> pd.DataFrame:
     return canonical(pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in DTYPES.items()}))
 
 
-def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None):
-    """(rows of shard ``(count, shard)`` in ``part``, on/after ``since``; the version read), or
-    None when the part went since it was listed (a re-upload or a retraction)."""
+def first_days(group: pd.DataFrame, since: str | None, cuts: pd.Series | None):
+    """Each row's first date kept: its series' cut (``cuts``, ISO dates indexed by item and
+    store), else ``since``, else every date."""
+    if cuts is None or not len(cuts):
+        return since or ""
+    keys = pd.MultiIndex.from_arrays([group[schema.ITEM].astype(str), group[schema.STORE].fillna(schema.NO_STORE).astype(str)])
+    return cuts.reindex(keys).fillna(since or "").to_numpy(dtype=object)
+
+
+def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None, cuts: pd.Series | None = None):
+    """(rows of shard ``(count, shard)`` in ``part``, on/after ``since`` (a series of ``cuts``:
+    on/after its cut); the version read), or None when the part went since it was listed (a
+    re-upload or a retraction)."""
     try:
         body, version, _ = storage.open(ObjectRef(storage.bucket, part.key))
     except storage.s3.exceptions.NoSuchKey:
@@ -164,8 +174,8 @@ def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str 
         shutil.copyfileobj(body, handle, 1 << 20)
         handle.seek(0)
         for group in columnar.iter_row_groups(handle, columns=list(DTYPES)):
-            if since:
-                group = group[group[schema.DATE].astype(str) >= since]
+            if since or cuts is not None:
+                group = group[group[schema.DATE].astype(str) >= first_days(group, since, cuts)]
             if shards.needs_filter(count, part.part_count) and len(group):
                 group = group[shards.shard_of(group[schema.ITEM], group[schema.STORE], count) == shard]
             if len(group):
@@ -181,13 +191,15 @@ def load_shard(
     shard: int,
     *,
     since: str | None = None,
+    cuts: pd.Series | None = None,
     parts: list[Part] | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Every validated row of shard ``shard`` of ``count`` and the ``{key, version_id}`` of each part read.
 
     Parts are read a row group at a time and filtered to the shard (and to dates on/after
-    ``since``, an ISO date, for incremental windows), so memory holds one row group and the
-    shard's rows. The supersede rule applies: the later part (LastModified, then key) wins.
+    ``since``, an ISO date, for incremental windows; a series of ``cuts``, ISO dates indexed by
+    item and store, from its own cut), so memory holds one row group and the shard's rows.
+    The supersede rule applies: the later part (LastModified, then key) wins.
     ``parts`` is the dataset's listing when the caller has it (one listing for many shards).
     ``count=1, shard=0`` reads the whole dataset.
     """
@@ -196,7 +208,7 @@ def load_shard(
     ordered = sorted(parts_for_shard(listed, count, shard), key=lambda part: (part.last_modified or EPOCH, part.key))
     frames, inputs = [], []
     for part in ordered:
-        read = _read_part(storage, part, count, shard, since)
+        read = _read_part(storage, part, count, shard, since, cuts)
         if read is not None:
             frames += read[0]
             inputs.append({"key": part.key, "version_id": read[1]})

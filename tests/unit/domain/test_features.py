@@ -217,3 +217,45 @@ def test_series_ids_of_a_grid_match_grouping_by_the_keys():
     # an item id shared by two stores and a store shared by two items are still two series each
     pairs = pd.DataFrame({"item_id": ["A", "A", "B", "B"], "store_id": ["S1", "S2", "S2", "S2"]})
     assert list(features.series_ids(pairs)) == [0, 1, 2, 2]
+
+
+def windowed_rows(clean: pd.DataFrame, prior: pd.DataFrame, since: str) -> pd.DataFrame:
+    """The rows a predict-mode build reads: each series' from its cut on (a new series': from ``since``)."""
+    cuts = prior.set_index(["item_id", "store_id"])["cut"].dt.strftime("%Y-%m-%d")
+    keys = pd.MultiIndex.from_frame(clean[["item_id", "store_id"]])
+    return clean[clean["date"] >= cuts.reindex(keys).fillna(since).to_numpy()]
+
+
+@pytest.mark.parametrize("frequency", ["D", "W"])
+def test_a_window_with_the_prior_gives_the_full_historys_features_where_forecasts_start(frequency):
+    """The incremental build: the prior of the model's history plus each series' rows from its cut
+    give, on each series' last row, every feature a full-history build gives, for every series
+    (one whose last row is before the window, one with a gap across the cut, one new)."""
+    periods = 120 if frequency == "D" else 200
+    sample = generate_sales(items=3, stores=2, periods=periods, seed=4, frequency=frequency, invalid=False).frame
+    days = sorted(sample["date"].unique())
+    trained_end, since_index = days[-8], len(days) - 8 - features.history_needed(frequency)
+    dormant = (sample["item_id"] == "ITEM-001") & (sample["store_id"] == "STORE-01")
+    sample = sample[~dormant | (sample["date"] < days[since_index - 10])]  # ends before the window
+    gapped = (sample["item_id"] == "ITEM-002") & (sample["store_id"] == "STORE-02")
+    sample = sample[~gapped | ~sample["date"].isin(days[since_index - 3 : since_index + 4])]  # no rows across the cut
+    new = pd.DataFrame({"date": days[-3:], "item_id": "NEW", "store_id": "STORE-01", "quantity": 2.0, "unit_price": 1.5})
+    sample = pd.concat([sample, new.assign(promotion=0)], ignore_index=True)
+    known = ("unit_price", "promotion")
+
+    trained, manifest = features.build_features(sample[sample["date"] <= trained_end], frequency, known_in_advance=known)
+    since = days[since_index]
+    prior = features.prior_table(trained, since, frequency)
+    full, _ = features.build_features(sample, frequency, known_in_advance=known)
+    window, windowed_manifest = features.build_features(
+        windowed_rows(sample, prior, since), frequency, known_in_advance=known, prior=prior
+    )
+
+    names = features.feature_names(frequency, known)
+    last = lambda frame: frame.groupby(["item_id", "store_id"]).tail(1).set_index(["item_id", "store_id"]).sort_index()  # noqa: E731
+    assert list(last(window).index) == list(last(full).index), "the same series, the dormant and the new one included"
+    expected, got = last(full), last(window)
+    old = expected.index != ("NEW", "STORE-01")  # a series the model never saw is encoded -1, the model's way
+    pd.testing.assert_frame_equal(got.loc[old, names], expected.loc[old, names], check_dtype=False, rtol=1e-9)
+    assert got.loc[("NEW", "STORE-01"), "item_code"] == -1
+    assert windowed_manifest["codes"] == manifest["codes"] and len(window) < len(full) / 2
