@@ -2,8 +2,9 @@
 
 Modes:
 
-* ``train_and_predict`` (default): backtest on the last ``horizon`` periods against seasonal
-  naive, fit on everything, save ``models/<dataset>/<version>/model.joblib`` and
+* ``train_and_predict`` (default): fit before the last ``horizon`` periods, backtest on them
+  against seasonal naive, keep that model (:func:`model.train`: the backtested model serves),
+  save ``models/<dataset>/<version>/model.joblib`` and
   ``metadata.json``, then point ``models/<dataset>/latest.json`` at it (with the model's
   SHA-256), then forecast;
 * ``predict``: forecast with the model ``models/<dataset>/latest.json`` points at, after checking
