@@ -1,4 +1,4 @@
-"""FeatureEngineering: the Plan step of a run, one shard's features, or a whole dataset's.
+"""FeatureEngineering: the Plan step of a run, or one shard's features.
 
 ``"step": "plan"`` (the pipeline's Plan state; input: DataValidation's output, or ``{"dataset"}``
 from the backfill, optionally ``mode: retrain`` and ``horizon``): takes the dataset's lease (owner
@@ -18,8 +18,9 @@ Output: the item with ``features_key``, ``features_version``, ``manifest_key``, 
 ``durations_ms`` (``renew_lease``, ``read_validated``, ``build_features``, ``write_features``); or the
 item with ``skipped`` when the shard has no rows.
 
-Without ``step`` (a manual rebuild): the whole dataset's feature set as before the fan-out, under the
-lease, which it gives back on its skipped paths and errors.
+Any other event (no ``step``, or another one) fails at once with ``UnknownStep``, one line naming the
+steps it runs; nothing is read, written or leased. A manual rebuild is a run of the pipeline (the
+upload event, with ``mode: retrain`` to retrain) or of the backfill state machine.
 """
 
 from item_prediction.aws.runtime import COUNT, logger, metrics, settings, storage
@@ -31,19 +32,18 @@ from item_prediction.steps.envelope import (
     carried,
     lease_given_back_on_error,
     skipped,
+    step_of,
     take_lease,
 )
+
+STEPS = ("plan", "shard")
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
-    step = event.get("step") if isinstance(event, dict) else None
-    if step == "plan":
-        return _plan(event)
-    if step == "shard":
-        return _shard(event)
-    return _whole_dataset(event)
+    step = step_of(event, "FeatureEngineering", STEPS)
+    return _plan(event) if step == "plan" else _shard(event)
 
 
 def _plan(event):
@@ -83,24 +83,3 @@ def _shard(item):
     durations = timer.publish()
     logger.info("shard features built", extra={"rows": result["rows"], "mode": result["mode"], "durations_ms": durations})
     return {**result, "durations_ms": durations}
-
-
-def _whole_dataset(event):
-    dataset = begin_step(event)
-    if dataset is None:
-        return skipped(event, event.get("reason", "skipped upstream"))
-    owner, timer = take_lease(event, dataset)
-    event = {**event, "lease_owner": owner}
-    configured = event.get("frequency") if event.get("frequency_source", "mapping") == "mapping" else None
-    try:
-        with lease_given_back_on_error(dataset, owner):
-            result = features.build_feature_set(storage(), settings(), dataset, configured, timer=timer)
-    except NothingToDo as exc:
-        durations = timer.publish()
-        logger.warning("no features to build", extra={"reason": str(exc), "durations_ms": durations})
-        return skipped(event, str(exc), durations)
-    metrics.add_metric(name="FeatureRows", unit=COUNT, value=result["rows"])
-    durations = timer.publish()
-    logged = {k: result[k] for k in ("rows", "series", "gaps", "frequency", "date_range")}
-    logger.info("features built", extra={**logged, "durations_ms": durations})
-    return {**carried(event), **result, "durations_ms": durations}

@@ -1,4 +1,4 @@
-"""Predictions: one shard's model and forecast, the run's Aggregate step, or a whole dataset's run.
+"""Predictions: one shard's model and forecast, or the run's Aggregate step.
 
 ``"step": "shard"`` (an item of the Distributed Map, after its BuildFeatures): renews the run's
 lease (kept), trains and backtests the shard's model (``mode: train_and_predict``, saved under
@@ -21,10 +21,8 @@ dataset MAE and WAPE, model and seasonal naive, and the model's ``coverage_p10_p
 (``models/<ds>/latest.json``), ``report_key`` (the forecast report's page, also in CURRENT),
 ``run_report_key`` (the run report, JSON) and ``durations_ms``.
 
-Without ``step``: FeatureEngineering's whole-dataset output (``dataset``, ``manifest_key``), or
-``{"dataset"}``, optionally with ``mode`` (``train_and_predict``/``predict``) and ``horizon``: the
-whole dataset's model and forecast, flipped CURRENT to its ``forecast_id`` (a manual run); the lease
-named by ``lease_owner`` is taken again at its start and given back at its end.
+Any other event (no ``step``, or another one) fails at once with ``UnknownStep``, one line naming the
+steps it runs; nothing is read, written or leased (a manual run is a run of the pipeline).
 
 The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.handler``).
 """
@@ -34,17 +32,18 @@ import time
 from item_prediction.aws import ledger
 from item_prediction.aws.runtime import COUNT, StepTimer, correlate, logger, metrics, settings, storage
 from item_prediction.steps import aggregate, predict
-from item_prediction.steps.envelope import NothingToDo, begin_shard, begin_step, carried, skipped
+from item_prediction.steps.envelope import NothingToDo, begin_shard, carried, step_of
+
+STEPS = ("shard", "aggregate")
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event, context):
-    step = event.get("step") if isinstance(event, dict) else None
-    if step == "shard":
+    if step_of(event, "Predictions", STEPS) == "shard":
         return _shard(event)
     try:
-        return _aggregate(event) if step == "aggregate" else _predict(event, StepTimer())
+        return _aggregate(event)
     finally:
         _release(event)
 
@@ -89,8 +88,8 @@ def _aggregate(event):
 
 def _retake(event, dataset: str, timer: StepTimer) -> None:
     """Hold the run's lease again (a retry's failed attempt gave it back); DatasetBusy when another
-    run took it meanwhile. A manual predict (no ``lease_owner``) runs without one."""
-    if not isinstance(event, dict) or not event.get("lease_owner"):
+    run took it meanwhile. An event without ``lease_owner`` runs without one."""
+    if not event.get("lease_owner"):
         return
     with timer("retake_lease"):
         ledger.acquire_lease(storage().table, dataset, event["lease_owner"], int(time.time()))
@@ -105,30 +104,3 @@ def _release(event) -> None:
         ledger.release_lease(storage().table, event.get("dataset") or "default", event["lease_owner"])
     except Exception:  # noqa: BLE001 - logged with its traceback; the lease expires anyway
         logger.exception("could not release the dataset's lease", extra={"owner": event["lease_owner"]})
-
-
-def _predict(event, timer: StepTimer):
-    dataset = begin_step(event)
-    if dataset is None:
-        return skipped(event, event.get("reason", "skipped upstream"))
-    _retake(event, dataset, timer)
-    manifest_key = event.get("manifest_key") or f"{settings().features_prefix}{dataset}/manifest.json"
-    try:
-        result = predict.run(
-            storage(),
-            settings(),
-            dataset,
-            manifest_key,
-            mode=event.get("mode") or "train_and_predict",
-            horizon=event.get("horizon"),
-            timer=timer,
-        )
-    except NothingToDo as exc:
-        durations = timer.publish()
-        logger.warning("nothing to predict", extra={"reason": str(exc), "durations_ms": durations})
-        return skipped(event, str(exc), durations)
-    metrics.add_metric(name="PredictionsWritten", unit=COUNT, value=result["predictions_written"])
-    durations = timer.publish()
-    logged = {"metrics": result["metrics"], "written": result["predictions_written"], "model_version": result["model_version"]}
-    logger.info("predicted", extra={**logged, "durations_ms": durations})
-    return {**carried(event), **result, "durations_ms": durations}

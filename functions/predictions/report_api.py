@@ -42,7 +42,7 @@ def get_report() -> dict:
     current = storage().get_item(table_keys.current_key(dataset))
     if current is None:
         raise NotFoundError(f"dataset {dataset!r} has no current forecast")
-    key, run = current.get("report_key"), current.get("generation") or current.get("forecast_id")  # sharded or manual run
+    key, run = current.get("report_key"), current.get("generation") or current.get("forecast_id")  # or a pre-fan-out forecast
     logger.append_keys(dataset=dataset, forecast_id=run, report_key=key)
     if not key:
         raise NotFoundError(f"the current forecast of dataset {dataset!r} ({run}) has no report")

@@ -139,6 +139,40 @@ def run_pipeline(
     return run
 
 
+def plan(event: dict) -> dict:
+    """FeatureEngineering's Plan step on ``event`` (a DataValidation output, or ``{"dataset"}``)."""
+    from feature_engineering.app import lambda_handler
+
+    return lambda_handler({**event, "step": "plan"}, FakeContext("FeatureEngineeringFunction"))
+
+
+def shard_items(planned: dict) -> list[dict]:
+    """The Plan step's shard list (the Distributed Map's items), each as the map hands it on."""
+    return [{**item, "step": "shard"} for item in read_json(boto3.client("s3"), planned["shards_key"])]
+
+
+def build_shard(item: dict) -> dict:
+    """FeatureEngineering's shard step on one item of the plan."""
+    from feature_engineering.app import lambda_handler
+
+    return lambda_handler({**item, "step": "shard"}, FakeContext("FeatureEngineeringFunction"))
+
+
+def predict_shard(featured: dict) -> dict:
+    """Predictions' shard step on FeatureEngineering's output for one shard."""
+    from predictions.app import lambda_handler
+
+    return lambda_handler({**featured, "step": "shard"}, FakeContext("PredictionsFunction"))
+
+
+def run_shards(validated: dict) -> tuple[dict, list[dict], list[dict]]:
+    """Plan, then every planned shard's BuildFeatures and Predict, in-process, without the state
+    machine and its Aggregate (the run's lease stays held): (planned, featured, predicted)."""
+    planned = plan(validated)
+    featured = [build_shard(item) for item in shard_items(planned)]
+    return planned, featured, [predict_shard(result) for result in featured]
+
+
 def dead_letters() -> list[dict]:
     """The messages in the dead-letter queue (the failed input with its error)."""
     sqs = boto3.client("sqs")

@@ -15,15 +15,18 @@ from lambda_build.sample_data import RENAMED_COLUMNS, generate_sales
 
 from .conftest import (
     BUCKET,
+    TABLE,
     FakeContext,
     all_items,
     csv_bytes,
     current,
     dead_letters,
     object_created,
+    plan,
     read_csv_gz,
     read_json,
     run_pipeline,
+    run_shards,
     validated_rows,
 )
 
@@ -229,11 +232,8 @@ def test_users_columns_are_mapped(aws, where):
     validated = validate(event, FakeContext())
     assert validated["rows"] == {"in": sample.rows, "clean": len(sample.frame), "quarantined": len(sample.invalid_lines)}
     assert read_json(aws, validated["report_key"])["mapping"]["source"] == mapping_key
-    from feature_engineering.app import lambda_handler as build_features
-    from predictions.app import lambda_handler as predict
-
-    predicted = predict(build_features(validated, FakeContext()), FakeContext())
-    assert predicted["predictions_written"] == 2 * 10
+    _, _, predicted = run_shards(validated)
+    assert [result["predictions_written"] for result in predicted] == [2 * 10]
 
 
 def test_the_mapping_file_itself_is_not_validated_as_data(aws):
@@ -269,43 +269,16 @@ def test_a_dataset_too_short_to_backtest_is_skipped_with_the_reason(aws):
     assert all_items() == []
 
 
-def test_predict_mode_uses_the_latest_model_and_bad_modes_fail_clearly(aws):
-    from predictions.app import lambda_handler as predict
-
-    sample = generate_sales(items=2, stores=1, periods=120, seed=10)
-    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=sample.content)
-    _, featured, _ = run_pipeline_until_features("raw/sales/a.csv")
-    with pytest.raises(ValueError, match="needs a trained model"):
-        predict({**featured, "mode": "predict"}, FakeContext())
-    trained = predict(featured, FakeContext())
-    again = predict({**featured, "mode": "predict", "horizon": 3}, FakeContext())
-    assert again["model_version"] == trained["model_version"] and again["mode"] == "predict"
-    assert again["horizon"] == 3 and again["predictions_written"] == 2 * 3
-    with pytest.raises(ValueError, match="mode must be one of"):
-        predict({**featured, "mode": "guess"}, FakeContext())
-    with pytest.raises(ValueError, match="horizon must be"):
-        predict({**featured, "horizon": 0.5}, FakeContext())
-
-
-def run_pipeline_until_features(key: str) -> tuple[dict, dict, None]:
-    from data_validation.app import lambda_handler as validate
-    from feature_engineering.app import lambda_handler as build_features
-
-    validated = validate(object_created(key), FakeContext())
-    return validated, build_features(validated, FakeContext()), None
-
-
 def test_a_garbage_file_is_quarantined_whole_not_crashed(aws):
     from data_validation.app import lambda_handler as validate
-    from feature_engineering.app import lambda_handler as build_features
 
     aws.put_object(Bucket=BUCKET, Key="raw/sales/photo.csv", Body=bytes(range(256)) * 50)
     result = validate(object_created("raw/sales/photo.csv"), FakeContext())
     assert result["file_reason"] == "binary_content" and result["skipped"] is True
     assert result["rows"]["clean"] == 0 and result["rows"]["quarantined"] == result["rows"]["in"] > 0
     assert len(read_csv_gz(aws, result["quarantine_key"])) == result["rows"]["in"]
-    # The backfill starts FeatureEngineering with only a dataset: no validated data is a skip, not a crash.
-    skipped = build_features({"dataset": "sales"}, FakeContext())
+    # The backfill plans a run with only a dataset: no validated data is a skip, not a crash.
+    skipped = plan({"dataset": "sales"})
     assert skipped["skipped"] is True and "no validated data" in skipped["reason"]
 
 
@@ -325,15 +298,27 @@ def test_re_uploading_a_fixed_file_replaces_its_outputs(aws):
 
 def test_objects_outside_raw_are_skipped_through_every_step(aws):
     from data_validation.app import lambda_handler as validate
-    from feature_engineering.app import lambda_handler as build_features
-    from predictions.app import lambda_handler as predict
 
     aws.put_object(Bucket=BUCKET, Key="reports/x.json", Body=b"{}")
     skipped = validate(object_created("reports/x.json"), FakeContext())
     assert skipped["skipped"] is True
-    assert build_features(skipped, FakeContext())["skipped"] is True
-    assert predict(build_features(skipped, FakeContext()), FakeContext())["skipped"] is True
-    assert all_items() == []
+    assert plan(skipped)["skipped"] is True  # the state machine's skip Choice stops before Plan; Plan skips too
+    assert all_items() == [] and current("default") is None
+
+
+@pytest.mark.parametrize("event", [{"dataset": "sales"}, {"dataset": "sales", "step": "predict"}, ["not", "an", "object"]])
+def test_an_event_without_a_step_a_function_runs_is_refused_in_one_line(aws, event):
+    """The whole-dataset runs without ``step`` are gone: the functions run only as state machine steps."""
+    from feature_engineering.app import lambda_handler as build_features
+    from item_prediction.steps.envelope import UnknownStep
+    from predictions.app import lambda_handler as predict
+
+    for handler, steps in ((build_features, "'plan', 'shard'"), (predict, "'shard', 'aggregate'")):
+        with pytest.raises(UnknownStep, match=f"the event's 'step' must be one of {steps}, got ") as refused:
+            handler(event, FakeContext())
+        assert "\n" not in str(refused.value)
+    table = __import__("boto3").resource("dynamodb").Table(TABLE)
+    assert aws.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0 and table.scan()["Items"] == []  # no lease, nothing written
 
 
 def test_weekly_data_is_recognised_and_forecast_in_weeks(aws, monkeypatch):
@@ -392,3 +377,35 @@ def test_a_step_that_fails_sends_its_input_and_error_to_the_dead_letter_queue(aw
     assert letter["error"]["Error"] == "States.ExceedToleratedFailureThreshold" and "disk full" in letter["error"]["Cause"]
     assert letter["dataset"] == "sales", "the failed step's input travels with its error"
     assert current("sales") is None
+
+
+def test_a_run_failing_before_its_flip_leaves_the_previous_forecast_on_display(aws, monkeypatch):
+    """Aggregate flips CURRENT last: a run that fails before (here the flip itself) has written its
+    items, but the API goes on serving the previous generation."""
+    from botocore.exceptions import ClientError
+    from item_prediction.aws.storage import Storage
+
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=generate_sales(items=1, stores=1, periods=120, seed=31).content)
+    first = run_pipeline("raw/sales/a.csv")[2]
+    real = Storage.put_item
+
+    def failing_flip(self, item):
+        if item["sk"] == "CURRENT":
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "pointer write failed"}}, "PutItem")
+        return real(self, item)
+
+    monkeypatch.setattr(Storage, "put_item", failing_flip)
+    aws.put_object(Bucket=BUCKET, Key="raw/sales/a.csv", Body=generate_sales(items=1, stores=1, periods=120, seed=32).content)
+    with pytest.raises(ClientError, match="pointer write failed"):
+        run_pipeline("raw/sales/a.csv")
+    assert current("sales")["generation"] == first["run_id"]
+    runs = Counter(item["forecast_id"] for item in all_items())
+    assert runs[first["run_id"]] == 10 and len(runs) == 2 and sum(runs.values()) == 20  # the failed run's items, never shown
+    from predictions.api import handler as api
+
+    with open("events/api_get_predictions.json") as handle:
+        event = json.load(handle)
+    event.update(rawPath="/datasets/sales/predictions/ITEM-000", queryStringParameters={"store": "STORE-00"})
+    event["pathParameters"] = {"dataset": "sales", "item_id": "ITEM-000"}
+    body = json.loads(api(event, FakeContext("PredictionsApi"))["body"])
+    assert body["forecast_id"] == first["run_id"] and len(body["predictions"]) == 10

@@ -3,7 +3,6 @@ uploads, refused dataset names, the per-dataset lease and the versions a run rea
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 
@@ -13,7 +12,21 @@ from item_prediction.aws import ledger
 from item_prediction.steps import validate as validate_step
 from lambda_build.sample_data import generate_sales
 
-from .conftest import BUCKET, TABLE, FakeContext, all_items, object_created, object_deleted, part_keys, read_json
+from .conftest import (
+    BUCKET,
+    TABLE,
+    FakeContext,
+    all_items,
+    build_shard,
+    object_created,
+    object_deleted,
+    part_keys,
+    plan,
+    predict_shard,
+    read_json,
+    run_pipeline,
+    shard_items,
+)
 
 
 @pytest.fixture
@@ -28,16 +41,10 @@ def validate(event):
     return lambda_handler(event, FakeContext("DataValidation"))
 
 
-def build_features(event):
-    from feature_engineering.app import lambda_handler
-
-    return lambda_handler(event, FakeContext("FeatureEngineering"))
-
-
-def predict(event):
+def aggregate(event):
     from predictions.app import lambda_handler
 
-    return lambda_handler(event, FakeContext("Predictions"))
+    return lambda_handler({**event, "step": "aggregate"}, FakeContext("Predictions"))
 
 
 def upload(s3, key: str, body: bytes) -> str:
@@ -62,7 +69,7 @@ def sales(seed: int, items: int = 2, periods: int = 70, prefix: str = "ITEM-") -
 
 def test_the_same_upload_twice_adds_nothing(s3):
     version = upload(s3, "raw/sales/a.csv", sales(1))
-    first = predict(build_features(validate(object_created("raw/sales/a.csv", version))))
+    first = run_pipeline("raw/sales/a.csv", version)[2]
     assert first["predictions_written"] == 2 * 10 and lease() is None
     written, items = every_version(s3), all_items()
     again = validate(object_created("raw/sales/a.csv", version))  # the same event delivered twice
@@ -99,81 +106,83 @@ def test_a_held_lease_makes_features_wait_and_a_released_or_expired_one_lets_the
     table = boto3.resource("dynamodb").Table(TABLE)
     ledger.acquire_lease(table, "sales", "raw/sales/other.csv#v9", int(time.time()))
     with pytest.raises(ledger.DatasetBusy) as busy:
-        build_features(validated)
+        plan(validated)
     assert type(busy.value).__name__ == "DatasetBusy" and "raw/sales/other.csv#v9" in str(busy.value)
     assert lease()["owner"] == "raw/sales/other.csv#v9"  # the holder keeps it
     ledger.release_lease(table, "sales", "raw/sales/other.csv#v9")
-    featured = build_features(validated)
-    assert featured["lease_owner"] == f"raw/sales/a.csv#{version}" == lease()["owner"]
-    ledger.release_lease(table, "sales", featured["lease_owner"])
+    planned = plan(validated)
+    assert planned["lease_owner"] == f"raw/sales/a.csv#{version}" == lease()["owner"]
+    ledger.release_lease(table, "sales", planned["lease_owner"])
     table.put_item(
         Item={"pk": "DS#sales", "sk": "LEASE", "owner": "raw/sales/crashed.csv#v1", "expires_at": int(time.time()) - 1}
     )
-    assert build_features(validated)["rows"] == featured["rows"]  # an expired lease is taken over
+    taken_over = plan(validated)  # an expired lease is taken over
+    assert taken_over["shards_run"] == planned["shards_run"] and lease()["owner"] == planned["lease_owner"]
 
 
-def test_the_lease_is_released_after_predictions_on_every_path(s3):
-    version = upload(s3, "raw/sales/a.csv", sales(1))
-    featured = build_features(validate(object_created("raw/sales/a.csv", version)))
-    assert lease() is not None
-    with pytest.raises(ValueError, match="mode must be one of"):
-        predict({**featured, "mode": "guess"})
-    assert lease() is None  # released although Predictions failed
-    build_features(validate({"bucket": BUCKET, "key": "raw/sales/a.csv", "force": True}))
-    assert predict({**featured, "skipped": True, "reason": "test"})["skipped"] is True and lease() is None
-    nothing = build_features({"dataset": "empty"})  # the backfill of a dataset without data: skipped, lease given back
-    assert nothing["skipped"] is True and nothing["lease_owner"] == "backfill#empty" and lease("empty") is None
+def holding_the_lease_while_it_aggregates(monkeypatch, fail: bool = False) -> list:
+    """Record the dataset's lease as the Aggregate step begins (after the handler took it again,
+    if it did); the step itself does nothing (or fails, ``fail``): what is tested is the handler's lease."""
+    from item_prediction.steps import aggregate as aggregate_step
 
+    seen = []
 
-def holding_the_lease_while_it_predicts(monkeypatch) -> list:
-    """Record the dataset's lease as Predictions' step begins (after the handler took it, if it did)."""
-    from item_prediction.steps import predict as predict_step
+    def recording(storage, settings, event, **kwargs):
+        seen.append(lease(event["dataset"]))
+        if fail:
+            raise RuntimeError("aggregate failed")
+        return {"metrics": None, "shards_run": 0}
 
-    real, seen = predict_step.run, []
-
-    def recording(storage, settings, dataset, *args, **kwargs):
-        seen.append(lease(dataset))
-        return real(storage, settings, dataset, *args, **kwargs)
-
-    monkeypatch.setattr(predict_step, "run", recording)
+    monkeypatch.setattr(aggregate_step, "aggregate", recording)
     return seen
 
 
-def test_a_retried_predictions_attempt_takes_the_released_lease_again_and_gives_it_back(s3, monkeypatch):
+def test_the_lease_is_given_back_after_the_aggregate_step_on_every_path(s3, monkeypatch):
     version = upload(s3, "raw/sales/a.csv", sales(1))
-    featured = build_features(validate(object_created("raw/sales/a.csv", version)))
-    ledger.release_lease(boto3.resource("dynamodb").Table(TABLE), "sales", featured["lease_owner"])  # the failed attempt's end
-    seen = holding_the_lease_while_it_predicts(monkeypatch)
-    retried = predict(featured)
-    assert retried["predictions_written"] == 2 * 10 and "retake_lease" in retried["durations_ms"]
-    assert [held["owner"] for held in seen] == [featured["lease_owner"]]  # the retry ran under the run's lease
+    planned = plan(validate(object_created("raw/sales/a.csv", version)))
+    assert lease()["owner"] == planned["lease_owner"]  # Plan keeps the run's lease for the fan-out
+    seen = holding_the_lease_while_it_aggregates(monkeypatch, fail=True)
+    with pytest.raises(RuntimeError, match="aggregate failed"):
+        aggregate(planned)
+    assert [held["owner"] for held in seen] == [planned["lease_owner"]] and lease() is None  # released although it failed
+    nothing = plan({"dataset": "empty"})  # the backfill of a dataset without data: skipped, lease given back
+    assert nothing["skipped"] is True and nothing["lease_owner"] == "backfill#empty" and lease("empty") is None
+
+
+def test_a_retried_aggregate_attempt_takes_the_released_lease_again_and_gives_it_back(s3, monkeypatch):
+    version = upload(s3, "raw/sales/a.csv", sales(1))
+    planned = plan(validate(object_created("raw/sales/a.csv", version)))
+    ledger.release_lease(boto3.resource("dynamodb").Table(TABLE), "sales", planned["lease_owner"])  # the failed attempt's end
+    seen = holding_the_lease_while_it_aggregates(monkeypatch)
+    retried = aggregate(planned)
+    assert "retake_lease" in retried["durations_ms"]
+    assert [held["owner"] for held in seen] == [planned["lease_owner"]]  # the retry ran under the run's lease
     assert lease() is None  # and gave it back at its end
-    manual = predict({"dataset": "sales", "mode": "predict"})  # no lease_owner: a manual predict takes none
-    assert seen[1:] == [None] and "retake_lease" not in manual["durations_ms"]
 
 
-def test_a_predictions_attempt_waits_while_another_run_holds_the_lease(s3, monkeypatch):
+def test_an_aggregate_attempt_waits_while_another_run_holds_the_lease(s3, monkeypatch):
     version = upload(s3, "raw/sales/a.csv", sales(1))
-    featured = build_features(validate(object_created("raw/sales/a.csv", version)))
+    planned = plan(validate(object_created("raw/sales/a.csv", version)))
     table = boto3.resource("dynamodb").Table(TABLE)
-    ledger.release_lease(table, "sales", featured["lease_owner"])
+    ledger.release_lease(table, "sales", planned["lease_owner"])
     ledger.acquire_lease(table, "sales", "raw/sales/b.csv#v2", int(time.time()))  # another run took it meanwhile
-    seen = holding_the_lease_while_it_predicts(monkeypatch)
+    seen = holding_the_lease_while_it_aggregates(monkeypatch)
     with pytest.raises(ledger.DatasetBusy) as busy:
-        predict(featured)
+        aggregate(planned)
     assert type(busy.value).__name__ == "DatasetBusy" and "raw/sales/b.csv#v2" in str(busy.value)
     assert seen == [] and all_items() == []  # nothing read or written without the lease
     assert lease()["owner"] == "raw/sales/b.csv#v2"  # the other run keeps it
     ledger.release_lease(table, "sales", "raw/sales/b.csv#v2")
-    assert predict(featured)["predictions_written"] == 2 * 10 and lease() is None  # the state machine's retry
+    assert "retake_lease" in aggregate(planned)["durations_ms"] and lease() is None  # the state machine's retry
 
 
 def test_a_deleted_upload_is_retracted_and_the_next_features_exclude_its_rows(s3):
     kept, gone = upload(s3, "raw/sales/a.csv", sales(1)), upload(s3, "raw/sales/b file.csv", sales(2, prefix="GONE-"))
     validate(object_created("raw/sales/a.csv", kept))
-    featured = build_features(validate(object_created("raw/sales/b file.csv", gone)))
+    planned = plan(validate(object_created("raw/sales/b file.csv", gone)))
+    (featured,) = [build_shard(item) for item in shard_items(planned)]
     assert featured["series"] == 4 and featured["input_count"] == 2
-    ledger.release_lease(boto3.resource("dynamodb").Table(TABLE), "sales", featured["lease_owner"])  # as Predictions does
+    ledger.release_lease(boto3.resource("dynamodb").Table(TABLE), "sales", planned["lease_owner"])  # as Aggregate does
     marker = s3.delete_object(Bucket=BUCKET, Key="raw/sales/b file.csv")["VersionId"]
     retracted = validate(object_deleted("raw/sales/b file.csv", marker))
     assert retracted["retracted"] is True and "skipped" not in retracted  # the run goes on
@@ -184,12 +193,10 @@ def test_a_deleted_upload_is_retracted_and_the_next_features_exclude_its_rows(s3
     assert [item["Key"] for item in indexes] == ["validated/sales/_parts/a.csv.json"]  # b's index went with its parts
     report = read_json(s3, retracted["report_key"])
     assert report["retracted"] is True and report["retracted_at"] and report["source"]["version_id"] == gone
-    rebuilt = build_features(retracted)
-    assert rebuilt["series"] == 2 and [entry["key"] for entry in rebuilt["inputs"]] == [
-        "validated/sales/n=1/shard=00000/a.csv.parquet"
-    ]
+    (rebuilt,) = [build_shard(item) for item in shard_items(plan(retracted))]
     manifest = read_json(s3, rebuilt["manifest_key"])
-    assert manifest["inputs"] == rebuilt["inputs"] and manifest["series"] == 2
+    assert rebuilt["series"] == manifest["series"] == 2 and rebuilt["input_count"] == 1
+    assert [entry["key"] for entry in manifest["inputs"]] == ["validated/sales/n=1/shard=00000/a.csv.parquet"]
     again = validate(object_deleted("raw/sales/b file.csv", marker))  # the deletion event delivered twice
     assert again["skipped"] is True and again["reason"] == "already retracted: raw/sales/b file.csv"
 
@@ -256,20 +263,19 @@ def test_a_file_without_clean_rows_never_removes_another_files_rows(s3):
 
 
 def test_predictions_read_the_features_version_the_run_wrote(s3):
-    featured = build_features(validate(object_created("raw/sales/a.csv", upload(s3, "raw/sales/a.csv", sales(1)))))
+    planned = plan(validate(object_created("raw/sales/a.csv", upload(s3, "raw/sales/a.csv", sales(1)))))
+    (featured,) = [build_shard(item) for item in shard_items(planned)]
     manifest = read_json(s3, featured["manifest_key"])
     part = "validated/sales/n=1/shard=00000/a.csv.parquet"
     validated_version = s3.head_object(Bucket=BUCKET, Key=part)["VersionId"]
-    assert manifest["inputs"] == featured["inputs"] == [{"key": part, "version_id": validated_version}]
+    assert manifest["inputs"] == [{"key": part, "version_id": validated_version}] and featured["input_count"] == 1
     assert (
         manifest["features_version"]
         == featured["features_version"]
         == s3.head_object(Bucket=BUCKET, Key=featured["features_key"])["VersionId"]
     )
-    s3.put_object(
-        Bucket=BUCKET, Key=featured["features_key"], Body=gzip.compress(b"item_id,date\nX,2024-01-01\n")
-    )  # a later writer
-    predicted = predict(featured)
+    s3.put_object(Bucket=BUCKET, Key=featured["features_key"], Body=b"not the features")  # a later writer
+    predicted = predict_shard(featured)
     assert predicted["series"] == 2 and predicted["predictions_written"] == 2 * 10
 
 

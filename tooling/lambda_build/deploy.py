@@ -120,8 +120,8 @@ def stack_outputs(stack: str, region: str) -> dict[str, str]:
 # invocation proves that the function and its layers load and run on the deployed runtime.
 SMOKE_EVENTS = {
     "DataValidation": lambda bucket: {"bucket": bucket, "key": "smoke-test/not-a-sales-file.txt"},
-    "FeatureEngineering": lambda bucket: {"skipped": True, "reason": "smoke test", "bucket": bucket},
-    "Predictions": lambda bucket: {"skipped": True, "reason": "smoke test", "bucket": bucket},
+    "FeatureEngineering": lambda bucket: {"step": "plan", "skipped": True, "reason": "smoke test", "bucket": bucket},
+    "Predictions": lambda bucket: {"step": "shard", "skipped": True, "reason": "smoke test", "bucket": bucket},
 }
 
 

@@ -4,7 +4,7 @@ fastparquet is the engine because it fits the layers (6.5 MB with cramjam, fsspe
 built; pyarrow unpacks to 172 MB and cannot). Files are written with snappy compression (fast to
 read and write; what Athena and Glue read by default), without the pandas index, one row group per
 frame written, so a reader can take a big file a row group at a time (:func:`iter_row_groups`) and
-a writer can stream a big input into one file a chunk at a time (:class:`PartWriter`).
+a writer can stream a big input into one local file a chunk at a time (:class:`PartWriter`).
 
 Strings come back as object columns of ``str`` (missing values as None), numbers with the dtype
 they were written with (float64, int8, ...).
@@ -15,18 +15,17 @@ storage module and never loads them.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import struct
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
 
 COMPRESSION = "SNAPPY"
 CONTENT_TYPE = "application/vnd.apache.parquet"
+MAGIC = b"PAR1"  # a Parquet file starts and ends with it
 
 
 def _engine():
@@ -57,52 +56,60 @@ def iter_row_groups(handle, *, columns: list[str] | None = None) -> Iterator[pd.
 
 
 class PartWriter:
-    """Streams frames into one Parquet file on local disk, one row group per :meth:`append`.
+    """A Parquet file on local disk written a row group per :meth:`append`, its footer once at :meth:`finish`.
 
-    fastparquet appends row groups to a file it can reopen by path, so the part lives in a private
-    temporary folder (``/tmp`` in Lambda) until :meth:`finish` hands it over for upload; closing
-    the writer (or leaving its ``with`` block) removes it. Every frame must have the same columns
-    and dtypes (the first one sets the schema); an empty frame adds no row group, except as the
-    first frame, which writes the schema of a part without rows.
+    Each append opens the file, adds the frame's row group and closes it again; only the row
+    groups' metadata stays in memory, so thousands of writers (validation's shards) hold no open
+    file handles, and an append costs the same however many row groups the file has (fastparquet's
+    own ``write(append=True)`` re-reads and rewrites the footer every time: measured slower in
+    ``scripts/bench_part_writer.py``, see docs/scaling.md). Every frame must have the first one's
+    columns (the first frame sets the schema, dtypes included); an empty frame adds no row group,
+    except as the first, which gives a part with the schema and no rows. The caller owns ``path``
+    (uploads it after :meth:`finish`, then removes it).
     """
 
-    def __init__(self, directory: str | None = None) -> None:
-        self._folder = tempfile.mkdtemp(prefix="part-", dir=directory)
-        self.path = os.path.join(self._folder, "part.parquet")
+    def __init__(self, path: str) -> None:
+        self.path = path
         self.rows = 0
         self.row_groups = 0
-        self._started = False
-        self._file: BinaryIO | None = None
+        self.finished = False
+        self._meta = None
+        self._columns: list = []
+        self._groups: list = []  # the row groups' metadata (the thrift object's list is a copy)
 
     def append(self, frame: pd.DataFrame) -> None:
-        if self._file is not None:
+        if self.finished:
             raise ValueError("part already finished")
-        if self._started and frame.empty:
+        if self._meta is not None and list(frame.columns) != self._columns:
+            raise ValueError(f"columns {list(frame.columns)} differ from the part's {self._columns}")
+        if self._meta is not None and frame.empty:
             return
-        _engine().write(self.path, frame.reset_index(drop=True), compression=COMPRESSION, write_index=False, append=self._started)
-        self._started = True
+        writer = _engine().writer
+        frame = frame.reset_index(drop=True)
+        with open(self.path, "ab" if self._meta is not None else "wb") as handle:
+            if self._meta is None:
+                self._meta = writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype)
+                self._columns = list(frame.columns)
+                handle.write(MAGIC)
+            if not frame.empty:
+                group = writer.make_row_group(handle, frame, self._meta.schema, compression=COMPRESSION, stats="auto")
+                self._groups.append(group)
         self.rows += len(frame)
         self.row_groups += int(not frame.empty)
 
-    def finish(self) -> BinaryIO:
-        """The finished part, open for reading from its first byte (upload it, then close the writer)."""
-        if not self._started:
+    def finish(self) -> str:
+        """Write the footer (once; again is a no-op) and return the finished file's path."""
+        if self._meta is None:
             raise ValueError("no frame appended: a part needs at least its schema")
-        if self._file is None:
-            self._file = open(self.path, "rb")  # closed by close()
-        self._file.seek(0)
-        return self._file
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
-
-    def __enter__(self) -> PartWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        if not self.finished:
+            writer = _engine().writer
+            self._meta.row_groups = self._groups
+            self._meta.num_rows = self.rows
+            with open(self.path, "ab") as handle:
+                size = writer.write_thrift(handle, self._meta)
+                handle.write(struct.pack(b"<I", size) + MAGIC)
+            self.finished = True
+        return self.path
 
 
 def _given(handle):

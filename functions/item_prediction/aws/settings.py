@@ -11,9 +11,9 @@ Variable                   Default              Meaning
                                                 extension and all; steps/shard_store.py)
 ``QUARANTINE_PREFIX``      ``quarantine/``      rejected rows with ``_reasons``, ``<dataset>/<file>.csv.gz``
 ``REPORTS_PREFIX``         ``reports/``         ``<dataset>/<file>.validation.json``
-``FEATURES_PREFIX``        ``features/``        ``<dataset>/features.csv.gz`` and ``manifest.json``
-``MODELS_PREFIX``          ``models/``          ``<dataset>/<version>/model.joblib``, ``latest.json``
-``PREDICTIONS_PREFIX``     ``predictions/``     ``<dataset>/<forecast_id>/predictions.csv.gz``
+``FEATURES_PREFIX``        ``features/``        ``<dataset>/shard=<s>/features.parquet`` and ``manifest.json``
+``MODELS_PREFIX``          ``models/``          ``<dataset>/shard=<s>/<version>/model.joblib``, ``latest.json``
+``PREDICTIONS_PREFIX``     ``predictions/``     ``<dataset>/<run_id>/shard=<s>.csv.gz``
 ``MAPPINGS_PREFIX``        ``config/mappings/``  ``<dataset>.json`` or ``default.json``
 ``FORECAST_HORIZON``       ``0``                periods; 0 = 14 for daily, 8 for weekly data
 ``CHUNK_ROWS``             ``100000``           rows validated at a time (bounds memory)

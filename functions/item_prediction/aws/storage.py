@@ -190,8 +190,10 @@ class Storage:
             return self.put_file_version(key, handle, columnar.CONTENT_TYPE)
 
     def put_part(self, key: str, part: columnar.PartWriter) -> str | None:
-        """Upload a finished streamed part (one request, up to 5 GB); returns its VersionId."""
-        return self.put_file_version(key, part.finish(), columnar.CONTENT_TYPE)
+        """Finish a streamed part and upload it (one request, up to 5 GB); returns its VersionId.
+        The local file stays (the caller removes it)."""
+        with open(part.finish(), "rb") as handle:
+            return self.put_file_version(key, handle, columnar.CONTENT_TYPE)
 
     def read_parquet(self, key: str, *, version_id: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """A Parquet object as a frame; exactly ``version_id`` when given."""

@@ -16,6 +16,22 @@ class NothingToDo(Exception):
     """The step has no work for this input (said in the output as ``skipped`` with the reason)."""
 
 
+class UnknownStep(ValueError):
+    """The event names no step this function runs (it reads, writes and leases nothing)."""
+
+
+def step_of(event, function: str, steps: tuple[str, ...]) -> str:
+    """The event's ``step`` when ``function`` runs it; else UnknownStep, in one line. The functions
+    run only as steps of the pipeline (and backfill) state machines, which always name the step."""
+    step = event.get("step") if isinstance(event, dict) else None
+    if step not in steps:
+        raise UnknownStep(
+            f"{function} runs only as a state machine step: the event's 'step' must be one of "
+            f"{', '.join(repr(name) for name in steps)}, got {step!r:.60} (start the pipeline or the backfill instead)"
+        )
+    return step
+
+
 def carried(event: dict) -> dict:
     """The fields each step passes on, so the next step (and its logs) know the source object."""
     return {name: event[name] for name in CARRIED if isinstance(event, dict) and name in event}

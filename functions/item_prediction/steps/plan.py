@@ -37,8 +37,8 @@ RETRAIN, TRAIN, PREDICT = "retrain", "train_and_predict", "predict"
 
 
 def resolve_horizon(requested, settings: Settings, frequency: str) -> int:
-    """The event's horizon, else FORECAST_HORIZON, else the frequency's default (as
-    ``predict.resolve_horizon``, without importing the model: this step runs without scikit-learn)."""
+    """The event's horizon, else FORECAST_HORIZON, else the frequency's default, checked as
+    ``model.check_horizon`` does (without importing the model: this step runs without scikit-learn)."""
     value = requested if requested not in (None, "", 0) else (settings.forecast_horizon or schema.DEFAULT_HORIZON[frequency])
     value = int(value) if isinstance(value, str) and value.strip().isdigit() else value
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HORIZON:

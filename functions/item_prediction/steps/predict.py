@@ -1,21 +1,20 @@
-"""The Predictions step: train (with its backtest) or load the latest model, forecast, store.
+"""The Predictions shard step: train (with its backtest) or load the shard's latest model, forecast
+its series, store them under the run's id.
 
-Modes:
+Modes (decided per shard by the Plan step, see :mod:`.plan`):
 
-* ``train_and_predict`` (default): fit before the last ``horizon`` periods, backtest on them
-  against seasonal naive, keep that model (:func:`model.train`: the backtested model serves),
-  save ``models/<dataset>/<version>/model.joblib`` and
-  ``metadata.json``, then point ``models/<dataset>/latest.json`` at it (with the model's
-  SHA-256), then forecast;
-* ``predict``: forecast with the model ``models/<dataset>/latest.json`` points at, after checking
-  its SHA-256 against latest.json (fails with a clear message when there is none yet or the bytes
+* ``train_and_predict``: fit before the last ``horizon`` periods, backtest on them against
+  seasonal naive and keep that model (the backtested model serves, see :func:`model.train`), save
+  ``models/<dataset>/shard=<s:05d>/<version>/model.joblib`` and ``metadata.json``, then point that
+  folder's ``latest.json`` at it (with the model's SHA-256), then forecast;
+* ``predict``: forecast with the model the shard's ``latest.json`` points at, after checking its
+  SHA-256 against latest.json (fails with a clear message when there is none yet or the bytes
   differ: nothing is unpickled that latest.json does not vouch for).
 
-Storing switches atomically: every prediction of the run goes to DynamoDB under its
-``forecast_id`` (keys in :mod:`item_prediction.aws.table_keys`, with ``expires_at`` for TTL), the CSV to
-``predictions/<dataset>/<forecast_id>/predictions.csv.gz``, and only then the dataset's CURRENT
-pointer names the run (the flip). A failure before the flip leaves the previous forecast on
-display; the superseded run's items expire.
+Every prediction goes to DynamoDB under the run's id (keys in :mod:`item_prediction.aws.table_keys`,
+with ``expires_at`` for TTL) and the CSV part beside it; nothing is shown until the Aggregate step
+(:mod:`.aggregate`) writes the generation's pointers and flips CURRENT, last: a failure before the
+flip leaves the previous forecast on display; the superseded run's items expire.
 """
 
 from __future__ import annotations
@@ -35,25 +34,11 @@ from . import plan_file
 from . import report as reporting
 from .envelope import NothingToDo
 
-MODES = ("train_and_predict", "predict")
 EXPIRY_DAYS, expires_at = table_keys.EXPIRY_DAYS, table_keys.expires_at  # the TTL rule, shared with Aggregate's pointers
 
 
 class ModelIntegrityError(ValueError):
     """The model's bytes are not the ones latest.json vouches for: never unpickled."""
-
-
-def load_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, dict]:
-    manifest = storage.get_json(manifest_key)
-    frame = storage.read_csv(
-        manifest["features_key"],
-        version_id=manifest.get("features_version"),
-        dtype={schema.ITEM: "str", schema.STORE: "str"},
-        keep_default_na=False,
-        na_values=[""],
-    )
-    frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
-    return frame, manifest
 
 
 QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forecast has them
@@ -82,13 +67,6 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecas
             forecast[schema.ITEM], forecast[schema.STORE], days, forecast["prediction"], bands, strict=True
         )
     ]
-
-
-def resolve_horizon(requested, settings: Settings, frequency: str) -> int:
-    """The event's horizon, else FORECAST_HORIZON, else the frequency's default (14 days, 8 weeks)."""
-    if requested not in (None, "", 0):
-        return model.check_horizon(requested)
-    return model.check_horizon(settings.forecast_horizon or schema.DEFAULT_HORIZON[frequency])
 
 
 def save_model(storage: Storage, prefix: str, bundle: model.ModelBundle, extra: dict | None = None) -> str:
@@ -130,45 +108,6 @@ def load_latest_model(storage: Storage, prefix: str) -> tuple[model.ModelBundle,
     return model.ModelBundle.loads(data), model_key
 
 
-def publish(
-    storage: Storage,
-    settings: Settings,
-    dataset: str,
-    forecast: pd.DataFrame,
-    run: dict,
-    *,
-    today: date | None = None,
-    timer: StepTimer | None = None,
-) -> dict:
-    """Store a run's forecast and make it the dataset's current one: items, CSV, then the flip
-    (timed as ``write_items``, ``write_csv`` and ``flip``).
-
-    ``run`` holds ``model_version``, ``model_key``, ``features_fingerprint`` and ``horizon``.
-    """
-    timer = timer or StepTimer()
-    run_id = table_keys.forecast_id(run["model_version"], run["features_fingerprint"], run["horizon"])
-    first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
-    expiry = expires_at(last, today or datetime.now(UTC).date())
-    with timer("write_items"):
-        written = storage.put_items(prediction_items(forecast, run["model_version"], dataset, run_id, expiry))
-    with timer("write_csv"):
-        predictions_key = storage.write_csv(
-            f"{settings.predictions_prefix}{dataset}/{run_id}/predictions.csv.gz", forecast, escape_formulas=True
-        )
-    pointer = {
-        "forecast_id": run_id,
-        "model_version": run["model_version"],
-        "model_key": run["model_key"],
-        "predictions_key": predictions_key,
-        "horizon": run["horizon"],
-        "forecast_range": [first.isoformat(), last.isoformat()],
-        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    with timer("flip"):
-        storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset})  # the flip, last
-    return {**pointer, "predictions_written": written}
-
-
 def trained_or_latest(
     storage: Storage,
     prefix: str,
@@ -202,67 +141,6 @@ def trained_or_latest(
     return bundle, model_key, None
 
 
-def run(
-    storage: Storage,
-    settings: Settings,
-    dataset: str,
-    manifest_key: str,
-    *,
-    mode: str = "train_and_predict",
-    horizon=None,
-    timer: StepTimer | None = None,
-) -> dict:
-    """Run the step; raises NothingToDo when the dataset is too short to train and backtest on.
-    ``timer`` gets ``read_features``, the model's parts, ``forecast`` and :func:`publish`'s."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    timer = timer or StepTimer()
-    with timer("read_features"):
-        frame, manifest = load_features(storage, manifest_key)
-    horizon = resolve_horizon(horizon, settings, manifest["frequency"])
-    prefix = f"{settings.models_prefix}{dataset}/"
-    bundle, model_key, backtest = trained_or_latest(storage, prefix, frame, manifest, horizon, mode, timer)
-    version = bundle.metadata["version"]
-    with timer("forecast"):
-        forecast = model.forecast(bundle, frame, horizon)
-    fingerprint = f"{manifest['version']}:{manifest['source_fingerprint']}"
-    published = publish(
-        storage,
-        settings,
-        dataset,
-        forecast,
-        {"model_version": version, "model_key": model_key, "features_fingerprint": fingerprint, "horizon": horizon},
-        timer=timer,
-    )
-    series = int(forecast.groupby([schema.ITEM, schema.STORE]).ngroups)
-    published["report_key"] = reporting.publish_report(  # a manual run's page, from its frames
-        storage,
-        settings,
-        dataset,
-        frame,
-        forecast,
-        {**published, "frequency": bundle.frequency, "series": series, "metrics": bundle.metadata["metrics"]},
-        backtest=reporting.backtest_frame(backtest),
-        timer=timer,
-    )
-    return {
-        "bucket": storage.bucket,
-        "dataset": dataset,
-        "mode": mode,
-        "model_key": model_key,
-        "model_version": version,
-        "forecast_id": published["forecast_id"],
-        "predictions_key": published["predictions_key"],
-        "predictions_written": published["predictions_written"],
-        "series": series,
-        "horizon": horizon,
-        "forecast_range": published["forecast_range"],
-        "metrics": bundle.metadata["metrics"],
-        "report_key": published["report_key"],
-    }
-
-
-# ---- one shard of the fan-out (``"step": "shard"``) ------------------------------------------
 def load_shard_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, dict]:
     """A shard's feature set (Parquet, exactly the version its FeatureEngineering wrote) and manifest."""
     manifest = storage.get_json(manifest_key)

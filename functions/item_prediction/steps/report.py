@@ -8,18 +8,13 @@ In the sharded pipeline each shard's Predict writes its slice of the report (:fu
 ``runs/<ds>/<run_id>/report/shard=<s:05d>.json``, small: the shard's totals by date, the stats of
 the series its tables may show and the rows of its at most 12 chart candidates), and the Aggregate
 step merges the slices of every shard of the generation into the page (:func:`publish_run_report`)
-before its flip, which carries ``report_key``. A manual whole-dataset run renders its page from its
-frames and adds ``report_key`` to CURRENT after its flip (:func:`publish_report`).
+before its flip, which carries ``report_key``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pandas as pd
 
-from ..aws import table_keys
-from ..aws.runtime import StepTimer
 from ..aws.settings import Settings
 from ..aws.storage import Storage
 from ..domain import report, schema
@@ -46,41 +41,6 @@ def validation_totals(storage: Storage, settings: Settings, dataset: str) -> dic
 
 def report_key(settings: Settings, dataset: str, forecast_id: str) -> str:
     return f"{settings.reports_prefix}{dataset}/{forecast_id}/report.html"
-
-
-def publish_report(
-    storage: Storage,
-    settings: Settings,
-    dataset: str,
-    history: pd.DataFrame,
-    forecast: pd.DataFrame,
-    run: dict,
-    *,
-    backtest: pd.DataFrame | None = None,
-    timer: StepTimer | None = None,
-) -> str:
-    """Render and store the page, then add its key to CURRENT (``run``: the published pointer plus
-    ``frequency``, ``series`` and ``metrics``); timed as ``report``. Returns the page's key."""
-    timer = timer or StepTimer()
-    with timer("report"):
-        pointer = {
-            key: run[key]
-            for key in ("forecast_id", "model_version", "model_key", "predictions_key", "horizon", "forecast_range", "updated_at")
-        }
-        summary = {
-            **pointer,
-            "dataset": dataset,
-            "frequency": run["frequency"],
-            "series": run["series"],
-            "metrics": run["metrics"],
-            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "validation": validation_totals(storage, settings, dataset),
-        }
-        columns = [schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY]
-        page = report.render_report(summary, history[columns], backtest, forecast)
-        key = storage.put_bytes(report_key(settings, dataset, run["forecast_id"]), page.encode(), "text/html; charset=utf-8")
-        storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset, "report_key": key})
-    return key
 
 
 def backtest_frame(rows: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -15,15 +15,14 @@ Names starting with ``_`` or ``.`` below the dataset are not parts (Athena skips
 part with the later S3 LastModified wins (ties: the later key); a part never repeats a key (the
 validator quarantines repeats within an upload as ``duplicate_key``, the first line winning).
 
-The Parquet writer here (:class:`PartWriter`, row groups appended to a local file, footer at the
-end) is minimal on purpose: ``aws/columnar.py`` is the place for a shared one.
+Parts are written with :class:`item_prediction.aws.columnar.PartWriter` (a row group per append to a
+local file, the footer once at the end) and uploaded with ``Storage.put_part``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import struct
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,14 +31,13 @@ import numpy as np
 import pandas as pd
 
 from ..aws import columnar
-from ..aws.columnar import COMPRESSION
+from ..aws.columnar import PartWriter
 from ..aws.settings import Settings
 from ..aws.storage import ObjectRef, Storage
 from ..domain import schema, shards
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the order of a part listed without a time (S3 always gives one)
 PART_SUFFIX = ".parquet"
-PARQUET_TYPE = "application/vnd.apache.parquet"
 INDEX_FOLDER = "_parts"
 MANIFEST_NAME = "_dataset.json"
 RUNS_PREFIX = "runs/"
@@ -260,43 +258,6 @@ def upload_index(source_key: str, count: int, resolution: int, resolution_rows: 
 
 
 # -- writing ------------------------------------------------------------------------------------
-class PartWriter:
-    """A local Parquet file written a row group at a time (``write``), its footer at ``close``.
-
-    Nothing is held between writes but the row groups' metadata, and the file is opened per
-    write, so thousands of shards need no open file handles.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.rows = 0
-        self._meta = None
-        self._groups: list = []  # the row groups' metadata (the thrift object's list is a copy)
-
-    def write(self, frame: pd.DataFrame) -> None:
-        from fastparquet import writer
-
-        frame = frame.reset_index(drop=True)
-        with open(self.path, "ab") as handle:
-            if self._meta is None:
-                self._meta = writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype)
-                handle.write(b"PAR1")
-            group = writer.make_row_group(handle, frame, self._meta.schema, compression=COMPRESSION, stats="auto")
-        self._groups.append(group)
-        self.rows += len(frame)
-
-    def close(self) -> None:
-        from fastparquet import writer
-
-        if self._meta is None:
-            return
-        self._meta.row_groups = self._groups
-        self._meta.num_rows = self.rows
-        with open(self.path, "ab") as handle:
-            size = writer.write_thrift(handle, self._meta)
-            handle.write(struct.pack(b"<I", size) + b"PAR1")
-
-
 class ShardSink:
     """Validation's clean-row sink: each chunk's rows go to per-shard local Parquet files.
 
@@ -342,7 +303,7 @@ class ShardSink:
         frames = self._buffers.pop(shard, [])
         self._buffered.pop(shard, None)
         if frames:
-            self._writer(self.count, shard).write(pd.concat(frames, ignore_index=True))
+            self._writer(self.count, shard).append(pd.concat(frames, ignore_index=True))
 
     def finish(self, count: int) -> dict[int, PartWriter]:
         """Write what is buffered and close the files; ``{shard: writer}`` (``writer.path``,
@@ -351,7 +312,7 @@ class ShardSink:
             self._flush(shard)
         written = {shard: writer for (n, shard), writer in self._writers.items() if n == self.count}
         for writer in written.values():
-            writer.close()
+            writer.finish()
         if count > self.count:
             written = self._split(written, count)
         return written
@@ -365,11 +326,11 @@ class ShardSink:
                     group = canonical(group)
                     target = shards.shard_of(group[schema.ITEM], group[schema.STORE], count)
                     for shard, rows in group.groupby(target, sort=True):
-                        self._writer(count, int(shard)).write(rows)
+                        self._writer(count, int(shard)).append(rows)
             os.remove(old.path)
         fresh = {shard: writer for (n, shard), writer in self._writers.items() if n == count}
         for writer in fresh.values():
-            writer.close()
+            writer.finish()
         return fresh
 
 
@@ -399,8 +360,7 @@ def store_parts(storage: Storage, settings: Settings, dataset: str, source_key: 
     written, keys = [], set()
     for shard, writer in sorted(sink.finish(count).items()):
         key = part_key(settings, dataset, relative, count, shard)
-        with open(writer.path, "rb") as handle:
-            storage.put_file(key, handle, PARQUET_TYPE)
+        storage.put_part(key, writer)
         os.remove(writer.path)
         keys.add(key)
         written.append({"shard_count": count, "shard": shard, "rows": writer.rows})

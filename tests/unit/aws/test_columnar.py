@@ -64,54 +64,75 @@ def test_round_trip_keeps_values_and_types():
         assert list(columnar.read_frame(handle, columns=["quantity"]).columns) == ["quantity"]
 
 
-def test_a_part_gets_one_row_group_per_appended_frame_and_is_read_back_one_at_a_time():
+def test_a_part_gets_one_row_group_per_appended_frame_and_is_read_back_one_at_a_time(tmp_path):
     chunks = [canonical(0, 7), canonical(7, 5), canonical(12, 11)]
-    with columnar.PartWriter() as part:
-        for chunk in chunks:
-            part.append(chunk)
-        assert (part.rows, part.row_groups) == (23, 3)
-        groups = list(columnar.iter_row_groups(part.finish()))
-        assert [len(group) for group in groups] == [7, 5, 11]
-        for group, chunk in zip(groups, chunks, strict=True):
-            same(group, chunk)
-        same(columnar.read_frame(part.finish()), pd.concat(chunks))  # finish() again: the same file, from byte 0
+    part = columnar.PartWriter(str(tmp_path / "p.parquet"))
+    for chunk in chunks:
+        part.append(chunk)
+    assert (part.rows, part.row_groups) == (23, 3)
+    with open(part.finish(), "rb") as handle:
+        groups = list(columnar.iter_row_groups(handle))
+    assert [len(group) for group in groups] == [7, 5, 11]
+    for group, chunk in zip(groups, chunks, strict=True):
+        same(group, chunk)
+    with open(part.finish(), "rb") as handle:  # finish() again: the same file, its footer written once
+        same(columnar.read_frame(handle), pd.concat(chunks))
 
 
-def test_row_groups_read_only_the_columns_asked_for():
-    with columnar.PartWriter() as part:
-        part.append(canonical(0, 4))
-        part.append(canonical(4, 4))
-        groups = list(columnar.iter_row_groups(part.finish(), columns=["date", "promotion"]))
+def test_many_appends_keep_every_row_in_order_with_its_dtypes(tmp_path):
+    """Validation appends a row group per chunk to each shard's part: hundreds of them in one file."""
+    part = columnar.PartWriter(str(tmp_path / "p.parquet"))
+    for start in range(0, 600, 3):
+        part.append(canonical(start, 3))
+    with open(part.finish(), "rb") as handle:
+        groups = list(columnar.iter_row_groups(handle))
+        handle.seek(0)
+        back = columnar.read_frame(handle)
+    assert (part.rows, part.row_groups, len(groups)) == (600, 200, 200)
+    same(back, canonical(0, 600))
+    assert back["promotion"].dtype == np.dtype("int8") and back["unit_price"].dtype == np.dtype("float64")
+
+
+def test_row_groups_read_only_the_columns_asked_for(tmp_path):
+    part = columnar.PartWriter(str(tmp_path / "p.parquet"))
+    part.append(canonical(0, 4))
+    part.append(canonical(4, 4))
+    with open(part.finish(), "rb") as handle:
+        groups = list(columnar.iter_row_groups(handle, columns=["date", "promotion"]))
     assert [list(group.columns) for group in groups] == [["date", "promotion"]] * 2
     same(pd.concat(groups), canonical(0, 8)[["date", "promotion"]])
 
 
-def test_an_empty_first_frame_writes_a_part_without_rows_and_later_empty_frames_add_nothing():
-    with columnar.PartWriter() as part:
-        part.append(canonical(0, 0))
-        assert list(columnar.iter_row_groups(part.finish())) == []
-        empty = columnar.read_frame(part.finish())
+def test_an_empty_first_frame_writes_a_part_without_rows_and_later_empty_frames_add_nothing(tmp_path):
+    part = columnar.PartWriter(str(tmp_path / "empty.parquet"))
+    part.append(canonical(0, 0))
+    with open(part.finish(), "rb") as handle:
+        assert list(columnar.iter_row_groups(handle)) == []
+        handle.seek(0)
+        empty = columnar.read_frame(handle)
     assert list(empty.columns) == list(canonical(0, 0).columns) and len(empty) == 0
     assert empty["promotion"].dtype == np.dtype("int8")
-    with columnar.PartWriter() as part:
-        part.append(canonical(0, 3))
-        part.append(canonical(3, 0))
-        part.append(canonical(3, 2))
-        assert (part.rows, part.row_groups) == (5, 2)
-        assert [len(group) for group in columnar.iter_row_groups(part.finish())] == [3, 2]
+    part = columnar.PartWriter(str(tmp_path / "p.parquet"))
+    part.append(canonical(0, 3))
+    part.append(canonical(3, 0))
+    part.append(canonical(3, 2))
+    assert (part.rows, part.row_groups) == (5, 2)
+    with open(part.finish(), "rb") as handle:
+        assert [len(group) for group in columnar.iter_row_groups(handle)] == [3, 2]
 
 
-def test_a_part_refuses_to_finish_empty_or_grow_after_finishing_and_cleans_up():
-    part = columnar.PartWriter()
+def test_a_part_refuses_to_finish_empty_grow_after_finishing_or_change_its_columns(tmp_path):
+    part = columnar.PartWriter(str(tmp_path / "p.parquet"))
     with pytest.raises(ValueError, match="no frame appended"):
         part.finish()
     part.append(canonical(0, 2))
+    with pytest.raises(ValueError, match="differ from the part's"):
+        part.append(canonical(2, 2).drop(columns=["promotion"]))
     part.finish()
     with pytest.raises(ValueError, match="already finished"):
         part.append(canonical(2, 2))
-    assert os.path.exists(part.path)
-    part.close()
-    assert not os.path.exists(os.path.dirname(part.path))
+    with open(part.path, "rb") as handle:  # the refused frames left the file whole
+        same(columnar.read_frame(handle), canonical(0, 2))
 
 
 @pytest.fixture
@@ -126,12 +147,13 @@ def storage(monkeypatch):
         yield Storage("parts", "t", s3=s3)
 
 
-def test_storage_streams_a_part_to_s3_and_reads_it_back_a_row_group_at_a_time(storage):
+def test_storage_streams_a_part_to_s3_and_reads_it_back_a_row_group_at_a_time(storage, tmp_path):
     key = "validated/sales/n=1/shard=00000/a.csv.parquet"
-    with columnar.PartWriter() as part:
-        part.append(canonical(0, 6))
-        part.append(canonical(6, 4))
-        first = storage.put_part(key, part)
+    part = columnar.PartWriter(str(tmp_path / "p.parquet"))
+    part.append(canonical(0, 6))
+    part.append(canonical(6, 4))
+    first = storage.put_part(key, part)  # finishes the part
+    assert part.finished and os.path.exists(part.path)  # the caller removes its local file
     assert storage.s3.head_object(Bucket="parts", Key=key)["ContentType"] == columnar.CONTENT_TYPE
     second = storage.put_parquet(key, canonical(100, 3))  # a re-upload overwrites the key
     assert first and second and first != second

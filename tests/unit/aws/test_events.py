@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ from item_prediction.aws import api_query, ledger
 from item_prediction.aws.events import EventError, object_ref
 from item_prediction.aws.settings import Settings
 from item_prediction.domain.schema import ColumnMapping
+from item_prediction.steps import plan
 from item_prediction.steps import validate as validate_step
+from item_prediction.steps.envelope import step_of
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 
@@ -38,11 +41,20 @@ def test_an_unknown_event_is_a_clear_error():
 
 
 def test_step_outputs_chain():
-    validation_output, features_output = load("validation_output.json"), load("features_output.json")
+    validation_output, featured = load("validation_output.json"), load("shard_features_output.json")
     assert {"bucket", "dataset", "source_key", "source_version", "frequency"} <= validation_output.keys()
-    assert {"dataset", "manifest_key", "features_key", "features_version", "lease_owner"} <= features_output.keys()
-    assert features_output["lease_owner"] == ledger.lease_owner(validation_output, "sales")
-    assert load("predict_with_latest_model.json")["mode"] == "predict" and load("backfill_features.json") == {"dataset": "sales"}
+    # A shard's BuildFeatures output (the Predict step's input): the plan's item plus its features.
+    assert {"dataset", "shard", "shard_count", "run_id", "mode", "horizon", "lease_owner"} <= featured.keys()
+    assert {"manifest_key", "features_key", "features_version"} <= featured.keys()
+    assert featured["lease_owner"] == ledger.lease_owner(validation_output, "sales")
+    assert featured["run_id"] == plan.new_run_id(featured["lease_owner"], datetime(2024, 2, 1, tzinfo=UTC))
+    assert featured["manifest_key"] == f"features/sales/shard={featured['shard']:05d}/manifest.json"
+
+
+def test_the_backfill_sample_names_the_plan_step():
+    """FeatureEngineering and Predictions run only as state machine steps (no whole-dataset run)."""
+    assert step_of(load("plan_backfill.json"), "FeatureEngineering", ("plan", "shard")) == "plan"
+    assert load("plan_backfill.json")["dataset"] == "sales"
 
 
 def test_the_api_event_is_a_valid_query():

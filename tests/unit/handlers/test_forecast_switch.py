@@ -1,4 +1,5 @@
-"""The Predictions step's storing against moto: a run's items, then the flip; the model's SHA-256."""
+"""The Predictions step against moto: its items' expiry, latest.json and the model's SHA-256 (the
+flip of a run's forecast is the Aggregate step's: tests/integration/test_handlers_moto.py)."""
 
 from __future__ import annotations
 
@@ -6,81 +7,9 @@ import hashlib
 import json
 from datetime import UTC, date, datetime
 
-import pandas as pd
 import pytest
-from botocore.exceptions import ClientError
-from item_prediction.aws import runtime, table_keys
 from item_prediction.ml import model
 from item_prediction.steps import predict as predict_step
-
-from .test_api import call
-
-
-def forecast(first: str, value: float, *, days: int = 4) -> pd.DataFrame:
-    dates = pd.date_range(first, periods=days, freq="D")
-    return pd.DataFrame({"date": dates, "item_id": "ITEM-000", "store_id": "_", "prediction": [value] * days})
-
-
-def run(version: str, horizon: int = 4) -> dict:
-    return {
-        "model_version": version,
-        "model_key": f"models/sales/{version}/model.joblib",
-        "features_fingerprint": "f",
-        "horizon": horizon,
-    }
-
-
-def publish(storage, version: str, value: float, first: str = "2030-01-01") -> dict:
-    return predict_step.publish(
-        storage, runtime.settings(), "sales", forecast(first, value), run(version), today=date(2030, 1, 1)
-    )
-
-
-def test_a_run_is_shown_once_published_and_replaces_the_previous_one(table):
-    old = publish(table, "old", 1.0)
-    status, body, _ = call()
-    assert (
-        status == 200
-        and body["forecast_id"] == old["forecast_id"]
-        and {row["prediction"] for row in body["predictions"]} == {1.0}
-    )
-    assert old["predictions_key"] == f"predictions/sales/{old['forecast_id']}/predictions.csv.gz"
-    new = publish(table, "new", 2.0, first="2030-01-03")
-    body = call()[1]
-    assert body["forecast_id"] == new["forecast_id"] != old["forecast_id"]
-    assert [(row["date"], row["prediction"]) for row in body["predictions"]] == [(f"2030-01-0{d}", 2.0) for d in range(3, 7)]
-
-
-def test_a_failure_before_the_flip_leaves_the_previous_forecast_on_display(table, monkeypatch):
-    old = publish(table, "old", 1.0)
-    seen = {}
-
-    def failing_flip(item):
-        """The pointer write fails; by then every item of the new run is already written."""
-        run_id = item["forecast_id"]
-        seen["items"] = table.query_page(
-            table_keys.prediction_pk("sales", run_id, "ITEM-000", "_"), *table_keys.ALL_DATES, limit=100
-        )[0]
-        seen["csv"] = table.exists(f"predictions/sales/{run_id}/predictions.csv.gz")
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "pointer write failed"}}, "PutItem")
-
-    monkeypatch.setattr(type(table), "put_item", lambda self, item: failing_flip(item))
-    with pytest.raises(ClientError, match="pointer write failed"):
-        publish(table, "new", 2.0)
-    assert len(seen["items"]) == 4 and seen["csv"]  # items and CSV first, the flip last
-    status, body, _ = call()
-    assert (
-        status == 200
-        and body["forecast_id"] == old["forecast_id"]
-        and {row["prediction"] for row in body["predictions"]} == {1.0}
-    )
-
-
-def test_the_pointer_says_which_run_is_current(table):
-    published = publish(table, "v1", 1.0)
-    pointer = table.get_item(table_keys.current_key("sales"))
-    assert pointer["forecast_id"] == published["forecast_id"] and pointer["model_key"] == "models/sales/v1/model.joblib"
-    assert pointer["forecast_range"] == ["2030-01-01", "2030-01-04"] and pointer["horizon"] == 4 and pointer["updated_at"]
 
 
 @pytest.mark.parametrize(
@@ -92,16 +21,6 @@ def test_the_pointer_says_which_run_is_current(table):
 )
 def test_items_expire_35_days_after_the_forecast(last_day, today, expires):
     assert predict_step.expires_at(last_day, today) == int(expires.timestamp())
-
-
-def test_items_carry_the_run_and_its_expiry(table):
-    published = publish(table, "v1", 1.0)
-    items = table.query_page(
-        table_keys.prediction_pk("sales", published["forecast_id"], "ITEM-000", "_"), *table_keys.ALL_DATES, limit=10
-    )[0]
-    assert {(item["forecast_id"], item["dataset"], int(item["expires_at"])) for item in items} == {
-        (published["forecast_id"], "sales", int(datetime(2030, 2, 8, tzinfo=UTC).timestamp()))
-    }
 
 
 class FakeBundle:
@@ -136,6 +55,12 @@ def put_latest(storage, model_bytes: bytes, sha: str | None) -> None:
     storage.put_bytes("models/sales/v1/model.joblib", model_bytes)
     latest = {"version": "v1", "model_key": "models/sales/v1/model.joblib", **({"model_sha256": sha} if sha else {})}
     storage.put_bytes("models/sales/latest.json", json.dumps(latest).encode())
+
+
+def test_predict_without_a_trained_model_says_to_train_first(table, loads):
+    with pytest.raises(ValueError, match="mode 'predict' needs a trained model: models/sales/latest.json does not exist"):
+        predict_step.load_latest_model(table, "models/sales/")
+    assert loads == []
 
 
 def test_predict_loads_a_model_whose_bytes_match(table, loads):

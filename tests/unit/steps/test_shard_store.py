@@ -57,17 +57,6 @@ def test_a_shard_reads_coarser_parts_it_lies_in_and_finer_parts_inside_it():
     assert everything == parts
 
 
-def test_a_part_writer_appends_row_groups_that_read_back_exactly(tmp_path):
-    frame = shard_store.canonical(sales())
-    writer = shard_store.PartWriter(str(tmp_path / "p.parquet"))
-    writer.write(frame.iloc[:100])
-    writer.write(frame.iloc[100:])
-    writer.close()
-    groups = read_all(writer.path)
-    assert [len(group) for group in groups] == [100, len(frame) - 100] and writer.rows == len(frame)
-    pd.testing.assert_frame_equal(pd.concat(groups, ignore_index=True), frame)
-
-
 def test_the_sink_routes_every_row_to_its_shard_in_bounded_row_groups(tmp_path, monkeypatch):
     monkeypatch.setattr(shard_store, "ROW_GROUP_ROWS", 50)
     monkeypatch.setattr(shard_store, "BUFFER_ROWS", 120)

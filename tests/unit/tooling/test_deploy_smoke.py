@@ -77,8 +77,14 @@ def test_the_smoke_events_take_each_functions_no_op_path():
 
     validation_event = deploy.SMOKE_EVENTS["DataValidation"]("bucket")
     assert validate_step.skip_reason(Settings.from_env(), validation_event["key"]) is not None
-    for function in ("FeatureEngineering", "Predictions"):
-        assert deploy.SMOKE_EVENTS[function]("bucket")["skipped"] is True
+    from feature_engineering.app import lambda_handler as build_features
+    from predictions.app import lambda_handler as predict
+
+    from ...conftest import FakeContext
+
+    for function, handler in (("FeatureEngineering", build_features), ("Predictions", predict)):
+        answer = handler(deploy.SMOKE_EVENTS[function]("bucket"), FakeContext(function))  # no AWS call on this path
+        assert answer["skipped"] is True and answer["reason"] == "smoke test", answer
 
 
 @pytest.mark.parametrize(
