@@ -58,16 +58,14 @@ def test_a_failure_before_the_flip_leaves_the_previous_forecast_on_display(table
     def failing_flip(item):
         """The pointer write fails; by then every item of the new run is already written."""
         run_id = item["forecast_id"]
-        seen["items"] = table.query_page(
-            table_keys.prediction_pk("sales", run_id, "ITEM-000", "_"), *table_keys.ALL_DATES, limit=100
-        )[0]
+        seen["series"] = table.get_item(table_keys.series_key("sales", run_id, "ITEM-000", "_"))
         seen["csv"] = table.exists(f"predictions/sales/{run_id}/predictions.csv.gz")
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "pointer write failed"}}, "PutItem")
 
     monkeypatch.setattr(type(table), "put_item", lambda self, item: failing_flip(item))
     with pytest.raises(ClientError, match="pointer write failed"):
         publish(table, "new", 2.0)
-    assert len(seen["items"]) == 4 and seen["csv"]  # items and CSV first, the flip last
+    assert len(seen["series"]["dates"]) == 4 and seen["csv"]  # the series' item and CSV first, the flip last
     status, body, _ = call()
     assert (
         status == 200
@@ -96,12 +94,13 @@ def test_items_expire_35_days_after_the_forecast(last_day, today, expires):
 
 def test_items_carry_the_run_and_its_expiry(table):
     published = publish(table, "v1", 1.0)
-    items = table.query_page(
-        table_keys.prediction_pk("sales", published["forecast_id"], "ITEM-000", "_"), *table_keys.ALL_DATES, limit=10
-    )[0]
-    assert {(item["forecast_id"], item["dataset"], int(item["expires_at"])) for item in items} == {
-        (published["forecast_id"], "sales", int(datetime(2030, 2, 8, tzinfo=UTC).timestamp()))
-    }
+    series = table.get_item(table_keys.series_key("sales", published["forecast_id"], "ITEM-000", "_"))
+    assert (series["forecast_id"], series["dataset"], int(series["expires_at"])) == (
+        published["forecast_id"],
+        "sales",
+        int(datetime(2030, 2, 8, tzinfo=UTC).timestamp()),
+    )
+    assert published["predictions_written"] == 4 and published["items_written"] == 1  # rows, and items: one per series
 
 
 class FakeBundle:
