@@ -14,10 +14,11 @@ are optional and inclusive, at most 366 days apart (one bound alone covers 366 d
 
 Reads the dataset's CURRENT pointer (GetItem, consistent): its generation and shard count; then
 the generation's pointer for the series' shard (``table_keys.series_shard``, GetItem): the
-forecast holding the series; then Queries that forecast's items of the series (three consistent
-reads). A CURRENT written before shards existed names its forecast itself. Imports no pandas or
-scikit-learn. ``GET /datasets/{dataset}/report``
-(a link to the dataset's forecast report) is :mod:`predictions.report_api`, included here.
+forecast holding the series; then that forecast's item of the series (``sk = SERIES``: its whole
+forecast, GetItem), from which ``from``/``to``, ``limit`` and ``next_token`` take the page
+(:func:`item_prediction.aws.api_query.page`): three consistent GetItems in all. A CURRENT written
+before shards existed names its forecast itself. Imports no pandas or scikit-learn.
+``GET /datasets/{dataset}/report`` (a link to the dataset's forecast report) is :mod:`predictions.report_api`, included here.
 """
 
 from __future__ import annotations
@@ -64,22 +65,20 @@ def get_predictions() -> dict:
     run, model_version = _forecast_of(query, current)
     logger.append_keys(dataset=query.dataset, forecast_id=run)
     try:
-        start = query.start_key(run)
+        query.start_key(run)  # a token must continue this very request
     except api_query.QueryError as exc:
         raise BadRequestError(str(exc)) from None
-    items, last = storage().query_page(query.pk(run), query.sk_from, query.sk_to, limit=query.limit, start=start)
-    if not items and start is None and not storage().query_page(query.pk(run), *table_keys.ALL_DATES, limit=1)[0]:
-        hint = "" if query.store_id != NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
-        raise NotFoundError(
-            f"no predictions for item {query.item_id!r} in store {query.store_id!r} in dataset {query.dataset!r}{hint}"
-        )
+    series = storage().get_item({"pk": query.pk(run), "sk": table_keys.SERIES_SK})
+    if series is None:
+        raise _no_series(query)
+    rows, last = api_query.page(query, series)
     return {
         "dataset": query.dataset,
         "item_id": query.item_id,
         "store_id": query.store_id,
         "forecast_id": run,
         "model_version": model_version,
-        "predictions": api_query.present(items),
+        "predictions": api_query.present(rows),
         "next_token": api_query.encode_token(last) if last else None,
     }
 
@@ -92,11 +91,16 @@ def _forecast_of(query: api_query.Query, current: dict) -> tuple[str, str | None
     shard = table_keys.series_shard(query.item_id, query.store_id, int(current["shard_count"]))
     pointer = storage().get_item(table_keys.shard_pointer_key(query.dataset, current["generation"], shard))
     if pointer is None:
-        hint = "" if query.store_id != NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
-        raise NotFoundError(
-            f"no predictions for item {query.item_id!r} in store {query.store_id!r} in dataset {query.dataset!r}{hint}"
-        )
+        raise _no_series(query)
     return pointer["forecast_id"], pointer.get("model_version")
+
+
+def _no_series(query: api_query.Query) -> NotFoundError:
+    """The 404 for a series the forecast on display does not hold (with the store hint when none was given)."""
+    hint = "" if query.store_id != NO_STORE else "; for an item sold in stores, add ?store=<store_id>"
+    return NotFoundError(
+        f"no predictions for item {query.item_id!r} in store {query.store_id!r} in dataset {query.dataset!r}{hint}"
+    )
 
 
 @app.exception_handler([ClientError, BotocoreConnectionError, HTTPClientError])

@@ -6,7 +6,8 @@ lease (kept), trains and backtests the shard's model (``mode: train_and_predict`
 (``predict``), forecasts the shard's series and writes them under the run's id
 (:func:`steps.predict.run_shard`). Output (small: the map's ResultWriter keeps it): ``shard``,
 ``mode``, ``forecast_id``, ``model_version``, ``model_key``, ``predictions_key``,
-``predictions_written``, ``series``, ``forecast_range``, ``data_end``, the backtest's ``sums`` when
+``predictions_written`` (forecast rows), ``items_written`` (DynamoDB items: one per series),
+``series``, ``forecast_range``, ``data_end``, the backtest's ``sums`` when
 it trained, ``plan`` ("file" or "assumed_last_price_no_promotion"), ``plan_key`` and ``plan_rows``
 (the dataset's newest plan file, :mod:`item_prediction.steps.plan_file`), ``report_slice`` (its part
 of the run's report) and ``durations_ms``; or ``skipped`` with the reason (too little history). A
@@ -17,7 +18,7 @@ combines the shards' results into the dataset's metrics and publishes the genera
 (:mod:`item_prediction.steps.aggregate`), then gives the lease back whatever the outcome. Output:
 ``run_id``, ``generation``, ``shard_count``, ``shards_run``, ``shards_skipped``, ``metrics`` (exact
 dataset MAE and WAPE, model and seasonal naive, and the model's ``coverage_p10_p90``), ``plan``,
-``plan_key``, ``predictions_written``, ``series``, ``horizon``, ``forecast_range``, ``model_key``
+``plan_key``, ``predictions_written``, ``items_written``, ``series``, ``horizon``, ``forecast_range``, ``model_key``
 (``models/<ds>/latest.json``), ``report_key`` (the forecast report's page, also in CURRENT),
 ``run_report_key`` (the run report, JSON) and ``durations_ms``.
 
@@ -69,7 +70,13 @@ def _shard(item):
     metrics.add_metric(name="PredictionsWritten", unit=COUNT, value=result["predictions_written"])
     durations = timer.publish()
     logger.info(
-        "shard predicted", extra={"mode": result["mode"], "written": result["predictions_written"], "durations_ms": durations}
+        "shard predicted",
+        extra={
+            "mode": result["mode"],
+            "written": result["predictions_written"],
+            "items_written": result["items_written"],
+            "durations_ms": durations,
+        },
     )
     return {**result, "durations_ms": durations}
 

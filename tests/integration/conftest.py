@@ -180,11 +180,24 @@ def dead_letters() -> list[dict]:
     return [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
 
 
-def all_items() -> list[dict]:
-    """Every prediction item in the table, of every run (the CURRENT pointers and other records left out)."""
+def series_items() -> list[dict]:
+    """Every series' forecast item in the table (``sk = SERIES``), of every run (the CURRENT and
+    shard pointers and other records left out)."""
     table = boto3.resource("dynamodb").Table(TABLE)
-    predictions = [item for item in table.scan()["Items"] if item["sk"].startswith("DATE#")]
-    return sorted(predictions, key=lambda item: (item["pk"], item["sk"]))
+    series = [item for item in table.scan()["Items"] if item["sk"] == table_keys.SERIES_SK]
+    return sorted(series, key=lambda item: item["pk"])
+
+
+def all_items() -> list[dict]:
+    """Every forecast row in the table, of every run: one dict per series item and date (its
+    attributes with ``date``, ``prediction`` and the quantiles it stored for that date)."""
+    rows = []
+    for series in series_items():
+        lists = [name for name in ("prediction", "p10", "p50", "p90") if name in series]
+        kept = {key: value for key, value in series.items() if key not in ("dates", *lists)}
+        for index, day in enumerate(series["dates"]):
+            rows.append({**kept, "date": day, **{name: series[name][index] for name in lists}})
+    return rows
 
 
 def current(dataset: str) -> dict | None:

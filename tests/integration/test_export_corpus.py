@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     read_csv_gz,
     read_json,
     run_pipeline,
+    series_items,
     shard_model_key,
     skipped_reasons,
     validated_rows,
@@ -220,6 +221,7 @@ def test_an_export_runs_end_to_end_and_accounts_for_every_row(aws, shape):
     if export.predicts:
         assert not predicted.get("skipped"), predicted.get("reason")
         assert predicted["predictions_written"] == len(items) == len(export.series) * HORIZON
+        assert predicted["items_written"] == len(series_items()) == len(export.series)
         assert {(item["item_id"], item["store_id"]) for item in items} == export.series
         assert len(predictions_csv(aws, predicted)) == len(items)
     else:

@@ -27,6 +27,7 @@ from .conftest import (
     read_json,
     run_pipeline,
     run_shards,
+    series_items,
     validated_rows,
 )
 
@@ -58,6 +59,7 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     run_id = predicted["run_id"]
     items = all_items()
     assert len(items) == 6 * 10 == predicted["predictions_written"]
+    assert len(series_items()) == 6 == predicted["items_written"]  # one DynamoDB item per series
     by_series: dict[str, list[str]] = {}
     for item in items:
         by_series.setdefault(item["pk"], []).append(item["date"])

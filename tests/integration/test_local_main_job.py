@@ -70,11 +70,11 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     assert {"mae", "wape"} <= metrics["model"].keys() and {"mae", "wape"} <= metrics["seasonal_naive"].keys()
     assert metrics["model"]["coverage_p10_p90"] is not None  # the shards' intervals, aggregated
     assert summary["plan"] == {"used": "assumed_last_price_no_promotion", "key": None}
-    items = dynamodb_items(summary)
+    items = dynamodb_items(summary)  # one per series, its 7 dates and predictions as lists
     series = {(i["item_id"]["S"], i["store_id"]["S"]) for i in items}
-    assert len(series) == 6
-    for key in series:
-        assert sum(1 for i in items if (i["item_id"]["S"], i["store_id"]["S"]) == key) == 7
+    assert len(series) == len(items) == 6 and all(i["sk"]["S"] == "SERIES" for i in items)
+    assert all(len(i["dates"]["L"]) == len(i["prediction"]["L"]) == 7 for i in items)
+    assert len(summary["predictions"]) == 6 * 7  # the summary's rows: one per series and date
     assert summary["report_file"] == str(page) and "ITEM-000 @ STORE-00" in page.read_text(), "the run's report, copied"
     invoked = [(call["function"], call["shard"]) for call in summary["invocations"]]
     assert invoked == [

@@ -234,19 +234,16 @@ def _predictions(table: str, dataset: str, result: dict | None) -> list[dict]:
         return []
     shown, rows = _shown_forecasts(table, dataset, result), []
     for page in boto("dynamodb").get_paginator("scan").paginate(TableName=table):
-        for item in page["Items"]:
+        for item in page["Items"]:  # a series' item: its dates and predictions as lists
             if "prediction" not in item or item.get("dataset", {}).get("S", dataset) != dataset:
                 continue
             if item.get("forecast_id", {}).get("S") not in shown:
                 continue
-            rows.append(
-                {
-                    "item_id": item["item_id"]["S"],
-                    "store_id": item["store_id"]["S"],
-                    "date": item["date"]["S"],
-                    "prediction": float(item["prediction"]["N"]),
-                }
-            )
+            series = {"item_id": item["item_id"]["S"], "store_id": item["store_id"]["S"]}
+            days, values = item["dates"]["L"], item["prediction"]["L"]
+            rows += [
+                {**series, "date": day["S"], "prediction": float(value["N"])} for day, value in zip(days, values, strict=True)
+            ]
     return sorted(rows, key=lambda row: (row["item_id"], row["store_id"], row["date"]))
 
 

@@ -1,7 +1,7 @@
 """The read API's request contract: ``GET /datasets/{dataset}/predictions/{item_id}`` with
 ``store``, ``from``, ``to``, ``limit`` and ``next_token``, checked into a :class:`Query` on the
-predictions table (keys in :mod:`.table_keys`). Standard library only, so the read API's function
-needs no data-science layer.
+predictions table (keys in :mod:`.table_keys`), and the :func:`page` it takes from a series'
+item. Standard library only, so the read API's function needs no data-science layer.
 """
 
 from __future__ import annotations
@@ -140,14 +140,32 @@ def parse_query(dataset: str | None, item_id: str | None, params: dict | None) -
 QUANTILES = ("p10", "p50", "p90")  # returned when the forecast stored them (as steps.predict.QUANTILES)
 
 
-def present(items: list[dict]) -> list[dict]:
-    """DynamoDB items as the API returns them, in date order: ``date``, ``prediction`` and, when
-    stored, ``p10``, ``p50`` and ``p90``."""
+def page(query: Query, series: dict) -> tuple[list[dict], dict | None]:
+    """The page of a series item (``table_keys.SERIES_SK``: lists in date order) this request asks
+    for: its dates from ``from`` to ``to``, after the token's date, at most ``limit`` of them, each as
+    ``{"date", "prediction", "p10", "p50", "p90"}`` (the quantiles when stored); and the token key
+    (pk, ``DATE#<last date returned>``) when more dates follow, else None. Call
+    :meth:`Query.start_key` first: it refuses a token that does not continue this request."""
+    after = query.token["sk"] if query.token else None
+    names = [name for name in ("prediction", *QUANTILES) if name in series]
+    chosen = [
+        index
+        for index, day in enumerate(series["dates"])
+        if query.sk_from <= date_sk(day) <= query.sk_to and (after is None or date_sk(day) > after)
+    ]
+    rows = [{"date": series["dates"][index], **{name: series[name][index] for name in names}} for index in chosen[: query.limit]]
+    more = len(chosen) > query.limit
+    return rows, ({"pk": series["pk"], "sk": date_sk(rows[-1]["date"])} if more else None)
+
+
+def present(rows: list[dict]) -> list[dict]:
+    """A page's rows as the API returns them, in date order: ``date``, ``prediction`` and, when
+    stored, ``p10``, ``p50`` and ``p90`` (numbers as floats)."""
     return [
         {
-            "date": item["date"],
-            "prediction": float(item["prediction"]),
-            **{name: float(item[name]) for name in QUANTILES if name in item},
+            "date": row["date"],
+            "prediction": float(row["prediction"]),
+            **{name: float(row[name]) for name in QUANTILES if name in row},
         }
-        for item in sorted(items, key=lambda item: item["sk"])
+        for row in sorted(rows, key=lambda row: row["date"])
     ]

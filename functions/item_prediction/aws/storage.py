@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import boto3
-from boto3.dynamodb.conditions import Key
 
 from ..domain import csv_safety
 from . import columnar
@@ -246,25 +245,6 @@ class Storage:
         """The item with ``key`` (GetItem, strongly consistent: a flip just made is seen), or None."""
         return self.table.get_item(Key=key, ConsistentRead=True).get("Item")
 
-    def query_page(self, pk: str, sk_from: str, sk_to: str, *, limit: int, start: dict | None = None) -> tuple[list, dict | None]:
-        """Up to ``limit`` items of one partition with ``sk`` between the bounds (inclusive), in sk
-        order, after ``start`` (a key) when given; and the key of the last item returned when more
-        follow (None when this page is the last one). Strongly consistent, like :meth:`get_item`:
-        a run's items, written before its flip, are all seen once the flip is."""
-        items: list[dict] = []
-        args = {"KeyConditionExpression": Key("pk").eq(pk) & Key("sk").between(sk_from, sk_to), "ConsistentRead": True}
-        if start:
-            args["ExclusiveStartKey"] = start
-        while len(items) <= limit:  # one item more than asked for says whether another page follows
-            page = self.table.query(**args, Limit=limit + 1 - len(items))
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                break
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        more = len(items) > limit
-        items = items[:limit]
-        return items, ({"pk": items[-1]["pk"], "sk": items[-1]["sk"]} if more else None)
-
 
 def _whole_numbers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
     import numpy as np  # here, not at the top: the API function's cold start never loads numpy
@@ -280,8 +260,17 @@ def _whole_numbers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**converted) if converted else frame
 
 
+def _decimal(value):
+    """A float as the Decimal of its shortest repr (DynamoDB takes no floats); lists element-wise."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, list):
+        return [_decimal(element) for element in value]
+    return value
+
+
 def _decimals(item: dict) -> dict:
-    return {key: Decimal(str(value)) if isinstance(value, float) else value for key, value in item.items()}
+    return {key: _decimal(value) for key, value in item.items()}
 
 
 def from_env() -> Storage:

@@ -1,8 +1,12 @@
 """The predictions table's keys (one table, ``pk`` and ``sk`` strings). Standard library only, so
 the read API's function needs no data-science layer.
 
-* a prediction: ``pk = DS#<dataset>#RUN#<forecast_id>#ITEM#<esc item>#STORE#<esc store>``,
-  ``sk = DATE#<yyyy-mm-dd>``; every run writes its own items, which expire by TTL;
+* a series' forecast: ``pk = DS#<dataset>#RUN#<forecast_id>#ITEM#<esc item>#STORE#<esc store>``,
+  ``sk = SERIES`` (:data:`SERIES_SK`): one item per run and series holding the whole forecast as
+  lists in date order (``dates``, ``prediction``, and ``p10``/``p50``/``p90`` when the forecast has
+  them), as Amazon Forecast's QueryForecast returns a series; every run writes its own items, which
+  expire by TTL. ``DATE#<yyyy-mm-dd>`` (:func:`date_sk`) names no item: it is the position in a
+  series that the read API's ``next_token`` carries (the last date a page returned);
 * a generation's shard pointer: ``pk = DS#<dataset>#GEN#<run_id>``, ``sk = SHARD#<s:05d>`` ->
   the ``forecast_id`` whose items hold that shard's series (the run's own for a shard it re-ran,
   an earlier run's for a shard it left as it was);
@@ -52,11 +56,20 @@ def prediction_pk(dataset: str, forecast_id: str, item_id: str, store_id: str | 
     return f"DS#{esc(dataset)}#RUN#{esc(forecast_id)}#ITEM#{esc(item_id)}#STORE#{esc(store_id or NO_STORE)}"
 
 
+SERIES_SK = "SERIES"  # the sort key of a series' forecast item (one per run and series)
+
+
+def series_key(dataset: str, forecast_id: str, item_id: str, store_id: str | None) -> dict:
+    """The key of run ``forecast_id``'s forecast item for one series."""
+    return {"pk": prediction_pk(dataset, forecast_id, item_id, store_id), "sk": SERIES_SK}
+
+
 def date_sk(day: str) -> str:
+    """A position in a series' dates (the read API's paging token), not an item's key."""
     return f"DATE#{day}"
 
 
-ALL_DATES = (date_sk("0000-00-00"), date_sk("9999-99-99"))  # sk bounds taking every date
+ALL_DATES = (date_sk("0000-00-00"), date_sk("9999-99-99"))  # positions bounding every date
 
 
 def generation_pk(dataset: str, run_id: str) -> str:

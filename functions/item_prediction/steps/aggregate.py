@@ -184,9 +184,12 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
         "previous_shard_count": plan.get("previous_shard_count"),
         "previous_generation": plan.get("previous_generation"),
         "shards_planned": plan["shards"],
-        "shards_run": [{k: r.get(k) for k in ("shard", "mode", "reason", "series", "predictions_written")} for r in ran],
+        "shards_run": [
+            {k: r.get(k) for k in ("shard", "mode", "reason", "series", "predictions_written", "items_written")} for r in ran
+        ],
         "shards_skipped": _skipped(results),
-        "predictions_written": sum(r["predictions_written"] for r in ran),
+        "predictions_written": sum(r["predictions_written"] for r in ran),  # forecast rows
+        "items_written": sum(r["items_written"] for r in ran),  # DynamoDB items: one per series
         "series": sum(entry.get("series") or 0 for entry in table.values()),
         "forecast_range": forecast_range,
         "planned_at": plan.get("planned_at"),
@@ -209,7 +212,8 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
     pointer |= {"report_key": page_key} if page_key else {}
     storage.put_item({**table_keys.current_key(dataset), **pointer, "dataset": dataset, "updated_at": stamp})  # the flip, last
     return {
-        **{k: report[k] for k in ("dataset", "run_id", "generation", "shard_count", "metrics", "predictions_written", "series")},
+        **{k: report[k] for k in ("dataset", "run_id", "generation", "shard_count", "metrics", "series")},
+        **{k: report[k] for k in ("predictions_written", "items_written")},
         **{k: report[k] for k in ("plan", "plan_key")},
         "shards_run": len(ran),
         "shards_skipped": len(report["shards_skipped"]),

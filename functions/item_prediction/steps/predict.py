@@ -11,10 +11,11 @@ Modes (decided per shard by the Plan step, see :mod:`.plan`):
   SHA-256 against latest.json (fails with a clear message when there is none yet or the bytes
   differ: nothing is unpickled that latest.json does not vouch for).
 
-Every prediction goes to DynamoDB under the run's id (keys in :mod:`item_prediction.aws.table_keys`,
-with ``expires_at`` for TTL) and the CSV part beside it; nothing is shown until the Aggregate step
-(:mod:`.aggregate`) writes the generation's pointers and flips CURRENT, last: a failure before the
-flip leaves the previous forecast on display; the superseded run's items expire.
+The forecast goes to DynamoDB under the run's id, one item per series (:func:`prediction_items`;
+keys in :mod:`item_prediction.aws.table_keys`, with ``expires_at`` for TTL), and the CSV part beside
+it; nothing is shown until the Aggregate step (:mod:`.aggregate`) writes the generation's pointers
+and flips CURRENT, last: a failure before the flip leaves the previous forecast on display; the
+superseded run's items expire.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 
 from ..aws import table_keys
@@ -45,27 +47,39 @@ QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forec
 
 
 def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecast_id: str, expiry: int) -> list[dict]:
-    """One DynamoDB item per forecast row; ``p10``/``p50``/``p90`` too when the forecast has them."""
-    days = forecast[schema.DATE].dt.strftime("%Y-%m-%d")
-    quantiles = [name for name in QUANTILES if name in forecast]
-    bands = forecast[quantiles].itertuples(index=False, name=None)  # () per row without quantiles
+    """One DynamoDB item per series (``sk`` :data:`table_keys.SERIES_SK`) holding its whole forecast
+    as lists in date order: ``dates`` (ISO days), ``prediction`` and ``p10``/``p50``/``p90`` when the
+    forecast has them (rounded to 4 places; Storage writes them as Decimals).
+
+    Vectorised: the frame is sorted once and cut where the series changes, one dict per series.
+    Size: at most ``model.MAX_HORIZON`` = 366 periods. The largest item (366 periods with the
+    quantiles, ids and dataset at their longest, every number at DynamoDB's 21-byte maximum) is about
+    39 KB, under a tenth of DynamoDB's 400 KB item limit (about 13 KB with everyday values; a
+    14-day series under 1 KB, one write unit where it took 14 items)
+    (``tests/unit/steps/test_prediction_items.py``).
+    """
+    if forecast.empty:
+        return []
+    ordered = forecast.sort_values([schema.ITEM, schema.STORE, schema.DATE], kind="stable")
+    items, stores = ordered[schema.ITEM].to_numpy(dtype=object), ordered[schema.STORE].to_numpy(dtype=object)
+    changes = np.flatnonzero((items[1:] != items[:-1]) | (stores[1:] != stores[:-1])) + 1
+    starts, ends = [0, *changes.tolist()], [*changes.tolist(), len(ordered)]
+    days = ordered[schema.DATE].dt.strftime("%Y-%m-%d").tolist()
+    names = ["prediction", *(name for name in QUANTILES if name in ordered)]
+    columns = {name: np.round(ordered[name].to_numpy(dtype=float), 4).tolist() for name in names}
     return [
         {
-            "pk": table_keys.prediction_pk(dataset, forecast_id, item, store),
-            "sk": table_keys.date_sk(day),
-            "item_id": item,
-            "store_id": store,
-            "date": day,
-            "prediction": round(float(value), 4),
-            **{name: round(float(bound), 4) for name, bound in zip(quantiles, band, strict=True)},
-            "model_version": version,
-            "forecast_id": forecast_id,
+            **table_keys.series_key(dataset, forecast_id, items[start], stores[start]),
+            "item_id": items[start],
+            "store_id": stores[start],
             "dataset": dataset,
+            "forecast_id": forecast_id,
+            "model_version": version,
             "expires_at": expiry,
+            "dates": days[start:end],
+            **{name: values[start:end] for name, values in columns.items()},
         }
-        for item, store, day, value, band in zip(
-            forecast[schema.ITEM], forecast[schema.STORE], days, forecast["prediction"], bands, strict=True
-        )
+        for start, end in zip(starts, ends, strict=True)
     ]
 
 
@@ -187,7 +201,7 @@ def run_shard(
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
     expiry = expires_at(last, today or datetime.now(UTC).date())
     with timer("write_items"):
-        written = storage.put_items(prediction_items(forecast, bundle.metadata["version"], dataset, run_id, expiry))
+        items_written = storage.put_items(prediction_items(forecast, bundle.metadata["version"], dataset, run_id, expiry))
     with timer("write_csv"):
         predictions_key = storage.write_csv(
             f"{settings.predictions_prefix}{dataset}/{run_id}/shard={shard:05d}.csv.gz", forecast, escape_formulas=True
@@ -209,7 +223,8 @@ def run_shard(
         "model_version": bundle.metadata["version"],
         "model_key": model_key,
         "predictions_key": predictions_key,
-        "predictions_written": written,
+        "predictions_written": len(forecast),  # forecast rows
+        "items_written": items_written,  # DynamoDB items: one per series
         "series": int(forecast.groupby([schema.ITEM, schema.STORE]).ngroups),
         "rows": item.get("rows"),
         "horizon": horizon,

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from decimal import Decimal
 
 import pytest
 from item_prediction.aws import api_query, table_keys
@@ -70,3 +71,35 @@ def test_a_token_continues_only_its_own_request():
     later = api_query.parse_query("sales", "A", {"from": "2024-02-01", "next_token": api_query.encode_token(key)})
     with pytest.raises(api_query.QueryError, match="another request"):
         later.start_key("run1")
+
+
+SERIES = {
+    "pk": table_keys.prediction_pk("sales", "run1", "A", None),
+    "sk": table_keys.SERIES_SK,
+    "dates": [f"2024-01-0{day}" for day in range(1, 8)],
+    "prediction": [Decimal(day) for day in range(1, 8)],
+}
+
+
+def test_a_page_takes_the_dates_asked_for_and_the_token_names_the_last_one():
+    query = api_query.parse_query("sales", "A", {"from": "2024-01-02", "to": "2024-01-06", "limit": "3"})
+    rows, last = api_query.page(query, SERIES)
+    assert [row["date"] for row in rows] == ["2024-01-02", "2024-01-03", "2024-01-04"] and "p10" not in rows[0]
+    assert last == {"pk": SERIES["pk"], "sk": "DATE#2024-01-04"}
+    following = api_query.parse_query(
+        "sales", "A", {"from": "2024-01-02", "to": "2024-01-06", "limit": "3", "next_token": api_query.encode_token(last)}
+    )
+    assert following.start_key("run1") == last
+    rows, last = api_query.page(following, SERIES)
+    assert [(row["date"], row["prediction"]) for row in rows] == [("2024-01-05", 5), ("2024-01-06", 6)] and last is None
+
+
+def test_a_page_carries_the_quantiles_the_item_stored():
+    banded = {**SERIES, **{name: [Decimal(day) / 2 for day in range(1, 8)] for name in ("p10", "p50", "p90")}}
+    rows, _ = api_query.page(api_query.parse_query("sales", "A", {"limit": "1"}), banded)
+    assert api_query.present(rows) == [{"date": "2024-01-01", "prediction": 1.0, "p10": 0.5, "p50": 0.5, "p90": 0.5}]
+
+
+def test_dates_outside_the_series_are_an_empty_last_page():
+    rows, last = api_query.page(api_query.parse_query("sales", "A", {"from": "2025-01-01"}), SERIES)
+    assert rows == [] and last is None

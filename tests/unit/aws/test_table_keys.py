@@ -15,6 +15,7 @@ def test_keys_name_the_dataset_the_run_and_the_series():
     assert table_keys.prediction_pk("sales", "v1-abcd", "A", None) == "DS#sales#RUN#v1-abcd#ITEM#A#STORE#_"
     assert table_keys.prediction_pk("sales", "v1-abcd", "A", "S1") == "DS#sales#RUN#v1-abcd#ITEM#A#STORE#S1"
     assert table_keys.date_sk("2024-01-02") == "DATE#2024-01-02"
+    assert table_keys.series_key("sales", "v1-abcd", "A", None) == {"pk": "DS#sales#RUN#v1-abcd#ITEM#A#STORE#_", "sk": "SERIES"}
     assert table_keys.current_key("sales") == {"pk": "DS#sales", "sk": "CURRENT"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from datetime import date, timedelta
@@ -20,27 +21,22 @@ EVENT = json.loads((Path(__file__).resolve().parents[3] / "events" / "api_get_pr
 def seed(
     storage, dataset: str, run: str, series: dict[tuple[str, str], float], *, days: int = 5, first: str = "2024-03-01"
 ) -> None:
-    """A run's items for each (item, store) series, ``days`` dates each, prediction = base + day index."""
+    """A run's item for each (item, store) series (``sk = SERIES``): ``days`` dates from ``first``,
+    prediction = base + day index, as lists in date order."""
     start = date.fromisoformat(first)
-    dated = [(offset, (start + timedelta(days=offset)).isoformat()) for offset in range(days)]
+    dates = [(start + timedelta(days=offset)).isoformat() for offset in range(days)]
     storage.put_items(
         {
-            **{
-                "pk": table_keys.prediction_pk(dataset, run, item, store),
-                "sk": table_keys.date_sk(day),
-                "item_id": item,
-                "store_id": store,
-            },
-            **{
-                "date": day,
-                "prediction": base + offset,
-                "model_version": run.split("-")[0],
-                "forecast_id": run,
-                "dataset": dataset,
-            },
+            **table_keys.series_key(dataset, run, item, store),
+            "item_id": item,
+            "store_id": store,
+            "dates": dates,
+            "prediction": [base + offset for offset in range(days)],
+            "model_version": run.split("-")[0],
+            "forecast_id": run,
+            "dataset": dataset,
         }
         for (item, store), base in series.items()
-        for offset, day in dated
     )
 
 
@@ -195,15 +191,19 @@ def test_a_dynamodb_failure_is_503_with_retry_after(table, monkeypatch, error):
     assert status == 503 and int(headers["Retry-After"]) > 0 and "retry" in body["message"]
 
 
-def test_a_failing_query_is_503_too(table, monkeypatch):
+def test_a_failing_read_of_the_series_item_is_503_too(table, monkeypatch):
+    seed(table, "sales", "run-1", {("ITEM-000", "_"): 0.0})
     flip(table, "sales", "run-1")
+    read = type(table).get_item
 
-    def failing(*args, **kwargs):
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "Query")
+    def failing(self, key):
+        if key["sk"] == table_keys.SERIES_SK:  # CURRENT is read, the series' item fails
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "GetItem")
+        return read(self, key)
 
-    monkeypatch.setattr(type(table), "query_page", failing)
-    status, _, headers = call()
-    assert status == 503 and "Retry-After" in headers
+    monkeypatch.setattr(type(table), "get_item", failing)
+    status, body, headers = call()
+    assert status == 503 and "Retry-After" in headers and "InternalServerError" in body["message"]
 
 
 def test_a_table_dynamodb_cannot_find_is_503_not_500(table):
@@ -213,17 +213,17 @@ def test_a_table_dynamodb_cannot_find_is_503_not_500(table):
 
 
 def test_reads_are_strongly_consistent(table):
-    """A flip just made, and the items written before it, are what the next request sees."""
+    """A flip just made, and the items written before it, are what the next request sees: two
+    strongly consistent GetItems, no Query."""
     seed(table, "sales", "run-1", {("ITEM-000", "_"): 0.0})
     flip(table, "sales", "run-1")
     sent = []
     events = table.table.meta.client.meta.events
-    for operation in ("GetItem", "Query"):
-        events.register(
-            f"provide-client-params.dynamodb.{operation}", lambda params, model, **_: sent.append((model.name, params))
-        )
+    events.register("provide-client-params.dynamodb.*", lambda params, model, **_: sent.append((model.name, params)))
     assert call()[0] == 200
-    assert {name for name, _ in sent} == {"GetItem", "Query"} and all(params.get("ConsistentRead") is True for _, params in sent)
+    assert [name for name, _ in sent] == ["GetItem", "GetItem"]  # CURRENT, then the series' one item
+    assert sent[1][1]["Key"] == table_keys.series_key("sales", "run-1", "ITEM-000", "_")
+    assert all(params.get("ConsistentRead") is True for _, params in sent)
 
 
 def publish_generation(storage, dataset: str, generation: str, count: int, forecasts: dict[int, str]) -> None:
@@ -288,3 +288,45 @@ def test_p10_p50_p90_are_served_when_the_forecast_stored_them(table):
     ]
     status, body, _ = call(dataset="plain", params={"store": "STORE-00"})  # a forecast without intervals
     assert status == 200 and body["predictions"][0] == {"date": "2024-03-01", "prediction": 5.1235}
+
+
+def decoded(token: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+
+
+def test_pages_of_one_series_item_within_from_and_to(table):
+    """``from``/``to`` filter the item's dates, ``limit`` pages them, the token names the last date returned."""
+    seed(table, "sales", "run-1", {("ITEM-000", "_"): 0.0}, days=10)
+    flip(table, "sales", "run-1")
+    asked = {"from": "2024-03-03", "to": "2024-03-07", "limit": "2"}
+    first = call(params=asked)[1]
+    assert [row["date"] for row in first["predictions"]] == ["2024-03-03", "2024-03-04"]
+    assert decoded(first["next_token"]) == {
+        "pk": table_keys.prediction_pk("sales", "run-1", "ITEM-000", "_"),
+        "sk": "DATE#2024-03-04",
+    }
+    second = call(params={**asked, "next_token": first["next_token"]})[1]
+    third = call(params={**asked, "next_token": second["next_token"]})[1]
+    assert [row["date"] for row in second["predictions"]] == ["2024-03-05", "2024-03-06"]
+    assert [row["prediction"] for row in third["predictions"]] == [6.0] and third["next_token"] is None
+
+
+def test_a_token_for_another_series_or_outside_the_dates_asked_is_refused(table):
+    seed(table, "sales", "run-1", {("ITEM-000", "_"): 0.0, ("ITEM-001", "_"): 5.0}, days=6)
+    flip(table, "sales", "run-1")
+    token = call(params={"limit": "2"})[1]["next_token"]  # ITEM-000, ends at 2024-03-02
+    status, body, _ = call(item="ITEM-001", params={"limit": "2", "next_token": token})
+    assert status == 400 and "belongs to another request" in body["message"]
+    status, body, _ = call(params={"from": "2024-03-04", "limit": "2", "next_token": token})
+    assert status == 400 and "belongs to another request" in body["message"]
+    assert call(params={"limit": "2", "next_token": token})[0] == 200  # the request it continues
+
+
+def test_dates_outside_the_forecast_are_an_empty_page_an_unknown_series_is_404(table):
+    seed(table, "sales", "run-1", {("ITEM-000", "STORE-00"): 0.0})
+    flip(table, "sales", "run-1")
+    outside = {"store": "STORE-00", "from": "2025-01-01", "to": "2025-01-31"}
+    status, body, _ = call(params=outside)
+    assert status == 200 and body["predictions"] == [] and body["next_token"] is None
+    status, body, _ = call(item="ITEM-999", params=outside)
+    assert status == 404 and body["message"] == "no predictions for item 'ITEM-999' in store 'STORE-00' in dataset 'sales'"

@@ -325,3 +325,17 @@ def test_the_summary_says_which_plan_the_forecast_used_and_the_intervals_coverag
     assert "P10-P90 coverage 0.810" in text and "Plan: raw/shop/plan/june.csv" in text
     assumed = {**result, "plan": "assumed_last_price_no_promotion", "plan_key": None}
     assert "Plan: none (assumed the last price and no promotion)" in report.render(summary(result=assumed))
+
+
+def test_the_summary_says_how_many_dynamodb_items_held_the_predictions():
+    metrics = {
+        "horizon": 14,
+        "mae_improvement": 0.2,
+        "beats_baseline": True,
+        "model": {"mae": 1.5, "wape": 0.3},
+        "seasonal_naive": {"mae": 2.0, "wape": 0.4},
+    }
+    result = {"metrics": metrics, "predictions_written": 14_560, "series": 1040, "horizon": 14, "model_version": "v"}
+    text = report.render(summary(result={**result, "items_written": 1040}))
+    assert "Predictions: 14,560 written for 1040 series x 14 periods as 1,040 DynamoDB items (model v)" in text
+    assert "DynamoDB items" not in report.render(summary(result=result))  # a result from before items were counted

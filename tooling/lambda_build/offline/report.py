@@ -36,6 +36,11 @@ def query_command(summary: dict) -> str | None:
     return " ".join(shlex.quote(word) for word in words)
 
 
+def _items(result: dict) -> str:
+    """How many DynamoDB items held them (one per series), when the result says."""
+    return f"as {result['items_written']:,} DynamoDB items " if "items_written" in result else ""
+
+
 def _failure(failure: dict) -> list[str]:
     lines = [f"PIPELINE FAILED in {failure['state']}: {failure['error']}: {failure['cause']}"]
     letter = failure.get("dead_letter")
@@ -95,7 +100,7 @@ def _result(summary: dict) -> list[str]:
             f"the model {verdict}; P10-P90 coverage {_number(model.get('coverage_p10_p90'))}",
             *([f"Plan: {result.get('plan_key') or PLAN_NONE}"] if "plan" in result else []),
             f"Predictions: {result['predictions_written']:,} written for {result['series']} series x {result['horizon']} periods "
-            f"(model {result['model_version']})",
+            f"{_items(result)}(model {result['model_version']})",
         ]
     if summary.get("predictions"):
         lines.append(f"  {'item_id':<12}{'store_id':<12}{'date':<12}{'prediction':>11}")
