@@ -509,8 +509,11 @@ def render_weekly(weekly: dict | None, full_compute_s: float) -> list[str]:
     ]
     if weekly["failure"]:
         lines.append(f"   FAILED in {weekly['failure'].get('state')}: {weekly['failure'].get('error')}")
-    steps = ", ".join(f"{stage['function']} {stage['invocations']} x, {stage['compute_s']:,.1f} s" for stage in weekly["stages"])
-    return lines + [f"     {steps}"]
+    for stage in weekly["stages"]:
+        lines.append(f"     {stage['function']} {stage['invocations']} x, {stage['compute_s']:,.1f} s")
+        if stage.get("steps_s"):
+            lines.append("       steps: " + ", ".join(f"{step} {seconds:,.2f} s" for step, seconds in stage["steps_s"].items()))
+    return lines
 
 
 def render_shards(shards: list[dict]) -> list[str]:
