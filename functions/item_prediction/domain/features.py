@@ -231,7 +231,30 @@ def _by_series(values: pd.Series, ids: np.ndarray):
     return values.groupby(ids, sort=False)
 
 
-def _rolling(values: pd.Series, ids: np.ndarray, window: int, stat: str, min_periods: int) -> pd.Series:
+class _Runs:
+    """Per-series shifts and running sums of a frame grouped by series, in numpy: each series is a
+    contiguous run of rows, so a shift is a slice masked at each run's start and a running sum is
+    the column's minus its value before the run. No group keys are hashed (the recursive forecast
+    calls this once per step)."""
+
+    def __init__(self, starts: np.ndarray) -> None:
+        first = np.flatnonzero(starts)
+        self.start_of = np.repeat(first, np.diff(np.append(first, len(starts))))
+        self.position = np.arange(len(starts)) - self.start_of
+
+    def shift(self, values: np.ndarray, k: int) -> np.ndarray:
+        shifted = np.full(len(values), np.nan)
+        if k < len(values):
+            shifted[k:] = values[: len(values) - k]
+        shifted[self.position < k] = np.nan
+        return shifted
+
+    def cumsum(self, values: np.ndarray) -> np.ndarray:
+        total = np.cumsum(values)
+        return total - total[self.start_of] + values[self.start_of]
+
+
+def _rolling(values: pd.Series, runs: _Runs, window: int, stat: str, min_periods: int) -> pd.Series:
     """A per-series rolling ``mean`` or ``std`` of ``values`` (frame sorted by series, then date).
 
     One pass over the whole column, then the first ``window - 1`` rows of each series, whose
@@ -240,17 +263,18 @@ def _rolling(values: pd.Series, ids: np.ndarray, window: int, stat: str, min_per
     grouped rolling window with many series, and the same values.
     """
     rolled = getattr(values.rolling(window, min_periods=min_periods), stat)()
-    position = _by_series(values, ids).cumcount().to_numpy()
-    early = position < window - 1
+    early = runs.position < window - 1
     if early.any():
-        count = _by_series(values.notna().astype("float64"), ids).cumsum()
-        total = _by_series(values.fillna(0.0), ids).cumsum()
-        if stat == "mean":
-            expanding = total / count.where(count >= min_periods)
-        else:
-            squares = _by_series(values.fillna(0.0) ** 2, ids).cumsum()
-            variance = ((squares - total**2 / count) / (count - 1)).where(count >= max(min_periods, 2)).clip(lower=0.0)
-            expanding = np.sqrt(variance)
+        raw = values.to_numpy(dtype="float64")
+        count = runs.cumsum(~np.isnan(raw) * 1.0)
+        total = runs.cumsum(np.nan_to_num(raw))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if stat == "mean":
+                expanding = np.where(count >= min_periods, total / count, np.nan)
+            else:
+                squares = runs.cumsum(np.nan_to_num(raw) ** 2)
+                variance = np.clip((squares - total**2 / count) / (count - 1), 0.0, None)
+                expanding = np.sqrt(np.where(count >= max(min_periods, 2), variance, np.nan))
         rolled = rolled.where(~early, expanding)
     return rolled
 
@@ -262,25 +286,27 @@ def add_history(frame: pd.DataFrame, frequency: str, prior: pd.DataFrame | None 
     ``sum`` and ``count``) holds the quantities of each series before the frame's first row, for a
     frame that is the tail of longer series; the running mean then covers the whole history.
     """
-    ids = series_ids(frame)
-    grouped = _by_series(frame[TARGET], ids)
+    runs = _Runs(series_starts(frame))
+    target = frame[TARGET].to_numpy(dtype="float64")
     for k in LAGS[frequency]:
-        frame[f"lag_{k}"] = grouped.shift(k)
-    previous = grouped.shift(1)  # what is known at each period: everything up to the one before
+        frame[f"lag_{k}"] = runs.shift(target, k)
+    previous = pd.Series(runs.shift(target, 1), index=frame.index)  # what is known at each period
     for window in WINDOWS[frequency]:
-        frame[f"rolling_mean_{window}"] = _rolling(previous, ids, window, "mean", 1)
+        frame[f"rolling_mean_{window}"] = _rolling(previous, runs, window, "mean", 1)
     shortest = min(WINDOWS[frequency])  # the spread of the recent window; the longer one's added nothing
-    frame[f"rolling_std_{shortest}"] = _rolling(previous, ids, shortest, "std", 2)
+    frame[f"rolling_std_{shortest}"] = _rolling(previous, runs, shortest, "std", 2)
     longest = max(WINDOWS[frequency])
-    previous_gap = _by_series(frame["is_gap"].astype("float64"), ids).shift(1)
-    frame[f"gap_share_{longest}"] = _rolling(previous_gap, ids, longest, "mean", 1)
-    running_sum = _by_series(previous.fillna(0.0), ids).cumsum()
-    running_count = _by_series(previous.notna().astype("float64"), ids).cumsum()
+    previous_gap = pd.Series(runs.shift(frame["is_gap"].to_numpy(dtype="float64"), 1), index=frame.index)
+    frame[f"gap_share_{longest}"] = _rolling(previous_gap, runs, longest, "mean", 1)
+    known = previous.to_numpy()
+    running_sum = runs.cumsum(np.nan_to_num(known))
+    running_count = runs.cumsum(~np.isnan(known) * 1.0)
     if prior is not None and len(prior):
         keys = pd.MultiIndex.from_frame(frame[SERIES])
         running_sum = running_sum + prior["sum"].reindex(keys, fill_value=0.0).to_numpy()
         running_count = running_count + prior["count"].reindex(keys, fill_value=0.0).to_numpy()
-    frame["series_mean_to_date"] = (running_sum / running_count.where(running_count > 0)).astype("float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["series_mean_to_date"] = np.where(running_count > 0, running_sum / running_count, np.nan)
     return frame
 
 
