@@ -44,7 +44,7 @@ RUNS_PREFIX = "runs/"
 MAX_SHARDS_IN_OUTPUT = 1_000  # more entries go to runs/<ds>/uploads/<relative>.shards.json (payload limit 256 KB)
 INDEX_RESOLUTION = 1_024  # the index counts rows per shard of at least this many, so any re-split is estimated exactly
 ROW_GROUP_ROWS = 100_000  # a shard's buffered rows are written as one row group once they reach this
-BUFFER_ROWS = 250_000  # all shards' buffered rows together: past it every buffer is written (bounds memory)
+BUFFER_ROWS = 500_000  # all shards' buffered rows together: past it every buffer is written (bounds memory)
 DTYPES = {  # schema.CANONICAL_COLUMNS, in that order, as parts store them
     schema.DATE: "str",
     schema.ITEM: "str",
@@ -275,8 +275,8 @@ class ShardSink:
         self.rows = 0
         self._directory = directory
         self._writers: dict[tuple[int, int], PartWriter] = {}
-        self._buffers: dict[int, list[pd.DataFrame]] = {}
-        self._buffered: dict[int, int] = {}
+        self._buffers: dict[tuple[int, int], list[pd.DataFrame]] = {}  # (shard count, shard) -> rows
+        self._buffered: dict[tuple[int, int], int] = {}
 
     def __call__(self, frame: pd.DataFrame) -> None:
         if not len(frame):
@@ -285,31 +285,38 @@ class ShardSink:
         fine = shards.shard_of(frame[schema.ITEM], frame[schema.STORE], self.resolution)
         self.resolution_rows += np.bincount(fine, minlength=self.resolution)
         self.rows += len(frame)
-        for shard, rows in frame.groupby(fine % self.count, sort=True):
-            self._buffers.setdefault(int(shard), []).append(rows)
-            self._buffered[int(shard)] = self._buffered.get(int(shard), 0) + len(rows)
-            if self._buffered[int(shard)] >= ROW_GROUP_ROWS:
-                self._flush(int(shard))
+        self._buffer(self.count, frame, fine % self.count)
+
+    def _buffer(self, count: int, frame: pd.DataFrame, target: np.ndarray) -> None:
+        """Buffer each shard's rows of ``frame`` (``target``: their shard among ``count``): a shard's
+        buffer becomes one row group at ROW_GROUP_ROWS rows, and all of them once together they pass
+        BUFFER_ROWS. Few, large row groups: a shard reads them back far faster than many small ones."""
+        for shard, rows in frame.groupby(target, sort=True):
+            key = (count, int(shard))
+            self._buffers.setdefault(key, []).append(rows)
+            self._buffered[key] = self._buffered.get(key, 0) + len(rows)
+            if self._buffered[key] >= ROW_GROUP_ROWS:
+                self._flush(key)
         if sum(self._buffered.values()) >= BUFFER_ROWS:
-            for shard in list(self._buffers):
-                self._flush(shard)
+            for key in list(self._buffers):
+                self._flush(key)
 
     def _writer(self, count: int, shard: int) -> PartWriter:
         if (count, shard) not in self._writers:
             self._writers[count, shard] = PartWriter(os.path.join(self._directory, f"n{count}-s{shard}.parquet"))
         return self._writers[count, shard]
 
-    def _flush(self, shard: int) -> None:
-        frames = self._buffers.pop(shard, [])
-        self._buffered.pop(shard, None)
+    def _flush(self, key: tuple[int, int]) -> None:
+        frames = self._buffers.pop(key, [])
+        self._buffered.pop(key, None)
         if frames:
-            self._writer(self.count, shard).append(pd.concat(frames, ignore_index=True))
+            self._writer(*key).append(pd.concat(frames, ignore_index=True))
 
     def finish(self, count: int) -> dict[int, PartWriter]:
         """Write what is buffered and close the files; ``{shard: writer}`` (``writer.path``,
         ``writer.rows``) under ``count`` shards, ``count >= self.count``."""
-        for shard in list(self._buffers):
-            self._flush(shard)
+        for key in list(self._buffers):
+            self._flush(key)
         written = {shard: writer for (n, shard), writer in self._writers.items() if n == self.count}
         for writer in written.values():
             writer.finish()
@@ -318,16 +325,17 @@ class ShardSink:
         return written
 
     def _split(self, written: dict[int, PartWriter], count: int) -> dict[int, PartWriter]:
-        """Re-route the files to ``count`` shards, a row group at a time; each old file goes once read."""
+        """Re-route the files to ``count`` shards, a row group at a time through the buffers; each
+        old file goes once read."""
         shards.check_count(count)
         for old in written.values():
             with open(old.path, "rb") as handle:
                 for group in columnar.iter_row_groups(handle, columns=list(DTYPES)):
                     group = canonical(group)
-                    target = shards.shard_of(group[schema.ITEM], group[schema.STORE], count)
-                    for shard, rows in group.groupby(target, sort=True):
-                        self._writer(count, int(shard)).append(rows)
+                    self._buffer(count, group, shards.shard_of(group[schema.ITEM], group[schema.STORE], count))
             os.remove(old.path)
+        for key in list(self._buffers):
+            self._flush(key)
         fresh = {shard: writer for (n, shard), writer in self._writers.items() if n == count}
         for writer in fresh.values():
             writer.finish()

@@ -107,3 +107,20 @@ def test_index_rows_past_the_resolution_are_spread_evenly_and_uploads_add_up():
     index = {"shard_count": 1, "rows": {"0": 12}, "resolution": 2, "resolution_rows": {"0": 8, "1": 4}}
     assert shard_store.shard_rows([index], 4) == {0: 4, 1: 2, 2: 4, 3: 2}
     assert shard_store.shard_rows([index, index], 2) == {0: 16, 1: 8}  # the same rows twice: an upper bound
+
+
+def test_a_split_buffers_its_rows_into_few_large_row_groups(tmp_path, monkeypatch):
+    """Splitting 1 -> 4 shards routes the old file's row groups through the buffers: each new
+    shard's file holds row groups of about ROW_GROUP_ROWS, not a sliver of every old group."""
+    monkeypatch.setattr(shard_store, "ROW_GROUP_ROWS", 60)
+    monkeypatch.setattr(shard_store, "BUFFER_ROWS", 10_000)
+    frame = sales()
+    sink = shard_store.ShardSink(1, str(tmp_path))
+    for start in range(0, len(frame), 20):  # small chunks: many small row groups in the n=1 file
+        sink(frame.iloc[start : start + 20])
+        sink._flush((1, 0))
+    written = sink.finish(4)
+    for writer in written.values():
+        groups = read_all(writer.path)
+        assert all(len(group) >= 60 for group in groups[:-1]), [len(group) for group in groups]
+    assert sum(writer.rows for writer in written.values()) == len(frame)
