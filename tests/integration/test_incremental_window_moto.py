@@ -61,12 +61,18 @@ def origins(frame: pd.DataFrame) -> pd.DataFrame:
     return features.sort_grid(frame).groupby(SERIES).tail(1).set_index(SERIES).sort_index()
 
 
-def test_a_predict_window_with_the_stored_prior_gives_the_full_historys_features_and_series(storage):
+def trained_history(storage) -> tuple[dict, str, str, pd.DataFrame]:
+    """The history uploaded and its shard built to train: (the build's result, its data end, the
+    key of the prior it stored, the next week's rows, not yet uploaded)."""
     history, week = sales()
     upload(storage, "raw/sales/history.csv", history)
     trained, _ = built(storage, shard_item("train_and_predict"))
     data_end = trained["date_range"][1]
-    prior_key = feature_step.prior_key(SETTINGS, trained, data_end)
+    return trained, data_end, feature_step.prior_key(SETTINGS, trained, data_end), week
+
+
+def test_a_predict_window_with_the_stored_prior_gives_the_full_historys_features_and_series(storage):
+    trained, data_end, prior_key, week = trained_history(storage)
     assert storage.exists(prior_key), "training stores the prior of its model"
     assert len(storage.read_parquet(prior_key)) == 6, "one row per series"
     predict_step.run_shard(storage, SETTINGS, trained)  # the shard's model, trained up to data_end
@@ -95,11 +101,7 @@ def test_a_predict_window_with_the_stored_prior_gives_the_full_historys_features
 
 
 def test_without_a_stored_prior_a_predict_build_reads_the_whole_history_once_and_stores_it(storage):
-    history, week = sales()
-    upload(storage, "raw/sales/history.csv", history)
-    trained, _ = built(storage, shard_item("train_and_predict"))
-    data_end = trained["date_range"][1]
-    prior_key = feature_step.prior_key(SETTINGS, trained, data_end)
+    trained, data_end, prior_key, week = trained_history(storage)
     storage.delete(prior_key)  # a model trained before priors were stored
     upload(storage, "raw/sales/week.csv", week)
 

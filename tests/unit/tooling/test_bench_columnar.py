@@ -1,22 +1,14 @@
 """The intermediates benchmark runs end to end on a tiny feature set and reports consistent numbers."""
 
-import json
 import subprocess
 import sys
 
 from ...conftest import REPO_ROOT
+from .scripts import run_json
 
 
 def test_bench_columnar_reports_every_format_with_ratios_against_gzip_csv():
-    completed = subprocess.run(
-        [sys.executable, "scripts/bench_columnar.py", "--rows", "300", "--repeats", "1", "--format", "json"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    report = json.loads(completed.stdout)
+    report = run_json("bench_columnar.py", "--rows", "300", "--repeats", "1")
     formats = report["formats"]
     assert list(formats) == ["csv_gzip", "parquet_snappy", "parquet_zstd"] and report["rows"] >= 300
     base = formats["csv_gzip"]

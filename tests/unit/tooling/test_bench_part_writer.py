@@ -1,23 +1,14 @@
 """The part-writer benchmark runs end to end on a tiny case and reports both writers consistently."""
 
-import json
 import subprocess
 import sys
 
 from ...conftest import REPO_ROOT
+from .scripts import run_json
 
 
 def test_bench_part_writer_reports_both_writers_with_the_ratio():
-    completed = subprocess.run(
-        [sys.executable, "scripts/bench_part_writer.py", "--shards", "3", "--chunks", "4", "--rows", "20", "--repeats", "1"]
-        + ["--format", "json"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    report = json.loads(completed.stdout)
+    report = run_json("bench_part_writer.py", "--shards", "3", "--chunks", "4", "--rows", "20", "--repeats", "1")
     assert (report["shards"], report["chunks"], report["appends"]) == (3, 4, 12)
     writers = report["writers"]
     assert list(writers) == ["footer_once", "reread_footer"]
