@@ -60,8 +60,10 @@ def shard_prefix(base: str, dataset: str, shard: int) -> str:
 
 
 def new_run_id(owner: str, now: datetime) -> str:
-    """Sortable by time, distinct per lease owner: ``20260105T120000Z-1a2b3c4d``."""
-    return f"{now:%Y%m%dT%H%M%SZ}-{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
+    """Sortable by time, distinct per lease owner: ``20260105T120000.123456Z-1a2b3c4d``. Down to
+    the microsecond: the same owner (an object re-uploaded to an unversioned key, or a backfill)
+    can run twice within a second, and the second run must not write over the first's items."""
+    return f"{now:%Y%m%dT%H%M%S.%fZ}-{hashlib.sha256(owner.encode()).hexdigest()[:8]}"
 
 
 def listed_parts(storage: Storage, settings: Settings, dataset: str) -> list[dict]:

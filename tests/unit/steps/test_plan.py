@@ -63,7 +63,9 @@ def test_a_shard_trains_when_retraining_is_due_else_predicts(latest, requested, 
 def test_run_ids_sort_by_time_and_differ_by_owner():
     first, other = plan.new_run_id("raw/a.csv#1", NOW), plan.new_run_id("raw/b.csv#1", NOW)
     later = plan.new_run_id("raw/a.csv#1", NOW + timedelta(seconds=1))
-    assert first != other and first < later and first.startswith("20260301T000000Z-")
+    assert first != other and first < later and first.startswith("20260301T000000.000000Z-")
+    again = plan.new_run_id("raw/a.csv#1", NOW + timedelta(microseconds=1))  # the same owner within a second
+    assert first < again < later
 
 
 def test_the_horizon_is_the_events_else_the_settings_else_the_frequencys():
