@@ -48,11 +48,16 @@ def read_frame(handle, *, columns: list[str] | None = None) -> pd.DataFrame:
     return _engine().ParquetFile(handle).to_pandas(columns=columns)
 
 
-def iter_row_groups(handle, *, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+def iter_row_groups(
+    handle, *, columns: list[str] | None = None, at_least: tuple[str, str] | None = None
+) -> Iterator[pd.DataFrame]:
     """One frame per row group of an open Parquet file: memory bounded by the largest row group.
 
-    A file without rows yields nothing."""
-    yield from _engine().ParquetFile(handle).iter_row_groups(columns=columns)
+    ``at_least`` (column, value): skip, unread, the row groups whose statistics say every value of
+    the column is below ``value`` (a row group without statistics is read); the rows of a group
+    read are not filtered. A file without rows yields nothing."""
+    filters = [(at_least[0], ">=", at_least[1])] if at_least else None
+    yield from _engine().ParquetFile(handle).iter_row_groups(filters=filters, columns=columns)
 
 
 class PartWriter:
@@ -68,8 +73,12 @@ class PartWriter:
     (uploads it after :meth:`finish`, then removes it).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, stats: tuple[str, ...] = ()) -> None:
+        """``stats``: columns whose min and max each row group records besides the numeric ones
+        (fastparquet's default), e.g. ISO date text, so that readers skip row groups (see
+        :func:`iter_row_groups`)."""
         self.path = path
+        self.stats = tuple(stats)
         self.rows = 0
         self.row_groups = 0
         self.finished = False
@@ -92,7 +101,8 @@ class PartWriter:
                 self._columns = list(frame.columns)
                 handle.write(MAGIC)
             if not frame.empty:
-                group = writer.make_row_group(handle, frame, self._meta.schema, compression=COMPRESSION, stats="auto")
+                kept = [name for name in frame.columns if frame[name].dtype.kind in "iufM" or name in self.stats]
+                group = writer.make_row_group(handle, frame, self._meta.schema, compression=COMPRESSION, stats=kept)
                 self._groups.append(group)
         self.rows += len(frame)
         self.row_groups += int(not frame.empty)

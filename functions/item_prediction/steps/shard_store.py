@@ -159,6 +159,14 @@ def first_days(group: pd.DataFrame, since: str | None, cuts: pd.Series | None):
     return cuts.reindex(keys).fillna(since or "").to_numpy(dtype=object)
 
 
+def _earliest(since: str | None, cuts: pd.Series | None) -> tuple[str, str] | None:
+    """(date, the earliest day any series is read from), or None when every day is read."""
+    days = ([since] if since else []) + ([str(cuts.min())] if cuts is not None and len(cuts) else [])
+    if cuts is not None and len(cuts) and not since:
+        return None  # a series the cuts do not name is read whole
+    return (schema.DATE, min(days)) if days else None
+
+
 def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None, cuts: pd.Series | None = None):
     """(rows of shard ``(count, shard)`` in ``part``, on/after ``since`` (a series of ``cuts``:
     on/after its cut); the version read), or None when the part went since it was listed (a
@@ -171,7 +179,7 @@ def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str 
     with tempfile.TemporaryFile() as handle:
         shutil.copyfileobj(body, handle, 1 << 20)
         handle.seek(0)
-        for group in columnar.iter_row_groups(handle, columns=list(DTYPES)):
+        for group in columnar.iter_row_groups(handle, columns=list(DTYPES), at_least=_earliest(since, cuts)):
             if since or cuts is not None:
                 group = group[group[schema.DATE].astype(str) >= first_days(group, since, cuts)]
             if shards.needs_filter(count, part.part_count) and len(group):
@@ -303,7 +311,8 @@ class ShardSink:
 
     def _writer(self, count: int, shard: int) -> PartWriter:
         if (count, shard) not in self._writers:
-            self._writers[count, shard] = PartWriter(os.path.join(self._directory, f"n{count}-s{shard}.parquet"))
+            path = os.path.join(self._directory, f"n{count}-s{shard}.parquet")
+            self._writers[count, shard] = PartWriter(path, stats=(schema.DATE,))  # readers of a window skip older row groups
         return self._writers[count, shard]
 
     def _flush(self, key: tuple[int, int]) -> None:

@@ -147,6 +147,25 @@ def storage(monkeypatch):
         yield Storage("parts", "t", s3=s3)
 
 
+def monthly_part(path, **options) -> str:
+    part = columnar.PartWriter(str(path), **options)
+    for month in range(1, 6):
+        part.append(pd.DataFrame({"date": [f"2024-0{month}-01", f"2024-0{month}-15"], "quantity": [1.0, 2.0]}))
+    return part.finish()
+
+
+def test_a_reader_skips_the_row_groups_whose_date_statistics_are_all_before_the_first_day(tmp_path):
+    with open(monthly_part(tmp_path / "p.parquet", stats=("date",)), "rb") as handle:
+        groups = [group["date"].tolist() for group in columnar.iter_row_groups(handle, at_least=("date", "2024-03-10"))]
+    # March's row group is read whole (its 15th is on/after the day; its 1st is the caller's to drop)
+    assert groups == [["2024-03-01", "2024-03-15"], ["2024-04-01", "2024-04-15"], ["2024-05-01", "2024-05-15"]]
+
+
+def test_a_part_without_date_statistics_is_read_whole(tmp_path):
+    with open(monthly_part(tmp_path / "p.parquet"), "rb") as handle:  # text columns get no statistics by default
+        assert len(list(columnar.iter_row_groups(handle, at_least=("date", "2024-03-10")))) == 5
+
+
 def test_storage_streams_a_part_to_s3_and_reads_it_back_a_row_group_at_a_time(storage, tmp_path):
     key = "validated/sales/n=1/shard=00000/a.csv.parquet"
     part = columnar.PartWriter(str(tmp_path / "p.parquet"))
