@@ -229,6 +229,14 @@ def test_a_retrain_request_retrains_every_shard(aws, monkeypatch):
     assert all(read_json(aws, f"models/sales/shard={s:05d}/latest.json")["data_end"] == "2023-05-04" for s in range(4))
 
 
+def test_an_unknown_mode_is_refused_in_one_line_and_the_next_run_goes_through(aws):
+    upload(aws, "raw/sales/a.csv", first_days(SALES))
+    with pytest.raises(ValueError, match="^mode must be 'retrain' \\(retrain every shard\\) or absent, got 'guess'$"):
+        run_pipeline("raw/sales/a.csv", extra={"mode": "guess"})
+    assert current("sales") is None  # nothing published
+    assert run_pipeline("raw/sales/a.csv")[2]["run_id"] == current("sales")["generation"]  # the lease was given back
+
+
 def test_the_backfill_validates_every_file_then_fans_out_once(aws, monkeypatch):
     from lambda_build import template as templatemod
     from lambda_build.offline import asl, definitions

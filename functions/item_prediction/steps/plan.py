@@ -152,7 +152,10 @@ def _latest(storage: Storage, settings: Settings, dataset: str, shard: int) -> d
 
 
 def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now: datetime | None = None) -> dict:
-    """Decide and write the run's shard list and plan (see the module); NothingToDo when no shard changed."""
+    """Decide and write the run's shard list and plan (see the module); NothingToDo when no shard
+    changed; ValueError (one line, before anything is read) for a ``mode`` other than ``retrain``."""
+    if event.get("mode") not in (None, "", RETRAIN):
+        raise ValueError(f"mode must be {RETRAIN!r} (retrain every shard) or absent, got {event['mode']!r}")
     now = now or datetime.now(UTC)
     key = dataset_manifest_key(settings, dataset)
     manifest = storage.get_json(key) if storage.exists(key) else {}
