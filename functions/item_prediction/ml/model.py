@@ -86,7 +86,7 @@ class LevelScaled:
         return np.maximum(level.fillna(1.0).to_numpy(dtype="float64"), LEVEL_FLOOR)
 
     def _inputs(self, X: pd.DataFrame, level: np.ndarray) -> pd.DataFrame:
-        inputs = X[list(self.feature_names_in_)].copy()
+        inputs = X[list(self.feature_names_in_)]  # copy-on-write: only the scaled columns are new arrays
         inputs[self.scaled] = inputs[self.scaled].to_numpy(dtype="float64") / level[:, None]
         inputs["log_level"] = np.log(level)
         return inputs
