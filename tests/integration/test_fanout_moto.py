@@ -12,7 +12,6 @@ import boto3
 import pytest
 from item_prediction.aws import ledger, table_keys
 from item_prediction.domain import schema
-from item_prediction.steps import predict as predict_step
 from lambda_build.sample_data import generate_sales
 
 from .conftest import BUCKET, TABLE, all_items, csv_bytes, current, read_json, run_pipeline
@@ -148,7 +147,7 @@ def test_generation_pointers_expire_with_the_predictions_they_name(aws, monkeypa
     for pointer in pointers:
         expiry, last = int(pointer["expires_at"]), pointer["forecast_range"][1]
         assert expiry >= items_expiry[pointer["forecast_id"]], "a pointer outlives the items it names"
-        assert expiry == predict_step.expires_at(date.fromisoformat(last), datetime.now(UTC).date())
+        assert expiry == table_keys.expires_at(date.fromisoformat(last), datetime.now(UTC).date())
     kept = [p for p in pointers if p["pk"].endswith(second[2]["run_id"]) and p["forecast_id"] == first[2]["run_id"]]
     assert len(kept) == 3, "the untouched shards' pointers of the new generation name the first run's items"
 

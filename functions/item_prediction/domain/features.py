@@ -191,8 +191,8 @@ def regular_grid(clean: pd.DataFrame, frequency: str, prior: pd.DataFrame | None
         seed = started["last_price"].reindex(pd.MultiIndex.from_frame(grid[SERIES])).to_numpy()
         first = series_starts(grid)
         grid[schema.PRICE] = grid[schema.PRICE].where(~first | grid[schema.PRICE].notna(), seed)
-    by_series = grid[schema.PRICE].groupby(series_ids(grid), sort=False)
-    grid[schema.PRICE] = by_series.ffill().groupby(series_ids(grid), sort=False).bfill().astype("float64")
+    ids = series_ids(grid)
+    grid[schema.PRICE] = grid[schema.PRICE].groupby(ids, sort=False).ffill().groupby(ids, sort=False).bfill().astype("float64")
     grid[schema.PROMOTION] = grid[schema.PROMOTION].fillna(0).astype("int8")
     return grid[BASE_COLUMNS]
 
@@ -529,7 +529,7 @@ def build_features(
         "target": TARGET,
         "keys": list(KEY_COLUMNS),
         "rows": len(features),
-        "series": int(features.groupby(SERIES, sort=False).ngroups),
+        "series": int(series_starts(features).sum()),  # sorted by series
         "gaps": int(features["is_gap"].sum()),
         "date_range": [features[schema.DATE].min().strftime("%Y-%m-%d"), features[schema.DATE].max().strftime("%Y-%m-%d")],
         "codes": codes,

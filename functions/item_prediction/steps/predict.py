@@ -30,13 +30,11 @@ from ..aws import table_keys
 from ..aws.runtime import StepTimer
 from ..aws.settings import Settings
 from ..aws.storage import Storage
-from ..domain import schema
+from ..domain import features, schema
 from ..ml import model
 from . import plan_file
 from . import report as reporting
 from .envelope import NothingToDo
-
-EXPIRY_DAYS, expires_at = table_keys.EXPIRY_DAYS, table_keys.expires_at  # the TTL rule, shared with Aggregate's pointers
 
 
 class ModelIntegrityError(ValueError):
@@ -62,8 +60,8 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecas
         return []
     ordered = forecast.sort_values([schema.ITEM, schema.STORE, schema.DATE], kind="stable")
     items, stores = ordered[schema.ITEM].to_numpy(dtype=object), ordered[schema.STORE].to_numpy(dtype=object)
-    changes = np.flatnonzero((items[1:] != items[:-1]) | (stores[1:] != stores[:-1])) + 1
-    starts, ends = [0, *changes.tolist()], [*changes.tolist(), len(ordered)]
+    starts = np.flatnonzero(features.series_starts(ordered)).tolist()
+    ends = [*starts[1:], len(ordered)]
     days = ordered[schema.DATE].dt.strftime("%Y-%m-%d").tolist()
     names = ["prediction", *(name for name in QUANTILES if name in ordered)]
     columns = {name: np.round(ordered[name].to_numpy(dtype=float), 4).tolist() for name in names}
@@ -199,7 +197,7 @@ def run_shard(
     with timer("forecast"):
         forecast = model.forecast(bundle, frame, horizon, plan=plan, prior=window_prior(storage, manifest))
     first, last = forecast[schema.DATE].min().date(), forecast[schema.DATE].max().date()
-    expiry = expires_at(last, today or datetime.now(UTC).date())
+    expiry = table_keys.expires_at(last, today or datetime.now(UTC).date())
     with timer("write_items"):
         items_written = storage.put_items(prediction_items(forecast, bundle.metadata["version"], dataset, run_id, expiry))
     with timer("write_csv"):

@@ -160,11 +160,11 @@ def first_days(group: pd.DataFrame, since: str | None, cuts: pd.Series | None):
 
 
 def _earliest(since: str | None, cuts: pd.Series | None) -> tuple[str, str] | None:
-    """(date, the earliest day any series is read from), or None when every day is read."""
-    days = ([since] if since else []) + ([str(cuts.min())] if cuts is not None and len(cuts) else [])
-    if cuts is not None and len(cuts) and not since:
-        return None  # a series the cuts do not name is read whole
-    return (schema.DATE, min(days)) if days else None
+    """(date, the earliest day any series is read from), or None when some series is read whole
+    (no ``since``: every day of the series the cuts do not name, see :func:`first_days`)."""
+    if not since:
+        return None
+    return (schema.DATE, min(since, str(cuts.min())) if cuts is not None and len(cuts) else since)
 
 
 def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None, cuts: pd.Series | None = None):

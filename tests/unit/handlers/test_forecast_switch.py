@@ -8,6 +8,7 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
+from item_prediction.aws import table_keys
 from item_prediction.ml import model
 from item_prediction.steps import predict as predict_step
 
@@ -20,7 +21,7 @@ from item_prediction.steps import predict as predict_step
     ],
 )
 def test_items_expire_35_days_after_the_forecast(last_day, today, expires):
-    assert predict_step.expires_at(last_day, today) == int(expires.timestamp())
+    assert table_keys.expires_at(last_day, today) == int(expires.timestamp())
 
 
 class FakeBundle:
