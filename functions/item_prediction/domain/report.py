@@ -97,7 +97,8 @@ def series_stats(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast:
         )
         parts.append(errors.groupby(SERIES)[["error", "naive_error", "actual"]].sum())
     ago = forecast[[*SERIES, schema.DATE, "prediction"]].assign(**{schema.DATE: forecast[schema.DATE] - YEAR[frequency]})
-    ago = ago.merge(history[[*SERIES, schema.DATE, schema.QUANTITY]], on=[*SERIES, schema.DATE], how="left")
+    year_ago = history[history[schema.DATE].isin(ago[schema.DATE].unique())]  # a few periods, not the whole history
+    ago = ago.merge(year_ago[[*SERIES, schema.DATE, schema.QUANTITY]], on=[*SERIES, schema.DATE], how="left")
     ago = ago.rename(columns={schema.QUANTITY: "last_year"})
     parts.append(ago.groupby(SERIES)[["prediction", "last_year"]].sum(min_count=1))
     stats = pd.concat(parts, axis=1).reindex(columns=list(STAT_COLUMNS)).astype(float).reset_index()
@@ -142,7 +143,9 @@ def _only(frame: pd.DataFrame | None, keys: list[tuple]) -> pd.DataFrame | None:
     """The rows of ``frame`` whose series is one of ``keys``; None for None."""
     if frame is None:
         return None
-    return frame.merge(pd.DataFrame(keys, columns=SERIES, dtype="object"), on=SERIES)
+    items = {key[0] for key in keys}  # a cheap pre-filter: the merge then joins a few series' rows, not all
+    candidates = frame[frame[schema.ITEM].isin(items)]
+    return candidates.merge(pd.DataFrame(keys, columns=SERIES, dtype="object"), on=SERIES)
 
 
 def _tails(history: pd.DataFrame, frequency: str) -> pd.DataFrame:
