@@ -397,3 +397,29 @@ def test_backtest_sums_add_up_to_its_metrics():
     assert result["model"]["wape"] == pytest.approx(sums["abs_error"] / sums["actual"], abs=1e-6)
     assert result["seasonal_naive"]["mae"] == pytest.approx(sums["naive_abs_error"] / sums["count"], abs=1e-6)
     assert result["coverage_p10_p90"] == pytest.approx(sums["inside_p10_p90"] / sums["count"], abs=1e-4)
+
+
+def test_weighted_bins_computed_here_build_the_trees_scikit_learn_builds(monkeypatch):
+    """At or under scikit-learn's binning subsample a fit's bin edges are computed here, all
+    percentiles at once (scikit-learn 1.9 sorts each column once per percentile): the model must
+    predict exactly what the same fit binned by scikit-learn itself predicts, on rows it was
+    fitted on and on rows it was not."""
+    frame, manifest = feature_set(items=5, stores=3, periods=400, seed=7)
+    _, train, holdout = model.holdout_split(frame, "D", 14)
+    ours = model.fit(train, manifest["features"])
+    assert ours.estimator.bins_, "columns with more than 255 distinct values are binned here"
+    assert any(train[name].isna().any() for name in ours.estimator.bins_), "missing values stay missing"
+    monkeypatch.setattr(model, "BINNING_SUBSAMPLE", 0)  # scikit-learn bins every column itself
+    theirs = model.fit(train, manifest["features"])
+    assert theirs.estimator.bins_ == {}
+    for rows in (train, holdout):
+        assert np.array_equal(ours.estimator.predict(rows[ours.names]), theirs.estimator.predict(rows[theirs.names]))
+
+
+def test_a_model_saved_before_binning_here_predicts_as_it_did(monkeypatch):
+    monkeypatch.setattr(model, "BINNING_SUBSAMPLE", 0)  # fitted as before: scikit-learn bins raw values
+    frame, manifest = feature_set(items=2, stores=2, periods=200, seed=3)
+    fitted = model.fit(frame, manifest["features"])
+    expected = fitted.estimator.predict(frame[fitted.names])
+    del fitted.estimator.bins_  # a bundle pickled by the previous version has no bins_
+    assert np.array_equal(fitted.estimator.predict(frame[fitted.names]), expected)
