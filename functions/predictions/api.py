@@ -15,8 +15,10 @@ are optional and inclusive, at most 366 days apart (one bound alone covers 366 d
 Reads the dataset's CURRENT pointer (GetItem, consistent): its generation and shard count; then
 the generation's pointer for the series' shard (``table_keys.series_shard``, GetItem): the
 forecast holding the series; then that forecast's item of the series (``sk = SERIES``: its whole
-forecast, GetItem), from which ``from``/``to``, ``limit`` and ``next_token`` take the page
-(:func:`item_prediction.aws.api_query.page`): three consistent GetItems in all. A CURRENT written
+forecast in one JSON string, or as lists when an earlier version wrote it, read by
+:mod:`item_prediction.aws.series_item`; GetItem), from which ``from``/``to``, ``limit`` and
+``next_token`` take the page (:func:`item_prediction.aws.api_query.page`): three consistent
+GetItems in all. An item in a layout this code does not know (a newer writer) is a 500 that says so. A CURRENT written
 before shards existed names its forecast itself. Imports no pandas or scikit-learn.
 ``GET /datasets/{dataset}/report`` (a link to the dataset's forecast report) is :mod:`predictions.report_api`, included here.
 """
@@ -28,7 +30,7 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotF
 from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
-from item_prediction.aws import api_query, table_keys
+from item_prediction.aws import api_query, series_item, table_keys
 from item_prediction.aws.runtime import logger, storage
 from item_prediction.domain.schema import NO_STORE
 
@@ -114,6 +116,13 @@ def dynamodb_unavailable(exc: Exception) -> Response:
         body={"message": f"predictions are unavailable for a moment ({code}): retry after {RETRY_AFTER_SECONDS} seconds"},
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+@app.exception_handler(series_item.UnknownFormat)
+def unknown_item_format(exc: series_item.UnknownFormat) -> Response:
+    """A series item this version cannot read (written by a newer one): a 500 naming it, not a crash."""
+    logger.error("unknown series item format", extra={"reason": str(exc)})
+    return Response(status_code=500, content_type=content_types.APPLICATION_JSON, body={"message": str(exc)})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -12,7 +12,7 @@ import logging
 
 import boto3
 import pytest
-from item_prediction.aws import runtime, table_keys
+from item_prediction.aws import runtime, series_item, table_keys
 from lambda_build import template as templatemod
 from lambda_build.offline import asl, definitions, events
 from lambda_build.offline.emulator import REGION
@@ -189,14 +189,16 @@ def series_items() -> list[dict]:
 
 
 def all_items() -> list[dict]:
-    """Every forecast row in the table, of every run: one dict per series item and date (its
-    attributes with ``date``, ``prediction`` and the quantiles it stored for that date)."""
+    """Every forecast row in the table, of every run: one dict per series item and date (its scalar
+    attributes with ``date``, ``prediction`` and the quantiles it stored for that date, read by
+    ``series_item.decode``)."""
     rows = []
     for series in series_items():
-        lists = [name for name in ("prediction", "p10", "p50", "p90") if name in series]
-        kept = {key: value for key, value in series.items() if key not in ("dates", *lists)}
-        for index, day in enumerate(series["dates"]):
-            rows.append({**kept, "date": day, **{name: series[name][index] for name in lists}})
+        forecast = series_item.decode(series)
+        kept = {key: value for key, value in series.items() if key not in (series_item.ATTRIBUTE, series_item.FORMAT_ATTRIBUTE)}
+        names = [name for name in series_item.VALUES if name in forecast]
+        for index, day in enumerate(forecast["dates"]):
+            rows.append({**kept, "date": day, **{name: forecast[name][index] for name in names}})
     return rows
 
 

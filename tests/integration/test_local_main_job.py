@@ -10,6 +10,7 @@ import sys
 
 import boto3
 import pytest
+from item_prediction.aws import series_item, table_keys
 from lambda_build.offline.emulator import REGION
 
 from ..conftest import REPO_ROOT
@@ -49,7 +50,7 @@ def dynamodb_items(summary: dict) -> list[dict]:
     items, start = [], None
     while True:
         page = client.scan(TableName=summary["table"], **({"ExclusiveStartKey": start} if start else {}))
-        items += [item for item in page["Items"] if "prediction" in item]
+        items += [item for item in page["Items"] if item["sk"]["S"] == table_keys.SERIES_SK]
         start = page.get("LastEvaluatedKey")
         if not start:
             return items
@@ -70,10 +71,11 @@ def test_sample_data_runs_through_the_whole_pipeline_and_the_kept_stack_answers(
     assert {"mae", "wape"} <= metrics["model"].keys() and {"mae", "wape"} <= metrics["seasonal_naive"].keys()
     assert metrics["model"]["coverage_p10_p90"] is not None  # the shards' intervals, aggregated
     assert summary["plan"] == {"used": "assumed_last_price_no_promotion", "key": None}
-    items = dynamodb_items(summary)  # one per series, its 7 dates and predictions as lists
+    items = dynamodb_items(summary)  # one per series, its 7 dates and predictions in one JSON string
     series = {(i["item_id"]["S"], i["store_id"]["S"]) for i in items}
     assert len(series) == len(items) == 6 and all(i["sk"]["S"] == "SERIES" for i in items)
-    assert all(len(i["dates"]["L"]) == len(i["prediction"]["L"]) == 7 for i in items)
+    forecasts = [json.loads(i[series_item.ATTRIBUTE]["S"]) for i in items]
+    assert all(len(f["dates"]) == len(f["prediction"]) == len(f["p10"]) == 7 for f in forecasts)
     assert len(summary["predictions"]) == 6 * 7  # the summary's rows: one per series and date
     assert summary["report_file"] == str(page) and "ITEM-000 @ STORE-00" in page.read_text(), "the run's report, copied"
     invoked = [(call["function"], call["shard"]) for call in summary["invocations"]]

@@ -232,17 +232,23 @@ def _predictions(table: str, dataset: str, result: dict | None) -> list[dict]:
     """The predictions the run's generation shows (items of other datasets or runs on a kept stack left out)."""
     if not result or result.get("skipped"):
         return []
-    shown, rows = _shown_forecasts(table, dataset, result), []
+    from boto3.dynamodb.types import TypeDeserializer
+
+    checks.functions_on_path()
+    from item_prediction.aws import series_item, table_keys
+
+    shown, rows, attribute = _shown_forecasts(table, dataset, result), [], TypeDeserializer().deserialize
     for page in boto("dynamodb").get_paginator("scan").paginate(TableName=table):
-        for item in page["Items"]:  # a series' item: its dates and predictions as lists
-            if "prediction" not in item or item.get("dataset", {}).get("S", dataset) != dataset:
+        for raw in page["Items"]:  # a series' item: its whole forecast (series_item)
+            item = {name: attribute(value) for name, value in raw.items()}
+            if item["sk"] != table_keys.SERIES_SK or item.get("dataset", dataset) != dataset:
                 continue
-            if item.get("forecast_id", {}).get("S") not in shown:
+            if item.get("forecast_id") not in shown:
                 continue
-            series = {"item_id": item["item_id"]["S"], "store_id": item["store_id"]["S"]}
-            days, values = item["dates"]["L"], item["prediction"]["L"]
+            forecast = series_item.decode(item)
             rows += [
-                {**series, "date": day["S"], "prediction": float(value["N"])} for day, value in zip(days, values, strict=True)
+                {"item_id": item["item_id"], "store_id": item["store_id"], "date": day, "prediction": float(value)}
+                for day, value in zip(forecast["dates"], forecast["prediction"], strict=True)
             ]
     return sorted(rows, key=lambda row: (row["item_id"], row["store_id"], row["date"]))
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from ..domain.schema import DATASET_PATTERN, MAX_ID_LENGTH, NO_STORE
+from . import series_item
 from .table_keys import ALL_DATES, date_sk, prediction_pk
 
 MAX_QUERY_DAYS = 366  # dates per request, inclusive, whether one or both bounds are given
@@ -141,19 +142,21 @@ QUANTILES = ("p10", "p50", "p90")  # returned when the forecast stored them (as 
 
 
 def page(query: Query, series: dict) -> tuple[list[dict], dict | None]:
-    """The page of a series item (``table_keys.SERIES_SK``: lists in date order) this request asks
-    for: its dates from ``from`` to ``to``, after the token's date, at most ``limit`` of them, each as
-    ``{"date", "prediction", "p10", "p50", "p90"}`` (the quantiles when stored); and the token key
-    (pk, ``DATE#<last date returned>``) when more dates follow, else None. Call
-    :meth:`Query.start_key` first: it refuses a token that does not continue this request."""
+    """The page of a series item (``table_keys.SERIES_SK``, read by :func:`series_item.decode`: its
+    forecast in date order) this request asks for: its dates from ``from`` to ``to``, after the
+    token's date, at most ``limit`` of them, each as ``{"date", "prediction", "p10", "p50", "p90"}``
+    (the quantiles when stored); and the token key (pk, ``DATE#<last date returned>``) when more
+    dates follow, else None. Call :meth:`Query.start_key` first: it refuses a token that does not
+    continue this request."""
     after = query.token["sk"] if query.token else None
-    names = [name for name in ("prediction", *QUANTILES) if name in series]
+    forecast = series_item.decode(series)
+    dates, names = forecast["dates"], [name for name in ("prediction", *QUANTILES) if name in forecast]
     chosen = [
         index
-        for index, day in enumerate(series["dates"])
+        for index, day in enumerate(dates)
         if query.sk_from <= date_sk(day) <= query.sk_to and (after is None or date_sk(day) > after)
     ]
-    rows = [{"date": series["dates"][index], **{name: series[name][index] for name in names}} for index in chosen[: query.limit]]
+    rows = [{"date": dates[index], **{name: forecast[name][index] for name in names}} for index in chosen[: query.limit]]
     more = len(chosen) > query.limit
     return rows, ({"pk": series["pk"], "sk": date_sk(rows[-1]["date"])} if more else None)
 

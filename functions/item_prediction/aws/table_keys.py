@@ -2,10 +2,10 @@
 the read API's function needs no data-science layer.
 
 * a series' forecast: ``pk = DS#<dataset>#RUN#<forecast_id>#ITEM#<esc item>#STORE#<esc store>``,
-  ``sk = SERIES`` (:data:`SERIES_SK`): one item per run and series holding the whole forecast as
-  lists in date order (``dates``, ``prediction``, and ``p10``/``p50``/``p90`` when the forecast has
-  them), as Amazon Forecast's QueryForecast returns a series; every run writes its own items, which
-  expire by TTL. ``DATE#<yyyy-mm-dd>`` (:func:`date_sk`) names no item: it is the position in a
+  ``sk = SERIES`` (:data:`SERIES_SK`): one item per run and series holding the whole forecast in
+  date order (``dates``, ``prediction``, and ``p10``/``p50``/``p90`` when the forecast has them) as
+  one JSON string (:mod:`.series_item`), as Amazon Forecast's QueryForecast returns a series; every
+  run writes its own items, which expire by TTL. ``DATE#<yyyy-mm-dd>`` (:func:`date_sk`) names no item: it is the position in a
   series that the read API's ``next_token`` carries (the last date a page returned);
 * a generation's shard pointer: ``pk = DS#<dataset>#GEN#<run_id>``, ``sk = SHARD#<s:05d>`` ->
   the ``forecast_id`` whose items hold that shard's series (the run's own for a shard it re-ran,

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pandas as pd
 
-from ..aws import table_keys
+from ..aws import series_item, table_keys
 from ..aws.runtime import StepTimer
 from ..aws.settings import Settings
 from ..aws.storage import Storage
@@ -46,15 +46,15 @@ QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forec
 
 def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecast_id: str, expiry: int) -> list[dict]:
     """One DynamoDB item per series (``sk`` :data:`table_keys.SERIES_SK`) holding its whole forecast
-    as lists in date order: ``dates`` (ISO days), ``prediction`` and ``p10``/``p50``/``p90`` when the
-    forecast has them (rounded to 4 places; Storage writes them as Decimals).
+    in date order as ONE string attribute (:func:`series_item.encode`: compact JSON of ``dates``,
+    ``prediction`` and ``p10``/``p50``/``p90`` when the forecast has them, rounded to 4 places),
+    beside the ids, ``model_version`` and ``expires_at``.
 
     Vectorised: the frame is sorted once and cut where the series changes, one dict per series.
     Size: at most ``model.MAX_HORIZON`` = 366 periods. The largest item (366 periods with the
-    quantiles, ids and dataset at their longest, every number at DynamoDB's 21-byte maximum) is about
-    39 KB, under a tenth of DynamoDB's 400 KB item limit (about 13 KB with everyday values; a
-    14-day series under 1 KB, one write unit where it took 14 items)
-    (``tests/unit/steps/test_prediction_items.py``).
+    quantiles, ids and dataset at their longest, every number at a double's longest text, 24
+    characters) is about 44 KB, a ninth of DynamoDB's 400 KB item limit (about 15 KB with everyday
+    values; a 14-day series under 1 KB, one write unit) (``tests/unit/steps/test_prediction_items.py``).
     """
     if forecast.empty:
         return []
@@ -74,8 +74,7 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecas
             "forecast_id": forecast_id,
             "model_version": version,
             "expires_at": expiry,
-            "dates": days[start:end],
-            **{name: values[start:end] for name, values in columns.items()},
+            **series_item.encode(days[start:end], {name: values[start:end] for name, values in columns.items()}),
         }
         for start, end in zip(starts, ends, strict=True)
     ]

@@ -5,7 +5,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from item_prediction.aws import api_query, table_keys
+from item_prediction.aws import api_query, series_item, table_keys
 
 
 def test_query_defaults_to_every_date_and_a_page_of_100():
@@ -73,12 +73,9 @@ def test_a_token_continues_only_its_own_request():
         later.start_key("run1")
 
 
-SERIES = {
-    "pk": table_keys.prediction_pk("sales", "run1", "A", None),
-    "sk": table_keys.SERIES_SK,
-    "dates": [f"2024-01-0{day}" for day in range(1, 8)],
-    "prediction": [Decimal(day) for day in range(1, 8)],
-}
+DAYS = [f"2024-01-0{day}" for day in range(1, 8)]
+KEY = {"pk": table_keys.prediction_pk("sales", "run1", "A", None), "sk": table_keys.SERIES_SK}
+SERIES = {**KEY, **series_item.encode(DAYS, {"prediction": [float(day) for day in range(1, 8)]})}
 
 
 def test_a_page_takes_the_dates_asked_for_and_the_token_names_the_last_one():
@@ -95,9 +92,22 @@ def test_a_page_takes_the_dates_asked_for_and_the_token_names_the_last_one():
 
 
 def test_a_page_carries_the_quantiles_the_item_stored():
-    banded = {**SERIES, **{name: [Decimal(day) / 2 for day in range(1, 8)] for name in ("p10", "p50", "p90")}}
+    halves = [day / 2 for day in range(1, 8)]
+    banded = {**KEY, **series_item.encode(DAYS, {"prediction": [1.0] * 7, "p10": halves, "p50": halves, "p90": halves})}
     rows, _ = api_query.page(api_query.parse_query("sales", "A", {"limit": "1"}), banded)
     assert api_query.present(rows) == [{"date": "2024-01-01", "prediction": 1.0, "p10": 0.5, "p50": 0.5, "p90": 0.5}]
+
+
+def test_an_item_in_the_earlier_list_layout_pages_the_same():
+    """Written before the forecast became one JSON string (lists of Decimals), live until its TTL."""
+    old = {**KEY, "dates": DAYS, **{name: [Decimal(day) for day in range(1, 8)] for name in ("prediction", "p10", "p50", "p90")}}
+    query = api_query.parse_query("sales", "A", {"from": "2024-01-02", "limit": "2"})
+    rows, last = api_query.page(query, old)
+    assert api_query.present(rows) == [
+        {"date": day, "prediction": value, "p10": value, "p50": value, "p90": value}
+        for day, value in (("2024-01-02", 2.0), ("2024-01-03", 3.0))
+    ]
+    assert last == {"pk": KEY["pk"], "sk": "DATE#2024-01-03"} and api_query.page(query, SERIES)[1] == last
 
 
 def test_dates_outside_the_series_are_an_empty_last_page():

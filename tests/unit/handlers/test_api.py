@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from item_prediction.aws import table_keys
+from item_prediction.aws import series_item, table_keys
 
 from .conftest import FakeContext
 
@@ -22,7 +22,7 @@ def seed(
     storage, dataset: str, run: str, series: dict[tuple[str, str], float], *, days: int = 5, first: str = "2024-03-01"
 ) -> None:
     """A run's item for each (item, store) series (``sk = SERIES``): ``days`` dates from ``first``,
-    prediction = base + day index, as lists in date order."""
+    prediction = base + day index, in date order (``series_item.encode``)."""
     start = date.fromisoformat(first)
     dates = [(start + timedelta(days=offset)).isoformat() for offset in range(days)]
     storage.put_items(
@@ -30,8 +30,7 @@ def seed(
             **table_keys.series_key(dataset, run, item, store),
             "item_id": item,
             "store_id": store,
-            "dates": dates,
-            "prediction": [base + offset for offset in range(days)],
+            **series_item.encode(dates, {"prediction": [base + offset for offset in range(days)]}),
             "model_version": run.split("-")[0],
             "forecast_id": run,
             "dataset": dataset,
@@ -288,6 +287,28 @@ def test_p10_p50_p90_are_served_when_the_forecast_stored_them(table):
     ]
     status, body, _ = call(dataset="plain", params={"store": "STORE-00"})  # a forecast without intervals
     assert status == 200 and body["predictions"][0] == {"date": "2024-03-01", "prediction": 5.1235}
+
+
+def test_an_item_written_in_the_earlier_list_layout_is_served_as_before(table):
+    """An item an earlier version wrote (lists of numbers, live until its TTL) answers the same contract."""
+    key = table_keys.series_key("sales", "run-1", "ITEM-000", "_")
+    old = {"dates": ["2024-03-01", "2024-03-02"], "prediction": [1.5, 2.0], "p50": [1.5, 2.0]}
+    old |= {"p10": [1.0, 1.0], "p90": [3.0, 4.0]}
+    table.put_items([{**key, "item_id": "ITEM-000", "store_id": "_", "forecast_id": "run-1", "dataset": "sales", **old}])
+    flip(table, "sales", "run-1")
+    status, body, _ = call(params={"limit": "1"})
+    assert status == 200
+    assert body["predictions"] == [{"date": "2024-03-01", "prediction": 1.5, "p10": 1.0, "p50": 1.5, "p90": 3.0}]
+    assert decoded(body["next_token"]) == {"pk": key["pk"], "sk": "DATE#2024-03-01"}
+
+
+def test_an_item_in_a_layout_this_version_cannot_read_is_a_500_that_says_so(table):
+    seed(table, "sales", "run-1", {("ITEM-000", "_"): 0.0})
+    key = table_keys.series_key("sales", "run-1", "ITEM-000", "_")
+    table.table.update_item(Key=key, UpdateExpression="SET forecast_format = :f", ExpressionAttributeValues={":f": 2})
+    flip(table, "sales", "run-1")
+    status, body, _ = call()
+    assert status == 500 and body["message"] == "a series item has forecast_format 2; this code reads 1 only"
 
 
 def decoded(token: str) -> dict:
