@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import BinaryIO
 
 HEAD_BYTES = 64 * 1024
@@ -249,51 +251,111 @@ def sniff_delimiter(sample: str) -> str:
     return best
 
 
-class BoundedLines:
-    """The lines of a text stream for the csv reader, refusing a record (``record_too_large``) as
-    soon as it passes ``limit`` characters, so a huge line is never held whole: ``readline`` reads
-    at most what is left of the record's allowance. ``new_record`` starts the count again."""
-
-    def __init__(self, text: io.TextIOBase, limit: int) -> None:
-        self._text = text
-        self._limit = limit
-        self._used = 0
-        self._line = 0
-
-    def new_record(self) -> None:
-        self._used = 0
-
-    def __iter__(self) -> BoundedLines:
-        return self
-
-    def __next__(self) -> str:
-        line = self._text.readline(self._limit - self._used + 1)
-        if not line:
-            raise StopIteration
-        self._line += 1
-        self._used += len(line)
-        if self._used > self._limit:
-            detail = f"the record reaching line {self._line} is longer than {self._limit} characters (MAX_RECORD_BYTES)"
-            raise FileRefused("record_too_large", detail)
-        return line
+# Records are parsed a block of lines at a time: the lines go to the C csv reader as a list, and
+# each record's size is checked from the lengths of the lines it took. Reading the stream line by
+# line through a Python iterator (to refuse an oversized record while it is read) cost more than
+# the csv parsing itself. Memory stays bounded: a block is BLOCK_CHARS plus at most one record.
+BLOCK_CHARS = 1 << 18
+# str.splitlines also breaks at these, where a text stream's readline (newline="") does not.
+_OTHER_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_READLINE_LINES = re.compile("[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 
-def records(
-    text: io.TextIOBase, delimiter: str, max_record: int = Budget.max_record_bytes
-) -> Iterator[tuple[int, list[str] | None]]:
-    """(physical line, fields) per non-blank record; fields is None for a record the parser rejects.
+def _block(text: io.TextIOBase, limit: int) -> str:
+    """About BLOCK_CHARS of ``text``, ending at a line end: the line read into is completed, up to
+    ``limit + 1`` more characters (so a longer one is refused, never held whole)."""
+    block = text.read(BLOCK_CHARS)
+    if block and not block.endswith("\n"):  # a \r may be the first half of \r\n: readline takes the rest
+        block += text.readline(limit + 1)
+    return block
 
-    Raises FileRefused (``record_too_large``) for a record over ``max_record`` characters."""
-    lines = BoundedLines(text, max_record)
-    reader = csv.reader(lines, delimiter=delimiter)
+
+def _lines(block: str) -> list[str]:
+    """The block's lines as a text stream's readline (newline="") returns them, terminators kept."""
+    return _READLINE_LINES.findall(block) if _OTHER_BREAKS.search(block) else block.splitlines(keepends=True)
+
+
+def _check_size(sizes: list[int], first: int, end: int, number: int, limit: int) -> None:
+    """Refuse the record of lines ``first`` to ``end`` (exclusive) when it passes ``limit``
+    characters, naming the line where it does; ``sizes`` are the lines' running lengths and
+    ``number`` the physical line before the block."""
+    if sizes[end] - sizes[first] <= limit:
+        return
+    line = next(index for index in range(first, end) if sizes[index + 1] - sizes[first] > limit)
+    detail = f"the record reaching line {number + line + 1} is longer than {limit} characters (MAX_RECORD_BYTES)"
+    raise FileRefused("record_too_large", detail)
+
+
+def _parse_lines(lines: list[str], number: int, delimiter: str, limit: int, final: bool):
+    """(records of ``lines``, the lines of the last record when it may go on in the next block,
+    lines consumed, the refusal of an oversized record or None), record by record: quoted fields
+    may span lines, a record may fail to parse. ``number``: physical lines before ``lines``."""
+    sizes = list(accumulate(map(len, lines), initial=0))
+    reader, parsed, first = csv.reader(lines, delimiter=delimiter), [], 0
     while True:
-        lines.new_record()
         try:
             fields = next(reader)
         except StopIteration:
-            return
+            return parsed, [], len(lines), None
         except csv.Error:
-            yield reader.line_num, None
-            continue
-        if fields and "".join(fields).strip():
-            yield reader.line_num, fields
+            fields = None
+        end = reader.line_num
+        try:
+            _check_size(sizes, first, end, number, limit)  # a record cut by the block is bounded too
+        except FileRefused as refusal:
+            return parsed, [], first, refusal  # the records before it are given first
+        if end == len(lines) and not final:  # it may continue past the block: parsed again with the next
+            return parsed, lines[first:], first, None
+        if fields is None or (fields and "".join(fields).strip()):
+            parsed.append((number + end, fields))
+        first = end
+
+
+def _unquoted(lines: list[str], number: int, delimiter: str) -> list | None:
+    """The records of lines without a quote character, each one line (so none continues past the
+    block), or None when the csv reader refuses one (a field over csv's field size limit)."""
+    try:
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    except csv.Error:
+        return None
+    numbers = range(number + 1, number + len(lines) + 1)  # blank records (delimiters and spaces only) are skipped
+    kept = zip(numbers, rows, lines, strict=True)
+    return [(line, fields) for line, fields, text in kept if text.replace(delimiter, "").strip()]
+
+
+def _held_bytes(lines: list[str], batch: list) -> int:
+    """About what a batch of records costs Python: its characters plus 56 bytes per string and 64 per record."""
+    fields = sum(map(len, (fields for _, fields in batch if fields is not None)))
+    return sum(map(len, lines)) + 56 * fields + 64 * len(batch)
+
+
+def record_batches(
+    text: io.TextIOBase, delimiter: str, max_record: int = Budget.max_record_bytes
+) -> Iterator[tuple[list[tuple[int, list[str] | None]], int]]:
+    """Batches of (physical line, fields), one per non-blank record (fields is None for a record
+    the parser rejects), each with :func:`_held_bytes`.
+
+    Raises FileRefused (``record_too_large``) for a record over ``max_record`` characters, after
+    the records before it. A block of lines without a quote character (most exports) is parsed in
+    one call of the C csv reader; a block with quotes record by record (a field may span lines)."""
+    carried: list[str] = []
+    number = 0
+    while True:
+        block = _block(text, max_record)
+        quoted = '"' in block
+        fresh = _lines(block)
+        del block  # the lines hold the text now: one copy at a time
+        simple = fresh and not carried and not quoted and max(map(len, fresh)) <= max_record
+        batch, refusal = _unquoted(fresh, number, delimiter) if simple else None, None
+        if batch is None:
+            lines = carried + fresh
+            batch, carried, consumed, refusal = _parse_lines(lines, number, delimiter, max_record, final=not fresh)
+        else:
+            lines, consumed = fresh, len(fresh)
+        if batch:
+            yield batch, _held_bytes(lines[:consumed], batch)
+        if refusal:
+            raise refusal
+        number += consumed
+        if not fresh:
+            return

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -82,11 +83,6 @@ RAW = "_raw"  # a record that could not be split into the header's columns, re-s
 Sink = Callable[[pd.DataFrame], None]
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _held_bytes(fields: list[str] | None) -> int:
-    """About what a parsed record costs Python: its characters plus about 56 bytes per string."""
-    return 64 + (sum(map(len, fields)) + 56 * len(fields) if fields else 0)
 
 
 def _per_value(column: pd.Series, function: Callable[[str], object]) -> pd.Series:
@@ -250,26 +246,39 @@ class _Validator:
                 + f"; the header is {self.header}",
             )
 
-    def feed(self, records: Iterable[tuple[int, list[str] | None]]) -> None:
-        for line, fields in records:
+    def feed(self, batches: Iterable[tuple[list[tuple[int, list[str] | None]], int]]) -> None:
+        """Take the records of ``batches`` (:func:`decoding.record_batches`): the header first,
+        then rows, validated a chunk at a time (``chunk_rows`` records or about ``chunk_bytes``)."""
+        for batch, held in batches:
             if self.header is None and self.has_header:
-                if self.file_reason in ("binary_content", "unsupported_format"):
-                    self.has_header = False  # not text: nothing in it is a header
-                else:
-                    if fields is not None and len(fields) > self.max_columns:
-                        raise decoding.FileRefused(
-                            "too_many_columns",
-                            f"the header has {len(fields)} columns, more than {self.max_columns} (MAX_COLUMNS)",
-                        )
-                    self.take_header(fields)
-                    if self.has_header:
-                        continue
-            self.rows_in += 1
-            self.pending.append((line, fields))
-            self.pending_bytes += _held_bytes(fields)
-            if len(self.pending) >= self.chunk_rows or self.pending_bytes >= self.chunk_bytes:
-                self.flush()
+                first, count = batch[0][1], len(batch)
+                batch = self._after_header(batch)
+                if len(batch) < count and first:  # the header's own share: its characters, 56 per field, 64
+                    held -= sum(map(len, first)) + 57 * len(first) + 64
+            per_record = held / max(1, len(batch))
+            while batch:
+                by_bytes = math.ceil((self.chunk_bytes - self.pending_bytes) / per_record)  # the record reaching it included
+                room = max(1, min(self.chunk_rows - len(self.pending), by_bytes))
+                part, batch = batch[:room], batch[room:]
+                self.rows_in += len(part)
+                self.pending += part
+                self.pending_bytes += per_record * len(part)
+                if len(self.pending) >= self.chunk_rows or self.pending_bytes >= self.chunk_bytes:
+                    self.flush()
         self.flush()
+
+    def _after_header(self, batch: list[tuple[int, list[str] | None]]) -> list[tuple[int, list[str] | None]]:
+        """The batch without its first record when that record is the header (taken here)."""
+        if self.file_reason in ("binary_content", "unsupported_format"):
+            self.has_header = False  # not text: nothing in it is a header
+            return batch
+        fields = batch[0][1]
+        if fields is not None and len(fields) > self.max_columns:
+            raise decoding.FileRefused(
+                "too_many_columns", f"the header has {len(fields)} columns, more than {self.max_columns} (MAX_COLUMNS)"
+            )
+        self.take_header(fields)
+        return batch[1:] if self.has_header else batch
 
     # -- chunks -------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -520,7 +529,7 @@ def validate(
             chunk_bytes,
         )
         _refuse_unreadable(validator, sniffed.pop("head"), sniffed["encoding"], mapping_error)
-        validator.feed(decoding.records(text, sniffed["delimiter"], budget.max_record_bytes))
+        validator.feed(decoding.record_batches(text, sniffed["delimiter"], budget.max_record_bytes))
         raw.drain()  # the fingerprint covers the whole object
     except decoding.FileRefused as refusal:
         return _refused_report(refusal, raw, sniffed, mapping)
