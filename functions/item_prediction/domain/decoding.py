@@ -15,7 +15,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, compress
 from typing import BinaryIO
 
 HEAD_BYTES = 64 * 1024
@@ -312,15 +312,16 @@ def _parse_lines(lines: list[str], number: int, delimiter: str, limit: int, fina
 
 
 def _unquoted(lines: list[str], number: int, delimiter: str) -> list | None:
-    """The records of lines without a quote character, each one line (so none continues past the
+    """The records of lines without a quote character, one per line (so none continues past the
     block), or None when the csv reader refuses one (a field over csv's field size limit)."""
     try:
         rows = list(csv.reader(lines, delimiter=delimiter))
     except csv.Error:
         return None
-    numbers = range(number + 1, number + len(lines) + 1)  # blank records (delimiters and spaces only) are skipped
-    kept = zip(numbers, rows, lines, strict=True)
-    return [(line, fields) for line, fields, text in kept if text.replace(delimiter, "").strip()]
+    if len(rows) != len(lines):  # cannot happen without quotes; the record-by-record path decides then
+        return None
+    kept = map(str.strip, map("".join, rows))  # blank records (delimiters and spaces only) are skipped
+    return list(compress(zip(range(number + 1, number + len(rows) + 1), rows, strict=True), kept))
 
 
 def _held_bytes(lines: list[str], batch: list) -> int:

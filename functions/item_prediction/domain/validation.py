@@ -289,6 +289,10 @@ class _Validator:
             self._quarantine_raw(pending, [self.file_reason] * len(pending))
             return
         width = len(self.columns)
+        lines, records = zip(*pending, strict=True)
+        if None not in records and set(map(len, records)) == {width}:  # every record well formed: no second pass
+            self._check(list(lines), list(records))
+            return
         rows = [(line, fields) for line, fields in pending if fields is not None and len(fields) == width]
         ragged = [(line, fields) for line, fields in pending if fields is None or len(fields) != width]
         if ragged:
