@@ -24,6 +24,7 @@ SLICE_SECTIONS = ("stats", "history", "backtest", "forecast", "total_history", "
 MAX_REPORT_SLICES = 1024  # shards merged into one page (the largest by series); each read is ~0.1-0.3 MB
 MAX_VALIDATION_REPORTS = 1000  # a dataset's uploads counted into the report's "rows in" (bounded reads)
 COUNTS = ("rows_in", "rows_clean", "rows_quarantined")
+HISTORY_COLUMNS = (schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY)  # what a slice's history needs
 
 
 def validation_totals(storage: Storage, settings: Settings, dataset: str) -> dict:
@@ -83,8 +84,9 @@ def report_history(storage: Storage, settings: Settings, item: dict, frame: pd.D
     if not manifest.get("since"):
         return frame
     start = report.history_start(frame[schema.DATE].max(), manifest["frequency"]).strftime("%Y-%m-%d")
-    rows, _ = shard_store.load_shard(storage, settings, item["dataset"], item["shard_count"], item["shard"], since=start)
-    return rows.assign(**{schema.DATE: pd.to_datetime(rows[schema.DATE]), schema.QUANTITY: rows[schema.QUANTITY].astype(float)})
+    dataset, count, shard = item["dataset"], item["shard_count"], item["shard"]
+    rows, _ = shard_store.load_shard(storage, settings, dataset, count, shard, since=start, columns=HISTORY_COLUMNS)
+    return rows.assign(**{schema.DATE: pd.to_datetime(rows[schema.DATE], format="%Y-%m-%d")})
 
 
 def write_slice(storage: Storage, key: str, history, backtest, forecast, frequency: str, meta: dict) -> str:

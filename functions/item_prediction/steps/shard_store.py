@@ -141,9 +141,9 @@ def manifest_shard_count(storage: Storage, settings: Settings, dataset: str) -> 
 
 
 # -- reading ------------------------------------------------------------------------------------
-def canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    """The canonical columns with their part dtypes (item/store/date text, ISO dates)."""
-    return frame[list(DTYPES)].astype(DTYPES)
+def canonical(frame: pd.DataFrame, columns: tuple[str, ...] = tuple(DTYPES)) -> pd.DataFrame:
+    """The canonical columns (or those of them in ``columns``) with their part dtypes (item/store/date text, ISO dates)."""
+    return frame[list(columns)].astype({column: DTYPES[column] for column in columns})
 
 
 def empty_frame() -> pd.DataFrame:
@@ -167,10 +167,10 @@ def _earliest(since: str | None, cuts: pd.Series | None) -> tuple[str, str] | No
     return (schema.DATE, min(since, str(cuts.min())) if cuts is not None and len(cuts) else since)
 
 
-def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None, cuts: pd.Series | None = None):
+def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None, cuts=None, columns=tuple(DTYPES)):
     """(rows of shard ``(count, shard)`` in ``part``, on/after ``since`` (a series of ``cuts``:
-    on/after its cut); the version read), or None when the part went since it was listed (a
-    re-upload or a retraction)."""
+    on/after its cut), of ``columns``; the version read), or None when the part went since it was
+    listed (a re-upload or a retraction)."""
     try:
         body, version, _ = storage.open(ObjectRef(storage.bucket, part.key))
     except storage.s3.exceptions.NoSuchKey:
@@ -185,8 +185,20 @@ def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str 
             if shards.needs_filter(count, part.part_count) and len(group):
                 group = group[shards.shard_of(group[schema.ITEM], group[schema.STORE], count) == shard]
             if len(group):
-                frames.append(canonical(group))
+                frames.append(canonical(group, columns))
     return frames, version
+
+
+def _superseding(frames: list[list[pd.DataFrame]]) -> pd.DataFrame:
+    """The parts' rows (oldest part first) with the supersede rule applied: a later part's row wins
+    over an earlier one for the same series and date. Parts whose dates do not overlap cannot
+    supersede one another (a part holds each key once: validation keeps a key's first row), so
+    they are concatenated as they are, the usual case of weekly uploads."""
+    combined = pd.concat([frame for part in frames for frame in part], ignore_index=True)
+    spans = sorted((min(f[schema.DATE].min() for f in part), max(f[schema.DATE].max() for f in part)) for part in frames)
+    if all(earlier[1] < later[0] for earlier, later in zip(spans, spans[1:], strict=False)):
+        return combined
+    return combined.drop_duplicates(subset=list(schema.ROW_KEY), keep="last").reset_index(drop=True)
 
 
 def load_shard(
@@ -199,6 +211,7 @@ def load_shard(
     since: str | None = None,
     cuts: pd.Series | None = None,
     parts: list[Part] | None = None,
+    columns: tuple[str, ...] = tuple(DTYPES),
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Every validated row of shard ``shard`` of ``count`` and the ``{key, version_id}`` of each part read.
 
@@ -207,21 +220,23 @@ def load_shard(
     item and store, from its own cut), so memory holds one row group and the shard's rows.
     The supersede rule applies: the later part (LastModified, then key) wins.
     ``parts`` is the dataset's listing when the caller has it (one listing for many shards).
-    ``count=1, shard=0`` reads the whole dataset.
+    ``count=1, shard=0`` reads the whole dataset. ``columns``: the canonical columns to return
+    (the row key's among them: the supersede rule needs it).
     """
     shards.check_count(count)
+    if not set(schema.ROW_KEY) <= set(columns):
+        raise ValueError(f"load_shard needs the row key {schema.ROW_KEY} among the columns, got {columns}")
     listed = list_parts(storage, settings, dataset) if parts is None else parts
     ordered = sorted(parts_for_shard(listed, count, shard), key=lambda part: (part.last_modified or EPOCH, part.key))
     frames, inputs = [], []
     for part in ordered:
-        read = _read_part(storage, part, count, shard, since, cuts)
+        read = _read_part(storage, part, count, shard, since, cuts, columns)
         if read is not None:
-            frames += read[0]
+            frames += [read[0]] if read[0] else []
             inputs.append({"key": part.key, "version_id": read[1]})
     if not frames:
-        return empty_frame(), inputs
-    combined = pd.concat(frames, ignore_index=True)
-    return combined.drop_duplicates(subset=list(schema.ROW_KEY), keep="last").reset_index(drop=True), inputs
+        return empty_frame()[list(columns)], inputs
+    return _superseding(frames), inputs
 
 
 # -- row counts ---------------------------------------------------------------------------------
