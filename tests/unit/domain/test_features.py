@@ -150,7 +150,7 @@ def test_fast_rolling_equals_a_rolling_window_per_series(window, stat, min_perio
     sample = generate_sales(items=5, stores=3, periods=100, seed=1, invalid=False, gap_rate=0.1)
     grid = features.sort_grid(features.regular_grid(sample.frame, "D"))
     previous = grid.groupby(["item_id", "store_id"], sort=False)["quantity"].shift(1)
-    runs = features._Runs(features.series_starts(grid))
+    runs = features.Runs(features.series_starts(grid))
     np.testing.assert_array_equal(runs.shift(grid["quantity"].to_numpy(), 1), previous.to_numpy())
     fast = features._rolling(previous, runs, window, stat, min_periods)
     grouped = previous.groupby([grid["item_id"], grid["store_id"]], sort=False).rolling(window, min_periods=min_periods)
