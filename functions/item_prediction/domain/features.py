@@ -217,7 +217,14 @@ def add_calendar(frame: pd.DataFrame, frequency: str) -> pd.DataFrame:
 def series_starts(frame: pd.DataFrame) -> np.ndarray:
     """True on each row that starts a series in a frame grouped by series (every caller sorts by
     series first): comparing neighbours costs a pass, where grouping by the string keys hashes them."""
-    return changes(frame[schema.ITEM].to_numpy(dtype=object), frame[schema.STORE].to_numpy(dtype=object))
+    return changes(*(_comparable(frame[column]) for column in SERIES))
+
+
+def _comparable(column: pd.Series) -> np.ndarray:
+    """The column as a numpy array whose neighbours compare equal exactly where its values do:
+    Python objects as they are, other keys (pyarrow strings) as factorized codes, much cheaper
+    than turning each into a Python object."""
+    return column.to_numpy() if column.dtype == object else pd.factorize(column)[0]
 
 
 def changes(*columns: np.ndarray) -> np.ndarray:
@@ -532,7 +539,23 @@ def prior_codes(prior: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 
 def sort_grid(grid: pd.DataFrame) -> pd.DataFrame:
+    """The grid sorted by series, then date (stable), with a fresh index."""
+    if _is_sorted(grid):  # a grid usually is: checking neighbours is cheaper than sorting string keys
+        return grid.reset_index(drop=True)
     return grid.sort_values([*SERIES, schema.DATE], kind="stable").reset_index(drop=True)
+
+
+def _is_sorted(grid: pd.DataFrame) -> bool:
+    """Whether every row's (item, store, date) is at least its predecessor's (the order :func:`sort_grid` makes)."""
+    keys = {column: grid[column].to_numpy() if grid[column].dtype == object else grid[column].array for column in KEY_COLUMNS}
+    try:
+        ordered = np.asarray(keys[schema.DATE][1:] >= keys[schema.DATE][:-1], dtype=bool)
+        for column in reversed(SERIES):  # lexicographic: a key decides only where the ones before it are equal
+            after, before = keys[column][1:], keys[column][:-1]
+            ordered = np.asarray(after > before, dtype=bool) | (np.asarray(after == before, dtype=bool) & ordered)
+    except (TypeError, ValueError):  # keys that do not compare (unordered categories, missing values): sort
+        return False
+    return bool(ordered.all())
 
 
 def compute_features(

@@ -239,7 +239,8 @@ def _tail_and_future(base, runs, future, frequency, prior) -> tuple[pd.DataFrame
     periods; that frame's layout; per row, the sum and count of its series' quantities before the
     tail, the prior's included)."""
     in_tail = runs.last[runs.ids] - np.arange(len(base)) < feats.history_needed(frequency)
-    totals = feats.running_totals(base[~in_tail], runs.ids[~in_tail]).reindex(range(len(runs.first)), fill_value=0.0)
+    earlier = base.loc[~in_tail, [feats.TARGET]]  # only the column summed: cheaper to cut
+    totals = feats.running_totals(earlier, runs.ids[~in_tail]).reindex(range(len(runs.first)), fill_value=0.0)
     sums, counts = totals["sum"].to_numpy(), totals["count"].to_numpy()
     if prior is not None and len(prior):  # the periods before the frame
         sums, counts = sums + runs.per_series(base, prior, "sum", 0.0), counts + runs.per_series(base, prior, "count", 0.0)
@@ -278,18 +279,20 @@ def recursive_forecast(
     known = _future_known(base, runs, future, frequency, codes, prior)
     work, layout, before = _tail_and_future(base, runs, future, frequency, prior)
     history_names = feats.history_feature_names(frequency)
-    known = known[[name for name in names if name not in history_names]]
+    known = {name: known[name].to_numpy() for name in names if name not in history_names}
     quantity, is_gap = work[schema.QUANTITY].to_numpy(dtype="float64", copy=True), work["is_gap"].to_numpy(dtype="float64")
-    step_of, keys, used = work["step"].to_numpy(), work[list(feats.KEY_COLUMNS)], []
+    step_of, used = work["step"].to_numpy(), []
     for step in range(1, horizon + 1):
         at = np.flatnonzero(step_of == step)  # one row per series, in the order of ``known``'s
         values = feats.history_features(quantity, is_gap, layout, frequency, before)
-        rows = keys.take(at).reset_index(drop=True).assign(**{name: values[name][at] for name in history_names})
-        rows = pd.concat([rows, known.iloc[step - 1 :: horizon].reset_index(drop=True)], axis=1)
+        rows = pd.DataFrame(
+            {name: values[name][at] for name in history_names} | {name: known[name][step - 1 :: horizon] for name in known}
+        )
         predicted = np.clip(estimator.predict(rows[names]), 0, None)
         quantity[at] = predicted
         if return_features:
-            used.append(rows.assign(prediction=predicted))
+            keys = work[list(feats.KEY_COLUMNS)].take(at).reset_index(drop=True)
+            used.append(pd.concat([keys, rows], axis=1).assign(prediction=predicted))
     work[schema.QUANTITY] = quantity
     result = work.loc[step_of > 0, [schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY]]
     result = result.rename(columns={schema.QUANTITY: "prediction"}).reset_index(drop=True)

@@ -261,3 +261,22 @@ def test_a_window_with_the_prior_gives_the_full_historys_features_where_forecast
     pd.testing.assert_frame_equal(got.loc[old, names], expected.loc[old, names], check_dtype=False, rtol=1e-9)
     assert got.loc[("NEW", "STORE-01"), "item_code"] == -1
     assert windowed_manifest["codes"] == manifest["codes"] and len(window) < len(full) / 2
+
+
+@pytest.mark.parametrize("keys", [object, str])
+def test_sort_grid_sorts_any_disorder_and_passes_a_sorted_grid_through(keys):
+    """A sorted grid is not sorted again (a check of neighbours instead): every kind of disorder
+    (items, stores within an item, dates within a series) is still found and sorted."""
+    grid = features.regular_grid(generate_sales(items=3, stores=2, periods=20, seed=1, invalid=False).frame, "D")
+    grid = grid.astype({"item_id": keys, "store_id": keys})
+    expected = grid.sort_values(["item_id", "store_id", "date"], kind="stable").reset_index(drop=True)
+    swap = lambda frame, a, b: frame.iloc[[b if i == a else a if i == b else i for i in range(len(frame))]]  # noqa: E731
+    sorted_grid = features.sort_grid(grid)
+    pd.testing.assert_frame_equal(sorted_grid, expected)
+    for a, b in [(0, len(grid) - 1), (5, 25), (3, 4)]:  # items, stores of one item, dates of one series
+        pd.testing.assert_frame_equal(features.sort_grid(swap(sorted_grid, a, b)), expected)
+    same_day = sorted_grid.assign(date=sorted_grid["date"].where(sorted_grid.index != 4, sorted_grid["date"].shift(1)))
+    assert (
+        features.sort_grid(same_day.iloc[[0, 1, 2, 4, 3, *range(5, len(grid))]])["quantity"].iloc[3]
+        == same_day["quantity"].iloc[4]
+    )
