@@ -174,6 +174,7 @@ def regular_grid(clean: pd.DataFrame, frequency: str, prior: pd.DataFrame | None
     starts = np.repeat(np.cumsum(periods) - periods, periods)
     numbers = np.repeat(bounds["min"].to_numpy(), periods) + (np.arange(periods.sum()) - starts)
     keys = np.repeat(bounds.index.to_numpy(), periods)
+    runs = Runs(changes(keys))  # the grid's layout: its series in the order of their codes
     grid = pd.DataFrame(
         {
             "_series": keys,
@@ -189,11 +190,10 @@ def regular_grid(clean: pd.DataFrame, frequency: str, prior: pd.DataFrame | None
     grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype("float64")
     # A gap's price is the series' last known price (then the next one, before the first record).
     if len(started):
-        seed = started["last_price"].reindex(pd.MultiIndex.from_frame(grid[SERIES])).to_numpy()
-        first = series_starts(grid)
-        grid[schema.PRICE] = grid[schema.PRICE].where(~first | grid[schema.PRICE].notna(), seed)
-    ids = series_ids(grid)
-    grid[schema.PRICE] = grid[schema.PRICE].groupby(ids, sort=False).ffill().groupby(ids, sort=False).bfill().astype("float64")
+        seed = runs.per_series(grid, started, "last_price")[runs.ids]
+        grid[schema.PRICE] = grid[schema.PRICE].where((runs.position > 0) | grid[schema.PRICE].notna(), seed)
+    by_series = grid[schema.PRICE].groupby(runs.ids, sort=False).ffill().groupby(runs.ids, sort=False)
+    grid[schema.PRICE] = by_series.bfill().astype("float64")
     grid[schema.PROMOTION] = grid[schema.PROMOTION].fillna(0).astype("int8")
     return grid[BASE_COLUMNS]
 
@@ -430,7 +430,10 @@ def add_price_and_promotion(frame: pd.DataFrame, before: PriceCounts | None = No
     else:
         reference = expanding_median(price.to_numpy(dtype="float64"), runs, before)
     frame["price_ratio"] = price / reference
-    frame["price_change"] = _by_series(price, runs.ids).pct_change(fill_method=None).fillna(0.0)
+    values = price.to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change = values / runs.shift(values, 1) - 1  # against the series' previous period
+    frame["price_change"] = np.where(np.isnan(change), 0.0, change)  # none on a series' first period, or without a price
     frame[schema.PROMOTION] = frame[schema.PROMOTION].astype("int8")
     return frame
 
