@@ -277,17 +277,18 @@ class Runs:
         return table[column].reindex(keys, fill_value=fill).to_numpy()
 
 
-def _rolling(values: pd.Series, runs: Runs, window: int, stat: str, min_periods: int) -> pd.Series:
+def _rolling(values: pd.Series, runs: Runs, window: int, stat: str, min_periods: int, wanted=None) -> pd.Series:
     """A per-series rolling ``mean`` or ``std`` of ``values`` (frame sorted by series, then date).
 
     One pass over the whole column, then the first ``window - 1`` rows of each series, whose
     window would reach into the previous series, are replaced by the expanding statistic of
     their own series (what a per-series rolling window holds there). Much faster than a
-    grouped rolling window with many series, and the same values.
+    grouped rolling window with many series, and the same values. ``wanted`` (row positions):
+    only those rows' values are needed; the others' may be left unfinished.
     """
     rolled = getattr(values.rolling(window, min_periods=min_periods), stat)()
     early = runs.position < window - 1
-    if early.any():
+    if early.any() if wanted is None else early[wanted].any():
         raw = values.to_numpy(dtype="float64")
         count = runs.cumsum(~np.isnan(raw) * 1.0)
         total = runs.cumsum(np.nan_to_num(raw))
@@ -303,20 +304,26 @@ def _rolling(values: pd.Series, runs: Runs, window: int, stat: str, min_periods:
 
 
 def history_features(
-    quantity: np.ndarray, is_gap: np.ndarray, runs: Runs, frequency: str, before: tuple[np.ndarray, np.ndarray] | None = None
+    quantity: np.ndarray,
+    is_gap: np.ndarray,
+    runs: Runs,
+    frequency: str,
+    before: tuple[np.ndarray, np.ndarray] | None = None,
+    wanted: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Lags, rolling statistics, gap share and the running mean of each row, from periods strictly
     before it (the columns of a frame with layout ``runs``). ``before``: per row, the sum and
-    count of its series' quantities before the frame's first row (see :func:`add_history`)."""
+    count of its series' quantities before the frame's first row (see :func:`add_history`).
+    ``wanted`` (row positions): only those rows' values are read (the recursive forecast's step)."""
     values = {f"lag_{k}": runs.shift(quantity, k) for k in LAGS[frequency]}
     previous = pd.Series(runs.shift(quantity, 1))  # what is known at each period
     for window in WINDOWS[frequency]:
-        values[f"rolling_mean_{window}"] = _rolling(previous, runs, window, "mean", 1).to_numpy()
+        values[f"rolling_mean_{window}"] = _rolling(previous, runs, window, "mean", 1, wanted).to_numpy()
     shortest = min(WINDOWS[frequency])  # the spread of the recent window; the longer one's added nothing
-    values[f"rolling_std_{shortest}"] = _rolling(previous, runs, shortest, "std", 2).to_numpy()
+    values[f"rolling_std_{shortest}"] = _rolling(previous, runs, shortest, "std", 2, wanted).to_numpy()
     longest = max(WINDOWS[frequency])
     previous_gap = pd.Series(runs.shift(is_gap, 1))
-    values[f"gap_share_{longest}"] = _rolling(previous_gap, runs, longest, "mean", 1).to_numpy()
+    values[f"gap_share_{longest}"] = _rolling(previous_gap, runs, longest, "mean", 1, wanted).to_numpy()
     known = previous.to_numpy()
     running_sum = runs.cumsum(np.nan_to_num(known))
     running_count = runs.cumsum(~np.isnan(known) * 1.0)

@@ -284,7 +284,7 @@ def recursive_forecast(
     step_of, used = work["step"].to_numpy(), []
     for step in range(1, horizon + 1):
         at = np.flatnonzero(step_of == step)  # one row per series, in the order of ``known``'s
-        values = feats.history_features(quantity, is_gap, layout, frequency, before)
+        values = feats.history_features(quantity, is_gap, layout, frequency, before, wanted=at)
         rows = pd.DataFrame(
             {name: values[name][at] for name in history_names} | {name: known[name][step - 1 :: horizon] for name in known}
         )
