@@ -86,10 +86,12 @@ class LevelScaled:
         return np.maximum(level.fillna(1.0).to_numpy(dtype="float64"), LEVEL_FLOOR)
 
     def _inputs(self, X: pd.DataFrame, level: np.ndarray) -> pd.DataFrame:
-        inputs = X[list(self.feature_names_in_)]  # copy-on-write: only the scaled columns are new arrays
-        inputs[self.scaled] = inputs[self.scaled].to_numpy(dtype="float64") / level[:, None]
-        inputs["log_level"] = np.log(level)
-        return inputs
+        scaled = set(self.scaled)
+        columns = {
+            name: X[name].to_numpy(dtype="float64") / level if name in scaled else X[name] for name in self.feature_names_in_
+        }
+        # no copy (copy-on-write): only the scaled columns are new arrays; one frame built at once
+        return pd.DataFrame({**columns, "log_level": np.log(level)}, index=X.index, copy=False)
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> LevelScaled:
         level = self._level(X)
