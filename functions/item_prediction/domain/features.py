@@ -190,7 +190,7 @@ def regular_grid(clean: pd.DataFrame, frequency: str, prior: pd.DataFrame | None
     grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype("float64")
     # A gap's price is the series' last known price (then the next one, before the first record).
     if len(started):
-        seed = runs.per_series(grid, started, "last_price")[runs.ids]
+        seed = runs.per_series(grid, started["last_price"])[runs.ids]
         grid[schema.PRICE] = grid[schema.PRICE].where((runs.position > 0) | grid[schema.PRICE].notna(), seed)
     by_series = grid[schema.PRICE].groupby(runs.ids, sort=False).ffill().groupby(runs.ids, sort=False)
     grid[schema.PRICE] = by_series.bfill().astype("float64")
@@ -271,10 +271,11 @@ class Runs:
         total = np.cumsum(values)
         return total - total[self.start_of] + values[self.start_of]
 
-    def per_series(self, frame: pd.DataFrame, table: pd.DataFrame, column: str, fill=np.nan) -> np.ndarray:
-        """``table[column]`` (indexed by item and store) for each series of ``frame``, in its order."""
+    def per_series(self, frame: pd.DataFrame, table: pd.DataFrame | pd.Series, fill=np.nan) -> np.ndarray:
+        """The rows of ``table`` (indexed by item and store) of each series of ``frame``, in its
+        order (``fill`` for a series it lacks): the keys are looked up once per series."""
         keys = pd.MultiIndex.from_frame(frame[SERIES].take(self.first))
-        return table[column].reindex(keys, fill_value=fill).to_numpy()
+        return table.reindex(keys, fill_value=fill).to_numpy()
 
 
 def _rolling(values: pd.Series, runs: Runs, window: int, stat: str, min_periods: int, wanted=None) -> pd.Series:
@@ -345,7 +346,8 @@ def add_history(frame: pd.DataFrame, frequency: str, prior: pd.DataFrame | None 
     runs = runs or Runs.of(frame)
     before = None
     if prior is not None and len(prior):
-        before = (runs.per_series(frame, prior, "sum", 0.0)[runs.ids], runs.per_series(frame, prior, "count", 0.0)[runs.ids])
+        totals = runs.per_series(frame, prior[["sum", "count"]], 0.0)[runs.ids]
+        before = (totals[:, 0], totals[:, 1])
     quantity, is_gap = frame[TARGET].to_numpy(dtype="float64"), frame["is_gap"].to_numpy(dtype="float64")
     for name, values in history_features(quantity, is_gap, runs, frequency, before).items():
         frame[name] = values
@@ -379,7 +381,7 @@ class PriceCounts(NamedTuple):
         """The price distributions of an indexed prior (``prices``, :func:`prior_table`) of ``frame``'s series."""
         entries = [
             (series, float(price), float(count))
-            for series, text in enumerate(runs.per_series(frame, prior, "prices", None))
+            for series, text in enumerate(runs.per_series(frame, prior["prices"], None))
             if isinstance(text, str)
             for price, count in json.loads(text)
         ]
@@ -412,17 +414,15 @@ def expanding_median(prices: np.ndarray, runs: Runs, before: PriceCounts) -> np.
     row_pair[valid] = pair[len(before.ids) :]
     bounds = np.searchsorted(pair_series, np.arange(len(runs.first) + 1))  # each series' pairs
     reference = np.full(len(prices), np.nan)
-    for position in range(int(runs.position.max(initial=-1)) + 1):
+    for position in range(int(runs.position.max(initial=-1)) + 1 if len(pair_price) else 0):
         rows = np.flatnonzero(runs.position == position)  # one per series at most: distinct pairs
         counts[row_pair[rows][row_pair[rows] >= 0]] += 1
         cumulative = np.cumsum(counts)
         below = np.append(0.0, cumulative)[bounds[runs.ids[rows]]]
         total = np.append(0.0, cumulative)[bounds[runs.ids[rows] + 1]] - below
-        last = max(len(pair_price) - 1, 0)
-        low = np.minimum(np.searchsorted(cumulative, below + (total + 1) // 2), last)
-        high = np.minimum(np.searchsorted(cumulative, below + total // 2 + 1), last)
-        if len(pair_price):
-            reference[rows] = np.where(total > 0, (pair_price[low] + pair_price[high]) / 2, np.nan)
+        low = np.minimum(np.searchsorted(cumulative, below + (total + 1) // 2), len(pair_price) - 1)
+        high = np.minimum(np.searchsorted(cumulative, below + total // 2 + 1), len(pair_price) - 1)
+        reference[rows] = np.where(total > 0, (pair_price[low] + pair_price[high]) / 2, np.nan)
     return reference
 
 

@@ -245,7 +245,8 @@ def _tail_and_future(base, runs, future, frequency, prior) -> tuple[pd.DataFrame
     totals = feats.running_totals(earlier, runs.ids[~in_tail]).reindex(range(len(runs.first)), fill_value=0.0)
     sums, counts = totals["sum"].to_numpy(), totals["count"].to_numpy()
     if prior is not None and len(prior):  # the periods before the frame
-        sums, counts = sums + runs.per_series(base, prior, "sum", 0.0), counts + runs.per_series(base, prior, "count", 0.0)
+        before = runs.per_series(base, prior[["sum", "count"]], 0.0)
+        sums, counts = sums + before[:, 0], counts + before[:, 1]
     series = np.concatenate([runs.ids[in_tail], np.tile(np.arange(len(runs.first)), len(future) // max(len(runs.first), 1))])
     rows = pd.concat([base[in_tail].assign(step=0), future], ignore_index=True)
     order = np.lexsort((rows["step"].to_numpy(), series))  # by series, then date: the tail's rows stay in order
