@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -173,6 +174,7 @@ def regular_grid(clean: pd.DataFrame, frequency: str, prior: pd.DataFrame | None
     starts = np.repeat(np.cumsum(periods) - periods, periods)
     numbers = np.repeat(bounds["min"].to_numpy(), periods) + (np.arange(periods.sum()) - starts)
     keys = np.repeat(bounds.index.to_numpy(), periods)
+    runs = Runs(changes(keys))  # the grid's layout: its series in the order of their codes
     grid = pd.DataFrame(
         {
             "_series": keys,
@@ -188,11 +190,10 @@ def regular_grid(clean: pd.DataFrame, frequency: str, prior: pd.DataFrame | None
     grid[schema.QUANTITY] = grid[schema.QUANTITY].fillna(0.0).astype("float64")
     # A gap's price is the series' last known price (then the next one, before the first record).
     if len(started):
-        seed = started["last_price"].reindex(pd.MultiIndex.from_frame(grid[SERIES])).to_numpy()
-        first = series_starts(grid)
-        grid[schema.PRICE] = grid[schema.PRICE].where(~first | grid[schema.PRICE].notna(), seed)
-    ids = series_ids(grid)
-    grid[schema.PRICE] = grid[schema.PRICE].groupby(ids, sort=False).ffill().groupby(ids, sort=False).bfill().astype("float64")
+        seed = runs.per_series(grid, started["last_price"])[runs.ids]
+        grid[schema.PRICE] = grid[schema.PRICE].where((runs.position > 0) | grid[schema.PRICE].notna(), seed)
+    by_series = grid[schema.PRICE].groupby(runs.ids, sort=False).ffill().groupby(runs.ids, sort=False)
+    grid[schema.PRICE] = by_series.bfill().astype("float64")
     grid[schema.PROMOTION] = grid[schema.PROMOTION].fillna(0).astype("int8")
     return grid[BASE_COLUMNS]
 
@@ -216,9 +217,20 @@ def add_calendar(frame: pd.DataFrame, frequency: str) -> pd.DataFrame:
 def series_starts(frame: pd.DataFrame) -> np.ndarray:
     """True on each row that starts a series in a frame grouped by series (every caller sorts by
     series first): comparing neighbours costs a pass, where grouping by the string keys hashes them."""
-    items, stores = frame[schema.ITEM].to_numpy(dtype=object), frame[schema.STORE].to_numpy(dtype=object)
-    starts = np.ones(len(frame), dtype=bool)
-    starts[1:] = (items[1:] != items[:-1]) | (stores[1:] != stores[:-1])
+    return changes(*(_comparable(frame[column]) for column in SERIES))
+
+
+def _comparable(column: pd.Series) -> np.ndarray:
+    """The column as a numpy array whose neighbours compare equal exactly where its values do:
+    Python objects as they are, other keys (pyarrow strings) as factorized codes, much cheaper
+    than turning each into a Python object."""
+    return column.to_numpy() if column.dtype == object else pd.factorize(column)[0]
+
+
+def changes(*columns: np.ndarray) -> np.ndarray:
+    """True on the first row and on each row where any of ``columns`` differs from the row before."""
+    starts = np.ones(len(columns[0]), dtype=bool)
+    starts[1:] = np.any([column[1:] != column[:-1] for column in columns], axis=0) if len(starts) else []
     return starts
 
 
@@ -231,16 +243,22 @@ def _by_series(values: pd.Series, ids: np.ndarray):
     return values.groupby(ids, sort=False)
 
 
-class _Runs:
-    """Per-series shifts and running sums of a frame grouped by series, in numpy: each series is a
-    contiguous run of rows, so a shift is a slice masked at each run's start and a running sum is
-    the column's minus its value before the run. No group keys are hashed (the recursive forecast
-    calls this once per step)."""
+class Runs:
+    """The layout of a frame grouped by series (every caller sorts by series first), and per-series
+    shifts and running sums in numpy: each series is a contiguous run of rows, so a shift is a
+    slice masked at each run's start and a running sum is the column's minus its value before the
+    run. No group keys are hashed (the recursive forecast computes this once and reuses it)."""
 
     def __init__(self, starts: np.ndarray) -> None:
-        first = np.flatnonzero(starts)
-        self.start_of = np.repeat(first, np.diff(np.append(first, len(starts))))
+        self.first = np.flatnonzero(starts)  # each series' first row
+        self.last = np.append(self.first[1:], len(starts))[: len(self.first)] - 1  # and last row
+        self.ids = np.cumsum(starts) - 1  # each row's series, counting up in the frame's order
+        self.start_of = self.first[self.ids]
         self.position = np.arange(len(starts)) - self.start_of
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Runs:
+        return cls(series_starts(frame))
 
     def shift(self, values: np.ndarray, k: int) -> np.ndarray:
         shifted = np.full(len(values), np.nan)
@@ -253,18 +271,25 @@ class _Runs:
         total = np.cumsum(values)
         return total - total[self.start_of] + values[self.start_of]
 
+    def per_series(self, frame: pd.DataFrame, table: pd.DataFrame | pd.Series, fill=np.nan) -> np.ndarray:
+        """The rows of ``table`` (indexed by item and store) of each series of ``frame``, in its
+        order (``fill`` for a series it lacks): the keys are looked up once per series."""
+        keys = pd.MultiIndex.from_frame(frame[SERIES].take(self.first))
+        return table.reindex(keys, fill_value=fill).to_numpy()
 
-def _rolling(values: pd.Series, runs: _Runs, window: int, stat: str, min_periods: int) -> pd.Series:
+
+def _rolling(values: pd.Series, runs: Runs, window: int, stat: str, min_periods: int, wanted=None) -> pd.Series:
     """A per-series rolling ``mean`` or ``std`` of ``values`` (frame sorted by series, then date).
 
     One pass over the whole column, then the first ``window - 1`` rows of each series, whose
     window would reach into the previous series, are replaced by the expanding statistic of
     their own series (what a per-series rolling window holds there). Much faster than a
-    grouped rolling window with many series, and the same values.
+    grouped rolling window with many series, and the same values. ``wanted`` (row positions):
+    only those rows' values are needed; the others' may be left unfinished.
     """
     rolled = getattr(values.rolling(window, min_periods=min_periods), stat)()
     early = runs.position < window - 1
-    if early.any():
+    if early.any() if wanted is None else early[wanted].any():
         raw = values.to_numpy(dtype="float64")
         count = runs.cumsum(~np.isnan(raw) * 1.0)
         total = runs.cumsum(np.nan_to_num(raw))
@@ -279,97 +304,156 @@ def _rolling(values: pd.Series, runs: _Runs, window: int, stat: str, min_periods
     return rolled
 
 
-def add_history(frame: pd.DataFrame, frequency: str, prior: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Lags, rolling statistics, gap share and the running mean, from periods strictly before each row.
-
-    ``frame`` must be sorted by series, then date. ``prior`` (indexed by item and store, columns
-    ``sum`` and ``count``) holds the quantities of each series before the frame's first row, for a
-    frame that is the tail of longer series; the running mean then covers the whole history.
-    """
-    runs = _Runs(series_starts(frame))
-    target = frame[TARGET].to_numpy(dtype="float64")
-    for k in LAGS[frequency]:
-        frame[f"lag_{k}"] = runs.shift(target, k)
-    previous = pd.Series(runs.shift(target, 1), index=frame.index)  # what is known at each period
+def history_features(
+    quantity: np.ndarray,
+    is_gap: np.ndarray,
+    runs: Runs,
+    frequency: str,
+    before: tuple[np.ndarray, np.ndarray] | None = None,
+    wanted: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Lags, rolling statistics, gap share and the running mean of each row, from periods strictly
+    before it (the columns of a frame with layout ``runs``). ``before``: per row, the sum and
+    count of its series' quantities before the frame's first row (see :func:`add_history`).
+    ``wanted`` (row positions): only those rows' values are read (the recursive forecast's step)."""
+    values = {f"lag_{k}": runs.shift(quantity, k) for k in LAGS[frequency]}
+    previous = pd.Series(runs.shift(quantity, 1))  # what is known at each period
     for window in WINDOWS[frequency]:
-        frame[f"rolling_mean_{window}"] = _rolling(previous, runs, window, "mean", 1)
+        values[f"rolling_mean_{window}"] = _rolling(previous, runs, window, "mean", 1, wanted).to_numpy()
     shortest = min(WINDOWS[frequency])  # the spread of the recent window; the longer one's added nothing
-    frame[f"rolling_std_{shortest}"] = _rolling(previous, runs, shortest, "std", 2)
+    values[f"rolling_std_{shortest}"] = _rolling(previous, runs, shortest, "std", 2, wanted).to_numpy()
     longest = max(WINDOWS[frequency])
-    previous_gap = pd.Series(runs.shift(frame["is_gap"].to_numpy(dtype="float64"), 1), index=frame.index)
-    frame[f"gap_share_{longest}"] = _rolling(previous_gap, runs, longest, "mean", 1)
+    previous_gap = pd.Series(runs.shift(is_gap, 1))
+    values[f"gap_share_{longest}"] = _rolling(previous_gap, runs, longest, "mean", 1, wanted).to_numpy()
     known = previous.to_numpy()
     running_sum = runs.cumsum(np.nan_to_num(known))
     running_count = runs.cumsum(~np.isnan(known) * 1.0)
-    if prior is not None and len(prior):
-        keys = pd.MultiIndex.from_frame(frame[SERIES])
-        running_sum = running_sum + prior["sum"].reindex(keys, fill_value=0.0).to_numpy()
-        running_count = running_count + prior["count"].reindex(keys, fill_value=0.0).to_numpy()
+    if before is not None:
+        running_sum, running_count = running_sum + before[0], running_count + before[1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        frame["series_mean_to_date"] = np.where(running_count > 0, running_sum / running_count, np.nan)
+        values["series_mean_to_date"] = np.where(running_count > 0, running_sum / running_count, np.nan)
+    return values
+
+
+def add_history(frame: pd.DataFrame, frequency: str, prior: pd.DataFrame | None = None, runs: Runs | None = None) -> pd.DataFrame:
+    """Lags, rolling statistics, gap share and the running mean, from periods strictly before each row.
+
+    ``frame`` must be sorted by series, then date (``runs``: its layout, when known). ``prior``
+    (indexed by item and store, columns ``sum`` and ``count``) holds the quantities of each series
+    before the frame's first row, for a frame that is the tail of longer series; the running mean
+    then covers the whole history.
+    """
+    runs = runs or Runs.of(frame)
+    before = None
+    if prior is not None and len(prior):
+        totals = runs.per_series(frame, prior[["sum", "count"]], 0.0)[runs.ids]
+        before = (totals[:, 0], totals[:, 1])
+    quantity, is_gap = frame[TARGET].to_numpy(dtype="float64"), frame["is_gap"].to_numpy(dtype="float64")
+    for name, values in history_features(quantity, is_gap, runs, frequency, before).items():
+        frame[name] = values
     return frame
 
 
-def running_totals(grid: pd.DataFrame) -> pd.DataFrame:
-    """Per series: the sum and count of quantities in ``grid`` (the ``prior`` of :func:`add_history`)."""
-    return grid.groupby(SERIES, sort=False)[TARGET].agg(sum="sum", count="count").astype("float64")
+def running_totals(grid: pd.DataFrame, ids: np.ndarray | None = None) -> pd.DataFrame:
+    """Per series: the sum and count of quantities in ``grid`` (the ``prior`` of :func:`add_history`),
+    indexed by item and store, or by the series ``ids`` of the rows when given."""
+    return grid.groupby(SERIES if ids is None else ids, sort=False)[TARGET].agg(sum="sum", count="count").astype("float64")
 
 
-def add_price_and_promotion(frame: pd.DataFrame, prior: pd.DataFrame | None = None) -> pd.DataFrame:
+class PriceCounts(NamedTuple):
+    """How many periods of each series had each price before a frame: parallel arrays (series id in
+    the frame's order, price, periods), a pair possibly listed more than once."""
+
+    ids: np.ndarray
+    prices: np.ndarray
+    counts: np.ndarray
+
+    @staticmethod
+    def of_rows(prices: np.ndarray, ids: np.ndarray) -> PriceCounts:
+        """The counts of rows grouped by series (runs of one price in a row counted at once)."""
+        valid = ~np.isnan(prices)
+        prices, ids = prices[valid], ids[valid]
+        runs = np.flatnonzero(changes(prices, ids))
+        return PriceCounts(ids[runs], prices[runs], np.diff(np.append(runs, len(prices))).astype("float64"))
+
+    @staticmethod
+    def of_prior(prior: pd.DataFrame, frame: pd.DataFrame, runs: Runs) -> PriceCounts:
+        """The price distributions of an indexed prior (``prices``, :func:`prior_table`) of ``frame``'s series."""
+        entries = [
+            (series, float(price), float(count))
+            for series, text in enumerate(runs.per_series(frame, prior["prices"], None))
+            if isinstance(text, str)
+            for price, count in json.loads(text)
+        ]
+        ids, prices, counts = zip(*entries, strict=True) if entries else ((), (), ())
+        return PriceCounts(np.asarray(ids, dtype="int64"), np.asarray(prices, dtype="float64"), np.asarray(counts))
+
+    def __add__(self, other: PriceCounts) -> PriceCounts:
+        return PriceCounts(*(np.concatenate([mine, theirs]) for mine, theirs in zip(self, other, strict=True)))
+
+
+def expanding_median(prices: np.ndarray, runs: Runs, before: PriceCounts) -> np.ndarray:
+    """Each row's median price over its series' ``before`` and the frame's prices up to the row
+    (NaN skipped, NaN with none: pandas' expanding median, of a history the frame continues).
+
+    Position by position, all series at once: each position adds one price per series to the
+    counts of every (series, price) pair, and each series' two middle values are read off the
+    running total (the multiset's median: their mean, as pandas takes it).
+    """
+    valid = ~np.isnan(prices)
+    series = np.concatenate([before.ids, runs.ids[valid]])
+    values = np.concatenate([before.prices, prices[valid]])
+    order = np.lexsort((values, series))
+    series, values = series[order], values[order]
+    distinct = changes(series, values)
+    pair = np.empty(len(order), dtype="int64")
+    pair[order] = np.cumsum(distinct) - 1  # each entry's (series, price) pair, pairs sorted
+    pair_series, pair_price = series[distinct], values[distinct]
+    counts = np.bincount(pair[: len(before.ids)], weights=before.counts, minlength=len(pair_price))
+    row_pair = np.full(len(prices), -1)
+    row_pair[valid] = pair[len(before.ids) :]
+    bounds = np.searchsorted(pair_series, np.arange(len(runs.first) + 1))  # each series' pairs
+    reference = np.full(len(prices), np.nan)
+    for position in range(int(runs.position.max(initial=-1)) + 1 if len(pair_price) else 0):
+        rows = np.flatnonzero(runs.position == position)  # one per series at most: distinct pairs
+        counts[row_pair[rows][row_pair[rows] >= 0]] += 1
+        cumulative = np.cumsum(counts)
+        below = np.append(0.0, cumulative)[bounds[runs.ids[rows]]]
+        total = np.append(0.0, cumulative)[bounds[runs.ids[rows] + 1]] - below
+        low = np.minimum(np.searchsorted(cumulative, below + (total + 1) // 2), len(pair_price) - 1)
+        high = np.minimum(np.searchsorted(cumulative, below + total // 2 + 1), len(pair_price) - 1)
+        reference[rows] = np.where(total > 0, (pair_price[low] + pair_price[high]) / 2, np.nan)
+    return reference
+
+
+def add_price_and_promotion(frame: pd.DataFrame, before: PriceCounts | None = None, runs: Runs | None = None) -> pd.DataFrame:
     """Relative price and price change; the reference median covers the series up to each period
-    (with ``prior``, its ``prices`` before the frame too)."""
-    ids = series_ids(frame)
+    (with ``before``, the prices of the periods before the frame too)."""
+    runs = runs or Runs.of(frame)
     price = frame[schema.PRICE]
-    reference = _by_series(price, ids).expanding(min_periods=1).median().reset_index(level=0, drop=True).reindex(frame.index)
-    if prior is not None and len(prior):
-        reference = _reference_with_prior(frame, reference, prior)
+    if before is None:
+        reference = _by_series(price, runs.ids).expanding(min_periods=1).median().reset_index(level=0, drop=True)
+        reference = reference.reindex(frame.index).to_numpy()
+    else:
+        reference = expanding_median(price.to_numpy(dtype="float64"), runs, before)
     frame["price_ratio"] = price / reference
-    frame["price_change"] = _by_series(price, ids).pct_change(fill_method=None).fillna(0.0)
+    values = price.to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change = values / runs.shift(values, 1) - 1  # against the series' previous period
+    frame["price_change"] = np.where(np.isnan(change), 0.0, change)  # none on a series' first period, or without a price
     frame[schema.PROMOTION] = frame[schema.PROMOTION].astype("int8")
     return frame
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    """The median of ``values`` repeated ``weights`` times (sorted values; pandas' median of the multiset)."""
-    total = weights.sum()
-    if total == 0:
-        return np.nan
-    cumulative = np.cumsum(weights)
-    low = values[np.searchsorted(cumulative, (total + 1) // 2)]
-    high = values[np.searchsorted(cumulative, total // 2 + 1)]
-    return (low + high) / 2
-
-
-def _reference_with_prior(frame: pd.DataFrame, reference: pd.Series, prior: pd.DataFrame) -> pd.Series:
-    """The expanding median price of each series with a price distribution before the frame
-    (``prior["prices"]``, JSON ``[[price, periods], ...]``), over that distribution and the
-    frame's prices up to each row (a loop per such series: a window holds few rows)."""
-    reference = reference.to_numpy(dtype="float64", copy=True)
-    prices = frame[schema.PRICE].to_numpy(dtype="float64")
-    distributions = prior["prices"].dropna()
-    for positions in _by_series(frame[schema.PRICE], series_ids(frame)).indices.values():
-        key = (frame[schema.ITEM].iat[positions[0]], frame[schema.STORE].iat[positions[0]])
-        if key not in distributions.index:
-            continue
-        counts = {float(price): int(count) for price, count in json.loads(distributions.at[key])}
-        for position in positions:
-            if not np.isnan(prices[position]):
-                counts[prices[position]] = counts.get(prices[position], 0) + 1
-            ordered = np.asarray(sorted(counts))
-            reference[position] = _weighted_median(ordered, np.asarray([counts[value] for value in ordered]))
-    return pd.Series(reference, index=frame.index)
-
-
-def add_encodings(frame: pd.DataFrame, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
+def add_encodings(frame: pd.DataFrame, codes: dict[str, dict[str, int]], runs: Runs | None = None) -> pd.DataFrame:
     """Ordinal item and store codes from a fixed vocabulary (kept in the manifest, so forecasts
     encode alike); an item or store the vocabulary does not know gets -1."""
-    starts = series_starts(frame)
-    ids = np.cumsum(starts) - 1
-    pairs = frame.loc[starts, SERIES]  # one row per series, in the order of the ids
+    runs = runs or Runs.of(frame)
+    pairs = frame[SERIES].take(runs.first)  # one row per series, in the order of the ids
     items = [codes["item"].get(item, -1) for item in pairs[schema.ITEM]]
     stores = [codes["store"].get(store, -1) for store in pairs[schema.STORE]]
-    frame["item_code"] = np.asarray(items, dtype="int32")[ids]
-    frame["store_code"] = np.asarray(stores, dtype="int32")[ids]
+    frame["item_code"] = np.asarray(items, dtype="int32")[runs.ids]
+    frame["store_code"] = np.asarray(stores, dtype="int32")[runs.ids]
     return frame
 
 
@@ -384,13 +468,18 @@ def vocabulary(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 
 def known_in_advance(
-    grid: pd.DataFrame, frequency: str, codes: dict[str, dict[str, int]], prior: pd.DataFrame | None = None
+    grid: pd.DataFrame,
+    frequency: str,
+    codes: dict[str, dict[str, int]],
+    before: PriceCounts | None = None,
+    runs: Runs | None = None,
 ) -> pd.DataFrame:
-    """Calendar, price, promotion and encodings of a grid sorted by series, then date (``prior``:
-    the price distribution before the grid, :func:`prior_table`)."""
+    """Calendar, price, promotion and encodings of a grid sorted by series, then date (``before``:
+    the prices of each series before the grid; ``runs``: the grid's layout, when known)."""
+    runs = runs or Runs.of(grid)
     frame = add_calendar(grid, frequency)
-    frame = add_price_and_promotion(frame, prior)
-    return add_encodings(frame, codes)
+    frame = add_price_and_promotion(frame, before, runs)
+    return add_encodings(frame, codes, runs)
 
 
 PRIOR_COLUMNS = [*SERIES, "cut", "sum", "count", "last_price", "prices", *ENCODINGS]
@@ -460,7 +549,23 @@ def prior_codes(prior: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 
 def sort_grid(grid: pd.DataFrame) -> pd.DataFrame:
+    """The grid sorted by series, then date (stable), with a fresh index."""
+    if _is_sorted(grid):  # a grid usually is: checking neighbours is cheaper than sorting string keys
+        return grid.reset_index(drop=True)
     return grid.sort_values([*SERIES, schema.DATE], kind="stable").reset_index(drop=True)
+
+
+def _is_sorted(grid: pd.DataFrame) -> bool:
+    """Whether every row's (item, store, date) is at least its predecessor's (the order :func:`sort_grid` makes)."""
+    keys = {column: grid[column].to_numpy() if grid[column].dtype == object else grid[column].array for column in KEY_COLUMNS}
+    try:
+        ordered = np.asarray(keys[schema.DATE][1:] >= keys[schema.DATE][:-1], dtype=bool)
+        for column in reversed(SERIES):  # lexicographic: a key decides only where the ones before it are equal
+            after, before = keys[column][1:], keys[column][:-1]
+            ordered = np.asarray(after > before, dtype=bool) | (np.asarray(after == before, dtype=bool) & ordered)
+    except (TypeError, ValueError):  # keys that do not compare (unordered categories, missing values): sort
+        return False
+    return bool(ordered.all())
 
 
 def compute_features(
@@ -469,8 +574,10 @@ def compute_features(
     """All feature families on a regular grid; returns the grid sorted by series, then date.
     ``prior`` (:func:`prior_table`, indexed by series): what came before the grid's rows."""
     frame = sort_grid(grid)
-    frame = known_in_advance(frame, frequency, codes, prior)
-    return add_history(frame, frequency, prior)
+    runs = Runs.of(frame)
+    before = PriceCounts.of_prior(prior, frame, runs) if prior is not None and len(prior) else None
+    frame = known_in_advance(frame, frequency, codes, before, runs)
+    return add_history(frame, frequency, prior, runs)
 
 
 def build_features(

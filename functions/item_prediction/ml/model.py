@@ -87,10 +87,12 @@ class LevelScaled:
         return np.maximum(level.fillna(1.0).to_numpy(dtype="float64"), LEVEL_FLOOR)
 
     def _inputs(self, X: pd.DataFrame, level: np.ndarray) -> pd.DataFrame:
-        inputs = X[list(self.feature_names_in_)]  # copy-on-write: only the scaled columns are new arrays
-        inputs[self.scaled] = inputs[self.scaled].to_numpy(dtype="float64") / level[:, None]
-        inputs["log_level"] = np.log(level)
-        return inputs
+        scaled = set(self.scaled)
+        columns = {
+            name: X[name].to_numpy(dtype="float64") / level if name in scaled else X[name] for name in self.feature_names_in_
+        }
+        # no copy (copy-on-write): only the scaled columns are new arrays; one frame built at once
+        return pd.DataFrame({**columns, "log_level": np.log(level)}, index=X.index, copy=False)
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> LevelScaled:
         level = self._level(X)
@@ -230,15 +232,21 @@ def fit(train: pd.DataFrame, names: list[str]) -> Fitted:
 PLAN_FILE, PLAN_ASSUMED = plan_names.PLAN_FILE, plan_names.PLAN_ASSUMED  # what a forecast says of its future (domain.plan)
 
 
-def future_periods(base: pd.DataFrame, horizon: int, frequency: str, plan: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The ``horizon`` periods after each series' last one (grid columns plus ``step``).
+def future_periods(
+    base: pd.DataFrame, horizon: int, frequency: str, plan: pd.DataFrame | None = None, runs: feats.Runs | None = None
+) -> pd.DataFrame:
+    """The ``horizon`` periods after each series' last one (grid columns plus ``step``), step by
+    step, each step's series in ``base``'s order (a grid sorted by series, then date; ``runs``:
+    its layout, when known).
 
     ``plan`` (``date``, ``item_id``, ``store_id`` and ``unit_price`` and/or ``promotion``) gives
     the planned values of the periods it lists; elsewhere a period keeps the series' last price
     and has no promotion.
     """
     offset = _step(frequency, base)
-    last = base.groupby(feats.SERIES, sort=False).agg({schema.DATE: "max", schema.PRICE: "last"}).reset_index()
+    runs = runs or feats.Runs.of(base)
+    last = base[[schema.ITEM, schema.STORE, schema.DATE]].take(runs.last).reset_index(drop=True)
+    last[schema.PRICE] = base[schema.PRICE].groupby(runs.ids, sort=False).last().to_numpy()
     future = pd.concat(
         [last.assign(**{schema.DATE: last[schema.DATE] + step * offset, "step": step}) for step in range(1, horizon + 1)],
         ignore_index=True,
@@ -256,6 +264,42 @@ def future_periods(base: pd.DataFrame, horizon: int, frequency: str, plan: pd.Da
     return future[[*feats.BASE_COLUMNS, "step"]]
 
 
+def _future_known(base, runs, future, frequency, codes, prior) -> pd.DataFrame:
+    """The known-in-advance features of the future periods, series by series (each series'
+    ``horizon`` rows in a row). Computed on each series' last period and its future only: the
+    price reference continues from the counts of the series' earlier prices (and the prior's)."""
+    count = len(runs.first)
+    horizon = len(future) // max(count, 1)
+    rows = pd.concat([base.take(runs.last).assign(step=0), future], ignore_index=True)
+    frame = rows.take((np.arange(horizon + 1) * count + np.arange(count)[:, None]).ravel()).reset_index(drop=True)
+    earlier = np.ones(len(base), dtype=bool)
+    earlier[runs.last] = False
+    before = feats.PriceCounts.of_rows(base[schema.PRICE].to_numpy(dtype="float64")[earlier], runs.ids[earlier])
+    if prior is not None and len(prior):
+        before = before + feats.PriceCounts.of_prior(prior, base, runs)
+    starts = np.arange(len(frame)) % (horizon + 1) == 0
+    known = feats.known_in_advance(frame, frequency, codes, before, feats.Runs(starts))
+    return known[known["step"] > 0].reset_index(drop=True)
+
+
+def _tail_and_future(base, runs, future, frequency, prior) -> tuple[pd.DataFrame, feats.Runs, tuple]:
+    """(each series' tail, as long as the history features look back, followed by its future
+    periods; that frame's layout; per row, the sum and count of its series' quantities before the
+    tail, the prior's included)."""
+    in_tail = runs.last[runs.ids] - np.arange(len(base)) < feats.history_needed(frequency)
+    earlier = base.loc[~in_tail, [feats.TARGET]]  # only the column summed: cheaper to cut
+    totals = feats.running_totals(earlier, runs.ids[~in_tail]).reindex(range(len(runs.first)), fill_value=0.0)
+    sums, counts = totals["sum"].to_numpy(), totals["count"].to_numpy()
+    if prior is not None and len(prior):  # the periods before the frame
+        before = runs.per_series(base, prior[["sum", "count"]], 0.0)
+        sums, counts = sums + before[:, 0], counts + before[:, 1]
+    series = np.concatenate([runs.ids[in_tail], np.tile(np.arange(len(runs.first)), len(future) // max(len(runs.first), 1))])
+    rows = pd.concat([base[in_tail].assign(step=0), future], ignore_index=True)
+    order = np.lexsort((rows["step"].to_numpy(), series))  # by series, then date: the tail's rows stay in order
+    layout = feats.Runs(feats.changes(series[order]))
+    return rows.take(order).reset_index(drop=True), layout, (sums[layout.ids], counts[layout.ids])
+
+
 def recursive_forecast(
     estimator,
     history: pd.DataFrame,
@@ -271,36 +315,35 @@ def recursive_forecast(
     """Forecast ``horizon`` periods after each series' last period, feeding predictions back as lags.
 
     Known-in-advance features of the future periods (calendar, price, promotion, encodings) are
-    computed once over each series' whole history, so price references match training. History
-    features are recomputed each step on a tail of each series (as long as the features look
-    back) plus the running totals of the periods before the tail: the same values as a
-    recomputation over the whole history, at a fraction of the cost. The future's price and
-    promotion come from ``plan`` (see :func:`future_periods`), else each series' last price and
-    no promotion.
+    computed once, with the price reference over each series' whole history, so it matches
+    training. History features are recomputed each step on a tail of each series (as long as the
+    features look back) plus the running totals of the periods before the tail: the same values
+    as a recomputation over the whole history, at a fraction of the cost. The series' layout is
+    found once. The future's price and promotion come from ``plan`` (see :func:`future_periods`),
+    else each series' last price and no promotion.
     """
     base = feats.sort_grid(history[feats.BASE_COLUMNS])
-    future = future_periods(base, horizon, frequency, plan)
-
-    known_names = [name for name in names if name not in feats.history_feature_names(frequency)]
-    everything = feats.sort_grid(pd.concat([base.assign(step=0), future], ignore_index=True))
-    known = feats.known_in_advance(everything, frequency, codes, prior)
-    known = known.loc[known["step"] > 0, [*feats.KEY_COLUMNS, *known_names]]
-
-    position = base.groupby(feats.SERIES, sort=False).cumcount(ascending=False)
-    in_tail = position < feats.history_needed(frequency)
-    totals = feats.running_totals(base[~in_tail])
-    totals = totals if prior is None else totals.add(prior[["sum", "count"]], fill_value=0.0)  # before the frame
-    work = feats.sort_grid(pd.concat([base[in_tail].assign(step=0), future], ignore_index=True))
-    used = []
+    runs = feats.Runs.of(base)
+    future = future_periods(base, horizon, frequency, plan, runs)
+    known = _future_known(base, runs, future, frequency, codes, prior)
+    work, layout, before = _tail_and_future(base, runs, future, frequency, prior)
+    history_names = feats.history_feature_names(frequency)
+    known = {name: known[name].to_numpy() for name in names if name not in history_names}
+    quantity, is_gap = work[schema.QUANTITY].to_numpy(dtype="float64", copy=True), work["is_gap"].to_numpy(dtype="float64")
+    step_of, used = work["step"].to_numpy(), []
     for step in range(1, horizon + 1):
-        frame = feats.add_history(work.copy(), frequency, totals)
-        rows = frame.loc[frame["step"] == step, [*feats.KEY_COLUMNS, *feats.history_feature_names(frequency)]]
-        rows = rows.merge(known, on=list(feats.KEY_COLUMNS), how="left", validate="one_to_one")
+        at = np.flatnonzero(step_of == step)  # one row per series, in the order of ``known``'s
+        values = feats.history_features(quantity, is_gap, layout, frequency, before, wanted=at)
+        rows = pd.DataFrame(
+            {name: values[name][at] for name in history_names} | {name: known[name][step - 1 :: horizon] for name in known}
+        )
         predicted = np.clip(estimator.predict(rows[names]), 0, None)
-        work.loc[work["step"] == step, schema.QUANTITY] = predicted  # same order: both sorted by series
+        quantity[at] = predicted
         if return_features:
-            used.append(rows.assign(prediction=predicted))
-    result = work.loc[work["step"] > 0, [schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY]]
+            keys = work[list(feats.KEY_COLUMNS)].take(at).reset_index(drop=True)
+            used.append(pd.concat([keys, rows], axis=1).assign(prediction=predicted))
+    work[schema.QUANTITY] = quantity
+    result = work.loc[step_of > 0, [schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY]]
     result = result.rename(columns={schema.QUANTITY: "prediction"}).reset_index(drop=True)
     if return_features:
         return result, pd.concat(used, ignore_index=True)

@@ -150,7 +150,7 @@ def test_fast_rolling_equals_a_rolling_window_per_series(window, stat, min_perio
     sample = generate_sales(items=5, stores=3, periods=100, seed=1, invalid=False, gap_rate=0.1)
     grid = features.sort_grid(features.regular_grid(sample.frame, "D"))
     previous = grid.groupby(["item_id", "store_id"], sort=False)["quantity"].shift(1)
-    runs = features._Runs(features.series_starts(grid))
+    runs = features.Runs(features.series_starts(grid))
     np.testing.assert_array_equal(runs.shift(grid["quantity"].to_numpy(), 1), previous.to_numpy())
     fast = features._rolling(previous, runs, window, stat, min_periods)
     grouped = previous.groupby([grid["item_id"], grid["store_id"]], sort=False).rolling(window, min_periods=min_periods)
@@ -261,3 +261,22 @@ def test_a_window_with_the_prior_gives_the_full_historys_features_where_forecast
     pd.testing.assert_frame_equal(got.loc[old, names], expected.loc[old, names], check_dtype=False, rtol=1e-9)
     assert got.loc[("NEW", "STORE-01"), "item_code"] == -1
     assert windowed_manifest["codes"] == manifest["codes"] and len(window) < len(full) / 2
+
+
+@pytest.mark.parametrize("keys", [object, str])
+def test_sort_grid_sorts_any_disorder_and_passes_a_sorted_grid_through(keys):
+    """A sorted grid is not sorted again (a check of neighbours instead): every kind of disorder
+    (items, stores within an item, dates within a series) is still found and sorted."""
+    grid = features.regular_grid(generate_sales(items=3, stores=2, periods=20, seed=1, invalid=False).frame, "D")
+    grid = grid.astype({"item_id": keys, "store_id": keys})
+    expected = grid.sort_values(["item_id", "store_id", "date"], kind="stable").reset_index(drop=True)
+    swap = lambda frame, a, b: frame.iloc[[b if i == a else a if i == b else i for i in range(len(frame))]]  # noqa: E731
+    sorted_grid = features.sort_grid(grid)
+    pd.testing.assert_frame_equal(sorted_grid, expected)
+    for a, b in [(0, len(grid) - 1), (5, 25), (3, 4)]:  # items, stores of one item, dates of one series
+        pd.testing.assert_frame_equal(features.sort_grid(swap(sorted_grid, a, b)), expected)
+    same_day = sorted_grid.assign(date=sorted_grid["date"].where(sorted_grid.index != 4, sorted_grid["date"].shift(1)))
+    assert (
+        features.sort_grid(same_day.iloc[[0, 1, 2, 4, 3, *range(5, len(grid))]])["quantity"].iloc[3]
+        == same_day["quantity"].iloc[4]
+    )
