@@ -179,9 +179,9 @@ def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str 
     with tempfile.TemporaryFile() as handle:
         shutil.copyfileobj(body, handle, 1 << 20)
         handle.seek(0)
-        for group in columnar.iter_row_groups(handle, columns=list(DTYPES), at_least=_earliest(since, cuts)):
-            if since or cuts is not None:
-                group = group[group[schema.DATE].astype(str) >= first_days(group, since, cuts)]
+        for group in columnar.iter_row_groups(handle, columns=list(columns), at_least=_earliest(since, cuts)):
+            if since or cuts is not None:  # ISO text compares as dates do
+                group = group[group[schema.DATE].to_numpy(dtype=object) >= first_days(group, since, cuts)]
             if shards.needs_filter(count, part.part_count) and len(group):
                 group = group[shards.shard_of(group[schema.ITEM], group[schema.STORE], count) == shard]
             if len(group):
