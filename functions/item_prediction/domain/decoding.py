@@ -311,14 +311,20 @@ def _parse_lines(lines: list[str], number: int, delimiter: str, limit: int, fina
         first = end
 
 
-def _unquoted(lines: list[str], number: int, delimiter: str) -> list | None:
-    """The records of lines without a quote character, one per line (so none continues past the
-    block), or None when the csv reader refuses one (a field over csv's field size limit)."""
+def _one_per_line(lines: list[str], number: int, delimiter: str, limit: int, final: bool) -> list | None:
+    """The records of ``lines`` when every line is one whole record (most exports, quoted or not),
+    parsed in one call of the C csv reader; None when a record spans lines, may go on past the
+    block (a quoted field open at its end) or the reader refuses one: :func:`_parse_lines` decides
+    those, record by record."""
+    if not lines or max(map(len, lines)) > limit:  # an over-long line (maybe cut by the block) is refused there
+        return None
     try:
         rows = list(csv.reader(lines, delimiter=delimiter))
     except csv.Error:
         return None
-    if len(rows) != len(lines):  # cannot happen without quotes; the record-by-record path decides then
+    # A record spanning lines makes fewer records than lines; only the last one can instead end
+    # open at the end of the block, its last field then ending with the line's break.
+    if len(rows) != len(lines) or (not final and rows[-1] and rows[-1][-1].endswith(("\n", "\r"))):
         return None
     kept = map(str.strip, map("".join, rows))  # blank records (delimiters and spaces only) are skipped
     return list(compress(zip(range(number + 1, number + len(rows) + 1), rows, strict=True), kept))
@@ -337,26 +343,22 @@ def record_batches(
     the parser rejects), each with :func:`_held_bytes`.
 
     Raises FileRefused (``record_too_large``) for a record over ``max_record`` characters, after
-    the records before it. A block of lines without a quote character (most exports) is parsed in
-    one call of the C csv reader; a block with quotes record by record (a field may span lines)."""
+    the records before it. A block whose lines are whole records (most exports) is parsed in one
+    call of the C csv reader; a block where a quoted field spans lines, record by record."""
     carried: list[str] = []
     number = 0
     while True:
         block = _block(text, max_record)
-        quoted = '"' in block
-        fresh = _lines(block)
+        lines = carried + _lines(block)
+        final = not block
         del block  # the lines hold the text now: one copy at a time
-        simple = fresh and not carried and not quoted and max(map(len, fresh)) <= max_record
-        batch, refusal = _unquoted(fresh, number, delimiter) if simple else None, None
+        batch, carried, consumed, refusal = _one_per_line(lines, number, delimiter, max_record, final), [], len(lines), None
         if batch is None:
-            lines = carried + fresh
-            batch, carried, consumed, refusal = _parse_lines(lines, number, delimiter, max_record, final=not fresh)
-        else:
-            lines, consumed = fresh, len(fresh)
+            batch, carried, consumed, refusal = _parse_lines(lines, number, delimiter, max_record, final)
         if batch:
             yield batch, _held_bytes(lines[:consumed], batch)
         if refusal:
             raise refusal
         number += consumed
-        if not fresh:
+        if final:
             return
