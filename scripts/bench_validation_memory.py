@@ -33,9 +33,9 @@ from lambda_build.entry import ensure_project_python  # noqa: E402
 ensure_project_python(__file__)
 
 GENERATE = """
-import json, sys, time
+import csv, json, sys, time
 import numpy as np, pandas as pd
-rows, days, path = {rows}, {days}, {path!r}
+rows, days, path, quoting = {rows}, {days}, {path!r}, {quoting}
 series = max(1, -(-rows // days))
 stores = min(10, series)
 items = np.array([f"ITEM_{{i:05d}}" for i in range(-(-series // stores))], dtype=object)
@@ -47,7 +47,8 @@ price = np.round(rng.uniform(0.5, 20.0, series), 2)
 start, written, day = time.perf_counter(), 0, 0
 dates = pd.date_range("2020-01-01", periods=days, freq="D").strftime("%Y-%m-%d").to_numpy()
 with open(path, "w", newline="") as handle:
-    handle.write("date,item_id,store_id,quantity,unit_price,promotion\\n")
+    header = ["date", "item_id", "store_id", "quantity", "unit_price", "promotion"]
+    handle.write(",".join(f'"{{name}}"' if quoting == csv.QUOTE_ALL else name for name in header) + "\\n")
     while written < rows:
         block = min(max(1, 200_000 // series), days - day)
         take = min(rows - written, block * series)
@@ -59,7 +60,7 @@ with open(path, "w", newline="") as handle:
             "quantity": quantity, "unit_price": np.tile(price, block)[:take],
             "promotion": (rng.random(take) < 0.05).astype(np.int8),
         }})
-        frame.to_csv(handle, header=False, index=False, lineterminator="\\n")
+        frame.to_csv(handle, header=False, index=False, lineterminator="\\n", quoting=quoting)
         written, day = written + take, day + block
 print(json.dumps({{"rows": written, "series": series, "days": day, "seconds": round(time.perf_counter() - start, 1)}}))
 """
@@ -107,12 +108,16 @@ def run_python(code: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def measure(rows: int, days: int) -> dict:
-    """Generate one file of ``rows`` rows and validate it in a fresh process."""
+QUOTING = {"minimal": 0, "all": 1}  # csv.QUOTE_MINIMAL (fields quoted only when they must be), csv.QUOTE_ALL
+
+
+def measure(rows: int, days: int, quoting: str = "minimal") -> dict:
+    """Generate one file of ``rows`` rows (every field quoted with ``quoting="all"``, as many
+    database exports write them) and validate it in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "input.csv")
         print(f"==> generating {rows:,} rows", file=sys.stderr)
-        data = run_python(GENERATE.format(rows=rows, days=days, path=path))
+        data = run_python(GENERATE.format(rows=rows, days=days, path=path, quoting=QUOTING[quoting]))
         data["bytes"] = Path(path).stat().st_size
         print(f"==> validating {rows:,} rows ({data['bytes']:,} bytes)", file=sys.stderr)
         return {"input": data, "validation": run_python(VALIDATE.format(functions=str(ROOT / "functions"), path=path))}
@@ -126,17 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rows", type=int, nargs="+", default=[3_000_000, 10_000_000], help="file sizes in rows")
     parser.add_argument("--days", type=int, default=1_000, help="days of history per series (default 1,000)")
+    parser.add_argument("--quoting", choices=tuple(QUOTING), default="minimal", help="quote every field (all) or none (default)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
     if min(args.rows) < 1 or args.days < 1:
         parser.error("--rows and --days must be positive")
     try:
-        results = [measure(rows, args.days) for rows in args.rows]
+        results = [measure(rows, args.days, args.quoting) for rows in args.rows]
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.format == "json":
-        print(json.dumps({"python": sys.version.split()[0], "runs": results}, indent=2))
+        print(json.dumps({"python": sys.version.split()[0], "quoting": args.quoting, "runs": results}, indent=2))
         return 0
     print(f"{'rows':>12}{'MB in':>7}{'series':>8}{'shards':>7}{'seconds':>9}{'CPU s':>8}", end="")
     print(f"{'peak MB':>9}{'base MB':>9}{'keyset MB':>10}")
