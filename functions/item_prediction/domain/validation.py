@@ -85,16 +85,30 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _per_value(column: pd.Series, function: Callable[[str], object]) -> pd.Series:
-    """``function`` applied once per distinct value of a text column, mapped back onto its rows."""
-    uniques = column.unique()
-    return column.map(dict(zip(uniques, map(function, uniques), strict=True)))
+class _Distinct:
+    """One text column of a chunk as its distinct values and each row's code into them: exports
+    repeat dates, ids, prices and flags, so every rule judges a distinct value once and maps the
+    verdict back onto the rows (one factorization per column, shared by all the rules)."""
 
+    def __init__(self, codes: np.ndarray, uniques: np.ndarray) -> None:
+        self.codes, self.uniques = codes, uniques
 
-def _matches(column: pd.Series, predicate: Callable[[str], bool]) -> np.ndarray:
-    """Rows whose text satisfies ``predicate``, judged once per distinct value."""
-    hits = [text for text in column.unique() if predicate(text)]
-    return column.isin(hits).to_numpy() if hits else np.zeros(len(column), dtype=bool)
+    @classmethod
+    def of(cls, values: np.ndarray) -> _Distinct:
+        codes, uniques = pd.factorize(values)
+        return cls(codes, np.asarray(uniques, dtype=object))
+
+    def mapped(self, function: Callable[[str], str]) -> _Distinct:
+        """The column with ``function`` applied to its text (values that become equal merge)."""
+        codes, uniques = pd.factorize(np.array([function(text) for text in self.uniques], dtype=object))
+        return _Distinct(codes[self.codes], np.asarray(uniques, dtype=object))
+
+    def per_value(self, function: Callable[[str], object], dtype=object) -> np.ndarray:
+        """``function`` of each row's text, computed once per distinct value."""
+        return np.array([function(text) for text in self.uniques], dtype=dtype)[self.codes]
+
+    def values(self) -> np.ndarray:
+        return self.uniques[self.codes]
 
 
 def _duplicated_columns(header: list[str], columns: list[str]) -> str:
@@ -332,16 +346,19 @@ class _Validator:
         self.rows_quarantined += len(frame)
         self.quarantine_sink(frame.reset_index(drop=True))
 
-    def _numbers(self, values: pd.Series) -> pd.Series:
-        """Numbers from text (NaN where it is not one); a decimal comma is read where allowed."""
-        counts = values.value_counts(sort=False)
-        texts = list(counts.index)
+    def _numbers(self, column: _Distinct, blank: np.ndarray | None = None) -> pd.Series:
+        """Numbers from text (NaN where it is not one, or where ``blank``, per distinct value); a
+        decimal comma is read where allowed."""
+        texts = list(column.uniques)
         if self.decimal_comma:
-            commas = [bool(_DECIMAL_COMMA.match(text)) for text in texts]
-            self.decimal_commas += int(counts[np.array(commas, dtype=bool)].sum()) if texts else 0
+            commas = np.array([bool(_DECIMAL_COMMA.match(text)) for text in texts], dtype=bool)
+            counts = np.bincount(column.codes, minlength=len(texts))
+            self.decimal_commas += int(counts[commas].sum()) if texts else 0
             texts = [text.replace(",", ".") if comma else text for text, comma in zip(texts, commas, strict=True)]
-        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").astype("float64").to_numpy()
-        return values.map(dict(zip(counts.index, numbers, strict=True))).astype("float64")
+        numbers = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").astype("float64").to_numpy(copy=True)
+        if blank is not None:
+            numbers[blank] = np.nan
+        return pd.Series(numbers[column.codes])
 
     def _check(self, lines_list: list[int], records: list[list[str]]) -> None:
         """Apply every row rule to a chunk of well-formed records; emit clean and quarantined rows.
@@ -350,17 +367,16 @@ class _Validator:
         distinct value of a column and rows are mapped onto the verdicts.
         """
         lines = np.array(lines_list, dtype=np.int64)
-        raw = pd.DataFrame(records, columns=range(len(self.columns)), dtype=object)
-        frame = pd.DataFrame(
-            {
-                name: _per_value(raw[index], str.strip) if name in schema.CANONICAL_COLUMNS else raw[index]
-                for index, name in enumerate(self.columns)
-            }
-        )
+        raw = [np.array(column, dtype=object) for column in zip(*records, strict=True)]
+        distinct = {}
+        for index, name in enumerate(self.columns):
+            column = _Distinct.of(raw[index])
+            distinct[name] = column.mapped(str.strip) if name in schema.CANONICAL_COLUMNS else column
+        frame = pd.DataFrame({name: column.values() for name, column in distinct.items()}, dtype=object)
         failed: dict[str, np.ndarray] = {}
-        values = {"date": self._dates(frame, failed), "quantity": self._quantity(frame, failed)}
-        values.update(self._price(frame, failed), **self._promotion(frame, failed))
-        self._identity_rules(frame, failed)
+        values = {"date": self._dates(distinct, failed), "quantity": self._quantity(distinct, failed)}
+        values.update(self._price(distinct, failed), **self._promotion(distinct, failed))
+        self._identity_rules(distinct, failed)
         store = frame[schema.STORE] if schema.STORE in frame else pd.Series(schema.NO_STORE, index=frame.index, dtype=object)
         failed["duplicate_key"] = self._duplicates(frame[schema.ITEM], store, values["date"], failed)
         names = np.array([rule for rule in RULES if rule in failed], dtype=object)
@@ -373,66 +389,78 @@ class _Validator:
             reasons = [";".join(names[row]) for row in matrix[rejected]]
             quarantined = pd.DataFrame({"_line": lines[rejected], "_reasons": reasons})
             for position, name in enumerate(self.header or []):
-                quarantined[name] = raw[position][rejected].to_numpy(dtype=object)
+                quarantined[name] = raw[position][rejected]
             quarantined[RAW] = ""
             self._emit_quarantine(quarantined)
 
     # -- the rules, column by column: each fills ``failed`` and returns the typed values ------------
     @staticmethod
-    def _blank(frame: pd.DataFrame, column: str) -> np.ndarray:
-        if column not in frame:
-            return np.ones(len(frame), dtype=bool)
-        return _matches(frame[column], lambda text: text.lower() in schema.MISSING_TOKENS)
+    def _blank(distinct: dict[str, _Distinct], column: str) -> np.ndarray:
+        if column not in distinct:
+            return np.ones(len(next(iter(distinct.values())).codes), dtype=bool)
+        return distinct[column].per_value(lambda text: text.lower() in schema.MISSING_TOKENS, bool)
 
-    def _identity_rules(self, frame: pd.DataFrame, failed: dict) -> None:
-        failed["encoding_error"] = np.logical_or.reduce([_matches(frame[c], lambda text: "\ufffd" in text) for c in self.columns])
+    def _identity_rules(self, distinct: dict[str, _Distinct], failed: dict) -> None:
+        failed["encoding_error"] = np.logical_or.reduce(
+            [distinct[c].per_value(lambda text: "\ufffd" in text, bool) for c in self.columns]
+        )
         for column in schema.REQUIRED_COLUMNS:
-            failed[f"missing_{column}"] = self._blank(frame, column)
-        if schema.STORE in frame:
-            failed["missing_store_id"] = self._blank(frame, schema.STORE)
+            failed[f"missing_{column}"] = self._blank(distinct, column)
+        if schema.STORE in distinct:
+            failed["missing_store_id"] = self._blank(distinct, schema.STORE)
         bad_id = lambda text: len(text) > schema.MAX_ID_LENGTH or _CONTROL.search(text) is not None  # noqa: E731
         failed["invalid_id"] = np.logical_or.reduce(
-            [_matches(frame[c], bad_id) for c in (schema.ITEM, schema.STORE) if c in frame]
+            [distinct[c].per_value(bad_id, bool) for c in (schema.ITEM, schema.STORE) if c in distinct]
         )
 
-    def _dates(self, frame: pd.DataFrame, failed: dict) -> pd.Series:
-        parsed = self.dates.parse(frame[schema.DATE].unique())
-        iso = {text: day.isoformat() for text, day in parsed.items() if day is not None}
-        days = frame[schema.DATE].map(iso).astype(object).fillna("")
-        valid_date = days.ne("").to_numpy()
-        failed["invalid_date"] = ~valid_date & ~self._blank(frame, schema.DATE)
-        failed["date_out_of_range"] = valid_date & days.lt(self.earliest_date.isoformat()).to_numpy()
-        failed["future_date"] = valid_date & days.gt(self.latest_date.isoformat()).to_numpy()
-        return days
+    def _dates(self, distinct: dict[str, _Distinct], failed: dict) -> pd.Series:
+        column = distinct[schema.DATE]
+        parsed = self.dates.parse(column.uniques)
+        iso = np.array(
+            [(day.isoformat() if (day := parsed.get(text)) is not None else "") for text in column.uniques], dtype=object
+        )
+        earliest, latest = self.earliest_date.isoformat(), self.latest_date.isoformat()
+        valid = iso != ""
+        failed["invalid_date"] = ~valid[column.codes] & ~self._blank(distinct, schema.DATE)
+        failed["date_out_of_range"] = (valid & (iso < earliest))[column.codes]
+        failed["future_date"] = (valid & (iso > latest))[column.codes]
+        return pd.Series(iso[column.codes], dtype=object)
 
-    def _quantity(self, frame: pd.DataFrame, failed: dict) -> pd.Series:
-        quantity = self._numbers(frame[schema.QUANTITY])
+    def _quantity(self, distinct: dict[str, _Distinct], failed: dict) -> pd.Series:
+        quantity = self._numbers(distinct[schema.QUANTITY])
         finite = np.isfinite(quantity.to_numpy())
-        failed["invalid_quantity"] = ~finite & ~self._blank(frame, schema.QUANTITY)
+        failed["invalid_quantity"] = ~finite & ~self._blank(distinct, schema.QUANTITY)
         failed["negative_quantity"] = finite & quantity.lt(0).to_numpy()
         failed["absurd_quantity"] = finite & quantity.gt(schema.MAX_QUANTITY).to_numpy()
         return quantity
 
-    def _price(self, frame: pd.DataFrame, failed: dict) -> dict:
+    def _price(self, distinct: dict[str, _Distinct], failed: dict) -> dict:
         """The price and where it was blank (an optional column: absent means blank everywhere)."""
-        if schema.PRICE not in frame:
-            return {"price": pd.Series(np.nan, index=frame.index), "price_blank": None}
-        price_blank = self._blank(frame, schema.PRICE)
-        price = self._numbers(frame[schema.PRICE].where(~price_blank, ""))
+        rows = len(distinct[schema.DATE].codes)
+        if schema.PRICE not in distinct:
+            return {"price": pd.Series(np.nan, index=range(rows)), "price_blank": None}
+        column = distinct[schema.PRICE]
+        blank = np.array([text.lower() in schema.MISSING_TOKENS for text in column.uniques], dtype=bool)
+        price, price_blank = self._numbers(column, blank), blank[column.codes]
         finite = np.isfinite(price.to_numpy())
         failed["invalid_price"] = ~finite & ~price_blank
         failed["non_positive_price"] = finite & price.le(0).to_numpy()
         failed["absurd_price"] = finite & price.gt(schema.MAX_UNIT_PRICE).to_numpy()
         return {"price": price.where(np.isfinite(price)), "price_blank": price_blank}
 
-    def _promotion(self, frame: pd.DataFrame, failed: dict) -> dict:
+    def _promotion(self, distinct: dict[str, _Distinct], failed: dict) -> dict:
         """The promotion flag as 0/1 and where it was blank (absent: no promotion, not counted)."""
-        if schema.PROMOTION not in frame:
-            return {"promotion": pd.Series(0, index=frame.index, dtype="int8"), "promotion_blank": None}
-        flags = _per_value(frame[schema.PROMOTION], str.lower)
-        promotion_blank = flags.isin(schema.MISSING_TOKENS).to_numpy()
-        failed["invalid_promotion"] = ~flags.isin(schema.TRUE_VALUES | schema.FALSE_VALUES).to_numpy() & ~promotion_blank
-        return {"promotion": flags.isin(schema.TRUE_VALUES).astype("int8"), "promotion_blank": promotion_blank}
+        if schema.PROMOTION not in distinct:
+            return {
+                "promotion": pd.Series(0, index=range(len(distinct[schema.DATE].codes)), dtype="int8"),
+                "promotion_blank": None,
+            }
+        flags = distinct[schema.PROMOTION].mapped(str.lower)
+        promotion_blank = flags.per_value(lambda text: text in schema.MISSING_TOKENS, bool)
+        known = flags.per_value(lambda text: text in schema.TRUE_VALUES | schema.FALSE_VALUES, bool)
+        failed["invalid_promotion"] = ~known & ~promotion_blank
+        promotion = flags.per_value(lambda text: text in schema.TRUE_VALUES, bool).astype("int8")
+        return {"promotion": pd.Series(promotion), "promotion_blank": promotion_blank}
 
     def _duplicates(self, items: pd.Series, stores: pd.Series, days: pd.Series, failed: dict) -> np.ndarray:
         """Rows whose key was seen before, among rows that pass every other rule: the first
