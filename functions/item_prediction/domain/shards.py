@@ -38,9 +38,12 @@ def shard_of(items: pd.Series, stores: pd.Series, count: int) -> np.ndarray:
     check_count(count)
     if len(items) == 0:
         return np.zeros(0, dtype=np.int32)
-    keys = pd.MultiIndex.from_arrays([items.astype(str).to_numpy(), stores.astype(str).to_numpy()])
-    codes, uniques = pd.factorize(keys)
-    hashes = np.fromiter((series_hash(item, store) for item, store in uniques), dtype=np.uint64, count=len(uniques))
+    item_codes, item_names = pd.factorize(np.asarray(items, dtype=object), use_na_sentinel=False)
+    store_codes, store_names = pd.factorize(np.asarray(stores, dtype=object), use_na_sentinel=False)
+    codes, pairs = pd.factorize(item_codes.astype(np.int64) * len(store_names) + store_codes)  # a series' key as one integer
+    items_of, stores_of = divmod(pairs, len(store_names))
+    names = zip(item_names[items_of], store_names[stores_of], strict=True)
+    hashes = np.fromiter((series_hash(str(item), str(store)) for item, store in names), dtype=np.uint64, count=len(pairs))
     return (hashes % count).astype(np.int32)[codes]
 
 
