@@ -44,8 +44,8 @@ class Budget:
     whole (its reason in the report), never a crash. The defaults fit the 1,024 MB function; an
     operator tunes them with the ``MAX_*`` settings (:mod:`item_prediction.aws.settings`)."""
 
-    # 1 GiB of CSV (about 26 M rows of a 40-byte-per-row export) is validated in about 36% of the
-    # 900 s timeout at 1,024 MB, peak 578 MB (scripts/bench_validation_memory.py; README, "How big an upload can be").
+    # 1 GiB of CSV (about 26 M rows of a 40-byte-per-row export) is validated in about 25% of the
+    # 900 s timeout at 1,024 MB, peak 554 MB (scripts/bench_validation_memory.py; README, "How big an upload can be").
     max_object_bytes: int = 1 << 30  # the object as stored (``too_large``)
     max_stream_bytes: int = 1 << 30  # a gzip file once gunzipped (``decompressed_too_large``); a plain one is its object
     max_record_bytes: int = 1 << 20  # one CSV record, in characters (``record_too_large``)
