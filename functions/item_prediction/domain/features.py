@@ -498,25 +498,34 @@ def prior_table(frame: pd.DataFrame, since: str, frequency: str) -> pd.DataFrame
     price reference's distribution); and the series' encodings. Columns PRIOR_COLUMNS.
     """
     frame = sort_grid(frame)
-    ids = series_ids(frame)
+    firsts = series_starts(frame)
+    ids = np.cumsum(firsts) - 1  # integer series ids: every grouping below is on them, not on the text keys
+    everyone = np.arange(int(ids[-1]) + 1 if len(ids) else 0)
     period = pd.Series(period_number(frame[schema.DATE], frequency), index=frame.index)
     first_period = period_number(pd.Series([pd.Timestamp(since)]), frequency)[0]
     cut = np.minimum(first_period, period.groupby(ids).transform("max") - history_needed(frequency))
-    before = frame[(period < cut).to_numpy()]
-    firsts = series_starts(frame)
-    table = frame.loc[firsts, [*SERIES, *ENCODINGS]].set_index(SERIES)
+    earlier = (period < cut).to_numpy()
+    before, before_ids = frame[earlier], ids[earlier]
+    table = frame.loc[firsts, [*SERIES, *ENCODINGS]].reset_index(drop=True)
     table["cut"] = period_dates(cut[firsts].to_numpy(), frequency, frame[schema.DATE].iloc[0])
-    totals = running_totals(before)
-    table["sum"] = totals["sum"].reindex(table.index, fill_value=0.0)
-    table["count"] = totals["count"].reindex(table.index, fill_value=0.0)
-    table["last_price"] = before.groupby(SERIES, sort=False)[schema.PRICE].last().reindex(table.index)
-    counted = before.groupby([*SERIES, schema.PRICE], sort=True).size()
-    distributions = {
-        key: json.dumps([[float(price), int(count)] for price, count in group.droplevel(SERIES).items()])
-        for key, group in counted.groupby(level=SERIES, sort=False)
-    }
-    table["prices"] = pd.Series(distributions, dtype=object).reindex(table.index)
-    return table.reset_index()[PRIOR_COLUMNS]
+    totals = running_totals(before, before_ids).reindex(everyone, fill_value=0.0)
+    table["sum"], table["count"] = totals["sum"].to_numpy(), totals["count"].to_numpy()
+    table["last_price"] = before[schema.PRICE].groupby(before_ids, sort=False).last().reindex(everyone).to_numpy()
+    table["prices"] = _price_distributions(before[schema.PRICE], before_ids).reindex(everyone).set_axis(table.index)
+    return table[PRIOR_COLUMNS]
+
+
+def _price_distributions(prices: pd.Series, ids: np.ndarray) -> pd.Series:
+    """Per series id: JSON ``[[price, periods], ...]`` of its prices, by price (plain lists cut
+    where the series changes: a pandas group per series cost 0.5 ms each)."""
+    counted = prices.groupby([ids, prices.to_numpy()], sort=True).size()
+    values = counted.index.get_level_values(1).to_numpy(dtype=float).tolist()
+    counts = counted.to_numpy(dtype=np.int64).tolist()
+    keys = counted.index.get_level_values(0).to_numpy()
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.array([], dtype=int)
+    bounds = zip(starts.tolist(), [*starts[1:].tolist(), len(keys)], strict=True)
+    texts = [json.dumps([[value, count] for value, count in zip(values[a:b], counts[a:b], strict=True)]) for a, b in bounds]
+    return pd.Series(texts, index=keys[starts], dtype=object)
 
 
 def index_prior(prior: pd.DataFrame | None) -> pd.DataFrame | None:
