@@ -42,7 +42,7 @@ from lambda_build import m5_like  # noqa: E402
 def training_rows(rows: int) -> tuple[pd.DataFrame, list[str]]:
     """The training rows of an M5-shaped daily dataset of about ``rows`` rows, and its features."""
     shape = m5_like.shape_for(rows)
-    data = pd.concat([m5_like.to_frame(series, chunk) for series, chunk in m5_like.iter_chunks(shape)], ignore_index=True)
+    data = m5_like.frame(shape)
     frame, manifest = feats.build_features(data, "D")
     _, train, _ = model.holdout_split(frame, "D", 14)
     return train, manifest["features"]

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     print(f"==> generating {args.rows:,} M5-shaped rows and their features", file=sys.stderr)
     shape = m5_like.shape_for(args.rows)
-    data = pd.concat([m5_like.to_frame(series, chunk) for series, chunk in m5_like.iter_chunks(shape)], ignore_index=True)
+    data = m5_like.frame(shape)
     frame, manifest = feats.build_features(data, "D")
     print("==> fitting and backtesting every scope", file=sys.stderr)
     report = {

@@ -185,6 +185,12 @@ def to_frame(series: Series, chunk: Chunk, start: str = DEFAULT_START) -> pd.Dat
     )
 
 
+def frame(shape: Shape, seed: int = 0) -> pd.DataFrame:
+    """The whole dataset as one frame of the canonical columns (in memory: for benchmarks of a
+    few million rows; :func:`write_csv` streams larger ones)."""
+    return pd.concat([to_frame(series, chunk) for series, chunk in iter_chunks(shape, seed)], ignore_index=True)
+
+
 def _csv_lines(series: Series, chunk: Chunk, start: str) -> str:
     """The chunk as CSV text, from lookup tables of pre-formatted fields (fast: three joins per row)."""
     first, last = int(chunk.day.min()), int(chunk.day.max())

@@ -110,6 +110,7 @@ def test_chunks_stay_bounded_and_the_frame_matches_the_csv(tmp_path, monkeypatch
     m5_like.write_csv(tmp_path / "s.csv", shape, seed=0)
     written = pd.read_csv(tmp_path / "s.csv", dtype={"item_id": str, "store_id": str})
     pd.testing.assert_frame_equal(written, frames, check_dtype=False)
+    pd.testing.assert_frame_equal(m5_like.frame(shape, seed=0), frames)  # the whole dataset in one frame
     assert np.array_equal(np.unique(frames["store_id"]), sorted(m5_like.STORES[:4]))
 
 
