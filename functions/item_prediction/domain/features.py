@@ -498,16 +498,15 @@ def prior_table(frame: pd.DataFrame, since: str, frequency: str) -> pd.DataFrame
     price reference's distribution); and the series' encodings. Columns PRIOR_COLUMNS.
     """
     frame = sort_grid(frame)
-    firsts = series_starts(frame)
-    ids = np.cumsum(firsts) - 1  # integer series ids: every grouping below is on them, not on the text keys
-    everyone = np.arange(int(ids[-1]) + 1 if len(ids) else 0)
-    period = pd.Series(period_number(frame[schema.DATE], frequency), index=frame.index)
+    runs = Runs.of(frame)  # integer series ids: every grouping below is on them, not on the text keys
+    everyone = np.arange(len(runs.first))
+    period = period_number(frame[schema.DATE], frequency)
     first_period = period_number(pd.Series([pd.Timestamp(since)]), frequency)[0]
-    cut = np.minimum(first_period, period.groupby(ids).transform("max") - history_needed(frequency))
-    earlier = (period < cut).to_numpy()
-    before, before_ids = frame[earlier], ids[earlier]
-    table = frame.loc[firsts, [*SERIES, *ENCODINGS]].reset_index(drop=True)
-    table["cut"] = period_dates(cut[firsts].to_numpy(), frequency, frame[schema.DATE].iloc[0])
+    cut = np.minimum(first_period, period[runs.last] - history_needed(frequency))  # a series' last row is its latest
+    earlier = period < cut[runs.ids]
+    before, before_ids = frame[earlier], runs.ids[earlier]
+    table = frame.iloc[runs.first][[*SERIES, *ENCODINGS]].reset_index(drop=True)
+    table["cut"] = period_dates(cut, frequency, frame[schema.DATE].iloc[0])
     totals = running_totals(before, before_ids).reindex(everyone, fill_value=0.0)
     table["sum"], table["count"] = totals["sum"].to_numpy(), totals["count"].to_numpy()
     table["last_price"] = before[schema.PRICE].groupby(before_ids, sort=False).last().reindex(everyone).to_numpy()
