@@ -138,7 +138,7 @@ def parse_query(dataset: str | None, item_id: str | None, params: dict | None) -
     )
 
 
-QUANTILES = ("p10", "p50", "p90")  # returned when the forecast stored them (as steps.predict.QUANTILES)
+QUANTILES = series_item.QUANTILES  # returned when the forecast stored them
 
 
 def page(query: Query, series: dict) -> tuple[list[dict], dict | None]:
@@ -150,7 +150,7 @@ def page(query: Query, series: dict) -> tuple[list[dict], dict | None]:
     continue this request."""
     after = query.token["sk"] if query.token else None
     forecast = series_item.decode(series)
-    dates, names = forecast["dates"], [name for name in ("prediction", *QUANTILES) if name in forecast]
+    dates, names = forecast["dates"], [name for name in series_item.VALUES if name in forecast]
     chosen = [
         index
         for index, day in enumerate(dates)

@@ -26,7 +26,8 @@ import json
 FORMAT = 1  # the layout of the ``forecast`` attribute; a reader refuses a layout it does not know
 ATTRIBUTE = "forecast"
 FORMAT_ATTRIBUTE = "forecast_format"
-VALUES = ("prediction", "p10", "p50", "p90")  # the number lists a forecast may hold, in this order
+QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forecast has them
+VALUES = ("prediction", *QUANTILES)  # the number lists a forecast may hold, in this order
 
 
 class UnknownFormat(ValueError):

@@ -41,9 +41,6 @@ class ModelIntegrityError(ValueError):
     """The model's bytes are not the ones latest.json vouches for: never unpickled."""
 
 
-QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forecast has them
-
-
 def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecast_id: str, expiry: int) -> list[dict]:
     """One DynamoDB item per series (``sk`` :data:`table_keys.SERIES_SK`) holding its whole forecast
     in date order as ONE string attribute (:func:`series_item.encode`: compact JSON of ``dates``,
@@ -63,7 +60,7 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecas
     starts = np.flatnonzero(features.series_starts(ordered)).tolist()
     ends = [*starts[1:], len(ordered)]
     days = ordered[schema.DATE].dt.strftime("%Y-%m-%d").tolist()
-    names = ["prediction", *(name for name in QUANTILES if name in ordered)]
+    names = [name for name in series_item.VALUES if name in ordered]
     columns = {name: np.round(ordered[name].to_numpy(dtype=float), 4).tolist() for name in names}
     return [
         {
