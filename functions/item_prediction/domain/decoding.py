@@ -330,10 +330,19 @@ def _one_per_line(lines: list[str], number: int, delimiter: str, limit: int, fin
     return list(compress(zip(range(number + 1, number + len(rows) + 1), rows, strict=True), kept))
 
 
+FIELD_BYTES, RECORD_BYTES = 56, 64  # what Python adds per field string and per record, about
+
+
 def _held_bytes(lines: list[str], batch: list) -> int:
-    """About what a batch of records costs Python: its characters plus 56 bytes per string and 64 per record."""
+    """About what a batch of records costs Python: the characters of its lines plus FIELD_BYTES
+    per field and RECORD_BYTES per record (:func:`record_bytes` of one record)."""
     fields = sum(map(len, (fields for _, fields in batch if fields is not None)))
-    return sum(map(len, lines)) + 56 * fields + 64 * len(batch)
+    return sum(map(len, lines)) + FIELD_BYTES * fields + RECORD_BYTES * len(batch)
+
+
+def record_bytes(fields: list[str]) -> int:
+    """:func:`_held_bytes` of one record from its fields (a separator or line end after each)."""
+    return sum(map(len, fields)) + (1 + FIELD_BYTES) * len(fields) + RECORD_BYTES
 
 
 def record_batches(

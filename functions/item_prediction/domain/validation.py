@@ -267,8 +267,8 @@ class _Validator:
             if self.header is None and self.has_header:
                 first, count = batch[0][1], len(batch)
                 batch = self._after_header(batch)
-                if len(batch) < count and first:  # the header's own share: its characters, 56 per field, 64
-                    held -= sum(map(len, first)) + 57 * len(first) + 64
+                if len(batch) < count and first:  # the rows' bytes without the header's own
+                    held -= decoding.record_bytes(first)
             per_record = held / max(1, len(batch))
             while batch:
                 by_bytes = math.ceil((self.chunk_bytes - self.pending_bytes) / per_record)  # the record reaching it included
