@@ -523,7 +523,7 @@ def _price_distributions(prices: pd.Series, ids: np.ndarray) -> pd.Series:
     keys = counted.index.get_level_values(0).to_numpy()
     if not len(keys):  # no prices before the window (an export without prices, or nothing before it)
         return pd.Series([], dtype=object)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    starts = np.flatnonzero(changes(keys))
     bounds = zip(starts.tolist(), [*starts[1:].tolist(), len(keys)], strict=True)
     texts = [json.dumps([[value, count] for value, count in zip(values[a:b], counts[a:b], strict=True)]) for a, b in bounds]
     return pd.Series(texts, index=keys[starts], dtype=object)
