@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ class ObjectRef:
     deleted: bool = False  # an "Object Deleted" event: the upload was removed
 
 
-GZIP_LEVEL = 6  # level 9 takes twice as long for 1-2% smaller files
+# Level 1: a shard's forecast part (5,460 rows) compresses in 3.4 ms instead of 16.9 ms at level 6,
+# 13% larger (211 KB against 187 KB before gzip's 564 KB); the write is billed time, the bytes cost nothing.
+GZIP_LEVEL = 1
 
 
 class CsvGzipWriter:
@@ -170,8 +173,14 @@ class Storage:
         return sorted(found, key=lambda entry: entry["key"])
 
     def download(self, key: str, handle, *, version_id: str | None = None) -> None:
-        """Copy an object (exactly ``version_id`` when given) into an open binary file."""
-        self.s3.download_fileobj(self.bucket, key, handle, ExtraArgs={"VersionId": version_id} if version_id else None)
+        """Copy an object (exactly ``version_id`` when given) into an open binary file.
+
+        One GET streamed to the file, not boto3's transfer manager (``download_fileobj``): that one
+        sends a HEAD first and starts a thread pool, 4-9 ms more per object against the emulator and a
+        round trip more on S3, for ranged parallel GETs that objects of this pipeline's size
+        (features, priors, parts of at most a few hundred MB) do not need."""
+        body, _, _ = self.open(ObjectRef(self.bucket, key, version_id))
+        shutil.copyfileobj(body, handle, 1 << 20)
         handle.seek(0)
 
     def presigned_url(self, key: str, seconds: int) -> str:
@@ -216,8 +225,7 @@ class Storage:
         import pandas as pd  # here, not at the top: the API function has no pandas layer
 
         with tempfile.TemporaryFile() as handle:
-            self.s3.download_fileobj(self.bucket, key, handle, ExtraArgs={"VersionId": version_id} if version_id else None)
-            handle.seek(0)
+            self.download(key, handle, version_id=version_id)
             return pd.read_csv(handle, compression="gzip" if key.endswith(".gz") else None, **kwargs)
 
     def write_csv(self, key: str, frame: pd.DataFrame, *, escape_formulas: bool = False) -> str:

@@ -80,11 +80,16 @@ class LevelScaled:
         )
         self.estimator = HistGradientBoostingRegressor(**params)
 
-    def _level(self, X: pd.DataFrame) -> np.ndarray:
-        level = pd.Series(np.nan, index=X.index)
+    def _level(self, X) -> np.ndarray:
+        """Each row's level: the first of ``level_from`` it has, else 1.0; at least LEVEL_FLOOR.
+        ``X``: a frame, or {name: array} (the recursive forecast's one step)."""
+        level = None
         for name in self.level_from:
-            level = level.fillna(X[name])
-        return np.maximum(level.fillna(1.0).to_numpy(dtype="float64"), LEVEL_FLOOR)
+            values = np.asarray(X[name], dtype="float64")
+            level = values if level is None else np.where(np.isnan(level), values, level)
+        if level is None:
+            return np.ones(len(X[self.feature_names_in_[0]]))
+        return np.maximum(np.where(np.isnan(level), 1.0, level), LEVEL_FLOOR)
 
     def _inputs(self, X: pd.DataFrame, level: np.ndarray) -> pd.DataFrame:
         scaled = set(self.scaled)
@@ -101,9 +106,19 @@ class LevelScaled:
         self.estimator.fit(to_bins(inputs, self.bins_), y.to_numpy(dtype="float64") / level, sample_weight=level)
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X) -> np.ndarray:
+        """Predicted quantities of the rows of ``X``: a frame, or {feature name: array} (no frame
+        to build: the recursive forecast predicts a few hundred rows per step, where pandas' own
+        overhead costs as much as the trees). The estimator gets one float64 block, built column by
+        column as :meth:`fit`'s inputs are (scaled, log level, binned), which it reads without a copy."""
         level = self._level(X)
-        inputs = to_bins(self._inputs(X, level), getattr(self, "bins_", {}))  # a bundle from before bins_: none
+        names, scaled, bins = [*self.feature_names_in_, "log_level"], set(self.scaled), getattr(self, "bins_", {})
+        matrix = np.empty((len(level), len(names)))  # a bundle from before bins_: no bins
+        for position, name in enumerate(names):
+            values = np.log(level) if name == "log_level" else np.asarray(X[name], dtype="float64")
+            values = values / level if name in scaled else values
+            matrix[:, position] = _bin_numbers(values, bins[name]) if name in bins else values
+        inputs = pd.DataFrame(matrix, columns=names, copy=False)
         return self.estimator.predict(inputs) * level
 
 
@@ -142,11 +157,11 @@ def to_bins(inputs: pd.DataFrame, bins: dict[str, np.ndarray]) -> pd.DataFrame:
     as scikit-learn maps them); missing values stay missing."""
     if not bins:
         return inputs
-    binned = {}
-    for name, edges in bins.items():
-        values = inputs[name].to_numpy(dtype="float64")
-        binned[name] = np.where(np.isnan(values), np.nan, np.searchsorted(edges, values, side="left"))
-    return inputs.assign(**binned)
+    return inputs.assign(**{name: _bin_numbers(inputs[name].to_numpy(dtype="float64"), edges) for name, edges in bins.items()})
+
+
+def _bin_numbers(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(values), np.nan, np.searchsorted(edges, values, side="left"))
 
 
 class InsufficientHistory(ValueError):
@@ -334,14 +349,12 @@ def recursive_forecast(
     for step in range(1, horizon + 1):
         at = np.flatnonzero(step_of == step)  # one row per series, in the order of ``known``'s
         values = feats.history_features(quantity, is_gap, layout, frequency, before, wanted=at)
-        rows = pd.DataFrame(
-            {name: values[name][at] for name in history_names} | {name: known[name][step - 1 :: horizon] for name in known}
-        )
-        predicted = np.clip(estimator.predict(rows[names]), 0, None)
+        rows = {name: values[name][at] for name in history_names} | {name: known[name][step - 1 :: horizon] for name in known}
+        predicted = np.clip(estimator.predict(rows), 0, None)
         quantity[at] = predicted
         if return_features:
             keys = work[list(feats.KEY_COLUMNS)].take(at).reset_index(drop=True)
-            used.append(pd.concat([keys, rows], axis=1).assign(prediction=predicted))
+            used.append(pd.concat([keys, pd.DataFrame(rows)], axis=1).assign(prediction=predicted))
     work[schema.QUANTITY] = quantity
     result = work.loc[step_of > 0, [schema.DATE, schema.ITEM, schema.STORE, schema.QUANTITY]]
     result = result.rename(columns={schema.QUANTITY: "prediction"}).reset_index(drop=True)

@@ -423,3 +423,18 @@ def test_a_model_saved_before_binning_here_predicts_as_it_did(monkeypatch):
     expected = fitted.estimator.predict(frame[fitted.names])
     del fitted.estimator.bins_  # a bundle pickled by the previous version has no bins_
     assert np.array_equal(fitted.estimator.predict(frame[fitted.names]), expected)
+
+
+@pytest.mark.parametrize("subsample", [model.BINNING_SUBSAMPLE, 0], ids=["binned here", "binned by scikit-learn"])
+def test_predict_on_arrays_gives_what_the_fitted_inputs_give(monkeypatch, subsample):
+    """The recursive forecast hands the model {name: array} per step (no frame built): its
+    predictions must be those of the inputs as fit builds them (scaled, log level, binned)."""
+    monkeypatch.setattr(model, "BINNING_SUBSAMPLE", subsample)
+    frame, manifest = feature_set(items=5, stores=3, periods=400, seed=7)
+    _, train, holdout = model.holdout_split(frame, "D", 14)
+    estimator = model.fit(train, manifest["features"]).estimator
+    rows = holdout[list(estimator.feature_names_in_)]
+    level = estimator._level(rows)
+    expected = estimator.estimator.predict(model.to_bins(estimator._inputs(rows, level), estimator.bins_)) * level
+    assert np.array_equal(estimator.predict(rows), expected)
+    assert np.array_equal(estimator.predict({name: rows[name].to_numpy() for name in rows.columns}), expected)
