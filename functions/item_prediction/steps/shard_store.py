@@ -43,6 +43,7 @@ MANIFEST_NAME = "_dataset.json"
 RUNS_PREFIX = "runs/"
 MAX_SHARDS_IN_OUTPUT = 1_000  # more entries go to runs/<ds>/uploads/<relative>.shards.json (payload limit 256 KB)
 INDEX_RESOLUTION = 1_024  # the index counts rows per shard of at least this many, so any re-split is estimated exactly
+TEXT_COLUMNS = (schema.ITEM, schema.STORE, schema.DATE)  # written dictionary-encoded (columnar.dictionary_encoded)
 ROW_GROUP_ROWS = 100_000  # a shard's buffered rows are written as one row group once they reach this
 BUFFER_ROWS = 500_000  # all shards' buffered rows together: past it every buffer is written (bounds memory)
 DTYPES = {  # schema.CANONICAL_COLUMNS, in that order, as parts store them
@@ -327,7 +328,8 @@ class ShardSink:
     def _writer(self, count: int, shard: int) -> PartWriter:
         if (count, shard) not in self._writers:
             path = os.path.join(self._directory, f"n{count}-s{shard}.parquet")
-            self._writers[count, shard] = PartWriter(path, stats=(schema.DATE,))  # readers of a window skip older row groups
+            # readers of a window skip older row groups by date; ids and dates repeat: dictionary pages
+            self._writers[count, shard] = PartWriter(path, stats=(schema.DATE,), dictionary=TEXT_COLUMNS)
         return self._writers[count, shard]
 
     def _flush(self, key: tuple[int, int]) -> None:

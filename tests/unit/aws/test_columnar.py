@@ -191,3 +191,40 @@ def test_loading_the_engine_logs_no_warning():
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": functions}
     )
     assert completed.returncode == 0 and completed.stderr == "", completed.stderr[-2000:]
+
+
+def test_dictionary_encoded_text_reads_back_as_the_plain_part_gives_it(tmp_path):
+    """Validated parts write ids and dates dictionary-encoded: the reader must get the same
+    strings (missing ones included), the same row groups skipped by date, and a smaller file."""
+    chunks = [canonical(0, 40), canonical(40, 25).assign(store_id=None), canonical(65, 30)]
+    chunks[2].loc[chunks[2].index[::3], "store_id"] = None
+    files = {}
+    for name, dictionary in (("plain", ()), ("dictionary", tuple(TEXT))):
+        part = columnar.PartWriter(str(tmp_path / f"{name}.parquet"), stats=("date",), dictionary=dictionary)
+        for chunk in chunks:
+            part.append(chunk)
+        files[name] = part.finish()
+    for options in ({}, {"at_least": ("date", "2024-02-20")}, {"columns": ["store_id", "date"]}):
+        read = {}
+        for name, path in files.items():
+            with open(path, "rb") as handle:
+                read[name] = [
+                    group.astype(object).where(group.notna(), None) for group in columnar.iter_row_groups(handle, **options)
+                ]
+        assert len(read["dictionary"]) == len(read["plain"]) == (2 if "at_least" in options else 3)
+        for encoded, plain in zip(read["dictionary"], read["plain"], strict=True):
+            pd.testing.assert_frame_equal(encoded, plain)
+    with open(files["dictionary"], "rb") as handle:
+        whole = columnar.read_frame(handle)
+    expected = pd.concat(chunks, ignore_index=True)
+
+    def texts(frame):
+        return frame.astype(object).where(frame.notna(), None)
+
+    pd.testing.assert_frame_equal(texts(whole), texts(expected))
+    assert whole["store_id"].isna().sum() == 25 + 10
+    for name, path in files.items():  # the pages really are dictionary-encoded (and only where asked)
+        with open(path, "rb") as handle:
+            chunk = columnar._engine().ParquetFile(handle).row_groups[0].columns
+            encoded = {column.meta_data.path_in_schema[0] for column in chunk if column.meta_data.dictionary_page_offset}
+        assert encoded == (set(TEXT) if name == "dictionary" else set()), (name, encoded)
