@@ -141,9 +141,8 @@ def dictionary_encoded(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Data
 
     encoded = {}
     for name in columns:
-        values = frame[name]
-        present = values.dropna().unique()
-        encoded[name] = pd.Categorical(values, categories=sorted(present))
+        codes, values = pd.factorize(frame[name], sort=True)  # one hashing pass; missing values: -1
+        encoded[name] = pd.Categorical.from_codes(codes, pd.Index(values, dtype=object))
     return frame.assign(**encoded) if encoded else frame
 
 
