@@ -339,13 +339,15 @@ def _write_batch(client, table: str, requests: list[dict]) -> None:
             time.sleep(delay)
             delay = min(delay * 2, BACKOFF_CAP_SECONDS)
     raise ItemsNotWritten(
-        f"{len(requests)} item(s) still unprocessed by DynamoDB after {WRITE_ATTEMPTS} BatchWriteItem calls (throttled)"
+        f"{len(requests)} item(s) still unprocessed by DynamoDB after {WRITE_ATTEMPTS} BatchWriteItem calls"
+        " (throttled or failing)"
     )
 
 
 def _wire_item(item: dict) -> dict:
     """An item in DynamoDB's attribute-value form, as the resource's serializer makes it from the
-    item's :func:`_decimals` (the same values, a tenth of the work)."""
+    item's :func:`_decimals` (the same values; a third of the serializer's time, and no walk of the
+    request by the resource's transformation)."""
     return {name: _wire(value, name) for name, value in item.items()}
 
 
