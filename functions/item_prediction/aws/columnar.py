@@ -37,10 +37,23 @@ def _engine():
     return fastparquet
 
 
-def write_frame(frame: pd.DataFrame, handle, *, compression: str = COMPRESSION) -> None:
+def write_frame(frame: pd.DataFrame, handle, *, compression: str = COMPRESSION, dictionary: tuple[str, ...] = ()) -> None:
     """Write ``frame`` to an open binary file as one Parquet row group (``compression``: a
-    fastparquet codec name; the benchmark compares others)."""
-    _engine().write(handle, frame.reset_index(drop=True), compression=compression, write_index=False, open_with=_given(handle))
+    fastparquet codec name; the benchmark compares others; ``dictionary``: text columns written
+    dictionary-encoded, see :func:`dictionary_encoded`)."""
+    frame = frame.reset_index(drop=True)
+    if not dictionary:
+        _engine().write(handle, frame, compression=compression, write_index=False, open_with=_given(handle))
+        return
+    writer = _engine().writer
+    meta = writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype)  # the plain schema
+    handle.write(MAGIC)
+    kept = [name for name in frame.columns if frame[name].dtype.kind in "iufM"]  # fastparquet's default statistics
+    group = writer.make_row_group(handle, dictionary_encoded(frame, dictionary), meta.schema, compression=compression, stats=kept)
+    meta.row_groups, meta.num_rows = [group] if group is not None else [], len(frame)
+    size = writer.write_thrift(handle, meta)
+    handle.write(struct.pack(b"<I", size) + MAGIC)
+    handle.flush()
 
 
 def read_frame(handle, *, columns: list[str] | None = None) -> pd.DataFrame:

@@ -228,10 +228,11 @@ class Storage:
         signer = boto3.client("s3", config=Config(signature_version="s3v4"))
         return signer.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds)
 
-    def put_parquet(self, key: str, frame: pd.DataFrame) -> str | None:
-        """Write a frame as one Parquet object (see :mod:`.columnar`); returns its VersionId."""
+    def put_parquet(self, key: str, frame: pd.DataFrame, *, dictionary: tuple[str, ...] = ()) -> str | None:
+        """Write a frame as one Parquet object (see :mod:`.columnar`; ``dictionary``: text columns
+        written dictionary-encoded); returns its VersionId."""
         with tempfile.TemporaryFile() as handle:
-            columnar.write_frame(frame, handle)
+            columnar.write_frame(frame, handle, dictionary=dictionary)
             handle.seek(0)
             return self.put_file_version(key, handle, columnar.CONTENT_TYPE)
 

@@ -109,7 +109,7 @@ def build_shard(storage: Storage, settings: Settings, item: dict, *, timer: Step
         frame, manifest = features.build_features(clean, item["frequency"], known_in_advance=known, prior=prior)
     prefix = f"{settings.features_prefix}{item['dataset']}/shard={item['shard']:05d}/"
     with timer("write_features"):
-        features_version = storage.put_parquet(prefix + "features.parquet", frame)
+        features_version = storage.put_parquet(prefix + "features.parquet", frame, dictionary=tuple(features.SERIES))
         model_end = manifest["date_range"][1] if decided["mode"] == "train_and_predict" else item.get("data_end")
         if prior is None and model_end:  # the whole history: the prior of the model that forecasts from it
             prior_written = store_prior(storage, settings, item, frame, model_end)

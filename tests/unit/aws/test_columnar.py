@@ -228,3 +228,19 @@ def test_dictionary_encoded_text_reads_back_as_the_plain_part_gives_it(tmp_path)
             chunk = columnar._engine().ParquetFile(handle).row_groups[0].columns
             encoded = {column.meta_data.path_in_schema[0] for column in chunk if column.meta_data.dictionary_page_offset}
         assert encoded == (set(TEXT) if name == "dictionary" else set()), (name, encoded)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 57])
+def test_a_frame_written_with_dictionary_pages_reads_back_as_written_plain(rows):
+    """The feature sets are written with their ids dictionary-encoded: the same values and dtypes
+    back as from the plain file (empty and one-row frames included)."""
+    frame = canonical(0, 57).assign(when=pd.date_range("2024-01-01", periods=57), count=np.arange(57, dtype="int32")).iloc[:rows]
+    back = {}
+    for dictionary in ((), ("item_id", "store_id")):
+        with tempfile.TemporaryFile() as handle:
+            columnar.write_frame(frame, handle, dictionary=dictionary)
+            handle.seek(0)
+            back[dictionary] = columnar.read_frame(handle)
+    encoded, plain = back[("item_id", "store_id")], back[()]
+    assert encoded.dtypes.drop(TEXT).to_dict() == plain.dtypes.drop(TEXT).to_dict()
+    same(encoded, frame)
