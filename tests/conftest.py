@@ -72,6 +72,20 @@ def create_predictions_table(name: str) -> None:
     )
 
 
+@pytest.fixture
+def moto_aws(monkeypatch):
+    """moto's in-process AWS, with test credentials and no endpoint from the shell (a kept local
+    emulator's AWS_ENDPOINT_URL would send the clients there instead)."""
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
 @pytest.fixture(scope="session")
 def layer_config():
     from lambda_build import config

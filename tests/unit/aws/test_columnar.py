@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from item_prediction.aws import columnar
 from item_prediction.aws.storage import Storage
-from moto import mock_aws
 
 TEXT = ["item_id", "store_id", "date"]
 
@@ -136,15 +135,11 @@ def test_a_part_refuses_to_finish_empty_grow_after_finishing_or_change_its_colum
 
 
 @pytest.fixture
-def storage(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="parts")
-        s3.put_bucket_versioning(Bucket="parts", VersioningConfiguration={"Status": "Enabled"})
-        yield Storage("parts", "t", s3=s3)
+def storage(moto_aws):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="parts")
+    s3.put_bucket_versioning(Bucket="parts", VersioningConfiguration={"Status": "Enabled"})
+    return Storage("parts", "t", s3=s3)
 
 
 def monthly_part(path, **options) -> str:

@@ -5,24 +5,16 @@ from __future__ import annotations
 import boto3
 import pytest
 from item_prediction.aws import ledger
-from moto import mock_aws
+
+from tests.conftest import create_predictions_table
 
 NOW = 1_700_000_000
 
 
 @pytest.fixture
-def table(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        boto3.client("dynamodb", region_name="us-east-1").create_table(
-            TableName="t",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        )
-        yield boto3.resource("dynamodb", region_name="us-east-1").Table("t")
+def table(moto_aws):
+    create_predictions_table("t")  # the ledger's items live in the predictions table
+    return boto3.resource("dynamodb", region_name="us-east-1").Table("t")
 
 
 def _item(table, sk: str) -> dict | None:

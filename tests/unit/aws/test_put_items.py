@@ -14,19 +14,13 @@ from boto3.dynamodb.types import TypeSerializer
 from item_prediction.aws import storage
 from item_prediction.aws.storage import ItemsNotWritten, Storage, UnwritableValue
 from item_prediction.steps import predict
-from moto import mock_aws
 
 from tests.conftest import create_predictions_table
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
+def aws(moto_aws):
+    yield
 
 
 def former_put_items(table_name: str, items) -> int:

@@ -12,7 +12,6 @@ from item_prediction.aws.storage import Storage
 from item_prediction.domain import schema
 from item_prediction.ml import model
 from item_prediction.steps import predict
-from moto import mock_aws
 
 from ...conftest import create_predictions_table
 
@@ -33,15 +32,10 @@ def forecast(series: list[tuple[str, str]], days: int, *, quantiles: bool = True
 
 
 @pytest.fixture
-def table(monkeypatch):
+def table(moto_aws):
     """A Storage on a moto predictions table (keyed as template.yaml declares it)."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        create_predictions_table("predictions")
-        yield Storage("unused-bucket", "predictions")
+    create_predictions_table("predictions")
+    return Storage("unused-bucket", "predictions")
 
 
 SCALARS = {"pk", "sk", "item_id", "store_id", "dataset", "forecast_id", "model_version", "expires_at"}
