@@ -145,7 +145,8 @@ def _only(frame: pd.DataFrame | None, keys: list[tuple]) -> pd.DataFrame | None:
         return None
     wanted = set(keys)
     candidates = frame[frame[schema.ITEM].isin({key[0] for key in wanted})]  # a cheap pre-filter: a few series' rows
-    keep = [key in wanted for key in zip(candidates[schema.ITEM], candidates[schema.STORE], strict=True)]
+    ids = (candidates[column].to_numpy(dtype=object) for column in SERIES)  # plain objects: iterating a string array is slow
+    keep = [key in wanted for key in zip(*ids, strict=True)]
     return candidates[keep].reset_index(drop=True)  # in the frame's order, as an inner merge kept them
 
 
