@@ -147,7 +147,7 @@ def _only(frame: pd.DataFrame | None, keys: list[tuple]) -> pd.DataFrame | None:
     candidates = frame[frame[schema.ITEM].isin({key[0] for key in wanted})]  # a cheap pre-filter: a few series' rows
     ids = (candidates[column].to_numpy(dtype=object) for column in SERIES)  # plain objects: iterating a string array is slow
     keep = [key in wanted for key in zip(*ids, strict=True)]
-    return candidates[keep].reset_index(drop=True)  # in the frame's order, as an inner merge kept them
+    return candidates[pd.array(keep, dtype=bool)].reset_index(drop=True)  # in the frame's order, as an inner merge kept them
 
 
 def _tails(history: pd.DataFrame, frequency: str) -> pd.DataFrame:
