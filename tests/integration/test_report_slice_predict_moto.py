@@ -1,5 +1,5 @@
 """A predict-mode run's report slice on moto: the cheaper history read and report data (steps.report
-``_plain``, domain.report ``_only`` and totals on two columns) write the very slice document the
+``_dated``, domain.report ``_only`` and totals on two columns) write the very slice document the
 former code wrote, so the page is the same. The former code is kept here as the reference."""
 
 from __future__ import annotations

@@ -186,7 +186,8 @@ def _backtest_total(backtest: pd.DataFrame | None) -> pd.DataFrame | None:
 def report_data(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast: pd.DataFrame, frequency: str) -> dict:
     """What the page is drawn from, small whatever the number of series (see :func:`reduce_data`):
     the whole report of these series, or one shard's slice of a dataset's (:func:`merge_data`)."""
-    recent = _last_periods(history[[schema.DATE, schema.QUANTITY]], TOTAL_HISTORY_PERIODS.get(frequency, 60), frequency)
+    dated = history[[schema.DATE, schema.QUANTITY]]  # all the totals need: cutting the ids too would cost more
+    recent = _last_periods(dated, TOTAL_HISTORY_PERIODS.get(frequency, 60), frequency)
     totals = {
         "total_history": _total(recent, [schema.QUANTITY]),
         "total_backtest": _backtest_total(backtest),

@@ -86,10 +86,10 @@ def report_history(storage: Storage, settings: Settings, item: dict, frame: pd.D
     start = report.history_start(frame[schema.DATE].max(), manifest["frequency"]).strftime("%Y-%m-%d")
     dataset, count, shard = item["dataset"], item["shard_count"], item["shard"]
     rows, _ = shard_store.load_shard(storage, settings, dataset, count, shard, since=start, columns=HISTORY_COLUMNS)
-    return _plain(rows)
+    return _dated(rows)
 
 
-def _plain(rows: pd.DataFrame) -> pd.DataFrame:
+def _dated(rows: pd.DataFrame) -> pd.DataFrame:
     """Stored history rows with their ISO dates parsed by numpy into ``datetime64[us]``, as
     ``pd.to_datetime`` gives them, at less than half its cost (a date column has no other format)."""
     dates = rows[schema.DATE].to_numpy(dtype=object).astype("datetime64[D]").astype("datetime64[us]")
