@@ -1,6 +1,6 @@
 """A predict-mode run's report slice on moto: the cheaper history read and report data (steps.report
-``_dated``, domain.report ``_only`` and totals on two columns) write the very slice document the
-former code wrote, so the page is the same. The former code is kept here as the reference."""
+``_dated`` and ``_encode``, domain.report ``_only`` and totals on two columns) write the very slice
+document the former code wrote, so the page is the same. The former code is kept here as the reference."""
 
 from __future__ import annotations
 
@@ -49,6 +49,14 @@ def former_report_data(history, backtest, forecast, frequency: str) -> dict:
     return report.reduce_data(stats, history, backtest, forecast, totals, frequency)
 
 
+def former_encode(frame):
+    """The former ``_encode``: the whole frame to objects, NaN as None."""
+    if frame is None:
+        return None
+    out = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")) if "date" in frame else frame
+    return {"columns": list(out.columns), "rows": out.astype(object).where(out.notna(), None).to_numpy().tolist()}
+
+
 def uploads() -> list[pd.DataFrame]:
     """A long history (past the 400 days the page reaches), then a re-upload of its last 30 days with
     other quantities (it supersedes) plus a new week; one series starts late (the largest), one stops early."""
@@ -86,6 +94,7 @@ def test_a_predict_runs_slice_is_the_one_the_former_code_wrote(storage, monkeypa
     with monkeypatch.context() as former:
         former.setattr(report, "_only", former_only)
         former.setattr(report, "report_data", former_report_data)
+        former.setattr(reporting, "_encode", former_encode)
         reporting.write_slice(storage, "old.json", former_history(storage, frame, manifest), None, forecast, "D", {"shard": 0})
 
     new, old = storage.get_json("new.json"), storage.get_json("old.json")
