@@ -143,9 +143,11 @@ def _only(frame: pd.DataFrame | None, keys: list[tuple]) -> pd.DataFrame | None:
     """The rows of ``frame`` whose series is one of ``keys``; None for None."""
     if frame is None:
         return None
-    items = {key[0] for key in keys}  # a cheap pre-filter: the merge then joins a few series' rows, not all
-    candidates = frame[frame[schema.ITEM].isin(items)]
-    return candidates.merge(pd.DataFrame(keys, columns=SERIES, dtype="object"), on=SERIES)
+    wanted = set(keys)
+    candidates = frame[frame[schema.ITEM].isin({key[0] for key in wanted})]  # a cheap pre-filter: a few series' rows
+    ids = (candidates[column].to_numpy(dtype=object) for column in SERIES)  # plain objects: iterating a string array is slow
+    keep = [key in wanted for key in zip(*ids, strict=True)]
+    return candidates[pd.array(keep, dtype=bool)].reset_index(drop=True)  # in the frame's order, as an inner merge kept them
 
 
 def _tails(history: pd.DataFrame, frequency: str) -> pd.DataFrame:
@@ -184,7 +186,8 @@ def _backtest_total(backtest: pd.DataFrame | None) -> pd.DataFrame | None:
 def report_data(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast: pd.DataFrame, frequency: str) -> dict:
     """What the page is drawn from, small whatever the number of series (see :func:`reduce_data`):
     the whole report of these series, or one shard's slice of a dataset's (:func:`merge_data`)."""
-    recent = _last_periods(history, TOTAL_HISTORY_PERIODS.get(frequency, 60), frequency)
+    dated = history[[schema.DATE, schema.QUANTITY]]  # all the totals need: cutting the ids too would cost more
+    recent = _last_periods(dated, TOTAL_HISTORY_PERIODS.get(frequency, 60), frequency)
     totals = {
         "total_history": _total(recent, [schema.QUANTITY]),
         "total_backtest": _backtest_total(backtest),

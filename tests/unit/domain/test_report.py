@@ -187,3 +187,20 @@ def test_a_slice_without_backtest_drops_the_dataset_backtest_line_but_keeps_its_
     assert merged["total_backtest"] is None and set(merged["stats"]["item_id"]) == {"SKU-001", "SKU-002"}
     kinds = {row.get("k") for row in specs_of(Page(report.render_data(summary(), merged)))[0]["data"]["values"]}
     assert kinds == {"actual", "forecast"}, "the whole dataset's chart has no partial backtest line"
+
+
+def test_only_keeps_the_rows_of_exactly_those_series_in_the_frames_order():
+    """``_only`` (a membership test) keeps what the inner merge it replaced kept: the rows of the
+    keys, not the other stores of their items, in the frame's order, on a fresh index."""
+    history, _, _ = report_frames(items=3, stores=3)
+    shuffled = history.sample(frac=1, random_state=1)
+    keys = [("SKU-002", "S3"), ("SKU-001", "S1"), ("SKU-009", "S1")]
+    merged = shuffled[shuffled["item_id"].isin({"SKU-001", "SKU-002"})].merge(
+        pd.DataFrame(keys, columns=report.SERIES), on=report.SERIES
+    )
+    kept = report._only(shuffled, keys)
+    pd.testing.assert_frame_equal(kept, merged, check_dtype=False)
+    assert set(map(tuple, kept[report.SERIES].to_numpy())) == {("SKU-002", "S3"), ("SKU-001", "S1")}
+    assert report._only(None, keys) is None
+    none = report._only(shuffled, [])
+    assert none.empty and list(none.columns) == list(shuffled.columns), "no series: no rows, every column"
