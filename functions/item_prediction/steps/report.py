@@ -28,16 +28,61 @@ HISTORY_COLUMNS = (schema.ITEM, schema.STORE, schema.DATE, schema.QUANTITY)  # w
 
 
 def validation_totals(storage: Storage, settings: Settings, dataset: str) -> dict:
-    """Rows in, clean and quarantined (by reason) over the dataset's validation reports (its uploads)."""
-    keys = [key for key in storage.list_keys(f"{settings.reports_prefix}{dataset}/") if key.endswith(".validation.json")]
-    totals = {**dict.fromkeys(COUNTS, 0), "rules": {}, "files": min(len(keys), MAX_VALIDATION_REPORTS)}
-    for key in keys[:MAX_VALIDATION_REPORTS]:
-        document = storage.get_json(key)
+    """Rows in, clean and quarantined (by reason) over the dataset's validation reports (its uploads;
+    the first MAX_VALIDATION_REPORTS by key).
+
+    Each report's counts are kept in the dataset's ``_validation-counts.json`` beside the reports,
+    under the report's ETag: a run reads only the reports that are new or rewritten since the last
+    one (a weekly dataset gains one a week; reading them all made every run's cost grow with the
+    dataset's age), and a report deleted drops out with the listing. A cache that cannot be read is
+    rebuilt from the reports, so the totals are always those of the reports themselves.
+    """
+    prefix = f"{settings.reports_prefix}{dataset}/"
+    listed = [entry for entry in storage.list_objects(prefix) if entry["key"].endswith(".validation.json")]
+    cache_key = f"{prefix}{COUNTS_CACHE}"
+    cached = _read_counts(storage, cache_key)
+    counted = {}
+    for entry in listed[:MAX_VALIDATION_REPORTS]:
+        known = cached.get(entry["key"])
+        fresh = known is not None and known.get("etag") == entry.get("etag")
+        counted[entry["key"]] = known if fresh else {"etag": entry.get("etag"), **_counts(storage.get_json(entry["key"]))}
+    if counted != cached:
+        storage.put_json(cache_key, {"format": 1, "reports": counted})
+    totals = {**dict.fromkeys(COUNTS, 0), "rules": {}, "files": len(counted)}
+    for counts in counted.values():
         for count in COUNTS:
-            totals[count] += int(document.get(count) or 0)
-        for reason, rows in (document.get("rules") or {}).items():
-            totals["rules"][reason] = totals["rules"].get(reason, 0) + int(rows)
+            totals[count] += counts[count]
+        for reason, rows in counts["rules"].items():
+            totals["rules"][reason] = totals["rules"].get(reason, 0) + rows
     return totals
+
+
+COUNTS_CACHE = "_validation-counts.json"  # beside the reports; not a report (no .validation.json suffix)
+
+
+def _counts(document: dict) -> dict:
+    """What the totals take of one validation report."""
+    rules = {reason: int(rows) for reason, rows in (document.get("rules") or {}).items()}
+    return {**{count: int(document.get(count) or 0) for count in COUNTS}, "rules": rules}
+
+
+def _read_counts(storage: Storage, key: str) -> dict:
+    """The cached counts by report key; empty when there are none yet or they cannot be read."""
+    if not storage.exists(key):
+        return {}
+    try:
+        document = storage.get_json(key)
+    except ValueError:  # not JSON: rebuilt from the reports
+        return {}
+    reports = document.get("reports") if isinstance(document, dict) and document.get("format") == 1 else None
+    return {key: value for key, value in (reports or {}).items() if _well_formed(value)} if isinstance(reports, dict) else {}
+
+
+def _well_formed(entry) -> bool:
+    """A cached entry the totals can use as it is (anything else is read again from its report)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("rules"), dict):
+        return False
+    return all(isinstance(entry.get(count), int) for count in COUNTS)
 
 
 def report_key(settings: Settings, dataset: str, forecast_id: str) -> str:
