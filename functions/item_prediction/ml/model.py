@@ -91,13 +91,18 @@ class LevelScaled:
             return np.ones(len(X[self.feature_names_in_[0]]))
         return np.maximum(np.where(np.isnan(level), 1.0, level), LEVEL_FLOOR)
 
-    def _inputs(self, X: pd.DataFrame, level: np.ndarray) -> pd.DataFrame:
-        scaled = set(self.scaled)
-        columns = {
-            name: X[name].to_numpy(dtype="float64") / level if name in scaled else X[name] for name in self.feature_names_in_
-        }
-        # no copy (copy-on-write): only the scaled columns are new arrays; one frame built at once
-        return pd.DataFrame({**columns, "log_level": np.log(level)}, index=X.index, copy=False)
+    def _inputs(self, X, level: np.ndarray) -> pd.DataFrame:
+        """What the estimator learns from, fit and predict alike: the scaled features divided by
+        the level, the others as they are, then ``log_level``; one float64 block (scikit-learn
+        converts every column to float64 anyway; a block it reads without a copy). ``X``: a frame,
+        or {name: array} (the recursive forecast predicts a few hundred rows per step, where
+        building a frame of them cost as much as the trees)."""
+        names, scaled = [*self.feature_names_in_, "log_level"], set(self.scaled)
+        matrix = np.empty((len(level), len(names)))
+        for position, name in enumerate(names):
+            values = np.log(level) if name == "log_level" else np.asarray(X[name], dtype="float64")
+            matrix[:, position] = values / level if name in scaled else values
+        return pd.DataFrame(matrix, columns=names, index=getattr(X, "index", None), copy=False)
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> LevelScaled:
         level = self._level(X)
@@ -107,18 +112,9 @@ class LevelScaled:
         return self
 
     def predict(self, X) -> np.ndarray:
-        """Predicted quantities of the rows of ``X``: a frame, or {feature name: array} (no frame
-        to build: the recursive forecast predicts a few hundred rows per step, where pandas' own
-        overhead costs as much as the trees). The estimator gets one float64 block, built column by
-        column as :meth:`fit`'s inputs are (scaled, log level, binned), which it reads without a copy."""
+        """Predicted quantities of the rows of ``X`` (a frame, or {feature name: array})."""
         level = self._level(X)
-        names, scaled, bins = [*self.feature_names_in_, "log_level"], set(self.scaled), getattr(self, "bins_", {})
-        matrix = np.empty((len(level), len(names)))  # a bundle from before bins_: no bins
-        for position, name in enumerate(names):
-            values = np.log(level) if name == "log_level" else np.asarray(X[name], dtype="float64")
-            values = values / level if name in scaled else values
-            matrix[:, position] = _bin_numbers(values, bins[name]) if name in bins else values
-        inputs = pd.DataFrame(matrix, columns=names, copy=False)
+        inputs = to_bins(self._inputs(X, level), getattr(self, "bins_", {}))  # a bundle from before bins_: none
         return self.estimator.predict(inputs) * level
 
 
@@ -157,11 +153,11 @@ def to_bins(inputs: pd.DataFrame, bins: dict[str, np.ndarray]) -> pd.DataFrame:
     as scikit-learn maps them); missing values stay missing."""
     if not bins:
         return inputs
-    return inputs.assign(**{name: _bin_numbers(inputs[name].to_numpy(dtype="float64"), edges) for name, edges in bins.items()})
-
-
-def _bin_numbers(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(values), np.nan, np.searchsorted(edges, values, side="left"))
+    binned = {}
+    for name, edges in bins.items():
+        values = inputs[name].to_numpy(dtype="float64")
+        binned[name] = np.where(np.isnan(values), np.nan, np.searchsorted(edges, values, side="left"))
+    return inputs.assign(**binned)
 
 
 class InsufficientHistory(ValueError):
