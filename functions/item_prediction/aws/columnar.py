@@ -40,19 +40,12 @@ def _engine():
 def write_frame(frame: pd.DataFrame, handle, *, compression: str = COMPRESSION, dictionary: tuple[str, ...] = ()) -> None:
     """Write ``frame`` to an open binary file as one Parquet row group (``compression``: a
     fastparquet codec name; the benchmark compares others; ``dictionary``: text columns written
-    dictionary-encoded, see :func:`dictionary_encoded`)."""
+    dictionary-encoded, see :func:`dictionary_encoded`), as :class:`PartWriter` writes a part."""
     frame = frame.reset_index(drop=True)
-    if not dictionary:
-        _engine().write(handle, frame, compression=compression, write_index=False, open_with=_given(handle))
-        return
-    writer = _engine().writer
-    meta = writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype)  # the plain schema
+    meta = _metadata(frame)
     handle.write(MAGIC)
-    kept = [name for name in frame.columns if frame[name].dtype.kind in "iufM"]  # fastparquet's default statistics
-    group = writer.make_row_group(handle, dictionary_encoded(frame, dictionary), meta.schema, compression=compression, stats=kept)
-    meta.row_groups, meta.num_rows = [group] if group is not None else [], len(frame)
-    size = writer.write_thrift(handle, meta)
-    handle.write(struct.pack(b"<I", size) + MAGIC)
+    group = _row_group(handle, frame, meta, dictionary=dictionary, compression=compression)
+    _footer(handle, meta, [group] if group is not None else [], len(frame))
     handle.flush()
 
 
@@ -108,18 +101,14 @@ class PartWriter:
             raise ValueError(f"columns {list(frame.columns)} differ from the part's {self._columns}")
         if self._meta is not None and frame.empty:
             return
-        writer = _engine().writer
         frame = frame.reset_index(drop=True)
         with open(self.path, "ab" if self._meta is not None else "wb") as handle:
             if self._meta is None:
-                self._meta = writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype)
+                self._meta = _metadata(frame)
                 self._columns = list(frame.columns)
                 handle.write(MAGIC)
             if not frame.empty:
-                kept = [name for name in frame.columns if frame[name].dtype.kind in "iufM" or name in self.stats]
-                data = dictionary_encoded(frame, self.dictionary)
-                group = writer.make_row_group(handle, data, self._meta.schema, compression=COMPRESSION, stats=kept)
-                self._groups.append(group)
+                self._groups.append(_row_group(handle, frame, self._meta, stats=self.stats, dictionary=self.dictionary))
         self.rows += len(frame)
         self.row_groups += int(not frame.empty)
 
@@ -128,14 +117,32 @@ class PartWriter:
         if self._meta is None:
             raise ValueError("no frame appended: a part needs at least its schema")
         if not self.finished:
-            writer = _engine().writer
-            self._meta.row_groups = self._groups
-            self._meta.num_rows = self.rows
             with open(self.path, "ab") as handle:
-                size = writer.write_thrift(handle, self._meta)
-                handle.write(struct.pack(b"<I", size) + MAGIC)
+                _footer(handle, self._meta, self._groups, self.rows)
             self.finished = True
         return self.path
+
+
+def _metadata(frame: pd.DataFrame):
+    """The file's schema and pandas metadata, from a frame as it is (its text columns stay text;
+    an object column's type guessed from its values, as fastparquet's own ``write`` does; every
+    column may hold nulls, since a part's later chunks may have them where its first did not)."""
+    return _engine().writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype, object_encoding="infer")
+
+
+def _row_group(handle, frame: pd.DataFrame, meta, *, stats=(), dictionary=(), compression: str = COMPRESSION):
+    """Write one row group of ``frame`` at the handle's position; its metadata (None for no rows).
+    Statistics: numbers and dates (fastparquet's default) and the ``stats`` columns."""
+    kept = [name for name in frame.columns if frame[name].dtype.kind in "iufM" or name in stats]
+    data = dictionary_encoded(frame, tuple(dictionary))
+    return _engine().writer.make_row_group(handle, data, meta.schema, compression=compression, stats=kept)
+
+
+def _footer(handle, meta, groups: list, rows: int) -> None:
+    """Close a file with its row groups' metadata, the footer's length and the magic bytes."""
+    meta.row_groups, meta.num_rows = groups, rows
+    size = _engine().writer.write_thrift(handle, meta)
+    handle.write(struct.pack(b"<I", size) + MAGIC)
 
 
 def dictionary_encoded(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -157,31 +164,3 @@ def dictionary_encoded(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Data
         codes, values = pd.factorize(frame[name], sort=True)  # one hashing pass; missing values: -1
         encoded[name] = pd.Categorical.from_codes(codes, pd.Index(values, dtype=object))
     return frame.assign(**encoded) if encoded else frame
-
-
-def _given(handle):
-    """fastparquet opens paths itself; this hands it the file that is already open."""
-
-    def open_with(_path, _mode="wb"):
-        return _NoClose(handle)
-
-    return open_with
-
-
-class _NoClose:
-    """A view of a file that fastparquet may 'close' without closing it (the caller uploads it next)."""
-
-    def __init__(self, handle) -> None:
-        self._handle = handle
-
-    def __getattr__(self, name):
-        return getattr(self._handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._handle.flush()
-
-    def close(self) -> None:
-        self._handle.flush()

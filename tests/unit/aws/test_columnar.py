@@ -239,3 +239,14 @@ def test_a_frame_written_with_dictionary_pages_reads_back_as_written_plain(rows)
     encoded, plain = back[("item_id", "store_id")], back[()]
     assert encoded.dtypes.drop(TEXT).to_dict() == plain.dtypes.drop(TEXT).to_dict()
     same(encoded, frame)
+
+
+def test_an_object_column_of_text_with_missing_values_round_trips():
+    """The stored prior's price distributions: JSON text in an object column, missing for a series without prices."""
+    frame = pd.DataFrame({"prices": pd.Series(["[[1.5, 3]]", None, "[]"], dtype=object), "sum": [1.0, 2.0, 3.0]})
+    with tempfile.TemporaryFile() as handle:
+        columnar.write_frame(frame, handle)
+        handle.seek(0)
+        back = columnar.read_frame(handle)
+    assert back["prices"].astype(object).where(back["prices"].notna(), None).tolist() == ["[[1.5, 3]]", None, "[]"]
+    assert back["sum"].tolist() == [1.0, 2.0, 3.0]
