@@ -210,16 +210,17 @@ class Storage:
             ]
         return sorted(found, key=lambda entry: entry["key"])
 
-    def download(self, key: str, handle, *, version_id: str | None = None) -> None:
-        """Copy an object (exactly ``version_id`` when given) into an open binary file.
+    def download(self, key: str, handle, *, version_id: str | None = None) -> str | None:
+        """Copy an object (exactly ``version_id`` when given) into an open binary file; the version read.
 
         One GET streamed to the file, not boto3's transfer manager (``download_fileobj``): that one
         sends a HEAD first and starts a thread pool, 4-9 ms more per object against the emulator and a
         round trip more on S3, for ranged parallel GETs that objects of this pipeline's size
         (features, priors, parts of at most a few hundred MB) do not need."""
-        body, _, _ = self.open(ObjectRef(self.bucket, key, version_id))
+        body, version, _ = self.open(ObjectRef(self.bucket, key, version_id))
         shutil.copyfileobj(body, handle, 1 << 20)
         handle.seek(0)
+        return version
 
     def presigned_url(self, key: str, seconds: int) -> str:
         """A URL that GETs ``key`` for ``seconds`` without credentials (signed with the caller's, SigV4)."""
@@ -379,7 +380,7 @@ def _wire_number(value, name: str) -> str:
     """A number's text as DynamoDB takes it: floats as the Decimal of their shortest repr, at most
     38 significant digits (DYNAMODB_CONTEXT refuses more), finite."""
     try:
-        number = DYNAMODB_CONTEXT.create_decimal(Decimal(str(value)) if isinstance(value, float) else value)
+        number = DYNAMODB_CONTEXT.create_decimal(_decimal(value))
     except decimal.DecimalException:
         raise UnwritableValue(f"attribute {name!r} is {value}: more than DynamoDB's 38 significant digits") from None
     if not number.is_finite():

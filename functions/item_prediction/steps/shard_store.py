@@ -22,7 +22,6 @@ local file, the footer once at the end) and uploaded with ``Storage.put_part``.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ import pandas as pd
 from ..aws import columnar
 from ..aws.columnar import PartWriter
 from ..aws.settings import Settings
-from ..aws.storage import ObjectRef, Storage
+from ..aws.storage import Storage
 from ..domain import schema, shards
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the order of a part listed without a time (S3 always gives one)
@@ -43,7 +42,6 @@ MANIFEST_NAME = "_dataset.json"
 RUNS_PREFIX = "runs/"
 MAX_SHARDS_IN_OUTPUT = 1_000  # more entries go to runs/<ds>/uploads/<relative>.shards.json (payload limit 256 KB)
 INDEX_RESOLUTION = 1_024  # the index counts rows per shard of at least this many, so any re-split is estimated exactly
-TEXT_COLUMNS = (schema.ITEM, schema.STORE, schema.DATE)  # written dictionary-encoded (columnar.dictionary_encoded)
 ROW_GROUP_ROWS = 100_000  # a shard's buffered rows are written as one row group once they reach this
 BUFFER_ROWS = 500_000  # all shards' buffered rows together: past it every buffer is written (bounds memory)
 DTYPES = {  # schema.CANONICAL_COLUMNS, in that order, as parts store them
@@ -54,6 +52,7 @@ DTYPES = {  # schema.CANONICAL_COLUMNS, in that order, as parts store them
     schema.PRICE: "float64",
     schema.PROMOTION: "int8",
 }
+TEXT_COLUMNS = tuple(name for name, dtype in DTYPES.items() if dtype == "str")  # written dictionary-encoded
 
 
 @dataclass(frozen=True)
@@ -172,14 +171,12 @@ def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str 
     """(rows of shard ``(count, shard)`` in ``part``, on/after ``since`` (a series of ``cuts``:
     on/after its cut), of ``columns``; the version read), or None when the part went since it was
     listed (a re-upload or a retraction)."""
-    try:
-        body, version, _ = storage.open(ObjectRef(storage.bucket, part.key))
-    except storage.s3.exceptions.NoSuchKey:
-        return None
     frames = []
     with tempfile.TemporaryFile() as handle:
-        shutil.copyfileobj(body, handle, 1 << 20)
-        handle.seek(0)
+        try:
+            version = storage.download(part.key, handle)
+        except storage.s3.exceptions.NoSuchKey:
+            return None
         for group in columnar.iter_row_groups(handle, columns=list(columns), at_least=_earliest(since, cuts)):
             if since or cuts is not None:  # ISO text compares as dates do
                 group = group[group[schema.DATE].to_numpy(dtype=object) >= first_days(group, since, cuts)]
