@@ -18,11 +18,6 @@ from item_prediction.steps import predict
 from tests.conftest import create_predictions_table
 
 
-@pytest.fixture
-def aws(moto_aws):
-    yield
-
-
 def former_put_items(table_name: str, items) -> int:
     """The code put_items replaced, kept here as the reference of what lands."""
     count = 0
@@ -77,7 +72,7 @@ def test_a_value_goes_out_as_the_resource_serializer_made_it(value):
     assert storage._wire(value, "a") == TypeSerializer().serialize(storage._decimal(value))
 
 
-def test_every_item_lands_as_the_former_batch_writer_wrote_it_with_the_same_count(aws):
+def test_every_item_lands_as_the_former_batch_writer_wrote_it_with_the_same_count(moto_aws):
     mixed = [
         {"pk": f"P{i}", "sk": "SHARD#1", "shard": i, "ratio": i / 7, "range": ["2024-03-01", "2024-03-14"], "note": None}
         for i in range(30)
@@ -95,7 +90,7 @@ def test_every_item_lands_as_the_former_batch_writer_wrote_it_with_the_same_coun
     assert next(item for item in landed if item["pk"] == "P0") == {**mixed[-1], "values": [Decimal("0.1"), 2, Decimal("3.50")]}
 
 
-def test_of_items_sharing_a_key_the_last_is_written_and_no_request_holds_a_key_twice(aws):
+def test_of_items_sharing_a_key_the_last_is_written_and_no_request_holds_a_key_twice(moto_aws):
     create_predictions_table("t")
     client = RecordingClient(boto3.client("dynamodb"))
     items = [{"pk": f"P{i % 40}", "sk": "S", "version": i} for i in range(100)]  # 40 keys, each 2-3 times
@@ -108,7 +103,7 @@ def test_of_items_sharing_a_key_the_last_is_written_and_no_request_holds_a_key_t
     assert sum(map(len, client.requests)) == 40
 
 
-def test_a_rerun_overwrites_and_never_duplicates(aws):
+def test_a_rerun_overwrites_and_never_duplicates(moto_aws):
     create_predictions_table("t")
     table = Storage("unused", "t")
     table.put_items(series_items(60))
@@ -118,14 +113,14 @@ def test_a_rerun_overwrites_and_never_duplicates(aws):
     assert len(landed) == 60 and {item["model_version"] for item in landed} == {"v2"}
 
 
-def test_batches_go_out_concurrently_at_most_writers_at_a_time(aws):
+def test_batches_go_out_concurrently_at_most_writers_at_a_time(moto_aws):
     create_predictions_table("t")
     client = RecordingClient(boto3.client("dynamodb"), meet=True)
     assert Storage("unused", "t", dynamodb_client=client).put_items(series_items(10 * storage.BATCH_ITEMS)) == 250
     assert 2 <= client.most_in_flight <= storage.WRITERS and len(scan("t")) == 250
 
 
-def test_unprocessed_items_are_sent_again_after_a_growing_wait_until_written(aws, monkeypatch):
+def test_unprocessed_items_are_sent_again_after_a_growing_wait_until_written(moto_aws, monkeypatch):
     create_predictions_table("t")
     waits = record_sleeps(monkeypatch)
     client = RecordingClient(boto3.client("dynamodb"), unprocessed=[10, 4, 1])  # left over by the first 3 calls
@@ -135,7 +130,7 @@ def test_unprocessed_items_are_sent_again_after_a_growing_wait_until_written(aws
     assert [(item["pk"], item["sk"]) for item in scan("t")] == sorted((item["pk"], item["sk"]) for item in series_items(20))
 
 
-def test_items_still_unprocessed_after_the_attempts_are_one_clear_error(aws, monkeypatch):
+def test_items_still_unprocessed_after_the_attempts_are_one_clear_error(moto_aws, monkeypatch):
     create_predictions_table("t")
     waits = record_sleeps(monkeypatch)
     client = RecordingClient(boto3.client("dynamodb"), unprocessed=[3] * 100)
@@ -158,7 +153,7 @@ def test_items_still_unprocessed_after_the_attempts_are_one_clear_error(aws, mon
     ],
     ids=["dict", "set", "nan", "inf-in-list", "41-digits"],
 )
-def test_a_value_it_does_not_write_is_refused_in_one_line_before_any_write(aws, value, reason):
+def test_a_value_it_does_not_write_is_refused_in_one_line_before_any_write(moto_aws, value, reason):
     create_predictions_table("t")
     items = [*series_items(30), {"pk": "P", "sk": "S", "bad": value}]
     with pytest.raises(UnwritableValue) as refused:
@@ -166,7 +161,7 @@ def test_a_value_it_does_not_write_is_refused_in_one_line_before_any_write(aws, 
     assert str(refused.value) == reason and scan("t") == []
 
 
-def test_no_items_make_no_request(aws):
+def test_no_items_make_no_request(moto_aws):
     client = RecordingClient(None)
     assert Storage("unused", "t", dynamodb_client=client).put_items([]) == 0 and client.requests == []
 
