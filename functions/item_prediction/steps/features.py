@@ -40,8 +40,10 @@ def prior_key(settings: Settings, item: dict, data_end: str) -> str:
 def read_prior(storage: Storage, settings: Settings, item: dict) -> pd.DataFrame | None:
     """The stored prior of the shard's model (``item["data_end"]``), or None when there is none
     (a model trained before priors were stored: the shard then reads its whole history once)."""
-    key = prior_key(settings, item, item["data_end"])
-    return storage.read_parquet(key) if storage.exists(key) else None
+    try:  # one GET, no HEAD first: a missing prior is the rare case
+        return storage.read_parquet(prior_key(settings, item, item["data_end"]))
+    except storage.s3.exceptions.NoSuchKey:
+        return None
 
 
 def _load_for(

@@ -149,10 +149,11 @@ def trained_or_latest(
     return bundle, model_key, None
 
 
-def load_shard_features(storage: Storage, manifest_key: str) -> tuple[pd.DataFrame, dict]:
-    """A shard's feature set (Parquet, exactly the version its FeatureEngineering wrote) and manifest."""
+def load_shard_features(storage: Storage, manifest_key: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """A shard's feature set (Parquet, exactly the version its FeatureEngineering wrote; ``columns``
+    of it, else all) and manifest."""
     manifest = storage.get_json(manifest_key)
-    frame = storage.read_parquet(manifest["features_key"], version_id=manifest.get("features_version"))
+    frame = storage.read_parquet(manifest["features_key"], version_id=manifest.get("features_version"), columns=columns)
     frame[schema.DATE] = pd.to_datetime(frame[schema.DATE])
     return frame, manifest
 
@@ -177,8 +178,11 @@ def run_shard(
     """
     timer = timer or StepTimer()
     dataset, shard, run_id, horizon = item["dataset"], item["shard"], item["run_id"], item["horizon"]
+    # Forecasting alone reads the grid's base columns (``model.recursive_forecast`` computes the
+    # features it needs): a predict run skips reading the others.
+    columns = None if item["mode"] == "train_and_predict" else features.BASE_COLUMNS
     with timer("read_features"):
-        frame, manifest = load_shard_features(storage, item["manifest_key"])
+        frame, manifest = load_shard_features(storage, item["manifest_key"], columns)
     prefix = f"{settings.models_prefix}{dataset}/shard={shard:05d}/"
     extra = {
         "shard": shard,
