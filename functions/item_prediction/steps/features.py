@@ -55,7 +55,8 @@ def _load_for(
     (the window: ``window_start`` of the model's data end, earlier for a series that ended
     sooner, so every series the full history has is forecast; a series new since the model, from
     the window's start), switching to training when the new data runs past the model's by more
-    than the horizon. Without a stored prior, predicting reads the whole history.
+    than the horizon. Without a stored prior, predicting reads the whole history. Parts whose rows
+    all end before the window (``item["part_ends"]``, from the Plan) are not read.
     """
     dataset, count, shard = item["dataset"], item["shard_count"], item["shard"]
     decided = {"mode": item["mode"], "reason": item.get("reason"), "since": None}
@@ -67,7 +68,9 @@ def _load_for(
             decided["since"] = window_start(item["data_end"], item["frequency"])
             cuts = prior.set_index([schema.ITEM, schema.STORE])["cut"].dt.strftime("%Y-%m-%d")
     with timer("read_validated"):
-        clean, inputs = shard_store.load_shard(storage, settings, dataset, count, shard, since=decided["since"], cuts=cuts)
+        clean, inputs = shard_store.load_shard(
+            storage, settings, dataset, count, shard, since=decided["since"], cuts=cuts, ends=item.get("part_ends")
+        )
     if (
         item["mode"] == "predict"
         and item.get("data_end")

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from ..aws import table_keys
 from ..aws.settings import Settings
 from ..aws.storage import Storage
-from ..domain import schema, validation
+from ..domain import schema, shards, validation
 from . import shard_store
 from .envelope import NothingToDo
 
@@ -67,12 +67,14 @@ def new_run_id(owner: str, now: datetime) -> str:
 
 
 def listed_parts(storage: Storage, settings: Settings, dataset: str) -> list[dict]:
-    """The dataset's parts from one listing: ``key``, ``etag``, ``count`` and ``shard`` (the part's n and s)."""
+    """The dataset's parts from one listing: ``key``, ``etag``, ``source`` (the upload's key below
+    ``raw/<dataset>/``), ``count`` and ``shard`` (the part's n and s)."""
     parts = []
     for entry in storage.list_objects(shard_store.dataset_prefix(settings, dataset)):
         parsed = shard_store.parse_part_key(settings, dataset, entry["key"])
         if parsed:
-            parts.append({"key": entry["key"], "etag": entry.get("etag"), "count": parsed[1], "shard": parsed[2]})
+            source, count, shard = parsed
+            parts.append({"key": entry["key"], "etag": entry.get("etag"), "source": source, "count": count, "shard": shard})
     return parts
 
 
@@ -162,7 +164,8 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
     parts = listed_parts(storage, settings, dataset)
     if not parts:
         raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
-    count, rows = shard_count(manifest, parts, lambda n: shard_store.dataset_shard_rows(storage, settings, dataset, n))
+    indexes = shard_store.upload_indexes(storage, settings, dataset)
+    count, rows = shard_count(manifest, parts, lambda n: shard_store.shard_rows(list(indexes.values()), n))
     current = signatures(parts, count)
     requested = event.get("mode") == RETRAIN
     everything = requested or not manifest or manifest.get("shard_count") != count
@@ -183,6 +186,8 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
         item.update(mode=mode, reason=reason, horizon=horizon, frequency=frequency, known_in_advance=known, lease_owner=owner)
         if mode == PREDICT:
             item["data_end"] = latest.get("data_end")
+            mine = [part for part in parts if shards.reads_part(shard, count, part["shard"], part["count"])]
+            item["part_ends"] = shard_store.part_ends(mine, indexes)  # its window skips parts ending before it
         items.append(item)
     prefix = run_prefix(dataset, run_id)
     previous = storage.get_item(table_keys.current_key(dataset)) or {}

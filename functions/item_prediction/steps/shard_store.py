@@ -65,6 +65,7 @@ class Part:
     part_shard: int
     size: int = 0
     last_modified: datetime | None = None
+    etag: str | None = None
 
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -118,7 +119,9 @@ def list_parts(storage: Storage, settings: Settings, dataset: str) -> list[Part]
         parsed = parse_part_key(settings, dataset, entry["key"])
         if parsed:
             relative, count, shard = parsed
-            parts.append(Part(entry["key"], relative, count, shard, entry.get("size", 0), entry.get("last_modified")))
+            parts.append(
+                Part(entry["key"], relative, count, shard, entry.get("size", 0), entry.get("last_modified"), entry.get("etag"))
+            )
     return parts
 
 
@@ -187,6 +190,27 @@ def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str 
     return frames, version
 
 
+def skippable(part: Part, ends: dict | None, earliest: tuple[str, str] | None) -> bool:
+    """Whether ``part`` can go unread: ``ends`` (the Plan's :func:`part_ends`) records the last date
+    of the rows of exactly this content of it (the same ETag as listed now) and that date is
+    before ``earliest`` (:func:`_earliest`), the first day read. A weekly dataset gains a part per
+    shard a week: without this a window of a few weeks downloaded every one of them."""
+    known = (ends or {}).get(part.key)
+    return bool(earliest and known and part.etag and known[0] == part.etag and known[1] < earliest[1])
+
+
+def part_ends(parts: list[dict], indexes: dict[str, dict]) -> dict[str, list[str]]:
+    """``{part key: [etag, last date]}`` for the listed ``parts`` (``key``, ``etag``, ``source``)
+    whose upload index records their ETag (the index describes that content) and its rows' dates."""
+    ends = {}
+    for part in parts:
+        index = indexes.get(part["source"]) or {}
+        written, dates = index.get("parts") or {}, index.get("date_range")
+        if dates and part.get("etag") and written.get(part["key"]) == part["etag"]:
+            ends[part["key"]] = [part["etag"], dates[1]]
+    return ends
+
+
 def _superseding(frames: list[list[pd.DataFrame]]) -> pd.DataFrame:
     """The parts' rows (oldest part first) with the supersede rule applied: a later part's row wins
     over an earlier one for the same series and date. Parts whose dates do not overlap cannot
@@ -210,6 +234,7 @@ def load_shard(
     cuts: pd.Series | None = None,
     parts: list[Part] | None = None,
     columns: tuple[str, ...] = tuple(DTYPES),
+    ends: dict | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Every validated row of shard ``shard`` of ``count`` and the ``{key, version_id}`` of each part read.
 
@@ -219,15 +244,16 @@ def load_shard(
     The supersede rule applies: the later part (LastModified, then key) wins.
     ``parts`` is the dataset's listing when the caller has it (one listing for many shards).
     ``count=1, shard=0`` reads the whole dataset. ``columns``: the canonical columns to return
-    (the row key's among them: the supersede rule needs it).
+    (the row key's among them: the supersede rule needs it). ``ends`` (:func:`part_ends`): parts
+    whose rows all end before the first day read are not downloaded (:func:`skippable`).
     """
     shards.check_count(count)
     if not set(schema.ROW_KEY) <= set(columns):
         raise ValueError(f"load_shard needs the row key {schema.ROW_KEY} among the columns, got {columns}")
     listed = list_parts(storage, settings, dataset) if parts is None else parts
     ordered = sorted(parts_for_shard(listed, count, shard), key=lambda part: (part.last_modified or EPOCH, part.key))
-    frames, inputs = [], []
-    for part in ordered:
+    frames, inputs, earliest = [], [], _earliest(since, cuts)
+    for part in (part for part in ordered if not skippable(part, ends, earliest)):
         read = _read_part(storage, part, count, shard, since, cuts, columns)
         if read is not None:
             frames += [read[0]] if read[0] else []
@@ -259,15 +285,30 @@ def shard_rows(indexes: list[dict], count: int) -> dict[int, int]:
     return {shard: int(round(rows)) for shard, rows in enumerate(totals) if rows > 0}
 
 
+def upload_indexes(storage: Storage, settings: Settings, dataset: str) -> dict[str, dict]:
+    """Every upload's index, by the upload's key below ``raw/<dataset>/`` (one read each)."""
+    prefix = f"{dataset_prefix(settings, dataset)}{INDEX_FOLDER}/"
+    keys = [key for key in storage.list_keys(prefix) if key.endswith(".json")]
+    return {key.removeprefix(prefix).removesuffix(".json"): storage.get_json(key) for key in keys}
+
+
 def dataset_shard_rows(storage: Storage, settings: Settings, dataset: str, count: int) -> dict[int, int]:
     """Rows per shard of ``count`` over every upload of the dataset (:func:`shard_rows`: an upper
     bound where rows supersede one another)."""
-    prefix = f"{dataset_prefix(settings, dataset)}{INDEX_FOLDER}/"
-    return shard_rows([storage.get_json(key) for key in storage.list_keys(prefix) if key.endswith(".json")], count)
+    return shard_rows(list(upload_indexes(storage, settings, dataset).values()), count)
 
 
-def upload_index(source_key: str, count: int, resolution: int, resolution_rows: np.ndarray) -> dict:
-    """The index of one upload: its part count, rows per part and rows per shard of ``resolution``."""
+def upload_index(
+    source_key: str,
+    count: int,
+    resolution: int,
+    resolution_rows: np.ndarray,
+    date_range: tuple[str, str] | None = None,
+    parts: dict[str, str] | None = None,
+) -> dict:
+    """The index of one upload: its part count, rows per part, rows per shard of ``resolution``,
+    the first and last date of its rows and ``{part key: ETag}`` of the parts written (what lets a
+    reader skip parts that end before its window, :func:`part_ends`)."""
     coarse = resolution_rows.reshape(-1, count).sum(axis=0)
     return {
         "source_key": source_key,
@@ -275,6 +316,8 @@ def upload_index(source_key: str, count: int, resolution: int, resolution_rows: 
         "rows": {str(shard): int(rows) for shard, rows in enumerate(coarse) if rows},
         "resolution": resolution,
         "resolution_rows": {str(shard): int(rows) for shard, rows in enumerate(resolution_rows) if rows},
+        "date_range": list(date_range) if date_range else None,
+        "parts": dict(parts or {}),
     }
 
 
@@ -366,9 +409,13 @@ class ShardSink:
 
 
 # -- storing an upload's parts ---------------------------------------------------------------------
-def remove_parts(storage: Storage, settings: Settings, dataset: str, relative: str, *, keep=frozenset()) -> list[Part]:
-    """Delete the upload's parts not in ``keep`` (a re-upload's rows never linger); the parts removed."""
-    stale = [part for part in source_parts(list_parts(storage, settings, dataset), relative) if part.key not in keep]
+def remove_parts(
+    storage: Storage, settings: Settings, dataset: str, relative: str, *, keep=frozenset(), listed: list[Part] | None = None
+) -> list[Part]:
+    """Delete the upload's parts not in ``keep`` (a re-upload's rows never linger); the parts removed.
+    ``listed``: the upload's parts as just listed (else listed here)."""
+    listed = source_parts(list_parts(storage, settings, dataset), relative) if listed is None else listed
+    stale = [part for part in listed if part.key not in keep]
     for part in stale:
         storage.delete(part.key)
     return stale
@@ -382,9 +429,18 @@ def drop_source(storage: Storage, settings: Settings, dataset: str, relative: st
     return removed
 
 
-def store_parts(storage: Storage, settings: Settings, dataset: str, source_key: str, relative: str, sink: ShardSink) -> dict:
+def store_parts(
+    storage: Storage,
+    settings: Settings,
+    dataset: str,
+    source_key: str,
+    relative: str,
+    sink: ShardSink,
+    date_range: list[str] | None = None,
+) -> dict:
     """Upload the sink's parts under ``N = max(sink.count, shard_count_for(rows))``, delete the
-    upload's older parts elsewhere, then write its index. Returns ``shard_count``,
+    upload's older parts elsewhere, then write its index (with ``date_range``, the first and last
+    date of the sink's rows, and the parts' ETags). Returns ``shard_count``,
     ``shards_written`` (``{shard_count, shard, rows}`` per part) and ``shards_removed``
     (``{shard_count, shard}`` of each older part deleted)."""
     count = max(sink.count, shards.shard_count_for(sink.rows))
@@ -395,10 +451,11 @@ def store_parts(storage: Storage, settings: Settings, dataset: str, source_key: 
         os.remove(writer.path)
         keys.add(key)
         written.append({"shard_count": count, "shard": shard, "rows": writer.rows})
-    removed = remove_parts(storage, settings, dataset, relative, keep=keys)
-    storage.put_json(
-        index_key(settings, dataset, relative), upload_index(source_key, count, sink.resolution, sink.resolution_rows)
-    )
+    listed = source_parts(list_parts(storage, settings, dataset), relative)  # after the writes: their ETags
+    removed = remove_parts(storage, settings, dataset, relative, keep=keys, listed=listed)
+    etags = {part.key: part.etag for part in listed if part.key in keys}
+    index = upload_index(source_key, count, sink.resolution, sink.resolution_rows, date_range, etags)
+    storage.put_json(index_key(settings, dataset, relative), index)
     return {"shard_count": count, "shards_written": written, "shards_removed": removed_shards(removed)}
 
 

@@ -175,13 +175,16 @@ def write_quarantine(storage: Storage, key: str, writer: CsvGzipWriter, *, refus
             storage.delete(key)
 
 
-def write_clean(storage: Storage, settings: Settings, dataset: str, ref: ObjectRef, sink, *, refused: bool) -> dict:
-    """Store the clean rows as shard parts (:func:`shard_store.store_parts`); without clean rows, or
+def write_clean(
+    storage: Storage, settings: Settings, dataset: str, ref: ObjectRef, sink, *, refused: bool, date_range: list | None = None
+) -> dict:
+    """Store the clean rows as shard parts (:func:`shard_store.store_parts`; ``date_range``: the
+    first and last date of the clean rows, the report's, for the upload's index); without clean rows, or
     for a refused file, remove the upload's parts of an earlier version. Returns ``shard_count``,
     ``shards_written`` and ``shards_removed``."""
     relative = output_keys(settings, dataset, ref.key)["relative"]
     if sink.rows and not refused:
-        return shard_store.store_parts(storage, settings, dataset, ref.key, relative, sink)
+        return shard_store.store_parts(storage, settings, dataset, ref.key, relative, sink, date_range)
     removed = shard_store.drop_source(storage, settings, dataset, relative)
     return {"shard_count": sink.count, "shards_written": [], "shards_removed": shard_store.removed_shards(removed)}
 
@@ -246,7 +249,7 @@ def validate_object(
             report = _run_validation(storage, settings, ref, mapping_key, (clean, quarantined), today)
         refused = report["file_reason"] in validation.REFUSED
         with timer("write_outputs"):
-            lists = write_clean(storage, settings, dataset, ref, clean, refused=refused)
+            lists = write_clean(storage, settings, dataset, ref, clean, refused=refused, date_range=report["date_range"])
             write_quarantine(storage, keys["quarantine_key"], quarantined, refused=refused)
             storage.put_json(keys["report_key"], report)
     result = {
