@@ -11,12 +11,17 @@ import pytest
 from item_prediction.aws.settings import Settings
 from item_prediction.aws.storage import ObjectRef, Storage
 from item_prediction.domain import schema, shards
-from item_prediction.steps import shard_store
+from item_prediction.steps import shard_store, upload_catalog
 from item_prediction.steps import validate as validate_step
 
 from .conftest import BUCKET, TABLE, part_keys
 
 SETTINGS = Settings(BUCKET, TABLE)
+
+
+def dataset_shard_rows(storage, count: int) -> dict[int, int]:
+    """Rows per shard of ``count`` as the Plan counts them: from the upload catalog of the indexes."""
+    return upload_catalog.shard_rows(upload_catalog.upload_catalog(storage, SETTINGS, "sales"), count)
 
 
 @pytest.fixture
@@ -64,9 +69,7 @@ def test_validation_writes_one_part_per_shard_under_the_dataset_count(storage):
         assert (shards.shard_of(rows[schema.ITEM], rows[schema.STORE], 4) == entry["shard"]).all()
     index = storage.get_json("validated/sales/_parts/2024/jan.csv.json")
     assert index["shard_count"] == 4 and index["rows"] == {str(e["shard"]): e["rows"] for e in result["shards_written"]}
-    assert shard_store.dataset_shard_rows(storage, SETTINGS, "sales", 4) == {
-        e["shard"]: e["rows"] for e in result["shards_written"]
-    }
+    assert dataset_shard_rows(storage, 4) == {e["shard"]: e["rows"] for e in result["shards_written"]}
 
 
 def test_an_upload_bigger_than_the_dataset_count_is_split_once_at_the_end(storage, monkeypatch):
@@ -75,7 +78,7 @@ def test_an_upload_bigger_than_the_dataset_count_is_split_once_at_the_end(storag
     assert result["shard_count"] == 8 and {entry["shard_count"] for entry in result["shards_written"]} == {8}
     assert all(key.startswith("validated/sales/n=8/") for key in part_keys(storage.s3))
     assert len(all_rows(storage, 8)) == 600
-    assert sorted(shard_store.dataset_shard_rows(storage, SETTINGS, "sales", 8).items()) == sorted(
+    assert sorted(dataset_shard_rows(storage, 8).items()) == sorted(
         (entry["shard"], entry["rows"]) for entry in result["shards_written"]
     )
 
@@ -114,7 +117,7 @@ def test_a_retraction_removes_every_part_and_the_index(storage):
         {"shard_count": e["shard_count"], "shard": e["shard"]} for e in written["shards_written"]
     ]
     assert part_keys(storage.s3) == [] and not storage.exists("validated/sales/_parts/a.csv.json")
-    assert shard_store.dataset_shard_rows(storage, SETTINGS, "sales", 2) == {}
+    assert dataset_shard_rows(storage, 2) == {}
 
 
 def test_shards_read_coarser_and_finer_parts_exactly_once(storage):

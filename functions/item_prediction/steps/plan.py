@@ -29,7 +29,7 @@ from ..aws import table_keys
 from ..aws.settings import Settings
 from ..aws.storage import Storage
 from ..domain import schema, shards, validation
-from . import shard_store
+from . import shard_store, upload_catalog
 from .envelope import NothingToDo
 
 MAX_HORIZON = 366  # as ml.model.MAX_HORIZON
@@ -164,8 +164,8 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
     parts = listed_parts(storage, settings, dataset)
     if not parts:
         raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
-    indexes = shard_store.upload_indexes(storage, settings, dataset)
-    count, rows = shard_count(manifest, parts, lambda n: shard_store.shard_rows(list(indexes.values()), n))
+    uploads = upload_catalog.upload_catalog(storage, settings, dataset)
+    count, rows = shard_count(manifest, parts, lambda n: upload_catalog.shard_rows(uploads, n))
     current = signatures(parts, count)
     requested = event.get("mode") == RETRAIN
     everything = requested or not manifest or manifest.get("shard_count") != count
@@ -187,7 +187,7 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
         if mode == PREDICT:
             item["data_end"] = latest.get("data_end")
             mine = [part for part in parts if shards.reads_part(shard, count, part["shard"], part["count"])]
-            item["part_ends"] = shard_store.part_ends(mine, indexes)  # its window skips parts ending before it
+            item["part_ends"] = shard_store.part_ends(mine, uploads["indexes"])  # its window skips parts ending before it
         items.append(item)
     prefix = run_prefix(dataset, run_id)
     previous = storage.get_item(table_keys.current_key(dataset)) or {}

@@ -201,7 +201,8 @@ def skippable(part: Part, ends: dict | None, earliest: tuple[str, str] | None) -
 
 def part_ends(parts: list[dict], indexes: dict[str, dict]) -> dict[str, list[str]]:
     """``{part key: [etag, last date]}`` for the listed ``parts`` (``key``, ``etag``, ``source``)
-    whose upload index records their ETag (the index describes that content) and its rows' dates."""
+    whose upload index (``indexes``: by upload, with ``date_range`` and ``parts``, as the upload
+    catalog keeps them) records their ETag (the index describes that content) and its rows' dates."""
     ends = {}
     for part in parts:
         index = indexes.get(part["source"]) or {}
@@ -283,19 +284,6 @@ def shard_rows(indexes: list[dict], count: int) -> dict[int, int]:
         else:
             totals += np.tile(fine, count // resolution) / (count // resolution)
     return {shard: int(round(rows)) for shard, rows in enumerate(totals) if rows > 0}
-
-
-def upload_indexes(storage: Storage, settings: Settings, dataset: str) -> dict[str, dict]:
-    """Every upload's index, by the upload's key below ``raw/<dataset>/`` (one read each)."""
-    prefix = f"{dataset_prefix(settings, dataset)}{INDEX_FOLDER}/"
-    keys = [key for key in storage.list_keys(prefix) if key.endswith(".json")]
-    return {key.removeprefix(prefix).removesuffix(".json"): storage.get_json(key) for key in keys}
-
-
-def dataset_shard_rows(storage: Storage, settings: Settings, dataset: str, count: int) -> dict[int, int]:
-    """Rows per shard of ``count`` over every upload of the dataset (:func:`shard_rows`: an upper
-    bound where rows supersede one another)."""
-    return shard_rows(list(upload_indexes(storage, settings, dataset).values()), count)
 
 
 def upload_index(
