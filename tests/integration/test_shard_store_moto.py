@@ -179,3 +179,21 @@ def test_a_part_gone_since_the_listing_is_left_out(storage):
     assert [entry["key"] for entry in inputs] == ["validated/sales/n=1/shard=00000/b.csv.parquet"]
     assert set(rows[schema.ITEM]) == {"B0", "B1"}
     assert listed[0].last_modified > datetime.now(UTC) - timedelta(hours=1)
+
+
+def test_a_shard_lists_by_folder_exactly_the_parts_the_whole_listing_gives_it(storage):
+    """Parts under counts 1, 2 and 8 (an upload under a finer count than the shard's too) and the
+    dataset's other files: each shard of 1, 2, 4, 8 and 16 lists exactly its parts, by folder."""
+    upload(storage, "raw/sales/one.csv", csv(items=12, prefix="A"))  # n=1
+    set_shard_count(storage, 2)
+    upload(storage, "raw/sales/two.csv", csv(items=12, prefix="B"))  # n=2
+    set_shard_count(storage, 8)
+    upload(storage, "raw/sales/eight.csv", csv(items=12, prefix="C"))  # n=8
+    whole = shard_store.list_parts(storage, SETTINGS, "sales")
+    assert {part.part_count for part in whole} == {1, 2, 8}
+    for count in (1, 2, 4, 8, 16):
+        for shard in range(count):
+            listed = shard_store.list_shard_parts(storage, SETTINGS, "sales", count, shard)
+            assert listed == sorted(shard_store.parts_for_shard(whole, count, shard), key=lambda part: part.key), (count, shard)
+            if count >= 8:
+                assert all(part.part_count <= 8 and part.part_shard == shard % part.part_count for part in listed)

@@ -210,6 +210,13 @@ class Storage:
             ]
         return sorted(found, key=lambda entry: entry["key"])
 
+    def list_folders(self, prefix: str) -> list[str]:
+        """The "folders" right below ``prefix`` (common prefixes up to the next ``/``), by name."""
+        found = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+            found += [entry["Prefix"] for entry in page.get("CommonPrefixes", [])]
+        return sorted(found)
+
     def download(self, key: str, handle, *, version_id: str | None = None) -> str | None:
         """Copy an object (exactly ``version_id`` when given) into an open binary file; the version read.
 

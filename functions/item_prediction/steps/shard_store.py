@@ -112,10 +112,10 @@ def parse_part_key(settings: Settings, dataset: str, key: str) -> tuple[str, int
 
 
 # -- listing ------------------------------------------------------------------------------------
-def list_parts(storage: Storage, settings: Settings, dataset: str) -> list[Part]:
-    """Every part of the dataset (one listing), by key."""
+def list_parts(storage: Storage, settings: Settings, dataset: str, prefix: str = "") -> list[Part]:
+    """Every part of the dataset (one listing; of ``prefix`` below the dataset's folder), by key."""
     parts = []
-    for entry in storage.list_objects(dataset_prefix(settings, dataset)):
+    for entry in storage.list_objects(dataset_prefix(settings, dataset) + prefix):
         parsed = parse_part_key(settings, dataset, entry["key"])
         if parsed:
             relative, count, shard = parsed
@@ -123,6 +123,23 @@ def list_parts(storage: Storage, settings: Settings, dataset: str) -> list[Part]
                 Part(entry["key"], relative, count, shard, entry.get("size", 0), entry.get("last_modified"), entry.get("etag"))
             )
     return parts
+
+
+def list_shard_parts(storage: Storage, settings: Settings, dataset: str, count: int, shard: int) -> list[Part]:
+    """The parts holding rows of shard ``shard`` of ``count``, listed by their folders: the part
+    counts the dataset has (``n=<n>/``, one request), then ``n=<n>/shard=<shard % n>/`` for each
+    coarser or equal count and the whole ``n=<n>/`` for a finer one (rare: an upload that needed
+    more shards than the Plan saw). A listing of the whole dataset grew with every upload and shard
+    (a part per shard a week) and every shard made it: 1,000 keys a request."""
+    base = dataset_prefix(settings, dataset)
+    parts = []
+    for folder in storage.list_folders(base):
+        name = folder.removeprefix(base).rstrip("/")
+        if not (name.startswith("n=") and name[2:].isdigit()):
+            continue
+        n = int(name[2:])
+        parts += list_parts(storage, settings, dataset, f"{name}/shard={shard % n:05d}/" if n <= count else f"{name}/")
+    return sorted(parts_for_shard(parts, count, shard), key=lambda part: part.key)
 
 
 def parts_for_shard(parts: list[Part], count: int, shard: int) -> list[Part]:
@@ -251,8 +268,8 @@ def load_shard(
     shards.check_count(count)
     if not set(schema.ROW_KEY) <= set(columns):
         raise ValueError(f"load_shard needs the row key {schema.ROW_KEY} among the columns, got {columns}")
-    listed = list_parts(storage, settings, dataset) if parts is None else parts
-    ordered = sorted(parts_for_shard(listed, count, shard), key=lambda part: (part.last_modified or EPOCH, part.key))
+    listed = list_shard_parts(storage, settings, dataset, count, shard) if parts is None else parts_for_shard(parts, count, shard)
+    ordered = sorted(listed, key=lambda part: (part.last_modified or EPOCH, part.key))
     frames, inputs, earliest = [], [], _earliest(since, cuts)
     for part in (part for part in ordered if not skippable(part, ends, earliest)):
         read = _read_part(storage, part, count, shard, since, cuts, columns)
