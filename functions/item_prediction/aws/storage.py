@@ -176,6 +176,14 @@ class Storage:
     def get_json(self, key: str) -> dict:
         return json.loads(self.get_bytes(key))
 
+    def get_json_if_any(self, key: str, default=None):
+        """The JSON object at ``key``, or ``default`` when there is none: one GET, where a HEAD
+        first (``exists``) costs a second round trip on every read of an object usually there."""
+        try:
+            return self.get_json(key)
+        except self.s3.exceptions.NoSuchKey:
+            return default
+
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         return key

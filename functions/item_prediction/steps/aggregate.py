@@ -156,7 +156,7 @@ def aggregate(storage: Storage, settings: Settings, event: dict, *, now: datetim
     run_id, count = plan["run_id"], plan["shard_count"]
     results = read_results(storage, event["shards"]["ResultWriterDetails"]["Key"])
     latest_key = f"{settings.models_prefix}{dataset}/latest.json"
-    previous = storage.get_json(latest_key) if storage.exists(latest_key) else {}
+    previous = storage.get_json_if_any(latest_key, {})
     table = shard_table(previous, plan, results)
     sums = [entry["sums"] for entry in table.values() if entry.get("sums")]
     metrics = combine(sums, plan["horizon"]) if sums else None

@@ -150,7 +150,7 @@ def known_in_advance_of(event: dict, manifest: dict) -> list[str]:
 
 def _latest(storage: Storage, settings: Settings, dataset: str, shard: int) -> dict | None:
     key = shard_prefix(settings.models_prefix, dataset, shard) + "latest.json"
-    return storage.get_json(key) if storage.exists(key) else None
+    return storage.get_json_if_any(key)
 
 
 def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now: datetime | None = None) -> dict:
@@ -160,7 +160,7 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
         raise ValueError(f"mode must be {RETRAIN!r} (retrain every shard) or absent, got {event['mode']!r}")
     now = now or datetime.now(UTC)
     key = dataset_manifest_key(settings, dataset)
-    manifest = storage.get_json(key) if storage.exists(key) else {}
+    manifest = storage.get_json_if_any(key, {})
     parts = listed_parts(storage, settings, dataset)
     if not parts:
         raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")

@@ -154,10 +154,7 @@ def source_parts(parts: list[Part], relative: str) -> list[Part]:
 
 def manifest_shard_count(storage: Storage, settings: Settings, dataset: str) -> int:
     """The dataset manifest's shard count; 1 for a new dataset (no manifest yet)."""
-    key = manifest_key(settings, dataset)
-    if not storage.exists(key):
-        return 1
-    return shards.check_count(int(storage.get_json(key).get("shard_count", 1)))
+    return shards.check_count(int(storage.get_json_if_any(manifest_key(settings, dataset), {}).get("shard_count", 1)))
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def survivor_after_delete(storage: Storage, settings: Settings, dataset: str, re
         return None
     current = head.get("VersionId")
     report_key = output_keys(settings, dataset, ref.key)["report_key"]
-    validated_from = storage.get_json(report_key).get("source", {}).get("version_id") if storage.exists(report_key) else None
+    validated_from = (storage.get_json_if_any(report_key) or {}).get("source", {}).get("version_id")
     if validated_from and validated_from == current:
         raise NothingToDo(f"nothing to retract: the current version {current} of {ref.key} is the one validated")
     return replace(ref, version_id=current, deleted=False, size=head.get("ContentLength"))
@@ -107,7 +107,7 @@ def retract_source(storage: Storage, settings: Settings, dataset: str, ref: Obje
     quarantined = storage.exists(keys["quarantine_key"])
     if quarantined:
         storage.delete(keys["quarantine_key"])
-    report = storage.get_json(keys["report_key"]) if storage.exists(keys["report_key"]) else None
+    report = storage.get_json_if_any(keys["report_key"])
     if not parts and not quarantined and (report is None or report.get("retracted")):
         raise NothingToDo(f"already retracted: {ref.key}" if report else f"nothing to retract: {ref.key} has no outputs")
     report = report or {"source": {"bucket": ref.bucket, "key": ref.key}}
