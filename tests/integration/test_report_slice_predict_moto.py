@@ -7,6 +7,8 @@ a training run's slice. The former code is kept here as the reference."""
 
 from __future__ import annotations
 
+import tempfile
+
 import boto3
 import numpy as np
 import pandas as pd
@@ -85,8 +87,8 @@ def uploads(frequency: str = "D", stores: int = 4) -> list[pd.DataFrame]:
     return [frame[frame["date"] <= newer], pd.concat([again, frame[frame["date"] > newer]])]
 
 
-def upload(storage: Storage, dataset: str, frames: list[pd.DataFrame]) -> None:
-    for number, frame in enumerate(frames):
+def upload(storage: Storage, dataset: str, frames: list[pd.DataFrame], first: int = 0) -> None:
+    for number, frame in enumerate(frames, start=first):
         key = f"raw/{dataset}/{number}.csv"
         storage.put_bytes(key, csv_bytes(frame), "text/csv")
         validate_step.validate_object(storage, SETTINGS, ObjectRef(BUCKET, key))
@@ -171,10 +173,23 @@ def test_parts_written_before_dictionary_encoding_read_coded_give_the_former_sli
     with monkeypatch.context() as plain:
         plain.setattr(columnar, "dictionary_encoded", lambda frame, columns: frame)
         upload(storage, "sales", [first])
-    upload(storage, "sales", [pd.DataFrame(columns=first.columns), second])  # key 1.csv: after 0.csv
+    upload(storage, "sales", [second], first=1)  # key 1.csv: after 0.csv
+    parts = sorted(shard_store.list_parts(storage, SETTINGS, "sales"), key=lambda part: part.key)
+    encoded = []
+    for part in parts:
+        with tempfile.TemporaryFile() as handle:
+            storage.download(part.key, handle)
+            encoded.append(isinstance(next(columnar.iter_row_groups(handle, coded=("date",)))["date"].array, pd.Categorical))
+    assert encoded == [False, True], "one plain part, one dictionary-encoded"
     rows, _ = shard_store.load_shard(storage, SETTINGS, "sales", 1, 0, columns=reporting.HISTORY_COLUMNS, coded=True)
     text, _ = shard_store.load_shard(storage, SETTINGS, "sales", 1, 0, columns=reporting.HISTORY_COLUMNS)
     assert rows.astype(str).equals(text.astype(str)), "the same rows, superseded alike"
+    cuts = pd.Series(["2024-05-01"], index=pd.MultiIndex.from_tuples([("ITEM-001", "STORE-02")]))
+    rows, _ = shard_store.load_shard(storage, SETTINGS, "sales", 1, 0, since="2024-03-01", cuts=cuts, coded=True)
+    text, _ = shard_store.load_shard(storage, SETTINGS, "sales", 1, 0, since="2024-03-01", cuts=cuts)
+    assert rows.astype(str).equals(text.astype(str)) and isinstance(rows["date"].dtype, pd.CategoricalDtype), "with cuts too"
+    cut = text[(text["item_id"] == "ITEM-001") & (text["store_id"] == "STORE-02")]
+    assert text["date"].min() == "2024-03-01" and cut["date"].min() == "2024-05-01", "each series from its own cut"
     new, old, _ = predict_slices(storage, monkeypatch, "sales", "D")
     assert new == old
     same_page(storage, "D")

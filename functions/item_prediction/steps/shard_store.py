@@ -174,7 +174,8 @@ def _read_part(
     """(rows of shard ``(count, shard)`` in ``part``, on/after ``since`` (a series of ``cuts``:
     on/after its cut), of ``columns`` (text columns as Categoricals when ``coded``); the version
     read), or None when the part went since it was listed (a re-upload or a retraction)."""
-    frames, text = [], tuple(name for name in TEXT_COLUMNS if name in columns and coded)
+    by_series = cuts is not None and len(cuts) > 0  # first_days takes the ids as text
+    frames, text = [], tuple(name for name in TEXT_COLUMNS if name in columns and coded and not by_series)
     with tempfile.TemporaryFile() as handle:
         try:
             version = storage.download(part.key, handle)
@@ -192,23 +193,25 @@ def _read_part(
 
 def _on_or_after(group: pd.DataFrame, since: str | None, cuts: pd.Series | None) -> np.ndarray:
     """Which rows are on/after their first day (:func:`first_days`): ISO text compares as dates do.
-    Dates read coded are compared once per distinct date (without cuts)."""
+    Dates read coded (never with cuts) are compared once per distinct date."""
     dates = group[schema.DATE].array
-    if isinstance(dates, pd.Categorical) and (cuts is None or not len(cuts)):
+    if isinstance(dates, pd.Categorical):
         kept = dates.categories.to_numpy(dtype=object) >= (since or "")
         return np.append(kept, False)[dates.codes]  # code -1 (no date): not kept
     return group[schema.DATE].to_numpy(dtype=object) >= first_days(group, since, cuts)
 
 
 def _coded(group: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The ``columns`` of ``group`` with their part dtypes, the text ones as Categoricals of their
-    sorted values (from the row group's dictionary when it was read coded, else from the text)."""
+    """The ``columns`` of ``group`` with their part dtypes, the text ones as Categoricals (of the
+    row group's dictionary when it was read coded, else of the text; :func:`_concat` sorts them)."""
     coded = {}
     for name in (name for name in columns if DTYPES[name] == "str"):
         values = group[name].array
         if isinstance(values, pd.Categorical):  # fresh: fastparquet's own object is set up in place
-            values = pd.Categorical.from_codes(values.codes, values.categories.astype(object))
-        coded[name] = values if isinstance(values, pd.Categorical) else pd.Categorical(np.asarray(values, dtype=object))
+            codes, labels = values.codes, values.categories
+        else:
+            codes, labels = pd.factorize(np.asarray(values, dtype=object), sort=True)  # missing: -1
+        coded[name] = pd.Categorical.from_codes(codes, pd.Index(labels, dtype=object))  # one label type for the union
     numbers = {name: group[name].to_numpy(dtype=DTYPES[name]) for name in columns if name not in coded}
     return pd.DataFrame({name: coded[name] if name in coded else numbers[name] for name in columns})
 
