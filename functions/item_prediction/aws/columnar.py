@@ -55,15 +55,28 @@ def read_frame(handle, *, columns: list[str] | None = None) -> pd.DataFrame:
 
 
 def iter_row_groups(
-    handle, *, columns: list[str] | None = None, at_least: tuple[str, str] | None = None
+    handle, *, columns: list[str] | None = None, at_least: tuple[str, str] | None = None, coded: tuple[str, ...] = ()
 ) -> Iterator[pd.DataFrame]:
     """One frame per row group of an open Parquet file: memory bounded by the largest row group.
 
     ``at_least`` (column, value): skip, unread, the row groups whose statistics say every value of
     the column is below ``value`` (a row group without statistics is read); the rows of a group
-    read are not filtered. A file without rows yields nothing."""
+    read are not filtered. A file without rows yields nothing. ``coded``: text columns to give as
+    pandas Categoricals of the row group's dictionary (small integers and each distinct text once,
+    no Python string per row) where every row group of the file has one (see
+    :func:`dictionary_encoded`); in other files they come as text."""
+    parquet = _engine().ParquetFile(handle)
     filters = [(at_least[0], ">=", at_least[1])] if at_least else None
-    yield from _engine().ParquetFile(handle).iter_row_groups(filters=filters, columns=columns)
+    categories = [name for name in coded if _has_dictionary(parquet, name)] or None  # None: as before, text
+    yield from parquet.iter_row_groups(filters=filters, columns=columns, categories=categories)
+
+
+def _has_dictionary(parquet, name: str) -> bool:
+    """Whether every row group of the file has a dictionary page for column ``name`` (fastparquet
+    reads a column as categorical only then)."""
+    chunks = [chunk.meta_data for group in parquet.row_groups for chunk in group.columns]
+    chunks = [chunk for chunk in chunks if chunk.path_in_schema == [name]]
+    return bool(chunks) and len(chunks) == len(parquet.row_groups) and all(c.dictionary_page_offset is not None for c in chunks)
 
 
 class PartWriter:

@@ -31,6 +31,7 @@ import json
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import schema
@@ -96,7 +97,7 @@ def series_stats(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast:
             error=(backtest["actual"] - backtest["prediction"]).abs(), naive_error=(backtest["actual"] - backtest["naive"]).abs()
         )
         parts.append(errors.groupby(SERIES)[["error", "naive_error", "actual"]].sum())
-    ago = forecast[[*SERIES, schema.DATE, "prediction"]].assign(**{schema.DATE: forecast[schema.DATE] - YEAR[frequency]})
+    ago = forecast[[*SERIES, schema.DATE, "prediction"]].assign(**{schema.DATE: _year_before(forecast, frequency)})
     year_ago = history[history[schema.DATE].isin(ago[schema.DATE].unique())]  # a few periods, not the whole history
     ago = ago.merge(year_ago[[*SERIES, schema.DATE, schema.QUANTITY]], on=[*SERIES, schema.DATE], how="left")
     ago = ago.rename(columns={schema.QUANTITY: "last_year"})
@@ -105,8 +106,31 @@ def series_stats(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast:
     return stats.rename(columns={"level_0": schema.ITEM, "level_1": schema.STORE})
 
 
+def _year_before(forecast: pd.DataFrame, frequency: str) -> pd.Series:
+    """The forecast's dates a year earlier: the periods its change against last year compares with."""
+    return forecast[schema.DATE] - YEAR[frequency]
+
+
+def _stat_rows(history: pd.DataFrame, forecast: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """The rows of ``history`` :func:`series_stats` reads (the last season, by the latest date,
+    and the periods a year before the forecast's), in their order, ids as text: the same stats as
+    from the whole history, from a few periods of it instead of a year."""
+    if history.empty:
+        return _plain(history)
+    dates = history[schema.DATE]
+    season = schema.SEASON_LENGTH.get(frequency, 12)
+    wanted = (dates > dates.max() - season * STEP[frequency]) | dates.isin(_year_before(forecast, frequency).unique())
+    return _plain(history[wanted])
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ids read coded (pandas Categoricals, see ``shard_store.load_shard``) as text."""
+    coded = [name for name in SERIES if isinstance(frame[name].dtype, pd.CategoricalDtype)]
+    return frame.astype(dict.fromkeys(coded, "str")) if coded else frame
+
+
 def _keys(frame: pd.DataFrame) -> list[tuple]:
-    return list(frame[SERIES].itertuples(index=False, name=None))
+    return list(zip(frame[schema.ITEM].tolist(), frame[schema.STORE].tolist(), strict=True))  # itertuples' values, cheaper
 
 
 def pick_series(stats: pd.DataFrame) -> tuple[list, list]:
@@ -143,11 +167,24 @@ def _only(frame: pd.DataFrame | None, keys: list[tuple]) -> pd.DataFrame | None:
     """The rows of ``frame`` whose series is one of ``keys``; None for None."""
     if frame is None:
         return None
+    if all(isinstance(frame[name].dtype, pd.CategoricalDtype) for name in SERIES):
+        return _plain(_coded_only(frame, keys))
     wanted = set(keys)
     candidates = frame[frame[schema.ITEM].isin({key[0] for key in wanted})]  # a cheap pre-filter: a few series' rows
     ids = (candidates[column].to_numpy(dtype=object) for column in SERIES)  # plain objects: iterating a string array is slow
     keep = [key in wanted for key in zip(*ids, strict=True)]
     return candidates[pd.array(keep, dtype=bool)].reset_index(drop=True)  # in the frame's order, as an inner merge kept them
+
+
+def _coded_only(frame: pd.DataFrame, keys: list[tuple]) -> pd.DataFrame:
+    """:func:`_only` of a frame whose ids are Categoricals: the keys matched as pairs of codes."""
+    items, stores = frame[schema.ITEM].array, frame[schema.STORE].array
+    width = len(stores.categories) + 1  # a pair as one integer; code -1 (no id) as 0
+    item_codes = items.categories.get_indexer([key[0] for key in keys])
+    store_codes = stores.categories.get_indexer([key[1] for key in keys])
+    wanted = [(i + 1) * width + s + 1 for i, s in zip(item_codes, store_codes, strict=True) if i >= 0 and s >= 0]
+    pairs = (items.codes.astype(np.int64) + 1) * width + stores.codes + 1
+    return frame[np.isin(pairs, wanted)].reset_index(drop=True)
 
 
 def _tails(history: pd.DataFrame, frequency: str) -> pd.DataFrame:
@@ -193,7 +230,7 @@ def report_data(history: pd.DataFrame, backtest: pd.DataFrame | None, forecast: 
         "total_backtest": _backtest_total(backtest),
         "total_forecast": _total(forecast, ["prediction"]),
     }
-    stats = series_stats(history, backtest, forecast, frequency)
+    stats = series_stats(_stat_rows(history, forecast, frequency), backtest, forecast, frequency)
     return reduce_data(stats, history, backtest, forecast, totals, frequency)
 
 

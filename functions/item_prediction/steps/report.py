@@ -13,6 +13,7 @@ before its flip, which carries ``report_key``.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..aws.settings import Settings
@@ -130,20 +131,32 @@ def _decode(document: dict | None) -> pd.DataFrame | None:
 def report_history(storage: Storage, settings: Settings, item: dict, frame: pd.DataFrame, manifest: dict) -> pd.DataFrame:
     """The shard's history for its slice: its feature rows; or, when they hold only the recent
     window (``manifest["since"]``: a predict run), its validated rows over the periods the page shows
-    (a year and more: the dataset chart, the change against last year), read one row group at a time."""
+    (a year and more: the dataset chart, the change against last year), read one row group at a time,
+    coded: ids as pandas Categoricals (:func:`report.report_data` takes them as it takes text)."""
     if not manifest.get("since"):
         return frame
     start = report.history_start(frame[schema.DATE].max(), manifest["frequency"]).strftime("%Y-%m-%d")
     dataset, count, shard = item["dataset"], item["shard_count"], item["shard"]
-    rows, _ = shard_store.load_shard(storage, settings, dataset, count, shard, since=start, columns=HISTORY_COLUMNS)
+    ends = item.get("part_ends")  # the Plan's: parts whose rows end before the year shown are not read
+    rows, _ = shard_store.load_shard(
+        storage, settings, dataset, count, shard, since=start, columns=HISTORY_COLUMNS, coded=True, ends=ends
+    )
     return _dated(rows)
 
 
 def _dated(rows: pd.DataFrame) -> pd.DataFrame:
     """Stored history rows with their ISO dates parsed by numpy into ``datetime64[us]``, as
-    ``pd.to_datetime`` gives them, at less than half its cost (a date column has no other format)."""
-    dates = rows[schema.DATE].to_numpy(dtype=object).astype("datetime64[D]").astype("datetime64[us]")
-    return rows.assign(**{schema.DATE: dates})
+    ``pd.to_datetime`` gives them, at less than half its cost (a date column has no other format);
+    coded dates are parsed once per distinct date."""
+    dates = rows[schema.DATE].array
+    if isinstance(dates, pd.Categorical):
+        days = np.append(_days(dates.categories.to_numpy(dtype=object)), np.datetime64("NaT", "us"))
+        return rows.assign(**{schema.DATE: days[dates.codes]})  # code -1 (no date): NaT
+    return rows.assign(**{schema.DATE: _days(rows[schema.DATE].to_numpy(dtype=object))})
+
+
+def _days(text: np.ndarray) -> np.ndarray:
+    return text.astype("datetime64[D]").astype("datetime64[us]")
 
 
 def write_slice(storage: Storage, key: str, history, backtest, forecast, frequency: str, meta: dict) -> str:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from ..aws import columnar
 from ..aws.columnar import PartWriter
@@ -184,23 +185,26 @@ def _earliest(since: str | None, cuts: pd.Series | None) -> tuple[str, str] | No
     return (schema.DATE, min(since, str(cuts.min())) if cuts is not None and len(cuts) else since)
 
 
-def _read_part(storage: Storage, part: Part, count: int, shard: int, since: str | None, cuts=None, columns=tuple(DTYPES)):
+def _read_part(
+    storage: Storage, part: Part, count: int, shard: int, since: str | None, cuts=None, columns=tuple(DTYPES), coded=False
+):
     """(rows of shard ``(count, shard)`` in ``part``, on/after ``since`` (a series of ``cuts``:
-    on/after its cut), of ``columns``; the version read), or None when the part went since it was
-    listed (a re-upload or a retraction)."""
-    frames = []
+    on/after its cut), of ``columns`` (text columns as Categoricals when ``coded``); the version
+    read), or None when the part went since it was listed (a re-upload or a retraction)."""
+    by_series = cuts is not None and len(cuts) > 0  # first_days takes the ids as text
+    frames, text = [], tuple(name for name in TEXT_COLUMNS if name in columns and coded and not by_series)
     with tempfile.TemporaryFile() as handle:
         try:
             version = storage.download(part.key, handle)
         except storage.s3.exceptions.NoSuchKey:
             return None
-        for group in columnar.iter_row_groups(handle, columns=list(columns), at_least=_earliest(since, cuts)):
-            if since or cuts is not None:  # ISO text compares as dates do
-                group = group[group[schema.DATE].to_numpy(dtype=object) >= first_days(group, since, cuts)]
+        for group in columnar.iter_row_groups(handle, columns=list(columns), at_least=_earliest(since, cuts), coded=text):
+            if since or cuts is not None:
+                group = group[_on_or_after(group, since, cuts)]
             if shards.needs_filter(count, part.part_count) and len(group):
                 group = group[shards.shard_of(group[schema.ITEM], group[schema.STORE], count) == shard]
             if len(group):
-                frames.append(canonical(group, columns))
+                frames.append(_coded(group, columns) if coded else canonical(group, columns))
     return frames, version
 
 
@@ -226,13 +230,62 @@ def part_ends(parts: list[dict], indexes: dict[str, dict]) -> dict[str, list[str
     return ends
 
 
+def _on_or_after(group: pd.DataFrame, since: str | None, cuts: pd.Series | None) -> np.ndarray:
+    """Which rows are on/after their first day (:func:`first_days`): ISO text compares as dates do.
+    Dates read coded (never with cuts) are compared once per distinct date."""
+    dates = group[schema.DATE].array
+    if isinstance(dates, pd.Categorical):
+        kept = dates.categories.to_numpy(dtype=object) >= (since or "")
+        return np.append(kept, False)[dates.codes]  # code -1 (no date): not kept
+    return group[schema.DATE].to_numpy(dtype=object) >= first_days(group, since, cuts)
+
+
+def _coded(group: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The ``columns`` of ``group`` with their part dtypes, the text ones as Categoricals (of the
+    row group's dictionary when it was read coded, else of the text; :func:`_concat` sorts them)."""
+    coded = {}
+    for name in (name for name in columns if DTYPES[name] == "str"):
+        values = group[name].array
+        if isinstance(values, pd.Categorical):  # fresh: fastparquet's own object is set up in place
+            codes, labels = values.codes, values.categories
+        else:
+            codes, labels = pd.factorize(np.asarray(values, dtype=object), sort=True)  # missing: -1
+        coded[name] = pd.Categorical.from_codes(codes, pd.Index(labels, dtype=object))  # one label type for the union
+    numbers = {name: group[name].to_numpy(dtype=DTYPES[name]) for name in columns if name not in coded}
+    return pd.DataFrame({name: coded[name] if name in coded else numbers[name] for name in columns})
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of the same columns one after the other; Categoricals over the union of their
+    categories (sorted), where ``pd.concat`` would fall back to text."""
+    if not isinstance(frames[0][schema.DATE].dtype, pd.CategoricalDtype):
+        return pd.concat(frames, ignore_index=True)
+    columns = {}
+    for name in frames[0].columns:
+        parts = [frame[name] for frame in frames]
+        coded = isinstance(parts[0].dtype, pd.CategoricalDtype)
+        columns[name] = (
+            union_categoricals(parts, sort_categories=True) if coded else np.concatenate([p.to_numpy() for p in parts])
+        )
+    return pd.DataFrame(columns)
+
+
+def _span(part: list[pd.DataFrame]) -> tuple[str, str]:
+    """The first and last date of a part's rows (once per distinct date when read coded)."""
+    if not isinstance(part[0][schema.DATE].array, pd.Categorical):
+        return min(frame[schema.DATE].min() for frame in part), max(frame[schema.DATE].max() for frame in part)
+    present = [frame[schema.DATE].array for frame in part]
+    present = [dates.categories[np.unique(dates.codes[dates.codes >= 0])] for dates in present]
+    return min(dates.min() for dates in present), max(dates.max() for dates in present)
+
+
 def _superseding(frames: list[list[pd.DataFrame]]) -> pd.DataFrame:
     """The parts' rows (oldest part first) with the supersede rule applied: a later part's row wins
     over an earlier one for the same series and date. Parts whose dates do not overlap cannot
     supersede one another (a part holds each key once: validation keeps a key's first row), so
     they are concatenated as they are, the usual case of weekly uploads."""
-    combined = pd.concat([frame for part in frames for frame in part], ignore_index=True)
-    spans = sorted((min(f[schema.DATE].min() for f in part), max(f[schema.DATE].max() for f in part)) for part in frames)
+    combined = _concat([frame for part in frames for frame in part])
+    spans = sorted(_span(part) for part in frames)
     if all(earlier[1] < later[0] for earlier, later in zip(spans, spans[1:], strict=False)):
         return combined
     return combined.drop_duplicates(subset=list(schema.ROW_KEY), keep="last").reset_index(drop=True)
@@ -250,6 +303,7 @@ def load_shard(
     parts: list[Part] | None = None,
     columns: tuple[str, ...] = tuple(DTYPES),
     ends: dict | None = None,
+    coded: bool = False,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Every validated row of shard ``shard`` of ``count`` and the ``{key, version_id}`` of each part read.
 
@@ -261,6 +315,9 @@ def load_shard(
     ``count=1, shard=0`` reads the whole dataset. ``columns``: the canonical columns to return
     (the row key's among them: the supersede rule needs it). ``ends`` (:func:`part_ends`): parts
     whose rows all end before the first day read are not downloaded (:func:`skippable`).
+    ``coded``: its text columns (ids, dates) as pandas Categoricals of their sorted values instead
+    of text, read from the parts' dictionaries: a year of rows without a Python string per value
+    (the report slice's read).
     """
     shards.check_count(count)
     if not set(schema.ROW_KEY) <= set(columns):
@@ -269,12 +326,12 @@ def load_shard(
     ordered = sorted(listed, key=lambda part: (part.last_modified or EPOCH, part.key))
     frames, inputs, earliest = [], [], _earliest(since, cuts)
     for part in (part for part in ordered if not skippable(part, ends, earliest)):
-        read = _read_part(storage, part, count, shard, since, cuts, columns)
+        read = _read_part(storage, part, count, shard, since, cuts, columns, coded)
         if read is not None:
             frames += [read[0]] if read[0] else []
             inputs.append({"key": part.key, "version_id": read[1]})
     if not frames:
-        return empty_frame()[list(columns)], inputs
+        return _coded(empty_frame(), columns) if coded else empty_frame()[list(columns)], inputs
     return _superseding(frames), inputs
 
 

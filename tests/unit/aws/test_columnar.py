@@ -250,3 +250,19 @@ def test_an_object_column_of_text_with_missing_values_round_trips():
         back = columnar.read_frame(handle)
     assert back["prices"].astype(object).where(back["prices"].notna(), None).tolist() == ["[[1.5, 3]]", None, "[]"]
     assert back["sum"].tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("dictionary", [tuple(TEXT), ()], ids=["dictionary-encoded", "plain"])
+def test_text_columns_read_coded_are_categoricals_of_their_dictionary_else_text(tmp_path, dictionary):
+    """``coded``: a part's dictionary-encoded text comes as Categoricals (the same values); a part
+    written without dictionaries (as before) gives text, never an error."""
+    part = columnar.PartWriter(str(tmp_path / "p.parquet"), dictionary=dictionary)
+    chunks = [canonical(0, 7), canonical(7, 5)]
+    for chunk in chunks:
+        part.append(chunk)
+    with open(part.finish(), "rb") as handle:
+        groups = list(columnar.iter_row_groups(handle, coded=("item_id", "date")))
+    for group, chunk in zip(groups, chunks, strict=True):
+        kinds = [isinstance(group[name].array, pd.Categorical) for name in TEXT]
+        assert kinds == ([True, False, True] if dictionary else [False, False, False])
+        assert all(group[name].tolist() == chunk[name].tolist() for name in [*TEXT, "quantity", "promotion"])
