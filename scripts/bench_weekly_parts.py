@@ -8,14 +8,20 @@ upload, then ``--weeks`` weekly files, each validated as DataValidation does; th
 trained on everything but the last week (storing its prior), then the last week is read as a
 predict run reads it (``steps.features._load_for``):
 
-* ``every part``: each of the shard's parts downloaded, rows before the window dropped (before);
+* ``every part``: each of the shard's parts downloaded one after the other, rows before the window
+  dropped (before);
 * ``window parts``: the parts whose rows end before the window are not downloaded (the Plan's
-  ``part_ends``, from the upload catalog; what the pipeline does now).
+  ``part_ends``, from the upload catalog) and the next parts download while one is read
+  (``shard_store.PREFETCH_PARTS``); what the pipeline does now.
 
-The rows read must be identical. It also counts the index reads of two Plans in a row: every index
-each time (before) against the catalog's (all of them once, then only the new one).
+The rows read must be identical. A training run reads every part (the whole history): it is timed
+one part after the other and with the downloads ahead. The emulator answers in about a millisecond
+where S3 takes 10-30 ms: ``--latency-ms`` adds that wait to every GET. It also counts the index
+reads of two Plans in a row: every index each time (before) against the catalog's (all of them
+once, then only the new one).
 
-Usage: .venv/bin/python scripts/bench_weekly_parts.py [--weeks 1 52] [--repeats 5] [--rows 3000000] [--format json]
+Usage: .venv/bin/python scripts/bench_weekly_parts.py [--weeks 1 52] [--repeats 5] [--rows 3000000]
+       [--latency-ms 0] [--format json]
 """
 
 from __future__ import annotations
@@ -72,8 +78,10 @@ def index_reads(storage: Storage, plan_once) -> int:
     return len(read)
 
 
-def timed_reads(storage: Storage, settings: Settings, item: dict, repeats: int) -> dict:
-    """The predict run's read of the shard (``features._load_for``): median ms, GETs, the rows."""
+def timed_reads(storage: Storage, settings: Settings, item: dict, repeats: int, ahead: int) -> dict:
+    """The run's read of the shard (``features._load_for``) with ``ahead`` parts downloading at
+    once: median ms, GETs, the rows."""
+    shard_store.PREFETCH_PARTS = ahead
     gets: list[int] = []
     storage.s3.meta.events.register("before-call.s3.GetObject", lambda **_: gets.append(1))
     times, rows = [], None
@@ -82,16 +90,18 @@ def timed_reads(storage: Storage, settings: Settings, item: dict, repeats: int) 
         start = time.perf_counter()
         rows, _inputs, decided, _prior = features._load_for(storage, settings, item, StepTimer())
         times.append((time.perf_counter() - start) * 1000)
-    assert decided["mode"] == "predict", decided
+    assert decided["mode"] == item["mode"], decided
     return {"median_ms": round(statistics.median(times), 1), "gets": len(gets), "rows": rows}
 
 
-def measure(data: pd.DataFrame, weeks: int, repeats: int) -> dict:
+def measure(data: pd.DataFrame, weeks: int, repeats: int, latency: float = 0.0) -> dict:
     """History, then ``weeks`` weekly files (the model trained before the last), read as a predict run."""
     bucket = f"bench-weekly-{weeks}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     boto3.client("s3").put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     storage, settings = Storage(bucket, "unused"), Settings(bucket, "unused")
+    if latency > 0:  # a network round trip, before each GET is sent
+        storage.s3.meta.events.register("before-send.s3.GetObject", lambda **_: time.sleep(latency))
     days = sorted(data[schema.DATE].unique())
     cut = len(days) - 7 * weeks
     upload(storage, settings, "raw/retail/history.csv", data[data[schema.DATE] < days[cut]])
@@ -109,8 +119,12 @@ def measure(data: pd.DataFrame, weeks: int, repeats: int) -> dict:
     uploads = upload_catalog.upload_catalog(storage, settings, "retail")
     item = {**SHARD, "dataset": "retail", "mode": "predict", "run_id": "r2", "data_end": trained["date_range"][1]}
     ends = shard_store.part_ends(plan.listed_parts(storage, settings, "retail"), uploads["indexes"])
-    every = timed_reads(storage, settings, item, repeats)
-    window = timed_reads(storage, settings, {**item, "part_ends": ends}, repeats)
+    ahead = shard_store.PREFETCH_PARTS
+    every = timed_reads(storage, settings, item, repeats, 1)
+    window = timed_reads(storage, settings, {**item, "part_ends": ends}, repeats, ahead)
+    train = {**item, "mode": "train_and_predict", "data_end": None}
+    whole = [timed_reads(storage, settings, train, repeats, n) for n in (1, ahead)]
+    shard_store.PREFETCH_PARTS = ahead
     return {
         "weeks": weeks,
         "parts": indexes,
@@ -119,6 +133,9 @@ def measure(data: pd.DataFrame, weeks: int, repeats: int) -> dict:
         "every_part": {key: every[key] for key in ("median_ms", "gets")},
         "window_parts": {key: window[key] for key in ("median_ms", "gets")},
         "speedup": round(every["median_ms"] / window["median_ms"], 2),
+        "same_training_rows": whole[0]["rows"].equals(whole[1]["rows"]),
+        "training_read_ms": {"one_by_one": whole[0]["median_ms"], "ahead": whole[1]["median_ms"]},
+        "training_speedup": round(whole[0]["median_ms"] / whole[1]["median_ms"], 2),
         "plan_index_reads": {"every_index": [indexes - 1, indexes], "catalog": [first_plan, catalog_reads]},
     }
 
@@ -128,10 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weeks", type=int, nargs="+", default=[1, 52], help="weekly files after the history (default 1 52)")
     parser.add_argument("--repeats", type=int, default=5, help="reads per path (default 5)")
     parser.add_argument("--rows", type=int, default=3_000_000, help="the dataset's size; one shard of 8 is used (default 3 M)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="wait added to each GET (default 0)")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     args = parser.parse_args(argv)
-    if min(args.weeks) < 1 or args.repeats < 1 or max(args.weeks) > 150 or args.rows < 100_000:
-        parser.error("--weeks must be 1 to 150 (a year stays history), --repeats at least 1, --rows at least 100000")
+    if min(args.weeks) < 1 or args.repeats < 1 or max(args.weeks) > 150 or args.rows < 100_000 or args.latency_ms < 0:
+        parser.error(
+            "--weeks must be 1 to 150 (a year stays history), --repeats at least 1, --rows at least 100000, "
+            "--latency-ms at least 0"
+        )
     print(f"==> generating one shard of the {args.rows:,}-row M5-shaped data", file=sys.stderr, flush=True)
     data = one_shard(args.rows)
     with tempfile.TemporaryDirectory(prefix="bench-weekly-parts-") as state:
@@ -139,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         emulator.start()
         try:
             os.environ.update(emulator.environ())
-            results = [measure(data, weeks, args.repeats) for weeks in args.weeks]
+            results = [measure(data, weeks, args.repeats, args.latency_ms / 1000) for weeks in args.weeks]
         finally:
             emulator.stop()
     if args.format == "json":
-        print(json.dumps({"repeats": args.repeats, "results": results}, indent=2))
+        print(json.dumps({"repeats": args.repeats, "latency_ms": args.latency_ms, "results": results}, indent=2))
     else:
         for r in results:
             every, window, plans = r["every_part"], r["window_parts"], r["plan_index_reads"]
@@ -151,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['weeks']:>4} weekly files ({r['parts']} parts): predict read every part {every['median_ms']} ms "
                 f"({every['gets']} GETs), window parts {window['median_ms']} ms ({window['gets']} GETs), "
                 f"x{r['speedup']}, same rows: {r['same_rows']}; Plan index reads, two runs: every index "
-                f"{plans['every_index']}, catalog {plans['catalog']}"
+                f"{plans['every_index']}, catalog {plans['catalog']}; training read one by one "
+                f"{r['training_read_ms']['one_by_one']} ms, ahead {r['training_read_ms']['ahead']} ms (x{r['training_speedup']})"
             )
-    return 0 if all(r["same_rows"] for r in results) else 1
+    return 0 if all(r["same_rows"] and r["same_training_rows"] for r in results) else 1
 
 
 if __name__ == "__main__":

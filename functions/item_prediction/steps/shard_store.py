@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -185,27 +188,71 @@ def _earliest(since: str | None, cuts: pd.Series | None) -> tuple[str, str] | No
     return (schema.DATE, min(since, str(cuts.min())) if cuts is not None and len(cuts) else since)
 
 
-def _read_part(
-    storage: Storage, part: Part, count: int, shard: int, since: str | None, cuts=None, columns=tuple(DTYPES), coded=False
-):
-    """(rows of shard ``(count, shard)`` in ``part``, on/after ``since`` (a series of ``cuts``:
-    on/after its cut), of ``columns`` (text columns as Categoricals when ``coded``); the version
-    read), or None when the part went since it was listed (a re-upload or a retraction)."""
+PREFETCH_PARTS = 4  # parts downloading while one is read: each GET waits a round trip on S3
+PREFETCH_BYTES = 128 * 1024 * 1024  # ...and at most this much of them on /tmp at once (Predictions has 512 MB)
+
+
+def _download(storage: Storage, part: Part):
+    """(``part`` in a temporary file, the version read), or (None, None) when it went since it was listed."""
+    handle = tempfile.TemporaryFile()
+    try:
+        return handle, storage.download(part.key, handle)
+    except storage.s3.exceptions.NoSuchKey:
+        handle.close()
+        return None, None
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _downloaded(storage: Storage, parts: list[Part]) -> Iterator[tuple[Part, object, str | None]]:
+    """Each part in a temporary file (None: gone), in order, while the next ones download (at most
+    PREFETCH_PARTS and PREFETCH_BYTES of them by their listed size, one part alone without a
+    thread): a shard of weekly files reads many small parts, and their round trips now overlap."""
+    if len(parts) <= 1:
+        yield from ((part, *_download(storage, part)) for part in parts)
+        return
+    queued, pending = deque(parts), deque()
+    with ThreadPoolExecutor(PREFETCH_PARTS) as pool:
+        try:
+            while queued or pending:
+                while queued and _room(pending, queued[0]):
+                    part = queued.popleft()
+                    pending.append((part, pool.submit(_download, storage, part)))
+                part, future = pending.popleft()
+                handle, version = future.result()
+                try:
+                    yield part, handle, version
+                finally:
+                    if handle is not None:
+                        handle.close()
+        finally:  # stopped early or failed: the files downloaded ahead are closed too
+            for _, future in pending:
+                if not future.cancel() and future.exception() is None and future.result()[0] is not None:
+                    future.result()[0].close()
+
+
+def _room(pending: deque, part: Part) -> bool:
+    """Whether ``part`` may start downloading beside the ``pending`` ones."""
+    if not pending:
+        return True
+    return len(pending) < PREFETCH_PARTS and sum(queued.size for queued, _ in pending) + part.size <= PREFETCH_BYTES
+
+
+def _read_part(handle, part: Part, count: int, shard: int, since: str | None, cuts=None, columns=tuple(DTYPES), coded=False):
+    """The rows of shard ``(count, shard)`` in ``part`` (downloaded to ``handle``), on/after
+    ``since`` (a series of ``cuts``: on/after its cut), of ``columns`` (text columns as
+    Categoricals when ``coded``), as frames."""
     by_series = cuts is not None and len(cuts) > 0  # first_days takes the ids as text
     frames, text = [], tuple(name for name in TEXT_COLUMNS if name in columns and coded and not by_series)
-    with tempfile.TemporaryFile() as handle:
-        try:
-            version = storage.download(part.key, handle)
-        except storage.s3.exceptions.NoSuchKey:
-            return None
-        for group in columnar.iter_row_groups(handle, columns=list(columns), at_least=_earliest(since, cuts), coded=text):
-            if since or cuts is not None:
-                group = group[_on_or_after(group, since, cuts)]
-            if shards.needs_filter(count, part.part_count) and len(group):
-                group = group[shards.shard_of(group[schema.ITEM], group[schema.STORE], count) == shard]
-            if len(group):
-                frames.append(_coded(group, columns) if coded else canonical(group, columns))
-    return frames, version
+    for group in columnar.iter_row_groups(handle, columns=list(columns), at_least=_earliest(since, cuts), coded=text):
+        if since or cuts is not None:
+            group = group[_on_or_after(group, since, cuts)]
+        if shards.needs_filter(count, part.part_count) and len(group):
+            group = group[shards.shard_of(group[schema.ITEM], group[schema.STORE], count) == shard]
+        if len(group):
+            frames.append(_coded(group, columns) if coded else canonical(group, columns))
+    return frames
 
 
 def skippable(part: Part, ends: dict | None, earliest: tuple[str, str] | None) -> bool:
@@ -325,11 +372,12 @@ def load_shard(
     listed = list_shard_parts(storage, settings, dataset, count, shard) if parts is None else parts_for_shard(parts, count, shard)
     ordered = sorted(listed, key=lambda part: (part.last_modified or EPOCH, part.key))
     frames, inputs, earliest = [], [], _earliest(since, cuts)
-    for part in (part for part in ordered if not skippable(part, ends, earliest)):
-        read = _read_part(storage, part, count, shard, since, cuts, columns, coded)
-        if read is not None:
-            frames += [read[0]] if read[0] else []
-            inputs.append({"key": part.key, "version_id": read[1]})
+    for part, handle, version in _downloaded(storage, [part for part in ordered if not skippable(part, ends, earliest)]):
+        if handle is None:  # went since it was listed (a re-upload or a retraction)
+            continue
+        read = _read_part(handle, part, count, shard, since, cuts, columns, coded)
+        frames += [read] if read else []
+        inputs.append({"key": part.key, "version_id": version})
     if not frames:
         return _coded(empty_frame(), columns) if coded else empty_frame()[list(columns)], inputs
     return _superseding(frames), inputs

@@ -124,3 +124,61 @@ def test_a_split_buffers_its_rows_into_few_large_row_groups(tmp_path, monkeypatc
         groups = read_all(writer.path)
         assert all(len(group) >= 60 for group in groups[:-1]), [len(group) for group in groups]
     assert sum(writer.rows for writer in written.values()) == len(frame)
+
+
+class _SlowStorage:
+    """A storage whose downloads take a while and record how many run at once (and which part is gone)."""
+
+    def __init__(self, gone=()):
+        import threading
+
+        self.gone, self.lock, self.running, self.most = set(gone), threading.Lock(), 0, 0
+        self.s3 = type("S3", (), {"exceptions": type("E", (), {"NoSuchKey": KeyError})})()
+
+    def download(self, key, handle, version_id=None):
+        import time
+
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.01)
+        with self.lock:
+            self.running -= 1
+        if key in self.gone:
+            raise KeyError(key)
+        handle.write(key.encode())
+        handle.seek(0)
+        return f"v-{key}"
+
+
+def test_parts_download_ahead_in_order_within_the_bounds_and_a_gone_part_is_none(monkeypatch):
+    parts = [Part(f"p{n}", "a.csv", 1, 0, size=10) for n in range(9)]
+    storage = _SlowStorage(gone={"p3"})
+    got = [
+        (part.key, None if handle is None else handle.read().decode(), version)
+        for part, handle, version in shard_store._downloaded(storage, parts)
+    ]
+    assert [key for key, _, _ in got] == [part.key for part in parts]
+    assert all(text == key and version == f"v-{key}" for key, text, version in got if key != "p3")
+    assert got[3] == ("p3", None, None)
+    assert 1 < storage.most <= shard_store.PREFETCH_PARTS
+    monkeypatch.setattr(shard_store, "PREFETCH_BYTES", 25)  # two parts of 10 bytes fit, a third does not
+    storage = _SlowStorage()
+    assert len(list(shard_store._downloaded(storage, parts))) == 9 and storage.most == 2
+
+
+def test_a_reader_that_stops_early_closes_the_files_downloaded_ahead():
+    parts = [Part(f"p{n}", "a.csv", 1, 0, size=10) for n in range(6)]
+    opened = []
+    storage = _SlowStorage()
+    original = storage.download
+
+    def tracking(key, handle, version_id=None):
+        opened.append(handle)
+        return original(key, handle)
+
+    storage.download = tracking
+    reader = shard_store._downloaded(storage, parts)
+    next(reader)
+    reader.close()
+    assert len(opened) > 1 and all(handle.closed for handle in opened)

@@ -16,6 +16,7 @@ def test_bench_weekly_parts_reads_fewer_parts_for_the_same_rows():
     assert result["every_part"]["gets"] == 14  # the prior and each of the 13 parts
     assert result["window_parts"]["gets"] <= 8  # the history and the weeks before the 5-week window skipped
     assert result["plan_index_reads"] == {"every_index": [12, 13], "catalog": [12, 1]}
+    assert result["same_training_rows"] is True and min(result["training_read_ms"].values()) > 0
 
 
 def test_bench_weekly_parts_refuses_a_bad_week_count_in_one_line():
