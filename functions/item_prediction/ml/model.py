@@ -351,10 +351,12 @@ def recursive_forecast(
     known = {name: known[name].to_numpy() for name in names if name not in history_names}
     quantity, is_gap = work[schema.QUANTITY].to_numpy(dtype="float64", copy=True), work["is_gap"].to_numpy(dtype="float64")
     step_of, used = work["step"].to_numpy(), []
+    gaps = feats.gap_features(is_gap, layout, frequency, wanted=np.flatnonzero(step_of > 0))  # no prediction changes it
     for step in range(1, horizon + 1):
         at = np.flatnonzero(step_of == step)  # one row per series, in the order of ``known``'s
-        values = feats.history_features(quantity, is_gap, layout, frequency, before, wanted=at)
-        rows = {name: values[name][at] for name in history_names} | {name: known[name][step - 1 :: horizon] for name in known}
+        values = feats.quantity_features(quantity, layout, frequency, before, wanted=at)
+        values |= {name: column[at] for name, column in gaps.items()}
+        rows = {name: values[name] for name in history_names} | {name: known[name][step - 1 :: horizon] for name in known}
         predicted = np.clip(estimator.predict(rows), 0, None)
         quantity[at] = predicted
         if return_features:
