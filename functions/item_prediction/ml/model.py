@@ -93,31 +93,45 @@ class LevelScaled:
             return np.ones(len(X[self.feature_names_in_[0]]))
         return np.maximum(np.where(np.isnan(level), 1.0, level), LEVEL_FLOOR)
 
-    def _inputs(self, X, level: np.ndarray) -> pd.DataFrame:
+    def _matrix(self, X, level: np.ndarray) -> np.ndarray:
         """What the estimator learns from, fit and predict alike: the scaled features divided by
         the level, the others as they are, then ``log_level``; one float64 block (scikit-learn
-        converts every column to float64 anyway; a block it reads without a copy). ``X``: a frame,
-        or {name: array} (the recursive forecast predicts a few hundred rows per step, where
-        building a frame of them cost as much as the trees)."""
+        converts every column to float64 anyway). ``X``: a frame, or {name: array} (the recursive
+        forecast predicts a few hundred rows per step, where building a frame of them cost as much
+        as the trees)."""
         names, scaled = [*self.feature_names_in_, "log_level"], set(self.scaled)
         matrix = np.empty((len(level), len(names)))
         for position, name in enumerate(names):
             values = np.log(level) if name == "log_level" else np.asarray(X[name], dtype="float64")
             matrix[:, position] = values / level if name in scaled else values
-        return pd.DataFrame(matrix, columns=names, index=getattr(X, "index", None), copy=False)
+        return matrix
+
+    def _inputs(self, X, level: np.ndarray) -> pd.DataFrame:
+        """:meth:`_matrix` as a frame of named columns (a block pandas and scikit-learn read without a copy)."""
+        names = [*self.feature_names_in_, "log_level"]
+        return pd.DataFrame(self._matrix(X, level), columns=names, index=getattr(X, "index", None), copy=False)
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> LevelScaled:
+        """Fitted on the block scikit-learn would make of the inputs' frame (the same trees), without
+        its column names: this class builds the block from its own names, and scikit-learn then
+        skips its per-call check of a frame's names and dtypes when predicting (a fifth of a
+        forecast step's predict)."""
         level = self._level(X)
         inputs = self._inputs(X, level)
         self.bins_ = weighted_bins(inputs, level) if len(inputs) <= BINNING_SUBSAMPLE else {}
-        self.estimator.fit(to_bins(inputs, self.bins_), y.to_numpy(dtype="float64") / level, sample_weight=level)
+        block = to_bins(inputs, self.bins_).to_numpy(dtype="float64")
+        self.estimator.fit(block, y.to_numpy(dtype="float64") / level, sample_weight=level)
         return self
 
     def predict(self, X) -> np.ndarray:
         """Predicted quantities of the rows of ``X`` (a frame, or {feature name: array})."""
         level = self._level(X)
-        inputs = to_bins(self._inputs(X, level), getattr(self, "bins_", {}))  # a bundle from before bins_: none
-        return self.estimator.predict(inputs) * level
+        matrix, names = self._matrix(X, level), [*self.feature_names_in_, "log_level"]
+        for name, edges in getattr(self, "bins_", {}).items():  # a bundle from before bins_: none
+            matrix[:, names.index(name)] = bin_numbers(matrix[:, names.index(name)], edges)
+        if hasattr(self.estimator, "feature_names_in_"):  # fitted on a frame (saved before): is fed one
+            matrix = pd.DataFrame(matrix, columns=names, copy=False)
+        return self.estimator.predict(matrix) * level
 
 
 # scikit-learn's binner (1.9) computes a weighted fit's bin edges one percentile at a time, sorting
@@ -155,11 +169,12 @@ def to_bins(inputs: pd.DataFrame, bins: dict[str, np.ndarray]) -> pd.DataFrame:
     as scikit-learn maps them); missing values stay missing."""
     if not bins:
         return inputs
-    binned = {}
-    for name, edges in bins.items():
-        values = inputs[name].to_numpy(dtype="float64")
-        binned[name] = np.where(np.isnan(values), np.nan, np.searchsorted(edges, values, side="left"))
-    return inputs.assign(**binned)
+    return inputs.assign(**{name: bin_numbers(inputs[name].to_numpy(dtype="float64"), edges) for name, edges in bins.items()})
+
+
+def bin_numbers(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Each value's bin number among ``edges`` (see :func:`to_bins`), as float64; NaN stays NaN."""
+    return np.where(np.isnan(values), np.nan, np.searchsorted(edges, values, side="left"))
 
 
 class InsufficientHistory(ValueError):

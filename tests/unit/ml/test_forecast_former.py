@@ -15,12 +15,27 @@ from item_prediction.domain import schema
 from item_prediction.ml import model
 from lambda_build import m5_like
 
+from .test_bundle_format import same
 from .test_forecast_equivalence import HORIZON, a_plan, fitted_shard
 
 KNOWN = ("unit_price", "promotion")
 
 
-# --- the former code (7a5282d), verbatim but for the names -------------------------------------
+# --- the former code (7a5282d), verbatim but for the names (and model. / feats. prefixes) -------
+
+
+def former_fit(self, X, y):  # LevelScaled.fit: on a frame of named columns
+    level = self._level(X)
+    inputs = self._inputs(X, level)
+    self.bins_ = model.weighted_bins(inputs, level) if len(inputs) <= model.BINNING_SUBSAMPLE else {}
+    self.estimator.fit(model.to_bins(inputs, self.bins_), y.to_numpy(dtype="float64") / level, sample_weight=level)
+    return self
+
+
+def former_predict(self, X):  # LevelScaled.predict
+    level = self._level(X)
+    inputs = model.to_bins(self._inputs(X, level), getattr(self, "bins_", {}))  # a bundle from before bins_: none
+    return self.estimator.predict(inputs) * level
 
 
 def former_history_features(quantity, is_gap, runs, frequency, before=None, wanted=None):
@@ -60,7 +75,7 @@ def former_recursive_forecast(
         at = np.flatnonzero(step_of == step)  # one row per series, in the order of ``known``'s
         values = former_history_features(quantity, is_gap, layout, frequency, before, wanted=at)
         rows = {name: values[name][at] for name in history_names} | {name: known[name][step - 1 :: horizon] for name in known}
-        predicted = np.clip(estimator.predict(rows), 0, None)
+        predicted = np.clip(former_predict(estimator, rows), 0, None)
         quantity[at] = predicted
         if return_features:
             keys = work[list(feats.KEY_COLUMNS)].take(at).reset_index(drop=True)
@@ -97,12 +112,11 @@ def former_forecast(bundle, feature_frame, horizon, *, plan=None, prior=None):
 
 @cache
 def m5_shard(subsample: int):
-    """(bundle, the week's windowed features, their prior, a plan): 60 M5-like series (intermittent,
-    late starters, weekly price changes, promotions), 4% of their days missing, and one new in the
-    last days; trained up to a
-    week before the end (``subsample``: model.BINNING_SUBSAMPLE, 0 for a fit that scikit-learn
-    bins, as a shard of more than 200,000 rows is), then the last week's window built with the
-    prior, as predict mode does."""
+    """(bundle, the same trained by the former code, the week's windowed features, their prior, a
+    plan): 60 M5-like series (intermittent, late starters, weekly price changes, promotions), 4% of
+    their days missing, and one new in the last days; trained up to a week before the end
+    (``subsample``: model.BINNING_SUBSAMPLE, 0 for a fit that scikit-learn bins, as a shard of more
+    than 200,000 rows is), then the last week's window built with the prior, as predict mode does."""
     data = m5_like.frame(m5_like.Shape(items=15, stores=4, days=240), seed=11)
     data = data[np.random.default_rng(2).random(len(data)) > 0.04]
     dates = sorted(data["date"].unique())
@@ -113,36 +127,65 @@ def m5_shard(subsample: int):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(model, "BINNING_SUBSAMPLE", subsample)
         bundle = model.train(trained, manifest, 14)
-    assert bool(bundle.estimator.bins_) == bool(subsample)
+        patch.setattr(model.LevelScaled, "fit", former_fit)
+        patch.setattr(model.LevelScaled, "predict", former_predict)
+        former = model.train(trained, manifest, 14)  # as the former code trained and backtested it
+    assert bool(bundle.estimator.bins_) == bool(subsample) and hasattr(former.estimator.estimator, "feature_names_in_")
+    assert bundle.metadata == former.metadata  # the same backtest
     since = dates[-8 - feats.history_needed("D")]
     prior = feats.prior_table(trained, since, "D")
     cuts = prior.set_index(feats.SERIES)["cut"].reindex(pd.MultiIndex.from_frame(data[feats.SERIES])).fillna(since)
     rows = data[pd.to_datetime(data["date"]).to_numpy() >= cuts.to_numpy()]
     window, _ = feats.build_features(rows, "D", known_in_advance=KNOWN, prior=prior)
     plan = a_plan(window, "D").sample(frac=0.8, random_state=3)  # some planned periods, the rest assumed
-    return bundle, window, prior, plan.assign(promotion=np.random.default_rng(4).integers(0, 2, len(plan)))
+    return bundle, former, window, prior, plan.assign(promotion=np.random.default_rng(4).integers(0, 2, len(plan)))
 
 
 @pytest.mark.parametrize("subsample", [model.BINNING_SUBSAMPLE, 0], ids=["binned here", "binned by scikit-learn"])
 @pytest.mark.parametrize("planned", [False, True])
-def test_the_weekly_forecast_of_an_m5_like_window_is_the_former_codes(planned, subsample):
-    bundle, window, prior, plan = m5_shard(subsample)
+@pytest.mark.parametrize("trained_by", ["this code", "the former code"])
+def test_the_weekly_forecast_of_an_m5_like_window_is_the_former_codes(planned, subsample, trained_by):
+    """A model fitted here (on a block, without names) or saved before (fitted on a frame) forecasts
+    what the former code forecast with the model it fitted."""
+    bundle, former, window, prior, plan = m5_shard(subsample)
     plan = plan if planned else None
-    got = model.forecast(bundle, window, 14, plan=plan, prior=prior)
-    expected = former_forecast(bundle, window, 14, plan=plan, prior=prior)
+    got = model.forecast(bundle if trained_by == "this code" else former, window, 14, plan=plan, prior=prior)
+    expected = former_forecast(former, window, 14, plan=plan, prior=prior)
     assert len(got) == 61 * 14 and got["prediction"].gt(0).mean() > 0.5 and window["is_gap"].any() and prior["count"].gt(0).all()
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     assert got.attrs == expected.attrs
 
 
+@cache
+def former_fitted_shard(frequency: str):
+    """test_forecast_equivalence's fractional shard with its model fitted by the former code."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model.LevelScaled, "fit", former_fit)
+        return fitted_shard.__wrapped__(frequency, fractional=True)
+
+
 @pytest.mark.parametrize("frequency", ["D", "W"])
 @pytest.mark.parametrize("windowed", [False, True])
-def test_the_features_fed_each_step_are_the_former_codes(frequency, windowed):
+@pytest.mark.parametrize("trained_by", ["this code", "the former code"])
+def test_the_features_fed_each_step_are_the_former_codes(frequency, windowed, trained_by):
     fit, codes, full, window, prior = fitted_shard(frequency, fractional=True)
+    former = former_fitted_shard(frequency)[0]
     frame, prior = (window, prior) if windowed else (full, None)
-    arguments = (fit.estimator, frame, HORIZON[frequency], frequency, codes, fit.names)
     plan = a_plan(frame, frequency)
-    got, got_used = model.recursive_forecast(*arguments, return_features=True, plan=plan, prior=prior)
-    expected, expected_used = former_recursive_forecast(*arguments, return_features=True, plan=plan, prior=prior)
+    arguments = (frame, HORIZON[frequency], frequency, codes, fit.names)
+    estimator = fit.estimator if trained_by == "this code" else former.estimator
+    got, got_used = model.recursive_forecast(estimator, *arguments, return_features=True, plan=plan, prior=prior)
+    expected, expected_used = former_recursive_forecast(
+        former.estimator, *arguments, return_features=True, plan=plan, prior=prior
+    )
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     pd.testing.assert_frame_equal(got_used, expected_used, check_exact=True)
+
+
+@pytest.mark.parametrize("subsample", [model.BINNING_SUBSAMPLE, 0], ids=["binned here", "binned by scikit-learn"])
+def test_a_fit_on_the_block_builds_the_former_fits_estimator_but_its_column_names(subsample):
+    bundle, former, *_ = m5_shard(subsample)
+    fitted, before = vars(bundle.estimator.estimator).copy(), vars(former.estimator.estimator).copy()
+    assert list(before.pop("feature_names_in_")) == [*bundle.feature_names, "log_level"]
+    assert same(fitted, before)
+    assert same({**vars(bundle.estimator), "estimator": None}, {**vars(former.estimator), "estimator": None})
