@@ -260,15 +260,25 @@ class Runs:
     def of(cls, frame: pd.DataFrame) -> Runs:
         return cls(series_starts(frame))
 
-    def shift(self, values: np.ndarray, k: int) -> np.ndarray:
+    def shift(self, values: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Each row's value ``k`` rows earlier in its series (NaN before the series' ``k``-th row);
+        ``rows`` (positions): those rows' only, in that order."""
+        if rows is not None:
+            shifted = values[np.maximum(rows - k, 0)].astype("float64", copy=False)
+            shifted[self.position[rows] < k] = np.nan
+            return shifted
         shifted = np.full(len(values), np.nan)
         if k < len(values):
             shifted[k:] = values[: len(values) - k]
         shifted[self.position < k] = np.nan
         return shifted
 
-    def cumsum(self, values: np.ndarray) -> np.ndarray:
+    def cumsum(self, values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The running sum of ``values`` within each series (``rows``: those rows' only)."""
         total = np.cumsum(values)
+        if rows is not None:
+            start = self.start_of[rows]
+            return total[rows] - total[start] + values[start]
         return total - total[self.start_of] + values[self.start_of]
 
     def per_series(self, frame: pd.DataFrame, table: pd.DataFrame | pd.Series, fill=np.nan) -> np.ndarray:
@@ -310,29 +320,49 @@ def history_features(
     runs: Runs,
     frequency: str,
     before: tuple[np.ndarray, np.ndarray] | None = None,
-    wanted: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Lags, rolling statistics, gap share and the running mean of each row, from periods strictly
     before it (the columns of a frame with layout ``runs``). ``before``: per row, the sum and
-    count of its series' quantities before the frame's first row (see :func:`add_history`).
-    ``wanted`` (row positions): only those rows' values are read (the recursive forecast's step)."""
-    values = {f"lag_{k}": runs.shift(quantity, k) for k in LAGS[frequency]}
+    count of its series' quantities before the frame's first row (see :func:`add_history`)."""
+    values = quantity_features(quantity, runs, frequency, before) | gap_features(is_gap, runs, frequency)
+    return {name: values[name] for name in history_feature_names(frequency)}
+
+
+def quantity_features(
+    quantity: np.ndarray,
+    runs: Runs,
+    frequency: str,
+    before: tuple[np.ndarray, np.ndarray] | None = None,
+    wanted: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The history features of the quantities (all but the gap share): lags, rolling statistics and
+    the running mean. ``wanted`` (row positions): the values of those rows only, in that order (the
+    recursive forecast's step; the rolling windows still pass over every row, which keeps their
+    floating-point sums, and so their values, those of the whole column)."""
+    take = (lambda column: column) if wanted is None else (lambda column: column[wanted])  # noqa: E731
+    values = {f"lag_{k}": runs.shift(quantity, k, wanted) for k in LAGS[frequency]}
     previous = pd.Series(runs.shift(quantity, 1))  # what is known at each period
     for window in WINDOWS[frequency]:
-        values[f"rolling_mean_{window}"] = _rolling(previous, runs, window, "mean", 1, wanted).to_numpy()
+        values[f"rolling_mean_{window}"] = take(_rolling(previous, runs, window, "mean", 1, wanted).to_numpy())
     shortest = min(WINDOWS[frequency])  # the spread of the recent window; the longer one's added nothing
-    values[f"rolling_std_{shortest}"] = _rolling(previous, runs, shortest, "std", 2, wanted).to_numpy()
-    longest = max(WINDOWS[frequency])
-    previous_gap = pd.Series(runs.shift(is_gap, 1))
-    values[f"gap_share_{longest}"] = _rolling(previous_gap, runs, longest, "mean", 1, wanted).to_numpy()
+    values[f"rolling_std_{shortest}"] = take(_rolling(previous, runs, shortest, "std", 2, wanted).to_numpy())
     known = previous.to_numpy()
-    running_sum = runs.cumsum(np.nan_to_num(known))
-    running_count = runs.cumsum(~np.isnan(known) * 1.0)
+    running_sum = runs.cumsum(np.nan_to_num(known), wanted)
+    running_count = runs.cumsum(~np.isnan(known) * 1.0, wanted)
     if before is not None:
-        running_sum, running_count = running_sum + before[0], running_count + before[1]
+        running_sum, running_count = running_sum + take(before[0]), running_count + take(before[1])
     with np.errstate(invalid="ignore", divide="ignore"):
         values["series_mean_to_date"] = np.where(running_count > 0, running_sum / running_count, np.nan)
     return values
+
+
+def gap_features(is_gap: np.ndarray, runs: Runs, frequency: str, wanted: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The share of gap periods in the longest window before each row (of every row; ``wanted``:
+    the rows whose values are read, the others may be left unfinished). It does not depend on the
+    quantities: the recursive forecast computes it once for all its steps."""
+    longest = max(WINDOWS[frequency])
+    previous_gap = pd.Series(runs.shift(is_gap, 1))
+    return {f"gap_share_{longest}": _rolling(previous_gap, runs, longest, "mean", 1, wanted).to_numpy()}
 
 
 def add_history(frame: pd.DataFrame, frequency: str, prior: pd.DataFrame | None = None, runs: Runs | None = None) -> pd.DataFrame:
