@@ -1,5 +1,6 @@
-"""A saved model bundle is the C pickle (protocol 5, zlib): it loads as the very model that was
-saved, and a bundle saved by the former joblib code still loads and forecasts as it did."""
+"""A saved model bundle is a plain pickle (protocol 5): it loads through the C unpickler as the very
+model that was saved, ``joblib.load`` reads it too (the object is ``model.joblib``), and a bundle
+saved by the former joblib code still loads and forecasts as it did."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def same(a, b) -> bool:
 def test_a_bundle_loads_through_the_c_pickle_as_the_very_model_saved(monkeypatch):
     bundle, frame = trained()
     data = bundle.dumps()
-    assert data.startswith(model.BUNDLE_HEADER)
+    assert data.startswith(model.PICKLE_5)
+    assert same(joblib.load(io.BytesIO(data)), bundle), "whoever loads model.joblib with joblib gets the bundle"
     monkeypatch.setattr(joblib, "load", lambda *_: pytest.fail("joblib's unpickler read a bundle saved by dumps"))
     restored = model.ModelBundle.loads(data)
     assert same(restored, bundle)
