@@ -61,6 +61,16 @@ def origins(frame: pd.DataFrame) -> pd.DataFrame:
     return features.sort_grid(frame).groupby(SERIES).tail(1).set_index(SERIES).sort_index()
 
 
+def window_features(storage, item: dict) -> pd.DataFrame:
+    """The features of a predict build's window continued from the stored prior (what the forecast
+    computes from the window's inputs), built in the domain from the rows and prior the build reads."""
+    from item_prediction.aws.runtime import StepTimer
+
+    clean, _, decided, prior = feature_step._load_for(storage, SETTINGS, item, StepTimer())
+    assert decided["mode"] == "predict" and prior is not None
+    return features.build_features(clean, "D", known_in_advance=KNOWN, prior=prior)[0]
+
+
 def trained_history(storage) -> tuple[dict, str, str, pd.DataFrame]:
     """The history uploaded and its shard built to train: (the build's result, its data end, the
     key of the prior it stored, the next week's rows, not yet uploaded)."""
@@ -83,14 +93,23 @@ def test_a_predict_window_with_the_stored_prior_gives_the_full_historys_features
 
     assert window_result["mode"] == "predict" and window_result["since"] == feature_step.window_start(data_end, "D")
     assert len(window) < len(full) / 2, "the predict build read the recent window, not the history"
+    assert list(window.columns) == features.BASE_COLUMNS, "a window holds the forecast's inputs only"
+    assert storage.get_json(window_result["manifest_key"])["inputs_only"] is True
     expected, got = origins(full), origins(window)
     assert list(got.index) == list(expected.index) and ("ITEM-001", "STORE-01") in got.index
     assert got.loc[("ITEM-001", "STORE-01"), "date"] < pd.Timestamp(window_result["since"]), "its last row is before the window"
-    names = features.feature_names("D", KNOWN)
-    pd.testing.assert_frame_equal(got[["date", *names]], expected[["date", *names]], check_dtype=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(got, expected[got.columns], check_dtype=False, check_index_type=False)
+    names = features.feature_names("D", KNOWN)  # the prior continues the history where forecasts start
+    continued = origins(window_features(storage, shard_item("predict", data_end=data_end)))
+    pd.testing.assert_frame_equal(
+        continued[["date", *names]], expected[["date", *names]], check_dtype=False, check_index_type=False, rtol=1e-9
+    )
 
     # The forecast set does not depend on the mode: every series, each from its own last period.
     predicted = predict_step.run_shard(storage, SETTINGS, window_result)
+    with pytest.raises(ValueError, match="holds a predict window's inputs, not features to train on"):
+        predict_step.run_shard(storage, SETTINGS, {**window_result, "mode": "train_and_predict"})
+    full_result, _ = built(storage, shard_item("train_and_predict"))  # the window's build replaced the shard's features
     retrained = predict_step.run_shard(storage, SETTINGS, full_result)
     assert predicted["mode"] == "predict" and predicted["series"] == retrained["series"] == 6
     starts = {}
@@ -109,8 +128,11 @@ def test_without_a_stored_prior_a_predict_build_reads_the_whole_history_once_and
     assert first["mode"] == "predict" and first["since"] is None and storage.exists(prior_key)
     second, window = built(storage, shard_item("predict", data_end=data_end))
     assert second["since"] is not None and len(window) < len(whole) / 2
+    got = origins(window)
+    pd.testing.assert_frame_equal(got, origins(whole)[got.columns], check_dtype=False, check_index_type=False)
     names = features.feature_names("D", KNOWN)
-    pd.testing.assert_frame_equal(origins(window)[names], origins(whole)[names], check_dtype=False, rtol=1e-9)
+    continued = origins(window_features(storage, shard_item("predict", data_end=data_end)))
+    pd.testing.assert_frame_equal(continued[names], origins(whole)[names], check_dtype=False, check_index_type=False, rtol=1e-9)
 
 
 def test_a_predict_mode_forecast_from_the_window_equals_the_same_models_from_the_whole_history(storage):

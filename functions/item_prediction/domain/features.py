@@ -627,6 +627,7 @@ def build_features(
     source_fingerprint: str = "",
     known_in_advance: tuple[str, ...] | list[str] = (),
     prior: pd.DataFrame | None = None,
+    inputs_only: bool = False,
 ) -> tuple[pd.DataFrame, dict]:
     """The feature set and its manifest for validated rows at ``frequency`` (``D``, ``W`` or ``M``).
 
@@ -646,6 +647,11 @@ def build_features(
         A stored :func:`prior_table`: ``clean`` holds each series' rows from its ``cut`` on (see
         :func:`prior_table`); the features then continue the history before it, and the
         encodings are the prior's (the full history's).
+    inputs_only : bool, optional
+        Only the regular grid's :data:`BASE_COLUMNS`, sorted as the features would be: all a
+        forecast reads (it computes each step's features from them, ``model.recursive_forecast``),
+        so a predict run's window skips computing features no one reads. The manifest says so
+        (``inputs_only``) and is otherwise the same.
 
     Returns
     -------
@@ -667,7 +673,7 @@ def build_features(
     indexed = index_prior(prior)
     grid = regular_grid(frame, frequency, indexed)
     codes = vocabulary(grid) if indexed is None else prior_codes(indexed)
-    features = compute_features(grid, frequency, codes, indexed)
+    features = sort_grid(grid) if inputs_only else compute_features(grid, frequency, codes, indexed)
     manifest = {
         "version": FEATURES_VERSION,
         "frequency": frequency,
@@ -682,6 +688,7 @@ def build_features(
         "codes": codes,
         "source_fingerprint": source_fingerprint or fingerprint(clean),
         "known_in_advance": [column for column in schema.KNOWN_IN_ADVANCE_COLUMNS if column in known_in_advance],
+        **({"inputs_only": True} if inputs_only else {}),
     }
     return features, manifest
 

@@ -102,16 +102,21 @@ def build_shard(storage: Storage, settings: Settings, item: dict, *, timer: Step
     """Build one shard's feature set (``features/<ds>/shard=<s:05d>/features.parquet`` and its
     manifest) from the shard's validated parts; NothingToDo when the shard has no rows.
 
-    Built on the whole history, it also stores the prior (:func:`prior_key`) of the model that
-    will forecast from it: the one trained on it (train mode), or the shard's latest (predict
-    mode without a prior yet), so the next predict-mode runs read only their window.
+    A predict run's window holds only what the forecast reads (``features.build_features``'s
+    ``inputs_only``: the grid's base columns). Built on the whole history, it also stores the
+    prior (:func:`prior_key`) of the model that will forecast from it: the one trained on it
+    (train mode), or the shard's latest (predict mode without a prior yet), so the next
+    predict-mode runs read only their window.
     Returns the shard item with the features' keys, counts and the mode finally decided.
     """
     timer = timer or StepTimer()
     clean, inputs, decided, prior = _load_for(storage, settings, item, timer)
     with timer("build_features"):
         known = item.get("known_in_advance") or ()
-        frame, manifest = features.build_features(clean, item["frequency"], known_in_advance=known, prior=prior)
+        window = decided["mode"] == "predict" and prior is not None  # a forecast's inputs: it computes its features
+        frame, manifest = features.build_features(
+            clean, item["frequency"], known_in_advance=known, prior=prior, inputs_only=window
+        )
     prefix = f"{settings.features_prefix}{item['dataset']}/shard={item['shard']:05d}/"
     with timer("write_features"):
         features_version = storage.put_parquet(prefix + "features.parquet", frame, dictionary=tuple(features.SERIES))

@@ -193,6 +193,10 @@ def run_shard(
     }
     with timer("read_plan"):  # first: a refused plan (PlanError, one line) fails the shard before any training
         plan, planned = plan_file.shard_plan(storage, settings, item, manifest)
+    if item["mode"] == "train_and_predict" and manifest.get("inputs_only"):
+        raise ValueError(
+            f"{manifest['features_key']} holds a predict window's inputs, not features to train on: rebuild the shard"
+        )
     bundle, model_key, backtest = trained_or_latest(storage, prefix, frame, manifest, horizon, item["mode"], timer, extra)
     with timer("forecast"):
         forecast = model.forecast(bundle, frame, horizon, plan=plan, prior=window_prior(storage, manifest))

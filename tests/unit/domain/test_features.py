@@ -262,6 +262,13 @@ def test_a_window_with_the_prior_gives_the_full_historys_features_where_forecast
     assert got.loc[("NEW", "STORE-01"), "item_code"] == -1
     assert windowed_manifest["codes"] == manifest["codes"] and len(window) < len(full) / 2
 
+    # A predict run's window keeps only the forecast's inputs: the same grid, the same manifest.
+    inputs, inputs_manifest = features.build_features(
+        windowed_rows(sample, prior, since), frequency, known_in_advance=known, prior=prior, inputs_only=True
+    )
+    pd.testing.assert_frame_equal(inputs, window[features.BASE_COLUMNS], check_exact=True)
+    assert inputs_manifest == {**windowed_manifest, "inputs_only": True}
+
 
 @pytest.mark.parametrize("keys", [object, str])
 def test_sort_grid_sorts_any_disorder_and_passes_a_sorted_grid_through(keys):
