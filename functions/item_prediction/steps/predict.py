@@ -98,9 +98,9 @@ def save_model(storage: Storage, prefix: str, bundle: model.ModelBundle, extra: 
 def load_latest_model(storage: Storage, prefix: str) -> tuple[model.ModelBundle, str]:
     """The model latest.json points at, once its bytes match the SHA-256 latest.json records."""
     latest_key = f"{prefix}latest.json"
-    if not storage.exists(latest_key):
+    latest = storage.get_json_if_any(latest_key)
+    if latest is None:
         raise ValueError(f"mode 'predict' needs a trained model: {latest_key} does not exist; run 'train_and_predict' first")
-    latest = storage.get_json(latest_key)
     model_key, expected = latest["model_key"], latest.get("model_sha256")
     if not expected:
         raise ModelIntegrityError(

@@ -69,10 +69,8 @@ def _counts(document: dict) -> dict:
 
 def _read_counts(storage: Storage, key: str) -> dict:
     """The cached counts by report key; empty when there are none yet or they cannot be read."""
-    if not storage.exists(key):
-        return {}
     try:
-        document = storage.get_json(key)
+        document = storage.get_json_if_any(key, {})
     except ValueError:  # not JSON: rebuilt from the reports
         return {}
     reports = document.get("reports") if isinstance(document, dict) and document.get("format") == 1 else None
@@ -167,9 +165,11 @@ def write_slice(storage: Storage, key: str, history, backtest, forecast, frequen
     return storage.put_json(key, {**meta, "frequency": frequency, **{name: _encode(data[name]) for name in SLICE_SECTIONS}})
 
 
-def read_slice(storage: Storage, key: str) -> tuple[dict, dict]:
-    """(the slice's report data, its meta fields)."""
-    document = storage.get_json(key)
+def read_slice(storage: Storage, key: str) -> tuple[dict, dict] | None:
+    """(the slice's report data, its meta fields), or None when the slice is gone."""
+    document = storage.get_json_if_any(key)
+    if document is None:
+        return None
     data = {name: _decode(document.get(name)) for name in SLICE_SECTIONS}
     return data, {name: value for name, value in document.items() if name not in SLICE_SECTIONS}
 
@@ -193,10 +193,11 @@ def publish_run_report(storage: Storage, settings: Settings, summary: dict, slic
     ``dataset``, ``forecast_id`` (the run id) and ``frequency``."""
     data, stale, missing = None, 0, 0
     for key in slices[:MAX_REPORT_SLICES]:
-        if not storage.exists(key):  # deleted by hand: the page goes on without that shard's series
+        read = read_slice(storage, key)
+        if read is None:  # deleted by hand: the page goes on without that shard's series
             missing += 1
             continue
-        part, meta = read_slice(storage, key)
+        part, meta = read
         stale += not meta.get("backtested")
         data = part if data is None else report.merge_data([data, part], summary["frequency"])
     if data is None:
