@@ -103,3 +103,19 @@ def test_part_ends_trusts_an_index_only_for_the_part_contents_it_wrote():
         {"key": "pe", "etag": '"e5"', "source": "d.csv"},  # its index not written yet
     ]
     assert shard_store.part_ends(parts, indexes) == {"pa": ['"e1"', "2024-01-31"]}
+
+
+def test_part_ends_keeps_the_parts_that_end_first_within_what_a_map_item_holds(monkeypatch):
+    """A file a day for years: the map stays within a Step Functions item (the parts ending first,
+    the ones a window skips, are kept; the others are read as before)."""
+    import json
+
+    days = pd.date_range("2020-01-01", periods=1500).strftime("%Y-%m-%d")
+    key = "validated/sales/n=8/shard=00003/daily/{}.csv.parquet"
+    parts = [{"key": key.format(day), "etag": f'"{"0" * 32}"', "source": f"daily/{day}.csv"} for day in days]
+    indexes = {f"daily/{day}.csv": {"date_range": [day, day], "parts": {key.format(day): f'"{"0" * 32}"'}} for day in days}
+    ends = shard_store.part_ends(parts, indexes)
+    assert len(ends) == shard_store.MAX_PART_ENDS and len(json.dumps(ends)) < 64 * 1024
+    assert sorted(end for _, end in ends.values()) == list(days[: shard_store.MAX_PART_ENDS])
+    monkeypatch.setattr(shard_store, "MAX_PART_ENDS", 2000)
+    assert len(shard_store.part_ends(parts, indexes)) == 1500

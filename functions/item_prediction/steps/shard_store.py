@@ -45,6 +45,7 @@ INDEX_FOLDER = "_parts"
 MANIFEST_NAME = "_dataset.json"
 RUNS_PREFIX = "runs/"
 MAX_SHARDS_IN_OUTPUT = 1_000  # more entries go to runs/<ds>/uploads/<relative>.shards.json (payload limit 256 KB)
+MAX_PART_ENDS = 400  # a shard item's part_ends (about 150 bytes each): 60 KB of the 256 KB a Map item may hold
 INDEX_RESOLUTION = 1_024  # the index counts rows per shard of at least this many, so any re-split is estimated exactly
 ROW_GROUP_ROWS = 100_000  # a shard's buffered rows are written as one row group once they reach this
 BUFFER_ROWS = 500_000  # all shards' buffered rows together: past it every buffer is written (bounds memory)
@@ -267,13 +268,19 @@ def skippable(part: Part, ends: dict | None, earliest: tuple[str, str] | None) -
 def part_ends(parts: list[dict], indexes: dict[str, dict]) -> dict[str, list[str]]:
     """``{part key: [etag, last date]}`` for the listed ``parts`` (``key``, ``etag``, ``source``)
     whose upload index (``indexes``: by upload, with ``date_range`` and ``parts``, as the upload
-    catalog keeps them) records their ETag (the index describes that content) and its rows' dates."""
+    catalog keeps them) records their ETag (the index describes that content) and its rows' dates.
+
+    At most MAX_PART_ENDS of them, those that end first (the ones a window surely skips): the map
+    rides in the shard's Map item, and a file a day for years would pass Step Functions' 256 KB.
+    A part left out is read, as before (7.7 years of weekly files fit)."""
     ends = {}
     for part in parts:
         index = indexes.get(part["source"]) or {}
         written, dates = index.get("parts") or {}, index.get("date_range")
         if dates and part.get("etag") and written.get(part["key"]) == part["etag"]:
             ends[part["key"]] = [part["etag"], dates[1]]
+    if len(ends) > MAX_PART_ENDS:
+        ends = dict(sorted(ends.items(), key=lambda entry: (entry[1][1], entry[0]))[:MAX_PART_ENDS])
     return ends
 
 
