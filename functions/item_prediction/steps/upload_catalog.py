@@ -5,11 +5,12 @@ resolution, the first and last date of its rows, its parts' ETags; :func:`shard_
 The Plan needs all of them on every run: the rows per shard decide the shard count, the dates let
 a predict shard skip the parts that end before its window. A dataset that gains a file a week has
 156 indexes after three years, and reading each on every run made the Plan's cost grow with the
-dataset's age. So ``validated/<ds>/_catalog.json`` keeps, under each index's ETag, its dates and
+dataset's age. So ``runs/<ds>/_upload-catalog.json`` keeps, under each index's ETag, its dates and
 part ETags, and the indexes' rows summed per resolution: a run lists the indexes (one request per
 1,000), reads only those that are new, and rebuilds the whole catalog from the indexes when one
 was rewritten or deleted (a re-upload or a retraction), so it always says what the indexes say.
-The Plan runs under the dataset's lease: one writer at a time.
+The Plan runs under the dataset's lease: one writer at a time. The catalog lives under ``runs/``,
+which FeatureEngineering writes, not under ``validated/``, which only DataValidation writes.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from ..aws.settings import Settings
 from ..aws.storage import Storage
 from . import shard_store
 
-CATALOG_NAME = "_catalog.json"  # beside the dataset manifest; not a part, not an index
+CATALOG_NAME = "_upload-catalog.json"  # beside the dataset's run folders
 FORMAT = 1
 
 
 def catalog_key(settings: Settings, dataset: str) -> str:
-    return f"{shard_store.dataset_prefix(settings, dataset)}{CATALOG_NAME}"
+    return f"{shard_store.RUNS_PREFIX}{dataset}/{CATALOG_NAME}"
 
 
 def upload_catalog(storage: Storage, settings: Settings, dataset: str) -> dict:

@@ -166,6 +166,7 @@ EXPECTED_S3 = {
             "runs/",
             "predictions/",
             "reports/",
+            "validated/",  # a predict run's report slice reads the shard's validated parts
             "validated/*/_dataset.json",
             "raw/*/plan/",  # plan files and their mapping: read, never listed beyond the plan folders
             "raw/*/_mapping.json",
@@ -173,7 +174,7 @@ EXPECTED_S3 = {
         },
         "versions": {"features/", "models/", "runs/"},
         "write": {"models/", "predictions/", "reports/", "validated/*/_dataset.json"},
-        "list": {"features/*", "models/*", "predictions/*", "reports/*", "runs/*", "raw/*/plan/*"},
+        "list": {"features/*", "models/*", "predictions/*", "reports/*", "runs/*", "raw/*/plan/*", "validated/*"},
     },
     "PredictionsApiFunction": {"read": {"reports/"}, "versions": set(), "write": set(), "list": {"reports/*"}},  # report links
 }
