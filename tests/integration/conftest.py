@@ -62,6 +62,9 @@ def _physical_ids(template: dict) -> dict[str, str]:
     return {**physical, "DataBucket": BUCKET, "PredictionsTable": TABLE, "DeadLetterQueue": queue}
 
 
+RUNNING: list[str] = []  # the logical id of the function whose handler runs now (tests/integration/test_access_moto.py)
+
+
 def _in_process(template: dict, results: dict, errors: list, calls: list):
     """The runner's ``invoke``: the function's handler called in this process (JSON in, JSON out).
     ``results`` keeps each function's last result per step (``"plan"``, ``"shard"``, ``"aggregate"``,
@@ -78,6 +81,7 @@ def _in_process(template: dict, results: dict, errors: list, calls: list):
         handler = getattr(importlib.import_module(module), name)
         step = payload.get("step") if isinstance(payload, dict) else None
         calls.append((logical_id, step, payload.get("shard") if isinstance(payload, dict) else None))
+        RUNNING.append(logical_id)
         try:
             result = handler(json.loads(json.dumps(payload)), FakeContext(logical_id))
         except Exception as exc:  # a function error, as Lambda reports it to Step Functions
@@ -85,6 +89,8 @@ def _in_process(template: dict, results: dict, errors: list, calls: list):
             raise asl.TaskFailed(
                 type(exc).__name__, json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__})
             ) from exc
+        finally:
+            RUNNING.pop()
         results[(logical_id, step)] = json.loads(json.dumps(result))
         return results[(logical_id, step)]
 

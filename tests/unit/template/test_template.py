@@ -167,13 +167,14 @@ EXPECTED_S3 = {
             "predictions/",
             "reports/",
             "validated/",  # a predict run's report slice reads the shard's validated parts
+            "runs/*/report/",  # (also in runs/, with the statement that lets it write its slices there)
             "validated/*/_dataset.json",
             "raw/*/plan/",  # plan files and their mapping: read, never listed beyond the plan folders
             "raw/*/_mapping.json",
             "config/mappings/",
         },
         "versions": {"features/", "models/", "runs/"},
-        "write": {"models/", "predictions/", "reports/", "validated/*/_dataset.json"},
+        "write": {"models/", "predictions/", "reports/", "validated/*/_dataset.json", "runs/*/report/"},
         "list": {"features/*", "models/*", "predictions/*", "reports/*", "runs/*", "raw/*/plan/*", "validated/*"},
     },
     "PredictionsApiFunction": {"read": {"reports/"}, "versions": set(), "write": set(), "list": {"reports/*"}},  # report links
@@ -197,13 +198,13 @@ def inline_statements(raw, logical_id):
 def object_prefixes(resources) -> list[str]:
     """``${DataBucket.Arn}/raw/*`` -> ``raw/``; a named object under any folder of a prefix stays a
     pattern (``${DataBucket.Arn}/models/*/latest.json`` -> ``models/*/latest.json``), as do the
-    datasets' plan folders (``raw/*/plan/*`` -> ``raw/*/plan/``); anything else
+    datasets' plan folders (``raw/*/plan/*`` -> ``raw/*/plan/``) and the runs' report folders; anything else
     on the bucket's objects fails the test."""
     resources = resources if isinstance(resources, list) else [resources]
     prefixes = []
     for resource in resources:
         text = resource["Fn::Sub"]
-        assert text.startswith("${DataBucket.Arn}/") and (text.count("*") == 1 or text.endswith("/plan/*")), text
+        assert text.startswith("${DataBucket.Arn}/") and (text.count("*") == 1 or text.endswith(("/plan/*", "/report/*"))), text
         assert text.endswith("/*") or "/*/" in text and "*" not in text.rsplit("/", 1)[1], text
         prefixes.append(text.removeprefix("${DataBucket.Arn}/").removesuffix("*"))
     return prefixes
