@@ -120,19 +120,27 @@ class LevelScaled:
         level = self._level(X)
         inputs = self._inputs(X, level)
         self.bins_ = weighted_bins(inputs, level) if len(inputs) <= BINNING_SUBSAMPLE else {}
-        block = to_bins(inputs, self.bins_).to_numpy(dtype="float64")
+        block = self._binned(inputs.to_numpy(dtype="float64", copy=True))
         self.estimator.fit(block, y.to_numpy(dtype="float64") / level, sample_weight=level)
         return self
 
     def predict(self, X) -> np.ndarray:
         """Predicted quantities of the rows of ``X`` (a frame, or {feature name: array})."""
         level = self._level(X)
-        matrix, names = self._matrix(X, level), self._input_names()
-        for name, edges in getattr(self, "bins_", {}).items():  # a bundle from before bins_: none
-            matrix[:, names.index(name)] = bin_numbers(matrix[:, names.index(name)], edges)
+        matrix = self._binned(self._matrix(X, level))
         if hasattr(self.estimator, "feature_names_in_"):  # fitted on a frame (saved before): is fed one
-            matrix = pd.DataFrame(matrix, columns=names, copy=False)
+            matrix = pd.DataFrame(matrix, columns=self._input_names(), copy=False)
         return self.estimator.predict(matrix) * level
+
+    def _binned(self, matrix: np.ndarray) -> np.ndarray:
+        """``matrix`` (of :meth:`_input_names`) with each binned column's values replaced, in place,
+        by their bin's number (bin i holds edges[i-1] < x <= edges[i], as scikit-learn maps them;
+        missing values stay missing): fit and predict alike. A bundle from before ``bins_``: none."""
+        names = self._input_names()
+        for name, edges in getattr(self, "bins_", {}).items():
+            column = matrix[:, names.index(name)]
+            matrix[:, names.index(name)] = np.where(np.isnan(column), np.nan, np.searchsorted(edges, column, side="left"))
+        return matrix
 
 
 # scikit-learn's binner (1.9) computes a weighted fit's bin edges one percentile at a time, sorting
@@ -163,19 +171,6 @@ def weighted_bins(inputs: pd.DataFrame, weight: np.ndarray) -> dict[str, np.ndar
     """{column: bin edges} of the columns with more than MAX_BINS distinct values."""
     edges = {name: _edges(inputs[name].to_numpy(dtype="float64"), weight) for name in inputs.columns}
     return {name: value for name, value in edges.items() if value is not None}
-
-
-def to_bins(inputs: pd.DataFrame, bins: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Each binned column's values as their bin's number (bin i holds edges[i-1] < x <= edges[i],
-    as scikit-learn maps them); missing values stay missing."""
-    if not bins:
-        return inputs
-    return inputs.assign(**{name: bin_numbers(inputs[name].to_numpy(dtype="float64"), edges) for name, edges in bins.items()})
-
-
-def bin_numbers(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Each value's bin number among ``edges`` (see :func:`to_bins`), as float64; NaN stays NaN."""
-    return np.where(np.isnan(values), np.nan, np.searchsorted(edges, values, side="left"))
 
 
 class InsufficientHistory(ValueError):

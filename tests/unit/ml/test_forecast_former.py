@@ -24,17 +24,27 @@ KNOWN = ("unit_price", "promotion")
 # --- the former code (7a5282d), verbatim but for the names (and model. / feats. prefixes) -------
 
 
+def to_bins(inputs, bins):  # model.to_bins: binned columns as bin numbers, on a frame
+    if not bins:
+        return inputs
+    binned = {}
+    for name, edges in bins.items():
+        values = inputs[name].to_numpy(dtype="float64")
+        binned[name] = np.where(np.isnan(values), np.nan, np.searchsorted(edges, values, side="left"))
+    return inputs.assign(**binned)
+
+
 def former_fit(self, X, y):  # LevelScaled.fit: on a frame of named columns
     level = self._level(X)
     inputs = self._inputs(X, level)
     self.bins_ = model.weighted_bins(inputs, level) if len(inputs) <= model.BINNING_SUBSAMPLE else {}
-    self.estimator.fit(model.to_bins(inputs, self.bins_), y.to_numpy(dtype="float64") / level, sample_weight=level)
+    self.estimator.fit(to_bins(inputs, self.bins_), y.to_numpy(dtype="float64") / level, sample_weight=level)
     return self
 
 
 def former_predict(self, X):  # LevelScaled.predict
     level = self._level(X)
-    inputs = model.to_bins(self._inputs(X, level), getattr(self, "bins_", {}))  # a bundle from before bins_: none
+    inputs = to_bins(self._inputs(X, level), getattr(self, "bins_", {}))  # a bundle from before bins_: none
     return self.estimator.predict(inputs) * level
 
 

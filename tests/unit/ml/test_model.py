@@ -9,6 +9,8 @@ from item_prediction.domain import features
 from item_prediction.ml import model
 from lambda_build.sample_data import generate_sales
 
+from .test_forecast_former import to_bins
+
 
 def feature_set(known_in_advance=("unit_price", "promotion"), **kwargs):
     sample = generate_sales(invalid=False, **kwargs)
@@ -435,6 +437,6 @@ def test_predict_on_arrays_gives_what_the_fitted_inputs_give(monkeypatch, subsam
     estimator = model.fit(train, manifest["features"]).estimator
     rows = holdout[list(estimator.feature_names_in_)]
     level = estimator._level(rows)
-    expected = estimator.estimator.predict(model.to_bins(estimator._inputs(rows, level), estimator.bins_).to_numpy()) * level
+    expected = estimator.estimator.predict(to_bins(estimator._inputs(rows, level), estimator.bins_).to_numpy()) * level
     assert np.array_equal(estimator.predict(rows), expected)
     assert np.array_equal(estimator.predict({name: rows[name].to_numpy() for name in rows.columns}), expected)
