@@ -64,9 +64,15 @@ SEASON_LENGTH = {"D": 7, "W": 52, "M": 12}
 DEFAULT_HORIZON = {"D": 14, "W": 8, "M": 6}
 
 # Series shards (domain/shards.py). A shard's rows bound the memory of its FeatureEngineering and
-# Predictions invocations: 1 M rows peaked at about 1.3 GB in Predictions (of its 3,008 MB).
-SHARD_TARGET_ROWS = 500_000  # a new split aims at this many rows per shard
-SHARD_MAX_ROWS = 1_000_000  # a shard growing past this doubles the dataset's shard count
+# Predictions invocations, which grows by about 0.5 KB per row: a single shard of 2.5 M M5-shaped
+# daily rows peaked at 1,276 MB in FeatureEngineering (of 2,048) and 1,783 MB in Predictions (of
+# 3,008), so SHARD_MAX_ROWS keeps both near half their memory size. A shard also costs the same
+# whatever its size on every run (two invocations, their clients and lease, its manifest, plan,
+# model and listing reads, a child execution): at half these sizes a 3 M-row dataset ran as 8
+# shards, and as 4 its week's upload costs a quarter less compute (4.25 -> 3.26 s). So shards aim
+# large, up to where a 3 M-row dataset still runs as 4 (docs/scaling.md, "Shard size").
+SHARD_TARGET_ROWS = 1_250_000  # a new split aims at this many rows per shard
+SHARD_MAX_ROWS = 2_000_000  # a shard growing past this doubles the dataset's shard count
 MAX_SHARDS = 16_384
 
 
