@@ -13,6 +13,14 @@ scope gives it:
   per store          one fit per store (what won the M5 competition)
   global sample 1/4  one fit on the series of shard 0 of 4, forecasting every shard
 
+Every fit above samples the zeros as the pipeline does (model.zero_sample: a training set of more
+than model.ZERO_SAMPLE_FROM rows keeps every sale and half of the zeros). Then the pipeline's own
+scope (domain.shards.shard_count_for of the rows) at other sampling rates, side by side:
+
+  zeros: every row   no sampling (the fits before model.zero_sample)
+  zeros: 1/2         the pipeline's model.ZERO_SAMPLE_RATE
+  zeros: 1/3, 1/4    fewer zeros still
+
 MAE, seasonal naive's MAE and the cross-conformal P10-P90 coverage are exact over all held-out
 records (added from each group's sums); fit seconds are the sum of the scope's fits.
 
@@ -47,6 +55,7 @@ SUMS = ("abs_error", "naive_abs_error", "count", "inside_p10_p90")
 def score(groups: list[pd.DataFrame], manifest: dict, horizon: int, fitter) -> dict:
     """Backtest every group with the model ``fitter(train rows)`` gives it; exact totals."""
     totals, fit_s = dict.fromkeys(SUMS, 0.0), 0.0
+    groups = [group for group in groups if len(group)]  # a small dataset leaves some of 16 shards empty
     for group in groups:
         cutoff, train, holdout = model.holdout_split(group, manifest["frequency"], horizon)
         started = time.perf_counter()
@@ -85,6 +94,24 @@ def scopes(frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
     return results
 
 
+def zero_rates(frame: pd.DataFrame, manifest: dict, horizon: int, count: int) -> dict:
+    """The pipeline's scope (``count`` shards) fitted with every row, then with the zeros sampled
+    at 1/2, 1/3 and 1/4 (model.ZERO_SAMPLE_RATE set for each; restored after)."""
+    own = lambda train: model.fit(train, manifest["features"])  # noqa: E731
+    ids = shards.shard_of(frame[schema.ITEM], frame[schema.STORE], count)
+    groups = [frame[ids == s] for s in range(count)]
+    kept = model.ZERO_SAMPLE_FROM, model.ZERO_SAMPLE_RATE
+    results = {}
+    try:
+        rates = (("every row", sys.maxsize, 1.0), ("1/2", kept[0], 0.5), ("1/3", kept[0], 1 / 3), ("1/4", kept[0], 0.25))
+        for name, start, rate in rates:
+            model.ZERO_SAMPLE_FROM, model.ZERO_SAMPLE_RATE = start, rate
+            results[f"x{count}, zeros: {name}"] = score(groups, manifest, horizon, own)
+    finally:
+        model.ZERO_SAMPLE_FROM, model.ZERO_SAMPLE_RATE = kept
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -108,15 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         "series": manifest["series"],
         "horizon": args.horizon,
         "scopes": scopes(frame, manifest, args.horizon),
+        "zero_sample_rates": zero_rates(frame, manifest, args.horizon, shards.shard_count_for(len(data))),
     }
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['rows']:,} rows, {report['series']:,} series, {args.horizon} days held out")
-    print(f"{'scope':<20}{'groups':>7}{'MAE':>9}{'naive':>9}{'P10-P90':>9}{'fit s':>8}")
-    for name, row in report["scopes"].items():
+    print(f"{'scope':<24}{'groups':>7}{'MAE':>9}{'naive':>9}{'P10-P90':>9}{'fit s':>8}")
+    for name, row in [*report["scopes"].items(), *report["zero_sample_rates"].items()]:
         print(
-            f"{name:<20}{row['groups']:>7}{row['mae']:>9.4f}{row['seasonal_naive_mae']:>9.4f}"
+            f"{name:<24}{row['groups']:>7}{row['mae']:>9.4f}{row['seasonal_naive_mae']:>9.4f}"
             f"{row['coverage_p10_p90']:>9.3f}{row['fit_s']:>8.1f}"
         )
     return 0

@@ -34,7 +34,8 @@ def to_bins(inputs, bins):  # model.to_bins: binned columns as bin numbers, on a
     return inputs.assign(**binned)
 
 
-def former_fit(self, X, y):  # LevelScaled.fit: on a frame of named columns
+def former_fit(self, X, y, *, rows=None, weight=None):  # LevelScaled.fit: on a frame of named columns
+    assert rows is None and weight is None  # these fits are under model.ZERO_SAMPLE_FROM rows: every row
     level = self._level(X)
     inputs = self._inputs(X, level)
     self.bins_ = model.weighted_bins(inputs, level) if len(inputs) <= model.BINNING_SUBSAMPLE else {}

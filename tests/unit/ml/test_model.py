@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from item_prediction.domain import features
 from item_prediction.ml import model
+from lambda_build import m5_like
 from lambda_build.sample_data import generate_sales
 
 from .test_forecast_former import to_bins
@@ -147,6 +148,56 @@ def test_model_version_follows_data_and_recipe():
     assert version == model.model_version(dict(manifest))
     assert version != model.model_version({**manifest, "source_fingerprint": "0" * 64})
     assert version != model.model_version({**manifest, "features": manifest["features"][:-1]})
+
+
+def test_the_model_version_names_the_zero_sample(monkeypatch):
+    _, manifest = feature_set(items=1, stores=1, periods=60, seed=1)
+    version = model.model_version(manifest)
+    monkeypatch.setattr(model, "ZERO_SAMPLE_RATE", 0.25)
+    assert model.model_version(manifest) != version
+
+
+def test_zero_sample_keeps_a_small_set_whole_and_every_sale_of_a_large_one(monkeypatch):
+    target = np.random.default_rng(1).poisson(0.6, 40_000).astype("float64")  # about 55% zeros
+    monkeypatch.setattr(model, "ZERO_SAMPLE_FROM", len(target))
+    assert model.zero_sample(target) == (None, None)  # at the bound: every row, unweighted
+    monkeypatch.setattr(model, "ZERO_SAMPLE_FROM", len(target) - 1)
+    rows, weight = model.zero_sample(target)
+    sold = target != 0
+    assert rows[sold].all(), "every row that sold is kept"
+    zeros = (~sold).sum()
+    assert abs(rows[~sold].sum() - zeros * model.ZERO_SAMPLE_RATE) < 5 * np.sqrt(zeros * 0.25)
+    assert np.array_equal(weight, np.where(sold[rows], 1.0, 1 / model.ZERO_SAMPLE_RATE))
+    assert abs(weight[~sold[rows]].sum() - zeros) < 10 * np.sqrt(zeros), "the kept zeros stand for all of them"
+    again = model.zero_sample(target.copy())
+    assert np.array_equal(again[0], rows) and np.array_equal(again[1], weight), "the same set, the same sample"
+
+
+def test_a_large_training_set_is_fitted_on_its_zero_sample(monkeypatch):
+    """What scikit-learn is given: the sampled rows only, their scaled target, and weights of
+    level x (1 for a sale, 1 / rate for a kept zero); a set at the bound is given whole."""
+    frame, manifest = features.build_features(m5_like.frame(m5_like.Shape(items=15, stores=4, days=240), seed=11), "D")
+    target = frame["quantity"].to_numpy(dtype="float64")
+    seen = {}
+    original = model.HistGradientBoostingRegressor.fit
+
+    def spy(self, X, y, sample_weight=None):
+        seen.update(rows=len(X), y=y, weight=sample_weight)
+        return original(self, X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(model.HistGradientBoostingRegressor, "fit", spy)
+    monkeypatch.setattr(model, "ZERO_SAMPLE_FROM", len(frame) - 1)
+    fitted = model.fit(frame, manifest["features"])
+    rows, weight = model.zero_sample(target)
+    assert (target == 0).mean() > 0.4 and seen["rows"] == rows.sum() < 0.8 * len(frame)
+    level = fitted.estimator._level(frame[fitted.names])[rows]
+    np.testing.assert_array_equal(seen["y"], target[rows] / level)
+    np.testing.assert_array_equal(seen["weight"], level * weight)
+    assert fitted.estimator.bins_, "the sample's bin edges, weighted as it is"
+    monkeypatch.setattr(model, "ZERO_SAMPLE_FROM", len(frame))
+    whole = model.fit(frame, manifest["features"])
+    assert seen["rows"] == len(frame)
+    np.testing.assert_array_equal(seen["weight"], whole.estimator._level(frame[whole.names]))
 
 
 @pytest.mark.parametrize("signal", [True, False])
