@@ -254,8 +254,7 @@ def project(size: dict, rows: int, concurrency: int) -> dict:
         + shard["gb_seconds"] / shard["shards"] * scale * shards
     )
     requests = files + other["invocations"] + math.ceil(shard["invocations"] / shard["shards"] * shards)
-    parent = size["transitions"]["standard"] - size["transitions"]["child_executions"]
-    workflow = (files * parent + shards) * SFN_USD_PER_TRANSITION + express_cost([shard_s * 1000] * shards)
+    workflow = _projected_workflow(size["transitions"], files, shards, shard_s)
     return {
         "rows": rows,
         "basis": "today's monolith as one shard" if work["monolith"] else "per-shard figures",
@@ -269,6 +268,18 @@ def project(size: dict, rows: int, concurrency: int) -> dict:
         "gb_seconds": round(gb_s, 1),
         "cost_usd": round(lambda_cost(gb_s, requests) + workflow, 4),
     }
+
+
+def _projected_workflow(transitions: dict, files: int, shards: int, shard_s: float) -> float:
+    """Step Functions $ of ``files`` executions over ``shards`` shards, from a run's transitions: the
+    parent's own per file; per shard, its child execution's start and, for STANDARD children, each of
+    its states (EXPRESS children are billed by duration instead)."""
+    children, express = transitions["child_executions"], transitions.get("express_children", True)
+    child_steps = 0 if express else transitions.get("child_states", 0)
+    parent = transitions["standard"] - children - child_steps
+    per_child = 1 + (child_steps / children if children else 0)
+    cost = (files * parent + shards * per_child) * SFN_USD_PER_TRANSITION
+    return cost + (express_cost([shard_s * 1000] * shards) if express else 0.0)
 
 
 # ---- running ----------------------------------------------------------------------------------

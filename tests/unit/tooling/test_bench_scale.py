@@ -298,6 +298,18 @@ def test_projection_scales_per_shard_work_by_rows_per_shard_and_runs_shards_in_w
     assert ten["wall_s"] == pytest.approx(10 * rows / files * 1e-5 + 2 + -(-ten["shards"] // 1_000) * ten["shard_s"], abs=0.2)
 
 
+def test_projected_step_functions_cost_counts_standard_childrens_states_per_shard(bench):
+    """A STANDARD child's states are transitions of their own, paid per shard; an EXPRESS child's
+    are billed by duration: the parent's transitions are paid once per validation file."""
+    standard = {"standard": 7 + 2 + 2 * 2, "child_executions": 2, "express_children": False, "child_states": 4}
+    express = {"standard": 7 + 2, "child_executions": 2, "express_children": True, "child_states": 4}
+    price = bench.SFN_USD_PER_TRANSITION
+    assert bench._projected_workflow(standard, 3, 64, 5.0) == pytest.approx((3 * 7 + 64 * 3) * price)
+    assert bench._projected_workflow(express, 3, 64, 5.0) == pytest.approx(
+        (3 * 7 + 64) * price + bench.express_cost([5_000.0] * 64)
+    )
+
+
 def test_projections_start_from_the_largest_size_that_ran_through(bench):
     small, large, failed = measured(1_000_000), measured(3_000_000, shards=8), measured(10_000_000, shards=32)
     failed["failure"] = {"error": "Runtime.OutOfMemory"}
