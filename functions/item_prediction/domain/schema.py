@@ -68,7 +68,7 @@ DEFAULT_HORIZON = {"D": 14, "W": 8, "M": 6}
 # daily rows peaked at 1,276 MB in FeatureEngineering (of 2,048) and 1,783 MB in Predictions (of
 # 3,008), so SHARD_MAX_ROWS keeps both near half their memory size. A shard also costs the same
 # whatever its size on every run (two invocations, their clients and lease, its manifest, plan,
-# model and listing reads, a child execution): at half these sizes a 3 M-row dataset ran as 8
+# model and listing reads, a child execution): aiming at 500,000 rows a 3 M-row dataset ran as 8
 # shards, and as 4 its week's upload costs a quarter less compute (4.25 -> 3.26 s). So shards aim
 # large, up to where a 3 M-row dataset still runs as 4 (docs/scaling.md, "Shard size").
 SHARD_TARGET_ROWS = 1_250_000  # a new split aims at this many rows per shard

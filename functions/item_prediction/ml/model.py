@@ -281,6 +281,11 @@ def zero_sample(target: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | Non
     return rows, np.where(sold[rows], 1.0, 1.0 / ZERO_SAMPLE_RATE)
 
 
+def zero_sample_rule() -> dict:
+    """The sampling rule as a model's version recipe and metadata name it."""
+    return {"from_rows": ZERO_SAMPLE_FROM, "rate": ZERO_SAMPLE_RATE}
+
+
 def fit(train: pd.DataFrame, names: list[str]) -> Fitted:
     """Fit on ``train``'s informative features, and on its :func:`zero_sample` when it is large;
     InsufficientHistory when there is nothing to learn."""
@@ -604,7 +609,7 @@ def model_version(manifest: dict) -> str:
         {
             "params": MODEL_PARAMS,
             "estimator": f"{LevelScaled.__name__}(level floor {LEVEL_FLOOR})",
-            "zero_sample": {"from_rows": ZERO_SAMPLE_FROM, "rate": ZERO_SAMPLE_RATE},
+            "zero_sample": zero_sample_rule(),
             "features": manifest["features"],
             "features_version": manifest["version"],
             "sklearn": sklearn.__version__,
@@ -636,7 +641,7 @@ def make_bundle(fitted: Fitted, train_rows: pd.DataFrame, manifest: dict, metric
         "features_dropped": fitted.dropped,
         "frequency": manifest["frequency"],
         "params": MODEL_PARAMS,
-        "zero_sample": {"from_rows": ZERO_SAMPLE_FROM, "rate": ZERO_SAMPLE_RATE},
+        "zero_sample": zero_sample_rule(),
         "metrics": metrics,
         "training_rows": len(train_rows),
         "training_date_range": manifest.get("date_range"),
