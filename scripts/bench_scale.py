@@ -15,6 +15,8 @@ largest run, M5's full size and ten times it. In the same run, a minimal one-pro
 HistGradientBoosting pass over the 1 M file (read, validity checks, lags 1/7/14/28, rolling means
 7/28, one fit of 100 iterations, predict) is the yardstick; our compute is given as a ratio to it.
 The machine's load average is recorded before and after each run: shared cores inflate both.
+``--repeats N`` runs the whole measurement N times (the same files) and adds each repeat's
+compute, weekly upload and ratios, and their medians: these machines are noisy, quote medians.
 
 Example: .venv/bin/python scripts/bench_scale.py --rows 1000000 --format json
 """
@@ -558,8 +560,22 @@ def render(report: dict) -> str:
     elif stick:
         lines += ["", f"yardstick FAILED: {stick['error']}"]
     lines += [f"ratio {name}: {value}" for name, value in report["ratios"].items()]
+    lines += render_repeats(report.get("repeats") or [], report.get("medians"))
     lines += render_projections(report.get("projections") or [])
     return "\n".join(lines)
+
+
+def render_repeats(repeats: list[dict], middle: dict | None) -> list[str]:
+    """One line per repeat and the medians: compute per size, weekly share, the yardstick ratio."""
+    if not repeats:
+        return []
+    lines = ["", f"{len(repeats)} repeats (the sizes above are the first):"]
+    for number, repeat in enumerate([*repeats, middle], start=1):
+        label = "median" if number > len(repeats) else f"repeat {number}"
+        compute = ", ".join(f"{int(rows):,} rows {seconds:,.2f} s" for rows, seconds in repeat["compute_s"].items())
+        ratios = ", ".join(f"{name} {value}" for name, value in repeat["ratios"].items())
+        lines.append(f"   {label:<9} compute {compute}; yardstick {repeat['yardstick_s']} s; {ratios}")
+    return lines
 
 
 def projections(sizes: list[dict], concurrency: int) -> list[dict]:
@@ -596,6 +612,12 @@ def parse_rows(text: str) -> list[int]:
     return rows
 
 
+def repeat_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 20:
+        raise argparse.ArgumentTypeError(f"--repeats {text!r}: a whole number from 1 to 20")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -628,6 +650,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="then upload the next week to the same dataset on the kept stack and measure it (default on)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=repeat_count,
+        default=1,
+        help="run the whole measurement this many times and add the medians (default 1); the sizes shown are the first's",
+    )
     parser.add_argument("--skip-build", action="store_true", help="use what is built (else ./build.sh first, cached)")
     parser.add_argument("--keep-files", action="store_true", help="keep the generated files (their folder is printed)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
@@ -652,19 +680,12 @@ def main(argv: list[str] | None = None) -> int:
             print("error: the build failed (run ./build.sh to see why)", file=sys.stderr)
             return 1
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    beside = min(args.rows, key=lambda rows: abs(rows - YARDSTICK_ROWS))  # the yardstick runs on this size's file
     try:
-        for rows in args.rows:
-            report["sizes"].append(bench_size(rows, args, work))
-            if args.yardstick and rows == beside and report["yardstick"] is None:
-                print("==> yardstick: pandas + HistGradientBoosting in one process", file=sys.stderr)
-                path, before = Path(report["sizes"][-1]["input"]["path"]), load()
-                # The functions' threads (the local runner gives each environment its whole vCPUs,
-                # one at Predictions' 3,008 MB): work against work. The all-cores pass beside it.
-                memory = load_template()["Parameters"]["PredictionsMemorySize"]["Default"]
-                threads = compute_threads(int(memory))
-                report["yardstick"] = {**yardstick(path, threads), "path": str(path), "load_before": before}
-                report["yardstick"]["all_cores"] = yardstick(path)
+        runs = []
+        for repeat in range(args.repeats):
+            if args.repeats > 1:
+                print(f"==> repeat {repeat + 1} of {args.repeats}", file=sys.stderr)
+            runs.append(measure(args, work))
     finally:
         if args.keep_files:
             print(f"==> generated files kept in {work}", file=sys.stderr)
@@ -672,10 +693,56 @@ def main(argv: list[str] | None = None) -> int:
             for path in work.iterdir():
                 path.unlink()
             work.rmdir()
-    report["ratios"] = compare(report["sizes"], report["yardstick"])
+    report.update(runs[0])
     report["projections"] = projections(report["sizes"], args.concurrency or ACCOUNT_CONCURRENCY)
+    if args.repeats > 1:
+        report["repeats"] = [repeat_figures(run) for run in runs]
+        report["medians"] = medians(report["repeats"])
     print(json.dumps(report, indent=2, default=str) if args.format == "json" else render(report))
-    return 0 if all(size["exit_code"] == 0 for size in report["sizes"]) else 1
+    return 0 if all(size["exit_code"] == 0 for run in runs for size in run["sizes"]) else 1
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict:
+    """One measurement: every size (with its weekly upload), the yardstick beside the size nearest
+    1 M rows, and the ratios of this run."""
+    sizes, stick = [], None
+    beside = min(args.rows, key=lambda rows: abs(rows - YARDSTICK_ROWS))  # the yardstick runs on this size's file
+    for rows in args.rows:
+        sizes.append(bench_size(rows, args, work))
+        if args.yardstick and rows == beside and stick is None:
+            print("==> yardstick: pandas + HistGradientBoosting in one process", file=sys.stderr)
+            path, before = Path(sizes[-1]["input"]["path"]), load()
+            # The functions' threads (the local runner gives each environment its whole vCPUs,
+            # one at Predictions' 3,008 MB): work against work. The all-cores pass beside it.
+            memory = load_template()["Parameters"]["PredictionsMemorySize"]["Default"]
+            stick = {**yardstick(path, compute_threads(int(memory))), "path": str(path), "load_before": before}
+            stick["all_cores"] = yardstick(path)
+    return {"sizes": sizes, "yardstick": stick, "ratios": compare(sizes, stick)}
+
+
+def repeat_figures(run: dict) -> dict:
+    """What one repeat adds to the medians: compute and weekly compute per size, the yardstick, the ratios."""
+    return {
+        "compute_s": {str(size["rows_asked"]): size["compute_s"] for size in run["sizes"]},
+        "weekly_compute_s": {str(size["rows_asked"]): size["weekly"]["compute_s"] for size in run["sizes"] if size.get("weekly")},
+        "yardstick_s": (run["yardstick"] or {}).get("seconds"),
+        "ratios": {name: value for name, value in run["ratios"].items() if not isinstance(value, dict)},
+    }
+
+
+def medians(repeats: list[dict]) -> dict:
+    """The median of each figure over the repeats that have it."""
+
+    def median_of(values: list) -> float | None:
+        present = [value for value in values if value is not None]
+        return round(statistics.median(present), 3) if present else None
+
+    result: dict = {}
+    for field in ("compute_s", "weekly_compute_s", "ratios"):
+        names = {name for repeat in repeats for name in repeat[field]}
+        result[field] = {name: median_of([repeat[field].get(name) for repeat in repeats]) for name in sorted(names)}
+    result["yardstick_s"] = median_of([repeat["yardstick_s"] for repeat in repeats])
+    return result
 
 
 if __name__ == "__main__":

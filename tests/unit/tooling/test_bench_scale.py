@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -207,6 +208,41 @@ def test_the_whole_script_at_a_tiny_size_with_a_recorded_main_job(bench, monkeyp
     assert report["ratios"]["compute_vs_yardstick_all_cores"] == pytest.approx(4.0 / cores["seconds"], rel=0.01)
     assert report["ratios"]["compute_6000_vs_3000"]["compute"] == 1.0
     assert "load_1m" in small["load_before"] and "omp_num_threads" in report["environment"]
+
+
+def test_repeats_add_each_runs_figures_and_their_medians(bench, monkeypatch, capsys):
+    """Three repeats of one size: each repeat's compute and weekly compute (a recorded main job
+    whose Predictions take 1, 5 and 2 s in the full runs), their medians, the sizes of the first."""
+    full = iter([1000, 5000, 2000])
+    weekly = iter([100, 300, 200])
+
+    def recorded(command):
+        duration = next(weekly) if "m5like_3000_week" in " ".join(command) else next(full)
+        summary = {"invocations": [call("PredictionsFunction", duration, 3008, 500)], "failure": None}
+        return {"summary": summary, "lines": ["==> state Validate"], "exit_code": 0, "wall_s": 2.0, "pipeline_wall_s": 1.0}
+
+    monkeypatch.setattr(bench, "run_main_job", recorded)
+    monkeypatch.setattr(bench, "stop_kept_stack", lambda: None)
+    monkeypatch.setattr(bench, "yardstick", lambda path, threads=None: {"seconds": 0.5, "steps": {}, "rows": 1, "threads": 1})
+    assert bench.main(["--rows", "3000", "--days", "60", "--repeats", "3", "--format", "json", "--skip-build"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [repeat["compute_s"] for repeat in report["repeats"]] == [{"3000": 1.0}, {"3000": 5.0}, {"3000": 2.0}]
+    assert [repeat["weekly_compute_s"]["3000"] for repeat in report["repeats"]] == [0.1, 0.3, 0.2]
+    assert report["sizes"][0]["compute_s"] == 1.0  # the first repeat's, in full
+    middle = report["medians"]
+    assert middle["compute_s"] == {"3000": 2.0} and middle["weekly_compute_s"] == {"3000": 0.2}
+    assert middle["ratios"]["compute_vs_yardstick"] == 4.0  # of 2, 10 and 4
+    assert middle["ratios"]["weekly_upload_3000_vs_full"] == 0.1  # of 0.1, 0.06 and 0.1
+    text = "\n".join(bench.render_repeats(report["repeats"], middle))
+    assert "3 repeats" in text and "median    compute 3,000 rows 2.00 s" in text
+
+
+@pytest.mark.parametrize("value", ["0", "21", "two"])
+def test_a_bad_repeat_count_is_refused_in_one_line(value):
+    completed = subprocess.run(
+        [sys.executable, "scripts/bench_scale.py", "--repeats", value], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert completed.returncode == 2 and f"--repeats {value!r}: a whole number from 1 to 20" in completed.stderr
 
 
 def test_the_text_report_names_failures_and_shards(bench):
