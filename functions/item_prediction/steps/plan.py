@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from ..aws import table_keys
 from ..aws.settings import Settings
 from ..aws.storage import Storage
-from ..domain import schema, shards, validation
+from ..domain import schema, validation
 from . import shard_store, upload_catalog
 from .envelope import NothingToDo
 
@@ -69,13 +69,10 @@ def new_run_id(owner: str, now: datetime) -> str:
 def listed_parts(storage: Storage, settings: Settings, dataset: str) -> list[dict]:
     """The dataset's parts from one listing: ``key``, ``etag``, ``source`` (the upload's key below
     ``raw/<dataset>/``), ``count`` and ``shard`` (the part's n and s)."""
-    parts = []
-    for entry in storage.list_objects(shard_store.dataset_prefix(settings, dataset)):
-        parsed = shard_store.parse_part_key(settings, dataset, entry["key"])
-        if parsed:
-            source, count, shard = parsed
-            parts.append({"key": entry["key"], "etag": entry.get("etag"), "source": source, "count": count, "shard": shard})
-    return parts
+    return [
+        {"key": part.key, "etag": part.etag, "source": part.source, "count": part.part_count, "shard": part.part_shard}
+        for part in shard_store.list_parts(storage, settings, dataset)
+    ]
 
 
 def shard_count(manifest: dict, parts: list[dict], rows_of) -> tuple[int, dict[int, int]]:
@@ -88,15 +85,23 @@ def shard_count(manifest: dict, parts: list[dict], rows_of) -> tuple[int, dict[i
     return count, rows
 
 
-def signatures(parts: list[dict], count: int) -> dict[str, str]:
-    """Per shard (``"0"``...) with parts: the SHA-256 of its parts' sorted keys and ETags."""
-    members: dict[int, list[str]] = {}
+def shard_members(parts: list[dict], count: int) -> dict[int, list[dict]]:
+    """Per shard of ``count`` with parts: the parts holding its rows, in one pass over the listing
+    (part ``(n, s)`` holds rows of shards s, s + n, ...; one pass, where asking every part for
+    every shard cost shards x parts: 13 M checks, about 4 s, for 512 shards after a year of weekly files)."""
+    members: dict[int, list[dict]] = {}
     for part in parts:
         if part["count"] > count:  # never listed: N is at least every part's count
             continue
         for shard in range(part["shard"], count, part["count"]):
-            members.setdefault(shard, []).append(f"{part['key']}\x1f{part.get('etag')}")
-    return {str(shard): hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest() for shard, keys in members.items()}
+            members.setdefault(shard, []).append(part)
+    return members
+
+
+def signatures(members: dict[int, list[dict]]) -> dict[str, str]:
+    """Per shard (``"0"``...) with parts (:func:`shard_members`): the SHA-256 of its parts' sorted keys and ETags."""
+    keys = {shard: sorted(f"{part['key']}\x1f{part.get('etag')}" for part in parts) for shard, parts in members.items()}
+    return {str(shard): hashlib.sha256("\n".join(named).encode()).hexdigest() for shard, named in keys.items()}
 
 
 def touched_shards(current: dict[str, str], manifest: dict, count: int, *, everything: bool) -> list[int]:
@@ -166,7 +171,8 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
         raise NothingToDo(f"dataset {dataset!r} has no validated data under {settings.validated_prefix}{dataset}/")
     uploads = upload_catalog.upload_catalog(storage, settings, dataset)
     count, rows = shard_count(manifest, parts, lambda n: upload_catalog.shard_rows(uploads, n))
-    current = signatures(parts, count)
+    members = shard_members(parts, count)
+    current = signatures(members)
     requested = event.get("mode") == RETRAIN
     everything = requested or not manifest or manifest.get("shard_count") != count
     touched = touched_shards(current, manifest, count, everything=everything)
@@ -186,8 +192,8 @@ def plan(storage: Storage, settings: Settings, dataset: str, event: dict, *, now
         item.update(mode=mode, reason=reason, horizon=horizon, frequency=frequency, known_in_advance=known, lease_owner=owner)
         if mode == PREDICT:
             item["data_end"] = latest.get("data_end")
-            mine = [part for part in parts if shards.reads_part(shard, count, part["shard"], part["count"])]
-            item["part_ends"] = shard_store.part_ends(mine, uploads["indexes"])  # its window skips parts ending before it
+            # its window skips the parts that end before it
+            item["part_ends"] = shard_store.part_ends(members.get(shard, []), uploads["indexes"])
         items.append(item)
     prefix = run_prefix(dataset, run_id)
     previous = storage.get_item(table_keys.current_key(dataset)) or {}

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from item_prediction.domain import schema
+from item_prediction.domain import schema, shards
 from item_prediction.steps import plan
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -24,12 +24,22 @@ def test_the_count_is_the_manifests_raised_to_the_largest_part_count_then_double
 
 def test_a_parts_signature_covers_every_shard_it_serves_and_changes_with_its_bytes():
     coarse, fine = part(1, 0, "old"), part(2, 1, "new")
-    signed = plan.signatures([coarse, fine], 2)
+    signed = plan.signatures(plan.shard_members([coarse, fine], 2))
     assert set(signed) == {"0", "1"}  # the n=1 part serves both shards of 2
-    again = plan.signatures([coarse, {**fine, "etag": '"e1"'}], 2)
+    again = plan.signatures(plan.shard_members([coarse, {**fine, "etag": '"e1"'}], 2))
     assert again == signed  # the same bytes written again: nothing changed
-    changed = plan.signatures([coarse, {**fine, "etag": '"e2"'}], 2)
+    changed = plan.signatures(plan.shard_members([coarse, {**fine, "etag": '"e2"'}], 2))
     assert changed["0"] == signed["0"] and changed["1"] != signed["1"]
+
+
+@pytest.mark.parametrize("count", [1, 2, 8, 16])
+def test_shard_members_are_the_parts_each_shard_reads_in_listing_order(count):
+    """One pass over the listing gives each shard what asking every part (shards.reads_part) gives."""
+    listing = [part(n, s, f"week-{week}") for week in range(3) for n in (1, 2, 4, 8) if n <= count for s in range(n)]
+    members = plan.shard_members(listing, count)
+    for shard in range(count):
+        expected = [p for p in listing if shards.reads_part(shard, count, p["shard"], p["count"])]
+        assert members.get(shard, []) == expected and expected
 
 
 def test_only_changed_shards_run_unless_everything_must():
