@@ -65,8 +65,8 @@ def shard_rows(catalog: dict, count: int) -> dict[int, int]:
 def _read(storage: Storage, key: str) -> dict | None:
     """The stored catalog, or None when there is none or it is not one this code wrote (then rebuilt)."""
     try:
-        document = storage.get_json(key)
-    except (storage.s3.exceptions.NoSuchKey, ValueError):
+        document = storage.get_json_if_any(key)
+    except ValueError:  # not JSON
         return None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         return None
