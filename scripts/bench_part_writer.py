@@ -61,7 +61,7 @@ class RereadFooter:
         self.path, self.started = path, False
 
     def append(self, frame: pd.DataFrame) -> None:
-        columnar._engine().write(self.path, frame, compression=columnar.COMPRESSION, write_index=False, append=self.started)
+        columnar.engine().write(self.path, frame, compression=columnar.COMPRESSION, write_index=False, append=self.started)
         self.started = True
 
     def finish(self) -> str:

@@ -53,10 +53,12 @@ from datetime import UTC, datetime
 
 from item_prediction.aws import ledger
 from item_prediction.aws.events import is_lifecycle_expiration, object_ref
-from item_prediction.aws.runtime import COUNT, StepTimer, correlate, logger, metrics, settings, storage
+from item_prediction.aws.runtime import COUNT, StepTimer, correlate, initialise, logger, metrics, settings, storage
 from item_prediction.aws.settings import DatasetNameError
 from item_prediction.steps import validate
 from item_prediction.steps.envelope import NothingToDo
+
+initialise()  # clients made at init, outside the handler (item_prediction.aws.runtime.initialise)
 
 
 def _skip(ref, reason: str, metric: str = "Skipped") -> dict:

@@ -23,7 +23,7 @@ steps it runs; nothing is read, written or leased. A manual rebuild is a run of 
 upload event, with ``mode: retrain`` to retrain) or of the backfill state machine.
 """
 
-from item_prediction.aws.runtime import COUNT, logger, metrics, settings, storage
+from item_prediction.aws.runtime import COUNT, initialise, logger, metrics, settings, storage
 from item_prediction.steps import features, plan
 from item_prediction.steps.envelope import (
     NothingToDo,
@@ -35,6 +35,8 @@ from item_prediction.steps.envelope import (
     step_of,
     take_lease,
 )
+
+initialise()  # clients made at init, outside the handler (item_prediction.aws.runtime.initialise)
 
 STEPS = ("plan", "shard")
 

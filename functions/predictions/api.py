@@ -31,10 +31,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from item_prediction.aws import api_query, series_item, table_keys
-from item_prediction.aws.runtime import logger, storage
+from item_prediction.aws.runtime import initialise, logger, storage
 from item_prediction.domain.schema import NO_STORE
 
 from . import report_api
+
+initialise(parquet=False)  # clients made at init, outside the handler (item_prediction.aws.runtime.initialise)
 
 RETRY_AFTER_SECONDS = 2
 app = APIGatewayHttpResolver()

@@ -31,9 +31,11 @@ The read path for the HTTP API is :mod:`predictions.api` (``predictions.api.hand
 import time
 
 from item_prediction.aws import ledger
-from item_prediction.aws.runtime import COUNT, StepTimer, correlate, logger, metrics, settings, storage
+from item_prediction.aws.runtime import COUNT, StepTimer, correlate, initialise, logger, metrics, settings, storage
 from item_prediction.steps import aggregate, predict
 from item_prediction.steps.envelope import NothingToDo, begin_shard, carried, step_of
+
+initialise(item_writes=True)  # clients made at init, outside the handler (item_prediction.aws.runtime.initialise)
 
 STEPS = ("shard", "aggregate")
 

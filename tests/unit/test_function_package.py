@@ -115,14 +115,17 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-def loaded_by(handler_module: str) -> set[str]:
+IN_LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME": "AFunction", "BUCKET_NAME": "b", "TABLE_NAME": "t"}  # initialise() runs
+
+
+def loaded_by(handler_module: str, env: dict | None = None) -> set[str]:
     """The top-level packages in sys.modules once ``handler_module`` is imported in a fresh interpreter."""
     completed = subprocess.run(
         [sys.executable, "-c", LOADED, handler_module],
         cwd=FUNCTIONS,
         capture_output=True,
         text=True,
-        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+        env={"POWERTOOLS_METRICS_NAMESPACE": "T", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin", **(env or {})},
     )
     assert completed.returncode == 0, completed.stderr.strip().splitlines()[-1:]
     return set(json.loads(completed.stdout.splitlines()[-1]))
@@ -135,9 +138,16 @@ NEVER_LOADED = {
 }
 
 
+@pytest.mark.parametrize("env", [None, IN_LAMBDA], ids=["imported", "initialised in Lambda"])
 @pytest.mark.parametrize("handler_module", sorted(NEVER_LOADED))
-def test_a_handler_loads_no_library_its_function_runs_without(handler_module):
-    assert loaded_by(handler_module) & NEVER_LOADED[handler_module] == set()
+def test_a_handler_loads_no_library_its_function_runs_without(handler_module, env):
+    assert loaded_by(handler_module, env) & NEVER_LOADED[handler_module] == set()
+
+
+def test_a_pipeline_handler_loads_the_parquet_engine_at_init_in_lambda():
+    """In a Lambda environment the clients and the Parquet engine are made at init (runtime.initialise)."""
+    assert "fastparquet" not in loaded_by("feature_engineering.app")
+    assert {"fastparquet", "botocore"} <= loaded_by("feature_engineering.app", IN_LAMBDA)
 
 
 def test_the_predictions_handler_does_load_scikit_learn():

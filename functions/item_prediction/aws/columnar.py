@@ -28,7 +28,7 @@ CONTENT_TYPE = "application/vnd.apache.parquet"
 MAGIC = b"PAR1"  # a Parquet file starts and ends with it
 
 
-def _engine():
+def engine():
     """fastparquet, imported without its warning about a pandas option pandas 3 deprecated
     (it only reads the option; the warning would land in every cold start's log)."""
     with warnings.catch_warnings():
@@ -51,7 +51,7 @@ def write_frame(frame: pd.DataFrame, handle, *, compression: str = COMPRESSION, 
 
 def read_frame(handle, *, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a whole Parquet file from an open binary file."""
-    return _engine().ParquetFile(handle).to_pandas(columns=columns)
+    return engine().ParquetFile(handle).to_pandas(columns=columns)
 
 
 def iter_row_groups(
@@ -65,7 +65,7 @@ def iter_row_groups(
     pandas Categoricals of the row group's dictionary (small integers and each distinct text once,
     no Python string per row) where every row group of the file has one (see
     :func:`dictionary_encoded`); in other files they come as text."""
-    parquet = _engine().ParquetFile(handle)
+    parquet = engine().ParquetFile(handle)
     filters = [(at_least[0], ">=", at_least[1])] if at_least else None
     categories = [name for name in coded if _has_dictionary(parquet, name)] or None  # None: as before, text
     yield from parquet.iter_row_groups(filters=filters, columns=columns, categories=categories)
@@ -140,7 +140,7 @@ def _metadata(frame: pd.DataFrame):
     """The file's schema and pandas metadata, from a frame as it is (its text columns stay text;
     an object column's type guessed from its values, as fastparquet's own ``write`` does; every
     column may hold nulls, since a part's later chunks may have them where its first did not)."""
-    return _engine().writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype, object_encoding="infer")
+    return engine().writer.make_metadata(frame, index_cols=[], cols_dtype=frame.columns.dtype, object_encoding="infer")
 
 
 def _row_group(handle, frame: pd.DataFrame, meta, *, stats=(), dictionary=(), compression: str = COMPRESSION):
@@ -148,13 +148,13 @@ def _row_group(handle, frame: pd.DataFrame, meta, *, stats=(), dictionary=(), co
     Statistics: numbers and dates (fastparquet's default) and the ``stats`` columns."""
     kept = [name for name in frame.columns if frame[name].dtype.kind in "iufM" or name in stats]
     data = dictionary_encoded(frame, tuple(dictionary))
-    return _engine().writer.make_row_group(handle, data, meta.schema, compression=compression, stats=kept)
+    return engine().writer.make_row_group(handle, data, meta.schema, compression=compression, stats=kept)
 
 
 def _footer(handle, meta, groups: list, rows: int) -> None:
     """Close a file with its row groups' metadata, the footer's length and the magic bytes."""
     meta.row_groups, meta.num_rows = groups, rows
-    size = _engine().writer.write_thrift(handle, meta)
+    size = engine().writer.write_thrift(handle, meta)
     handle.write(struct.pack(b"<I", size) + MAGIC)
 
 

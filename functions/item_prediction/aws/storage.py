@@ -113,6 +113,14 @@ class Storage:
         self._dynamodb = dynamodb
         self._dynamodb_client = dynamodb_client
 
+    def connect(self, *, item_writes: bool = False) -> None:
+        """Make the S3 client and the DynamoDB resource now (and the low-level client of
+        :meth:`put_items` with ``item_writes``) rather than at their first use: the first client of
+        a process costs about 130 ms of botocore loading its service models (python3.13)."""
+        self.s3, self.table  # noqa: B018 - made by the properties
+        if item_writes:
+            self.dynamodb_client  # noqa: B018
+
     @property
     def s3(self):
         if self._s3 is None:

@@ -180,7 +180,7 @@ def test_storage_streams_a_part_to_s3_and_reads_it_back_a_row_group_at_a_time(st
 
 def test_loading_the_engine_logs_no_warning():
     """fastparquet reads a pandas option pandas 3 deprecated; its warning must not reach the logs."""
-    code = "from item_prediction.aws import columnar; columnar._engine()"
+    code = "from item_prediction.aws import columnar; columnar.engine()"
     functions = str(Path(columnar.__file__).parents[2])
     completed = subprocess.run(
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": functions}
@@ -220,7 +220,7 @@ def test_dictionary_encoded_text_reads_back_as_the_plain_part_gives_it(tmp_path)
     assert whole["store_id"].isna().sum() == 25 + 10
     for name, path in files.items():  # the pages really are dictionary-encoded (and only where asked)
         with open(path, "rb") as handle:
-            chunk = columnar._engine().ParquetFile(handle).row_groups[0].columns
+            chunk = columnar.engine().ParquetFile(handle).row_groups[0].columns
             encoded = {column.meta_data.path_in_schema[0] for column in chunk if column.meta_data.dictionary_page_offset}
         assert encoded == (set(TEXT) if name == "dictionary" else set()), (name, encoded)
 

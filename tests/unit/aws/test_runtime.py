@@ -63,3 +63,42 @@ def test_publishing_emits_one_milliseconds_metric_per_step_and_returns_the_durat
 )
 def test_a_steps_metric_is_its_name_in_pascal_case_and_duration(step, metric):
     assert runtime.duration_metric(step) == metric
+
+
+@pytest.fixture
+def fresh_runtime(monkeypatch):
+    """The runtime's cached settings and storage made anew for the test, and again after it."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("BUCKET_NAME", "a-bucket")
+    monkeypatch.setenv("TABLE_NAME", "a-table")
+    runtime.settings.cache_clear(), runtime.storage.cache_clear()
+    yield
+    runtime.settings.cache_clear(), runtime.storage.cache_clear()
+
+
+def _clients(storage) -> dict:
+    made = {"s3": storage._s3, "dynamodb": storage._dynamodb, "writer": storage._dynamodb_client}
+    return {name: client is not None for name, client in made.items()}
+
+
+def test_a_lambda_environment_makes_its_clients_at_init(fresh_runtime, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "PredictionsFunction")
+    runtime.initialise(item_writes=True)
+    assert _clients(runtime.storage()) == {"s3": True, "dynamodb": True, "writer": True}
+    runtime.storage.cache_clear()
+    runtime.initialise(parquet=False)
+    assert _clients(runtime.storage()) == {"s3": True, "dynamodb": True, "writer": False}
+
+
+def test_outside_lambda_the_clients_stay_lazy(fresh_runtime, monkeypatch):
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    runtime.initialise(item_writes=True)
+    assert _clients(runtime.storage()) == {"s3": False, "dynamodb": False, "writer": False}
+
+
+def test_a_malformed_setting_is_left_to_the_first_invocation(fresh_runtime, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "FeatureEngineeringFunction")
+    monkeypatch.setenv("CHUNK_ROWS", "many")
+    runtime.initialise()  # no exception at init: the handler's first call raises it, in its log
+    with pytest.raises(ValueError, match="CHUNK_ROWS must be an integer"):
+        runtime.storage()
