@@ -35,7 +35,9 @@ def to_bins(inputs, bins):  # model.to_bins: binned columns as bin numbers, on a
 
 
 def former_fit(self, X, y, *, rows=None, weight=None):  # LevelScaled.fit: on a frame of named columns
-    assert rows is None and weight is None  # these fits are under model.ZERO_SAMPLE_FROM rows: every row
+    assert weight is None  # these fits are under model.ZERO_SAMPLE_FROM rows: no zero sample
+    if rows is not None:  # the rows with a level (model.training_rows), as the former fit was given them
+        X, y = X[rows], y[rows]
     level = self._level(X)
     inputs = self._inputs(X, level)
     self.bins_ = model.weighted_bins(inputs, level) if len(inputs) <= model.BINNING_SUBSAMPLE else {}
