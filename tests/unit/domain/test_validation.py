@@ -322,6 +322,29 @@ def test_keyset_answers_like_a_python_set(batches):
     assert len(keys) == len(seen)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), max_size=60), max_size=8))
+def test_keyset_take_new_marks_each_keys_first_row_in_the_file(batches):
+    keys, seen = validation.KeySet(), set()
+    for batch in batches:
+        expected = []
+        for value in batch:  # new: not in an earlier batch, nor earlier in this one
+            expected.append(value not in seen)
+            seen.add(value)
+        assert keys.take_new(np.array(batch, dtype=np.uint64)).tolist() == expected
+    assert len(keys) == len(seen)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", " é", ""]), st.sampled_from(["S1", "S2"]), st.text(max_size=3)), min_size=1))
+def test_key_hashes_from_distinct_values_are_pandas_row_hashes(rows):
+    """Hashing each distinct text once and mixing the parts gives what hashing every row does."""
+    frame = pd.DataFrame(rows, columns=["i", "s", "d"], dtype=object)
+    parts = [pd.factorize(frame[column].to_numpy(dtype=object)) for column in frame]
+    expected = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    np.testing.assert_array_equal(validation.key_hashes(parts), expected)
+
+
 def test_delimiter_sniffing_ignores_delimiters_inside_quotes():
     assert decoding.sniff_delimiter('date;item_id;name\n2024-01-01;A;"a, b, c"\n2024-01-02;B;"d, e"\n') == ";"
     assert decoding.sniff_delimiter("date|item_id|quantity\n2024-01-01|A|1\n") == "|"
