@@ -13,13 +13,15 @@ scope gives it:
   per store          one fit per store (what won the M5 competition)
   global sample 1/4  one fit on the series of shard 0 of 4, forecasting every shard
 
-Every fit above samples the zeros as the pipeline does (model.zero_sample: a training set of more
-than model.ZERO_SAMPLE_FROM rows keeps every sale and half of the zeros). Then the pipeline's own
-scope (domain.shards.shard_count_for of the rows) at other sampling rates, side by side:
+Every fit above keeps the rows the pipeline's do (model.training_rows: a daily training set of more
+than model.ZERO_SAMPLE_FROM rows fits on its last model.RECENT_MONTHS months, with every sale and
+half of the zeros). Then the pipeline's own scope (domain.shards.shard_count_for of the rows) with
+other choices of rows, side by side:
 
-  zeros: every row   no sampling (the fits before model.zero_sample)
-  zeros: 1/2         the pipeline's model.ZERO_SAMPLE_RATE
-  zeros: 1/3, 1/4    fewer zeros still
+  last 18 months, zeros: 1/2        the pipeline's
+  every period, zeros: 1/2          the whole history (the fits before model.RECENT_MONTHS)
+  last 18 months, zeros: every row  no sampling (the fits before model.zero_sample)
+  last 18 months, zeros: 1/3, 1/4   fewer zeros still
 
 MAE, seasonal naive's MAE and the cross-conformal P10-P90 coverage are exact over all held-out
 records (added from each group's sums); fit seconds are the sum of the scope's fits.
@@ -75,7 +77,7 @@ def score(groups: list[pd.DataFrame], manifest: dict, horizon: int, fitter) -> d
 
 
 def scopes(frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
-    own = lambda train: model.fit(train, manifest["features"])  # noqa: E731
+    own = lambda train: model.fit(train, manifest["features"], manifest["frequency"])  # noqa: E731
     by_shard = lambda count: shards.shard_of(frame[schema.ITEM], frame[schema.STORE], count)  # noqa: E731
     results = {"one model": score([frame], manifest, horizon, own)}
     for count in (4, 16):
@@ -84,7 +86,8 @@ def scopes(frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
     results["per store"] = score([group for _, group in frame.groupby(schema.STORE, sort=True)], manifest, horizon, own)
     _, train, _ = model.holdout_split(frame, manifest["frequency"], horizon)
     started = time.perf_counter()
-    sample = model.fit(train[shards.shard_of(train[schema.ITEM], train[schema.STORE], 4) == 0], manifest["features"])
+    sampled = train[shards.shard_of(train[schema.ITEM], train[schema.STORE], 4) == 0]
+    sample = model.fit(sampled, manifest["features"], manifest["frequency"])
     sample_s = time.perf_counter() - started
     ids = by_shard(4)
     results["global sample 1/4"] = {
@@ -94,21 +97,30 @@ def scopes(frame: pd.DataFrame, manifest: dict, horizon: int) -> dict:
     return results
 
 
-def zero_rates(frame: pd.DataFrame, manifest: dict, horizon: int, count: int) -> dict:
-    """The pipeline's scope (``count`` shards) fitted with every row, then with the zeros sampled
-    at 1/2, 1/3 and 1/4 (model.ZERO_SAMPLE_RATE set for each; restored after)."""
-    own = lambda train: model.fit(train, manifest["features"])  # noqa: E731
+def training_rows(frame: pd.DataFrame, manifest: dict, horizon: int, count: int) -> dict:
+    """The pipeline's scope (``count`` shards) with the rows its fits keep (model.training_rows:
+    of a large daily set, the last model.RECENT_MONTHS months; zeros sampled at 1/2), then with every
+    period, and with the zeros kept at other rates (the model's settings set for each, restored after)."""
+    own = lambda train: model.fit(train, manifest["features"], manifest["frequency"])  # noqa: E731
     ids = shards.shard_of(frame[schema.ITEM], frame[schema.STORE], count)
     groups = [frame[ids == s] for s in range(count)]
-    kept = model.ZERO_SAMPLE_FROM, model.ZERO_SAMPLE_RATE
+    kept = model.ZERO_SAMPLE_RATE, model.RECENT_MONTHS
+    months = kept[1].get(manifest["frequency"])
+    recent = f"last {months} months" if months else "every period"
+    variants = (
+        (f"{recent}, zeros: 1/2", 0.5, kept[1]),
+        ("every period, zeros: 1/2", 0.5, {}),
+        (f"{recent}, zeros: every row", 1.0, kept[1]),
+        (f"{recent}, zeros: 1/3", 1 / 3, kept[1]),
+        (f"{recent}, zeros: 1/4", 0.25, kept[1]),
+    )
     results = {}
     try:
-        rates = (("every row", sys.maxsize, 1.0), ("1/2", kept[0], 0.5), ("1/3", kept[0], 1 / 3), ("1/4", kept[0], 0.25))
-        for name, start, rate in rates:
-            model.ZERO_SAMPLE_FROM, model.ZERO_SAMPLE_RATE = start, rate
-            results[f"x{count}, zeros: {name}"] = score(groups, manifest, horizon, own)
+        for name, rate, window in variants:
+            model.ZERO_SAMPLE_RATE, model.RECENT_MONTHS = rate, window
+            results[f"x{count}, {name}"] = score(groups, manifest, horizon, own)
     finally:
-        model.ZERO_SAMPLE_FROM, model.ZERO_SAMPLE_RATE = kept
+        model.ZERO_SAMPLE_RATE, model.RECENT_MONTHS = kept
     return results
 
 
@@ -135,16 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         "series": manifest["series"],
         "horizon": args.horizon,
         "scopes": scopes(frame, manifest, args.horizon),
-        "zero_sample_rates": zero_rates(frame, manifest, args.horizon, shards.shard_count_for(len(data))),
+        "training_rows": training_rows(frame, manifest, args.horizon, shards.shard_count_for(len(data))),
     }
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['rows']:,} rows, {report['series']:,} series, {args.horizon} days held out")
-    print(f"{'scope':<24}{'groups':>7}{'MAE':>9}{'naive':>9}{'P10-P90':>9}{'fit s':>8}")
-    for name, row in [*report["scopes"].items(), *report["zero_sample_rates"].items()]:
+    print(f"{'scope':<40}{'groups':>7}{'MAE':>9}{'naive':>9}{'P10-P90':>9}{'fit s':>8}")
+    for name, row in [*report["scopes"].items(), *report["training_rows"].items()]:
         print(
-            f"{name:<24}{row['groups']:>7}{row['mae']:>9.4f}{row['seasonal_naive_mae']:>9.4f}"
+            f"{name:<40}{row['groups']:>7}{row['mae']:>9.4f}{row['seasonal_naive_mae']:>9.4f}"
             f"{row['coverage_p10_p90']:>9.3f}{row['fit_s']:>8.1f}"
         )
     return 0

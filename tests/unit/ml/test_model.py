@@ -211,6 +211,36 @@ def test_a_large_training_set_is_fitted_on_its_zero_sample(monkeypatch):
     np.testing.assert_array_equal(seen["weight"], whole.estimator._level(frame[whole.names])[~firsts])
 
 
+@pytest.mark.parametrize("frequency", ["D", "W"])
+def test_a_large_daily_training_set_fits_on_its_recent_months(monkeypatch, frequency):
+    """Over the bound, a daily set fits on the rows of its last RECENT_MONTHS months only (weekly and
+    monthly sets on every period); at the bound, every period; the holdout fit passes the frequency."""
+    frame, manifest = features.build_features(m5_like.frame(m5_like.Shape(items=6, stores=2, days=900), seed=4), "D")
+    seen = {}
+    original = model.HistGradientBoostingRegressor.fit
+
+    def spy(self, X, y, sample_weight=None):
+        seen["rows"] = len(X)
+        return original(self, X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(model.HistGradientBoostingRegressor, "fit", spy)
+    monkeypatch.setattr(model, "ZERO_SAMPLE_RATE", 1.0)  # every zero kept: only the window counts
+    firsts = frame.groupby(["item_id", "store_id"]).cumcount().to_numpy() == 0
+    recent = (frame["date"] > frame["date"].max() - pd.DateOffset(months=18)).to_numpy()
+    monkeypatch.setattr(model, "ZERO_SAMPLE_FROM", len(frame) - 1)
+    model.fit(frame, manifest["features"], frequency)
+    assert seen["rows"] == ((~firsts & recent).sum() if frequency == "D" else (~firsts).sum())
+    assert 0.5 * len(frame) < (~firsts & recent).sum() < 0.7 * len(frame)
+    monkeypatch.setattr(model, "ZERO_SAMPLE_FROM", len(frame))
+    model.fit(frame, manifest["features"], frequency)
+    assert seen["rows"] == (~firsts).sum()
+    monkeypatch.setattr(model, "ZERO_SAMPLE_FROM", 1_000)
+    window = model.holdout_fit(frame, manifest, 14)
+    cut = window.train
+    later = cut.groupby(["item_id", "store_id"]).cumcount() > 0
+    assert seen["rows"] == ((cut["date"] > cut["date"].max() - pd.DateOffset(months=18)) & later).sum()
+
+
 def test_no_fit_learns_from_a_series_first_period():
     """A series' first period has no level (nothing before it): its quantity as a ratio to 1 made
     monthly Poisson trees grow leaf values in the hundreds and the forecast overflow (3e270 here

@@ -1,5 +1,5 @@
-"""The model-scope benchmark: its zero-sampling rates side by side, each a real fit of the
-pipeline's scope, with the model's sampling settings given back afterwards."""
+"""The model-scope benchmark: its choices of training rows side by side (recent months, zero
+sampling rates), each a real fit of the pipeline's scope, with the model's settings given back."""
 
 import importlib.util
 import json
@@ -18,21 +18,30 @@ def _script():
     return module
 
 
-def test_zero_rates_fit_each_rate_and_restore_the_models_settings(monkeypatch):
+NAMES = [
+    "last 18 months, zeros: 1/2",
+    "every period, zeros: 1/2",
+    "last 18 months, zeros: every row",
+    "last 18 months, zeros: 1/3",
+    "last 18 months, zeros: 1/4",
+]
+
+
+def test_training_rows_fit_each_choice_and_restore_the_models_settings(monkeypatch):
     bench = _script()
-    frame, manifest = features.build_features(m5_like.frame(m5_like.Shape(items=10, stores=4, days=200), seed=3), "D")
+    frame, manifest = features.build_features(m5_like.frame(m5_like.Shape(items=10, stores=4, days=600), seed=3), "D")
     monkeypatch.setattr(model, "ZERO_SAMPLE_FROM", 1_000)  # these shards sample (the real bound is 200,000 rows)
-    rates = bench.zero_rates(frame, manifest, 14, 2)
-    assert list(rates) == ["x2, zeros: every row", "x2, zeros: 1/2", "x2, zeros: 1/3", "x2, zeros: 1/4"]
-    assert len({row["mae"] for row in rates.values()}) == 4, "each rate is its own fit"
-    assert all(row["groups"] == 2 and row["mae"] < row["seasonal_naive_mae"] for row in rates.values())
-    assert (model.ZERO_SAMPLE_FROM, model.ZERO_SAMPLE_RATE) == (1_000, 0.5)
+    rows = bench.training_rows(frame, manifest, 14, 2)
+    assert list(rows) == [f"x2, {name}" for name in NAMES]
+    assert len({row["mae"] for row in rows.values()}) == 5, "each choice is its own fit"
+    assert all(row["groups"] == 2 and row["mae"] < row["seasonal_naive_mae"] for row in rows.values())
+    assert (model.ZERO_SAMPLE_FROM, model.ZERO_SAMPLE_RATE, model.RECENT_MONTHS) == (1_000, 0.5, {"D": 18})
 
 
-def test_the_report_lists_the_rates_beside_the_scopes(capsys):
+def test_the_report_lists_the_training_rows_beside_the_scopes(capsys):
     assert _script().main(["--rows", "10000", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"one model", "per shard x4", "global sample 1/4"} <= set(report["scopes"])
-    assert list(report["zero_sample_rates"]) == ["x1, zeros: every row", "x1, zeros: 1/2", "x1, zeros: 1/3", "x1, zeros: 1/4"]
-    # 10,000 rows are under the bound: every rate fits every row, the same model
-    assert len({row["mae"] for row in report["zero_sample_rates"].values()}) == 1
+    assert list(report["training_rows"]) == [f"x1, {name}" for name in NAMES]
+    # 10,000 rows are under the bound: every choice fits every row, the same model
+    assert len({row["mae"] for row in report["training_rows"].values()}) == 1
