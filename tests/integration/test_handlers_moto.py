@@ -87,7 +87,15 @@ def test_pipeline_accounts_for_every_row_and_predicts_every_series(aws, capsys, 
     for scores in ("model", "seasonal_naive"):
         assert predicted["metrics"][scores] == metadata["metrics"][scores]
     assert read_json(aws, predicted["run_report_key"])["metrics"] == predicted["metrics"] == dataset_latest["metrics"]
-    assert len(read_csv_gz(aws, f"predictions/sales/{run_id}/shard=00000.csv.gz")) == len(items)
+    part = read_csv_gz(aws, f"predictions/sales/{run_id}/shard=00000.csv.gz")
+    assert len(part) == len(items)
+    # The CSV part holds the numbers the items (and the API) serve, to the same places.
+    served = {(item["pk"], item["date"]): float(item["prediction"]) for item in items}
+    in_part = {
+        (table_keys.prediction_pk("sales", run_id, row.item_id, row.store_id), str(row.date)[:10]): float(row.prediction)
+        for row in part.itertuples()
+    }
+    assert in_part == served and any(value != round(value, 3) for value in served.values())
 
     # The run's forecast report: next to the validation reports, named in CURRENT, with every count.
     assert predicted["report_key"] == pointer["report_key"] == f"reports/sales/{run_id}/report.html"

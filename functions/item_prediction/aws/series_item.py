@@ -28,6 +28,7 @@ ATTRIBUTE = "forecast"
 FORMAT_ATTRIBUTE = "forecast_format"
 QUANTILES = ("p10", "p50", "p90")  # stored beside ``prediction`` when the forecast has them
 VALUES = ("prediction", *QUANTILES)  # the number lists a forecast may hold, in this order
+PLACES = 4  # decimal places of a forecast's numbers, in its items and in the CSV parts alike
 
 
 class UnknownFormat(ValueError):

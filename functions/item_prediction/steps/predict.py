@@ -44,7 +44,7 @@ class ModelIntegrityError(ValueError):
 def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecast_id: str, expiry: int) -> list[dict]:
     """One DynamoDB item per series (``sk`` :data:`table_keys.SERIES_SK`) holding its whole forecast
     in date order as ONE string attribute (:func:`series_item.encode`: compact JSON of ``dates``,
-    ``prediction`` and ``p10``/``p50``/``p90`` when the forecast has them, rounded to 4 places),
+    ``prediction`` and ``p10``/``p50``/``p90`` when the forecast has them, rounded to ``series_item.PLACES``),
     beside the ids, ``model_version`` and ``expires_at``.
 
     Vectorised: the frame is sorted once and cut where the series changes, one dict per series.
@@ -61,7 +61,7 @@ def prediction_items(forecast: pd.DataFrame, version: str, dataset: str, forecas
     ends = [*starts[1:], len(ordered)]
     days = ordered[schema.DATE].dt.strftime("%Y-%m-%d").tolist()
     names = [name for name in series_item.VALUES if name in ordered]
-    columns = {name: np.round(ordered[name].to_numpy(dtype=float), 4).tolist() for name in names}
+    columns = {name: np.round(ordered[name].to_numpy(dtype=float), series_item.PLACES).tolist() for name in names}
     return [
         {
             **table_keys.series_key(dataset, forecast_id, items[start], stores[start]),
@@ -204,9 +204,10 @@ def run_shard(
     expiry = table_keys.expires_at(last, today or datetime.now(UTC).date())
     with timer("write_items"):
         items_written = storage.put_items(prediction_items(forecast, bundle.metadata["version"], dataset, run_id, expiry))
-    with timer("write_csv"):
+    with timer("write_csv"):  # the numbers as the items hold them (and a third cheaper to format than in full)
+        rounded = forecast.round(dict.fromkeys(series_item.VALUES, series_item.PLACES))
         predictions_key = storage.write_csv(
-            f"{settings.predictions_prefix}{dataset}/{run_id}/shard={shard:05d}.csv.gz", forecast, escape_formulas=True
+            f"{settings.predictions_prefix}{dataset}/{run_id}/shard={shard:05d}.csv.gz", rounded, escape_formulas=True
         )
     trained = item["mode"] == "train_and_predict"
     with timer("report_slice"):
