@@ -270,7 +270,20 @@ def test_a_window_with_the_prior_gives_the_full_historys_features_where_forecast
     assert inputs_manifest == {**windowed_manifest, "inputs_only": True}
 
 
-@pytest.mark.parametrize("keys", [object, str])
+KEY_DTYPES = [object, str, pd.StringDtype("python")]  # str: pyarrow's where installed; python: the layers'
+
+
+@pytest.mark.parametrize("keys", KEY_DTYPES)
+def test_series_starts_are_where_the_keys_change_whatever_their_dtype(keys):
+    grid = features.regular_grid(generate_sales(items=4, stores=3, periods=9, seed=2, invalid=False).frame, "D")
+    grid = features.sort_grid(grid).astype({"item_id": keys, "store_id": keys})
+    pair = grid["item_id"].astype(object) + "|" + grid["store_id"].astype(object)
+    expected = (pair != pair.shift()).to_numpy()
+    np.testing.assert_array_equal(features.series_starts(grid), expected)
+    assert expected.sum() == 12
+
+
+@pytest.mark.parametrize("keys", KEY_DTYPES)
 def test_sort_grid_sorts_any_disorder_and_passes_a_sorted_grid_through(keys):
     """A sorted grid is not sorted again (a check of neighbours instead): every kind of disorder
     (items, stores within an item, dates within a series) is still found and sorted."""
