@@ -67,7 +67,7 @@ ZERO_SAMPLE_RATE = 0.5
 TRAINING_ROWS = "every row with a level: a series' first period is left out"  # see training_rows
 # A daily training set of more than ZERO_SAMPLE_FROM rows fits on its last RECENT_MONTHS months (its
 # features still look back over the whole history). On M5-shaped data at 1 M and 3 M rows that fit
-# took 0.55x and 0.6x the time for a backtest MAE no worse (0.9154 vs 0.9165, 0.9186 vs 0.9207), and
+# took about 0.6x the time for a backtest MAE no worse (0.9154 vs 0.9165, 0.9186 vs 0.9207), and
 # was no worse on a 400-series generated daily export; weekly and monthly sets (7 and 30 times fewer
 # periods a year: their older years are much of what they know of the season) lost 0.6-1.7% with it,
 # so they keep every period (scripts/bench_model_scope.py prints both ways).
