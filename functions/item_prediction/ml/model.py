@@ -296,11 +296,6 @@ def zero_sample(target: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | Non
     return rows, np.where(sold[rows], 1.0, 1.0 / ZERO_SAMPLE_RATE)
 
 
-def zero_sample_rule() -> dict:
-    """The sampling rule as a model's version recipe and metadata name it."""
-    return {"from_rows": ZERO_SAMPLE_FROM, "rate": ZERO_SAMPLE_RATE}
-
-
 def fit(train: pd.DataFrame, names: list[str], frequency: str | None = None) -> Fitted:
     """Fit on ``train``'s informative features, on the rows :func:`training_rows` keeps (those with
     a level; of a large daily set, the recent ones; of many, a :func:`zero_sample`);
@@ -344,8 +339,9 @@ def training_rows(
 
 
 def training_rule() -> dict:
-    """Which rows a fit learns from, as a model's version recipe and metadata name it."""
-    return {"rows": TRAINING_ROWS, "recent_months": RECENT_MONTHS, "from_rows": ZERO_SAMPLE_FROM}
+    """Which rows a fit learns from (:func:`training_rows`), as a model's version recipe and metadata
+    name it: the rows, and from ``from_rows`` the recent months and the rate of zeros kept."""
+    return {"rows": TRAINING_ROWS, "from_rows": ZERO_SAMPLE_FROM, "recent_months": RECENT_MONTHS, "zero_rate": ZERO_SAMPLE_RATE}
 
 
 PLAN_FILE, PLAN_ASSUMED = plan_names.PLAN_FILE, plan_names.PLAN_ASSUMED  # what a forecast says of its future (domain.plan)
@@ -656,7 +652,6 @@ def model_version(manifest: dict) -> str:
         {
             "params": MODEL_PARAMS,
             "estimator": f"{LevelScaled.__name__}(level floor {LEVEL_FLOOR})",
-            "zero_sample": zero_sample_rule(),
             "training_rule": training_rule(),
             "features": manifest["features"],
             "features_version": manifest["version"],
@@ -689,7 +684,6 @@ def make_bundle(fitted: Fitted, train_rows: pd.DataFrame, manifest: dict, metric
         "features_dropped": fitted.dropped,
         "frequency": manifest["frequency"],
         "params": MODEL_PARAMS,
-        "zero_sample": zero_sample_rule(),
         "training_rule": training_rule(),
         "metrics": metrics,
         "training_rows": len(train_rows),
